@@ -1,0 +1,608 @@
+//! The single writer thread and its group commit.
+//!
+//! Requests queue on an unbounded channel whose size is bounded by accounting (request
+//! count and payload bytes; over either limit a request is refused with `Overloaded`,
+//! which the HTTP layer answers with 429). The thread blocks for the first request, takes
+//! everything else already queued (up to the batch limits), runs it all in one
+//! `BEGIN IMMEDIATE` transaction with a savepoint per request, commits, and only then
+//! answers the requests and wakes readers. There is no timer: an idle server commits a
+//! lone request at once, a busy one batches whatever arrived during the last commit.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use super::db::{self, entries, producers, streams};
+use super::notifier::Notifier;
+use super::{
+    AppendCmd, AppendError, AppendOutcome, CreateCmd, CreateError, CreateOutcome, DeleteError,
+    EngineError, ForkInfo, StreamMeta,
+};
+use crate::clock::SharedClock;
+use crate::config::Limits;
+use crate::protocol::{content_type, expiry::Expiry, json};
+
+/// A request for the writer thread.
+pub enum Command {
+    Create(CreateCmd, oneshot::Sender<Result<CreateOutcome, CreateError>>),
+    Append(AppendCmd, oneshot::Sender<Result<AppendOutcome, AppendError>>),
+    Delete(String, oneshot::Sender<Result<(), DeleteError>>),
+    Sweep(usize, oneshot::Sender<Result<usize, EngineError>>),
+    Touch(i64, i64),
+    Shutdown,
+}
+
+struct Queued {
+    cmd: Command,
+    bytes: usize,
+}
+
+/// Returned when the ingest queue is over its limits.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueFull;
+
+pub struct WriterHandle {
+    tx: mpsc::Sender<Queued>,
+    queued_reqs: Arc<AtomicUsize>,
+    queued_bytes: Arc<AtomicUsize>,
+    max_reqs: usize,
+    max_bytes: usize,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl WriterHandle {
+    /// Queues a request, refusing it when the queue is full.
+    pub fn submit(&self, cmd: Command, bytes: usize) -> Result<(), EngineError> {
+        let reqs = self.queued_reqs.fetch_add(1, Ordering::AcqRel);
+        let queued = self.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
+        if reqs >= self.max_reqs || (queued > 0 && queued + bytes > self.max_bytes) {
+            self.queued_reqs.fetch_sub(1, Ordering::AcqRel);
+            self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            return Err(EngineError::Overloaded);
+        }
+        self.tx.send(Queued { cmd, bytes }).map_err(|_| {
+            self.queued_reqs.fetch_sub(1, Ordering::AcqRel);
+            self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            EngineError::ShuttingDown
+        })
+    }
+
+    /// Fire-and-forget TTL renewal; not subject to queue limits (it carries no payload).
+    pub fn touch(&self, id: i64, at_ms: i64) {
+        self.queued_reqs.fetch_add(1, Ordering::AcqRel);
+        if self
+            .tx
+            .send(Queued {
+                cmd: Command::Touch(id, at_ms),
+                bytes: 0,
+            })
+            .is_err()
+        {
+            self.queued_reqs.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Asks the thread to stop after the requests queued before this call, and waits.
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(Queued {
+            cmd: Command::Shutdown,
+            bytes: 0,
+        });
+        let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Opens the write connection (migrating the schema) and starts the thread.
+pub fn spawn(
+    path: &Path,
+    limits: &Limits,
+    clock: SharedClock,
+    notifier: Notifier,
+) -> Result<WriterHandle, EngineError> {
+    let conn = db::open_writer(path)?;
+    let (tx, rx) = mpsc::channel();
+    let queued_reqs = Arc::new(AtomicUsize::new(0));
+    let queued_bytes = Arc::new(AtomicUsize::new(0));
+    let mut w = Writer {
+        conn,
+        clock,
+        notifier,
+        queued_reqs: queued_reqs.clone(),
+        queued_bytes: queued_bytes.clone(),
+        batch_reqs: limits.ingest_max_batch_reqs,
+        batch_bytes: limits.ingest_max_batch_bytes,
+    };
+    let thread = std::thread::Builder::new()
+        .name("sqlite-writer".into())
+        .spawn(move || w.run(rx))
+        .map_err(|e| EngineError::Storage(format!("spawn writer thread: {e}")))?;
+    Ok(WriterHandle {
+        tx,
+        queued_reqs,
+        queued_bytes,
+        max_reqs: limits.ingest_max_queue_reqs,
+        max_bytes: limits.ingest_max_queue_bytes,
+        thread: Mutex::new(Some(thread)),
+    })
+}
+
+struct Writer {
+    conn: Connection,
+    clock: SharedClock,
+    notifier: Notifier,
+    queued_reqs: Arc<AtomicUsize>,
+    queued_bytes: Arc<AtomicUsize>,
+    batch_reqs: usize,
+    batch_bytes: usize,
+}
+
+/// An answer held back until the transaction commits.
+enum Reply {
+    Create(oneshot::Sender<Result<CreateOutcome, CreateError>>, Result<CreateOutcome, CreateError>),
+    Append(oneshot::Sender<Result<AppendOutcome, AppendError>>, Result<AppendOutcome, AppendError>),
+    Delete(oneshot::Sender<Result<(), DeleteError>>, Result<(), DeleteError>),
+    Sweep(oneshot::Sender<Result<usize, EngineError>>, Result<usize, EngineError>),
+}
+
+impl Reply {
+    fn send(self) {
+        // A dropped receiver means the client went away; nothing to do.
+        match self {
+            Reply::Create(tx, r) => drop(tx.send(r)),
+            Reply::Append(tx, r) => drop(tx.send(r)),
+            Reply::Delete(tx, r) => drop(tx.send(r)),
+            Reply::Sweep(tx, r) => drop(tx.send(r)),
+        }
+    }
+
+    fn fail(self, e: EngineError) {
+        match self {
+            Reply::Create(tx, _) => drop(tx.send(Err(e.into()))),
+            Reply::Append(tx, _) => drop(tx.send(Err(e.into()))),
+            Reply::Delete(tx, _) => drop(tx.send(Err(e.into()))),
+            Reply::Sweep(tx, _) => drop(tx.send(Err(e))),
+        }
+    }
+}
+
+/// Failure of one request: a domain refusal, or a storage error.
+trait FromSql: Sized {
+    fn sql(e: rusqlite::Error) -> Self;
+}
+impl FromSql for CreateError {
+    fn sql(e: rusqlite::Error) -> Self {
+        CreateError::Engine(e.into())
+    }
+}
+impl FromSql for AppendError {
+    fn sql(e: rusqlite::Error) -> Self {
+        AppendError::Engine(e.into())
+    }
+}
+impl FromSql for DeleteError {
+    fn sql(e: rusqlite::Error) -> Self {
+        DeleteError::Engine(e.into())
+    }
+}
+impl FromSql for EngineError {
+    fn sql(e: rusqlite::Error) -> Self {
+        e.into()
+    }
+}
+
+impl Writer {
+    fn run(&mut self, rx: mpsc::Receiver<Queued>) {
+        let mut stop = false;
+        while !stop {
+            let Ok(first) = rx.recv() else { break };
+            let mut batch = vec![first];
+            let mut bytes = batch[0].bytes;
+            while batch.len() < self.batch_reqs && bytes < self.batch_bytes {
+                match rx.try_recv() {
+                    Ok(q) => {
+                        bytes += q.bytes;
+                        batch.push(q);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let n = batch.len();
+            stop = self.commit_batch(batch);
+            self.queued_reqs.fetch_sub(n, Ordering::AcqRel);
+            self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        }
+        tracing::debug!("writer thread stopped");
+    }
+
+    /// Runs one batch; returns true when a shutdown request was in it.
+    fn commit_batch(&mut self, batch: Vec<Queued>) -> bool {
+        let now = self.clock.now_ms();
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut changed = BTreeSet::new();
+        let mut touches: HashMap<i64, i64> = HashMap::new();
+        let mut stop = false;
+        let tx = match self.conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot begin write transaction");
+                fail_all(batch, EngineError::from(e));
+                return false;
+            }
+        };
+        for q in batch {
+            match q.cmd {
+                Command::Create(cmd, reply) => {
+                    let r = in_savepoint(&tx, |c| create(c, cmd, now));
+                    if let Ok(CreateOutcome::Created(m)) = &r {
+                        changed.insert(m.id);
+                    }
+                    replies.push(Reply::Create(reply, r));
+                }
+                Command::Append(cmd, reply) => {
+                    let r = in_savepoint(&tx, |c| append(c, cmd, now));
+                    if let Ok((_, id)) = &r {
+                        changed.insert(*id);
+                    }
+                    replies.push(Reply::Append(reply, r.map(|(o, _)| o)));
+                }
+                Command::Delete(name, reply) => {
+                    let r = in_savepoint(&tx, |c| delete(c, &name, now, &mut changed));
+                    replies.push(Reply::Delete(reply, r));
+                }
+                Command::Sweep(limit, reply) => {
+                    let r = in_savepoint(&tx, |c| sweep(c, limit, now, &mut changed));
+                    replies.push(Reply::Sweep(reply, r));
+                }
+                Command::Touch(id, at) => {
+                    let e = touches.entry(id).or_insert(at);
+                    *e = (*e).max(at);
+                }
+                Command::Shutdown => stop = true,
+            }
+        }
+        for (id, at) in touches {
+            if let Err(e) = streams::touch(&tx, id, at) {
+                tracing::warn!(error = %e, "TTL renewal failed");
+            }
+        }
+        match tx.commit() {
+            Ok(()) => {
+                for r in replies {
+                    r.send();
+                }
+                self.notifier.notify(changed);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "commit failed; failing the whole batch");
+                let err = EngineError::from(e);
+                for r in replies {
+                    r.fail(err.clone());
+                }
+            }
+        }
+        stop
+    }
+}
+
+fn fail_all(batch: Vec<Queued>, e: EngineError) {
+    for q in batch {
+        match q.cmd {
+            Command::Create(_, r) => drop(r.send(Err(e.clone().into()))),
+            Command::Append(_, r) => drop(r.send(Err(e.clone().into()))),
+            Command::Delete(_, r) => drop(r.send(Err(e.clone().into()))),
+            Command::Sweep(_, r) => drop(r.send(Err(e.clone()))),
+            Command::Touch(..) | Command::Shutdown => {}
+        }
+    }
+}
+
+/// Runs one request inside a savepoint, undoing its partial writes if it fails.
+fn in_savepoint<T, E: FromSql>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, E>,
+) -> Result<T, E> {
+    conn.execute_batch("SAVEPOINT req").map_err(E::sql)?;
+    let r = f(conn);
+    let end = if r.is_ok() {
+        "RELEASE req"
+    } else {
+        "ROLLBACK TO req; RELEASE req"
+    };
+    conn.execute_batch(end).map_err(E::sql)?;
+    r
+}
+
+fn create(c: &Connection, cmd: CreateCmd, now: i64) -> Result<CreateOutcome, CreateError> {
+    let sql = CreateError::sql;
+    if let Some(existing) = streams::by_name(c, &cmd.name).map_err(sql)? {
+        if existing.deleted {
+            return Err(CreateError::SoftDeleted);
+        }
+        if existing.is_expired(now) {
+            retire(c, &existing).map_err(sql)?;
+        } else {
+            return if same_config(c, &existing, &cmd).map_err(sql)? {
+                Ok(CreateOutcome::Exists(existing))
+            } else {
+                Err(CreateError::ConfigMismatch)
+            };
+        }
+    }
+
+    let mut materialized = None;
+    let (ct, expiry, fork) = match &cmd.fork {
+        None => (
+            cmd.content_type.clone().unwrap_or_else(|| content_type::DEFAULT.into()),
+            cmd.expiry.unwrap_or(Expiry::None),
+            None,
+        ),
+        Some(f) => {
+            let src = match streams::by_name(c, &f.source).map_err(sql)? {
+                None => return Err(CreateError::SourceNotFound),
+                Some(s) if s.deleted => return Err(CreateError::SourceDeleted),
+                Some(s) if s.is_expired(now) => return Err(CreateError::SourceNotFound),
+                Some(s) => s,
+            };
+            let ct = cmd.content_type.clone().unwrap_or_else(|| src.content_type.clone());
+            if !content_type::same(&ct, &src.content_type) {
+                return Err(CreateError::SourceContentType);
+            }
+            let pos = f.pos.unwrap_or(src.next_pos);
+            if pos > src.next_pos {
+                return Err(CreateError::BadFork("Stream-Fork-Offset is beyond the source's tail".into()));
+            }
+            let mut fork_pos = pos;
+            if f.sub_offset > 0 {
+                if content_type::is_json(&src.content_type) {
+                    if pos + f.sub_offset > src.next_pos {
+                        return Err(CreateError::BadFork(
+                            "Stream-Fork-Sub-Offset is past the source's last message".into(),
+                        ));
+                    }
+                    fork_pos = pos + f.sub_offset;
+                } else {
+                    let entry = super::reader::entry_at(c, &src, pos)
+                        .map_err(sql)?
+                        .ok_or_else(|| CreateError::BadFork("no data after Stream-Fork-Offset".into()))?;
+                    let cut = usize::try_from(f.sub_offset).unwrap_or(usize::MAX);
+                    if cut > entry.len() {
+                        return Err(CreateError::BadFork(
+                            "Stream-Fork-Sub-Offset is past the end of the append at the fork offset".into(),
+                        ));
+                    }
+                    materialized = Some(entry[..cut].to_vec());
+                }
+            }
+            streams::add_ref(c, src.id, 1).map_err(sql)?;
+            let fork = ForkInfo {
+                source_id: src.id,
+                pos: fork_pos,
+                sub_offset: f.sub_offset,
+            };
+            (ct, cmd.expiry.unwrap_or(src.expiry), Some(fork))
+        }
+    };
+
+    let body_entries = if cmd.body.is_empty() {
+        Vec::new()
+    } else if content_type::is_json(&ct) {
+        json::split_messages(&cmd.body, true).map_err(|e| CreateError::BadBody(e.to_string()))?
+    } else {
+        vec![cmd.body]
+    };
+
+    let mut meta = StreamMeta {
+        id: 0,
+        name: Some(cmd.name),
+        content_type: ct,
+        created_at_ms: now,
+        expiry,
+        last_access_ms: now,
+        next_pos: fork.map_or(0, |f| f.pos),
+        closed: cmd.closed,
+        closed_by: None,
+        stream_seq: None,
+        fork,
+        ref_count: 0,
+        deleted: false,
+    };
+    meta.id = streams::insert(c, &meta).map_err(sql)?;
+    for data in materialized.iter().chain(body_entries.iter()) {
+        entries::insert(c, meta.id, meta.next_pos, data).map_err(sql)?;
+        meta.next_pos += 1;
+    }
+    streams::update_after_write(c, &meta).map_err(sql)?;
+    Ok(CreateOutcome::Created(meta))
+}
+
+/// Whether an idempotent re-create matches the stored configuration.
+fn same_config(c: &Connection, m: &StreamMeta, cmd: &CreateCmd) -> rusqlite::Result<bool> {
+    let requested_ct = match (&cmd.content_type, &cmd.fork) {
+        (Some(ct), _) => ct.clone(),
+        (None, Some(_)) => m.content_type.clone(),
+        (None, None) => content_type::DEFAULT.to_string(),
+    };
+    if !content_type::same(&requested_ct, &m.content_type) || m.closed != cmd.closed {
+        return Ok(false);
+    }
+    match cmd.expiry {
+        Some(e) if e != m.expiry => return Ok(false),
+        None if cmd.fork.is_none() && m.expiry != Expiry::None => return Ok(false),
+        _ => {}
+    }
+    if let Some(f) = &cmd.fork {
+        let Some(info) = m.fork else { return Ok(false) };
+        let source_id = streams::by_name(c, &f.source)?.map(|s| s.id);
+        if source_id != Some(info.source_id) || f.sub_offset != info.sub_offset {
+            return Ok(false);
+        }
+        let requested_anchor = if content_type::is_json(&m.content_type) {
+            info.pos - info.sub_offset
+        } else {
+            info.pos
+        };
+        if f.pos.is_some_and(|p| p != requested_anchor) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn append(c: &Connection, cmd: AppendCmd, now: i64) -> Result<(AppendOutcome, i64), AppendError> {
+    let sql = AppendError::sql;
+    let mut m = match streams::by_name(c, &cmd.name).map_err(sql)? {
+        None => return Err(AppendError::NotFound),
+        Some(m) if m.deleted => return Err(AppendError::Gone),
+        Some(m) if m.is_expired(now) => return Err(AppendError::NotFound),
+        Some(m) => m,
+    };
+    let duplicate = |m: &StreamMeta, producer: Option<(u64, u64)>| AppendOutcome {
+        next_pos: m.next_pos,
+        closed: m.closed,
+        written: 0,
+        producer,
+    };
+    if m.closed {
+        let same_closer = match (&cmd.producer, &m.closed_by) {
+            (Some(p), Some((id, e, s))) => &p.id == id && p.epoch == *e && p.seq == *s,
+            _ => false,
+        };
+        if cmd.close && (cmd.entries.is_empty() || same_closer) {
+            let echo = cmd.producer.as_ref().map(|p| (p.epoch, p.seq));
+            return Ok((duplicate(&m, echo), m.id));
+        }
+        return Err(AppendError::Closed { next_pos: m.next_pos });
+    }
+    if !cmd.entries.is_empty() {
+        let ok = cmd
+            .content_type
+            .as_deref()
+            .is_some_and(|ct| content_type::same(ct, &m.content_type));
+        if !ok {
+            return Err(AppendError::ContentType);
+        }
+    }
+    if let Some(p) = &cmd.producer {
+        match producers::get(c, m.id, &p.id).map_err(sql)? {
+            None if p.seq != 0 => return Err(AppendError::EpochSeq),
+            None => {}
+            Some((epoch, _)) if p.epoch < epoch => return Err(AppendError::StaleEpoch { current: epoch }),
+            Some((epoch, _)) if p.epoch > epoch && p.seq != 0 => return Err(AppendError::EpochSeq),
+            Some((epoch, _)) if p.epoch > epoch => {}
+            Some((epoch, last)) if p.seq <= last => {
+                return Ok((duplicate(&m, Some((epoch, last))), m.id));
+            }
+            Some((_, last)) if p.seq > last + 1 => {
+                return Err(AppendError::Gap {
+                    expected: last + 1,
+                    received: p.seq,
+                })
+            }
+            Some(_) => {}
+        }
+        producers::put(c, m.id, &p.id, p.epoch, p.seq, now).map_err(sql)?;
+    }
+    if let Some(seq) = cmd.stream_seq {
+        if let Some(last) = &m.stream_seq {
+            if seq.as_slice() <= last.as_slice() {
+                return Err(AppendError::StreamSeq {
+                    last: last.clone(),
+                    received: seq,
+                });
+            }
+        }
+        m.stream_seq = Some(seq);
+    }
+    for data in &cmd.entries {
+        entries::insert(c, m.id, m.next_pos, data).map_err(sql)?;
+        m.next_pos += 1;
+    }
+    if cmd.close {
+        m.closed = true;
+        m.closed_by = cmd.producer.as_ref().map(|p| (p.id.clone(), p.epoch, p.seq));
+    }
+    m.last_access_ms = now;
+    streams::update_after_write(c, &m).map_err(sql)?;
+    Ok((
+        AppendOutcome {
+            next_pos: m.next_pos,
+            closed: m.closed,
+            written: cmd.entries.len(),
+            producer: cmd.producer.as_ref().map(|p| (p.epoch, p.seq)),
+        },
+        m.id,
+    ))
+}
+
+fn delete(c: &Connection, name: &str, now: i64, changed: &mut BTreeSet<i64>) -> Result<(), DeleteError> {
+    let sql = DeleteError::sql;
+    let m = match streams::by_name(c, name).map_err(sql)? {
+        None => return Err(DeleteError::NotFound),
+        Some(m) if m.deleted => return Err(DeleteError::Gone),
+        Some(m) => m,
+    };
+    changed.insert(m.id);
+    if m.is_expired(now) {
+        retire(c, &m).map_err(sql)?;
+        return Err(DeleteError::NotFound);
+    }
+    if m.ref_count > 0 {
+        streams::set_soft_deleted(c, m.id).map_err(sql)?;
+    } else {
+        remove(c, m.id).map_err(sql)?;
+    }
+    Ok(())
+}
+
+fn sweep(c: &Connection, limit: usize, now: i64, changed: &mut BTreeSet<i64>) -> Result<usize, EngineError> {
+    let mut n = 0;
+    for m in streams::with_expiry(c, limit)? {
+        if !m.is_expired(now) {
+            break;
+        }
+        changed.insert(m.id);
+        retire(c, &m)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Takes an expired stream out of the namespace: removed, or detached if forks need it.
+fn retire(c: &Connection, m: &StreamMeta) -> rusqlite::Result<()> {
+    if m.ref_count > 0 {
+        streams::detach(c, m.id)
+    } else {
+        remove(c, m.id)
+    }
+}
+
+/// Hard-deletes an incarnation, then any deleted ancestor that no fork needs any more.
+fn remove(c: &Connection, id: i64) -> rusqlite::Result<()> {
+    let mut next = Some(id);
+    while let Some(id) = next.take() {
+        let Some(m) = streams::by_id(c, id)? else { break };
+        entries::delete_stream(c, id)?;
+        producers::delete_stream(c, id)?;
+        streams::delete_row(c, id)?;
+        if let Some(f) = m.fork {
+            let left = streams::add_ref(c, f.source_id, -1)?;
+            if left <= 0 {
+                if let Some(src) = streams::by_id(c, f.source_id)? {
+                    if src.deleted {
+                        next = Some(src.id);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
