@@ -117,6 +117,14 @@ impl Env {
             .filter(|s| !s.is_empty())
     }
 
+    /// The tracing filter: `DS_LOG`, else `RUST_LOG`, else `info`.
+    pub fn log_filter(&self) -> String {
+        self.get("DS_LOG")
+            .or_else(|| self.get("RUST_LOG"))
+            .unwrap_or("info")
+            .to_string()
+    }
+
     /// `DS_*` variables that this version does not know.
     pub fn unknown_ds_vars(&self) -> Vec<String> {
         let mut v: Vec<String> = self

@@ -139,6 +139,9 @@ pub struct AppendCmd {
     pub close: bool,
     pub producer: Option<crate::protocol::headers::Producer>,
     pub stream_seq: Option<Vec<u8>>,
+    /// Set when the body could not be framed (invalid JSON); reported only after the
+    /// closed and content-type checks, so conflicts are answered in the protocol's order.
+    pub framing_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +175,8 @@ pub enum AppendError {
     Gap { expected: u64, received: u64 },
     #[error("Stream-Seq must increase")]
     StreamSeq { last: Vec<u8>, received: Vec<u8> },
+    #[error("{0}")]
+    BadBody(String),
 }
 
 #[derive(Debug, thiserror::Error)]

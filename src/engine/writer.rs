@@ -491,6 +491,9 @@ fn append(c: &Connection, cmd: AppendCmd, now: i64) -> Result<(AppendOutcome, i6
             return Err(AppendError::ContentType);
         }
     }
+    if let Some(msg) = cmd.framing_error {
+        return Err(AppendError::BadBody(msg));
+    }
     if let Some(p) = &cmd.producer {
         match producers::get(c, m.id, &p.id).map_err(sql)? {
             None if p.seq != 0 => return Err(AppendError::EpochSeq),

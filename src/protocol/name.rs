@@ -41,7 +41,8 @@ pub fn parse(raw: &str) -> Result<String, NameError> {
     Ok(name)
 }
 
-fn percent_decode(s: &str) -> Result<Vec<u8>, NameError> {
+/// Decodes `%XX` escapes; other bytes pass through.
+pub fn percent_decode(s: &str) -> Result<Vec<u8>, NameError> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

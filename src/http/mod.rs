@@ -1,0 +1,153 @@
+//! HTTP with axum: extract the request, call the service, encode the response. No
+//! protocol rules live here beyond framing. One file per verb.
+
+mod delete;
+pub mod error;
+mod get;
+mod head;
+mod post;
+mod put;
+mod util;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+
+use crate::service::StreamService;
+
+/// Shared state of the HTTP handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub service: StreamService,
+}
+
+const ALLOW_METHODS: &str = "GET, POST, PUT, DELETE, HEAD, OPTIONS";
+const ALLOW_HEADERS: &str = "Content-Type, Authorization, If-None-Match, Stream-Seq, Stream-TTL, \
+     Stream-Expires-At, Stream-Closed, Stream-Forked-From, Stream-Fork-Offset, \
+     Stream-Fork-Sub-Offset, Producer-Id, Producer-Epoch, Producer-Seq";
+const EXPOSE_HEADERS: &str = "Stream-Next-Offset, Stream-Cursor, Stream-Up-To-Date, Stream-Closed, \
+     Stream-TTL, Stream-Expires-At, Producer-Epoch, Producer-Seq, Producer-Expected-Seq, \
+     Producer-Received-Seq, Stream-SSE-Data-Encoding, ETag, Content-Type, Content-Encoding, \
+     Location, Retry-After, Vary";
+
+/// The application router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", any(health))
+        .route("/v1/streams", any(list))
+        .route("/v1/stream/{*rest}", any(stream))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(axum::middleware::map_response(common_headers))
+}
+
+/// CORS and security headers on every response, errors included.
+async fn common_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(ALLOW_METHODS));
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(ALLOW_HEADERS));
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSE_HEADERS));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::HeaderName::from_static("cross-origin-resource-policy"),
+        HeaderValue::from_static("cross-origin"),
+    );
+    res
+}
+
+async fn health() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")],
+        "{\"ok\":true}",
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    error::json_error(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn list(State(st): State<AppState>, req: Request) -> Response {
+    if req.method() != Method::GET {
+        return error::json_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use GET");
+    }
+    let q = match util::Query::parse(req.uri().query()) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
+    let num = |k: &str, d: usize| -> Result<usize, crate::service::ServiceError> {
+        match q.single(k)? {
+            None => Ok(d),
+            Some(v) => v.parse().map_err(|_| {
+                crate::service::ServiceError::BadRequest(format!("{k} must be a non-negative integer"))
+            }),
+        }
+    };
+    let (offset, limit) = match (num("offset", 0), num("limit", 100)) {
+        (Ok(o), Ok(l)) => (o, l),
+        (Err(e), _) | (_, Err(e)) => return e.into_response(),
+    };
+    match st.service.list(offset, limit).await {
+        Ok(items) => {
+            let arr: Vec<_> = items
+                .iter()
+                .map(|i| {
+                    serde_json::json!({
+                        "name": i.name,
+                        "content_type": i.content_type,
+                        "created_at": i.created_at,
+                        "expires_at": i.expires_at,
+                        "ttl_seconds": i.ttl_seconds,
+                        "next_offset": i.next_offset.encode(),
+                        "closed": i.closed,
+                    })
+                })
+                .collect();
+            (
+                [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")],
+                serde_json::Value::Array(arr).to_string(),
+            )
+                .into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Everything under `/v1/stream/`: dispatch on the method.
+async fn stream(State(st): State<AppState>, req: Request<Body>) -> Response {
+    if req.method() == Method::OPTIONS {
+        return (
+            StatusCode::NO_CONTENT,
+            [(header::ACCESS_CONTROL_MAX_AGE, "86400")],
+        )
+            .into_response();
+    }
+    // The raw (still percent-encoded) remainder, so `%2F` and `/` are decoded alike.
+    let raw = req
+        .uri()
+        .path()
+        .strip_prefix("/v1/stream/")
+        .unwrap_or_default()
+        .to_string();
+    let name = match StreamService::parse_name(&raw) {
+        Ok(n) => n,
+        Err(e) => return e.into_response(),
+    };
+    let svc = &st.service;
+    match *req.method() {
+        Method::PUT => put::handle(svc, &name, req).await,
+        Method::POST => post::handle(svc, &name, req).await,
+        Method::GET => get::handle(svc, &name, req).await,
+        Method::HEAD => head::handle(svc, &name).await,
+        Method::DELETE => delete::handle(svc, &name).await,
+        _ => error::json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "unsupported method",
+        ),
+    }
+}

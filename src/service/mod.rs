@@ -1,0 +1,316 @@
+//! Domain rules of the Durable Streams protocol, between HTTP and storage. The HTTP layer
+//! hands over raw header values and bodies; this layer validates them with the
+//! `protocol` parsers, calls the engine, and returns typed outcomes or [`ServiceError`].
+
+pub mod error;
+pub mod read;
+
+use crate::config::Limits;
+use crate::engine::{AppendCmd, CreateCmd, CreateOutcome, Engine, ForkSpec, StreamMeta};
+use crate::protocol::expiry::Expiry;
+use crate::protocol::headers::{self, Producer};
+use crate::protocol::offset::{Offset, OffsetParam};
+use crate::protocol::{content_type, json, name};
+
+pub use error::{ServiceError, ServiceResult};
+
+/// Request values of a create (PUT), as received.
+#[derive(Debug, Default, Clone)]
+pub struct CreateParams {
+    pub content_type: Option<String>,
+    pub ttl: Option<String>,
+    pub expires_at: Option<String>,
+    pub closed: Option<String>,
+    pub forked_from: Option<String>,
+    pub fork_offset: Option<String>,
+    pub fork_sub_offset: Option<String>,
+}
+
+/// Request values of an append (POST), as received.
+#[derive(Debug, Default, Clone)]
+pub struct AppendParams {
+    pub content_type: Option<String>,
+    pub closed: Option<String>,
+    pub stream_seq: Option<String>,
+    pub producer_id: Option<String>,
+    pub producer_epoch: Option<String>,
+    pub producer_seq: Option<String>,
+}
+
+/// What a stream looks like to clients.
+#[derive(Debug, Clone)]
+pub struct StreamInfo {
+    pub id: i64,
+    pub name: String,
+    pub content_type: String,
+    pub next_offset: Offset,
+    pub closed: bool,
+    /// The TTL window in seconds, for streams created with a TTL.
+    pub ttl_seconds: Option<u64>,
+    /// The deadline, for streams created with `Stream-Expires-At`.
+    pub expires_at: Option<String>,
+    pub created_at: String,
+}
+
+impl StreamInfo {
+    fn from_meta(m: &StreamMeta) -> StreamInfo {
+        let (ttl_seconds, expires_at) = match m.expiry {
+            Expiry::None => (None, None),
+            Expiry::Ttl(s) => (Some(s), None),
+            Expiry::At(at) => (None, Some(headers::format_rfc3339_ms(at))),
+        };
+        StreamInfo {
+            id: m.id,
+            name: m.name.clone().unwrap_or_default(),
+            content_type: m.content_type.clone(),
+            next_offset: Offset::at(m.next_pos),
+            closed: m.closed,
+            ttl_seconds,
+            expires_at,
+            created_at: headers::format_rfc3339_ms(m.created_at_ms),
+        }
+    }
+}
+
+/// Result of a create.
+#[derive(Debug)]
+pub struct Created {
+    /// True for a new stream (201), false for an idempotent repeat (200).
+    pub new: bool,
+    pub info: StreamInfo,
+}
+
+/// Result of an append.
+#[derive(Debug)]
+pub struct Appended {
+    pub next_offset: Offset,
+    pub closed: bool,
+    /// `(epoch, seq)` to echo when producer headers were sent.
+    pub producer: Option<(u64, u64)>,
+    /// Entries were written under a producer: the protocol answers 200 instead of 204.
+    pub producer_wrote: bool,
+}
+
+/// The protocol operations over one engine.
+#[derive(Clone)]
+pub struct StreamService {
+    engine: Engine,
+    limits: Limits,
+}
+
+fn bad(msg: impl Into<String>) -> ServiceError {
+    ServiceError::BadRequest(msg.into())
+}
+
+impl StreamService {
+    pub fn new(engine: Engine, limits: Limits) -> StreamService {
+        StreamService { engine, limits }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Parses the raw path remainder after `/v1/stream/`.
+    pub fn parse_name(raw: &str) -> ServiceResult<String> {
+        name::parse(raw).map_err(|e| bad(e.to_string()))
+    }
+
+    /// A live stream (not deleted, not expired) or the matching error.
+    pub(crate) async fn live(&self, name: &str) -> ServiceResult<StreamMeta> {
+        match self.engine.lookup(name).await? {
+            None => Err(ServiceError::NotFound("stream not found".into())),
+            Some(m) if m.deleted => Err(ServiceError::Gone),
+            Some(m) if m.is_expired(self.engine.clock().now_ms()) => {
+                Err(ServiceError::NotFound("stream expired".into()))
+            }
+            Some(m) => Ok(m),
+        }
+    }
+
+    /// Renews the sliding TTL of a stream that has one.
+    pub(crate) fn renew(&self, m: &StreamMeta) {
+        if matches!(m.expiry, Expiry::Ttl(_)) {
+            self.engine.touch(m.id);
+        }
+    }
+
+    pub async fn create(&self, name: &str, p: CreateParams, body: Vec<u8>) -> ServiceResult<Created> {
+        let expiry = match (&p.ttl, &p.expires_at) {
+            (Some(_), Some(_)) => {
+                return Err(bad("only one of Stream-TTL or Stream-Expires-At is allowed"))
+            }
+            (Some(t), None) => Some(Expiry::Ttl(headers::parse_ttl(t).map_err(bad)?)),
+            (None, Some(a)) => Some(Expiry::At(headers::parse_expires_at(a).map_err(bad)?)),
+            (None, None) => None,
+        };
+        let sub_offset = match &p.fork_sub_offset {
+            None => 0,
+            Some(v) => headers::parse_canonical_uint(v.trim())
+                .ok_or_else(|| bad(format!("invalid Stream-Fork-Sub-Offset: {v:?}")))?,
+        };
+        let fork = match &p.forked_from {
+            None => {
+                if p.fork_offset.is_some() || p.fork_sub_offset.is_some() {
+                    return Err(bad(
+                        "Stream-Fork-Offset and Stream-Fork-Sub-Offset require Stream-Forked-From",
+                    ));
+                }
+                None
+            }
+            Some(src) => {
+                let pos = match &p.fork_offset {
+                    None if sub_offset > 0 => {
+                        return Err(bad("Stream-Fork-Sub-Offset requires Stream-Fork-Offset"))
+                    }
+                    None => None,
+                    Some(o) => Some(match OffsetParam::parse(o.trim(), false) {
+                        Ok(OffsetParam::At(o)) => o.pos,
+                        Ok(OffsetParam::Start) => 0,
+                        Ok(OffsetParam::Now) | Err(_) => {
+                            return Err(bad(format!("invalid Stream-Fork-Offset: {o:?}")))
+                        }
+                    }),
+                };
+                Some(ForkSpec {
+                    source: parse_source(src)?,
+                    pos,
+                    sub_offset,
+                })
+            }
+        };
+        if fork.as_ref().is_some_and(|f| f.source == name) {
+            return Err(bad("a stream cannot be forked from itself"));
+        }
+        let content_type = p
+            .content_type
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty());
+        let cmd = CreateCmd {
+            name: name.to_string(),
+            content_type,
+            expiry,
+            closed: headers::is_true(p.closed.as_deref()),
+            fork,
+            body,
+        };
+        match self.engine.create(cmd).await? {
+            CreateOutcome::Created(m) => Ok(Created {
+                new: true,
+                info: StreamInfo::from_meta(&m),
+            }),
+            CreateOutcome::Exists(m) => Ok(Created {
+                new: false,
+                info: StreamInfo::from_meta(&m),
+            }),
+        }
+    }
+
+    pub async fn append(&self, name: &str, p: AppendParams, body: Vec<u8>) -> ServiceResult<Appended> {
+        let close = headers::is_true(p.closed.as_deref());
+        if body.is_empty() && !close {
+            return Err(bad("empty body"));
+        }
+        let producer: Option<Producer> = headers::parse_producer(
+            p.producer_id.as_deref(),
+            p.producer_epoch.as_deref(),
+            p.producer_seq.as_deref(),
+        )
+        .map_err(bad)?;
+        let stream_seq = p
+            .stream_seq
+            .as_deref()
+            .map(headers::parse_stream_seq)
+            .transpose()
+            .map_err(bad)?;
+        let content_type = p.content_type.filter(|c| !c.trim().is_empty());
+        let mut framing_error = None;
+        let entries = if body.is_empty() {
+            Vec::new()
+        } else {
+            let ct = content_type.as_deref().ok_or_else(|| bad("missing content-type"))?;
+            if content_type::is_json(ct) {
+                match json::split_messages(&body, false) {
+                    Ok(msgs) => msgs,
+                    Err(e) => {
+                        framing_error = Some(e.to_string());
+                        vec![body]
+                    }
+                }
+            } else {
+                vec![body]
+            }
+        };
+        let out = self
+            .engine
+            .append(AppendCmd {
+                name: name.to_string(),
+                content_type,
+                entries,
+                close,
+                producer,
+                stream_seq,
+                framing_error,
+            })
+            .await?;
+        Ok(Appended {
+            next_offset: Offset::at(out.next_pos),
+            closed: out.closed,
+            producer: out.producer,
+            producer_wrote: out.producer.is_some() && out.written > 0,
+        })
+    }
+
+    pub async fn head(&self, name: &str) -> ServiceResult<StreamInfo> {
+        Ok(StreamInfo::from_meta(&self.live(name).await?))
+    }
+
+    pub async fn delete(&self, name: &str) -> ServiceResult<()> {
+        Ok(self.engine.delete(name).await?)
+    }
+
+    /// Live streams in name order; `limit` is clamped to 1..=1000.
+    pub async fn list(&self, offset: usize, limit: usize) -> ServiceResult<Vec<StreamInfo>> {
+        let metas = self.engine.list(offset, limit.clamp(1, 1000)).await?;
+        Ok(metas.iter().map(StreamInfo::from_meta).collect())
+    }
+
+    /// Reclaims expired streams (the background sweeper calls this).
+    pub async fn sweep_expired(&self) -> ServiceResult<usize> {
+        Ok(self.engine.sweep_expired(self.limits.expiry_sweep_limit).await?)
+    }
+}
+
+/// `Stream-Forked-From`: a path `/v1/stream/<name>` (or an absolute URL with that path).
+fn parse_source(v: &str) -> ServiceResult<String> {
+    let v = v.trim();
+    let path = match v.find("://") {
+        Some(i) => {
+            let rest = &v[i + 3..];
+            rest.find('/').map_or("", |j| &rest[j..])
+        }
+        None => v,
+    };
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let raw = path
+        .strip_prefix("/v1/stream/")
+        .ok_or_else(|| bad(format!("Stream-Forked-From must be a /v1/stream/ path, got {v:?}")))?;
+    name::parse(raw).map_err(|e| bad(format!("invalid Stream-Forked-From: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_source;
+
+    #[test]
+    fn fork_sources_are_paths_or_urls() {
+        assert_eq!(parse_source("/v1/stream/a/b").unwrap(), "a/b");
+        assert_eq!(parse_source("http://h:1/v1/stream/a%2Fb?x=1").unwrap(), "a/b");
+        assert!(parse_source("/other/a").is_err());
+        assert!(parse_source("/v1/stream/").is_err());
+    }
+}
