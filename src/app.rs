@@ -41,14 +41,19 @@ pub enum AppError {
 /// The readiness message printed once on stdout.
 pub fn ready_line(addr: SocketAddr, sqlite: &std::path::Path, name: Option<&str>) -> String {
     let url = format!("http://{addr}");
-    let mut exports = serde_json::json!({
-        "pid": std::process::id(),
-        "http": { "url": url, "port": addr.port() },
-        "sqlite": { "path": sqlite.display().to_string() },
-    });
+    let mut exports = serde_json::Map::new();
     if let Some(n) = name {
-        exports["name"] = serde_json::Value::String(n.to_string());
+        exports.insert("name".into(), n.into());
     }
+    exports.insert("pid".into(), std::process::id().into());
+    exports.insert(
+        "http".into(),
+        serde_json::json!({ "url": url, "port": addr.port() }),
+    );
+    exports.insert(
+        "sqlite".into(),
+        serde_json::json!({ "path": sqlite.display().to_string() }),
+    );
     serde_json::json!({ "type": "ready", "exports": exports }).to_string()
 }
 
@@ -72,7 +77,11 @@ pub async fn run_server(
     let local = listener.local_addr().map_err(AppError::Serve)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let sweeper = spawn_sweeper(service.clone(), config.limits.expiry_sweep_ms, stop_rx.clone());
+    let sweeper = spawn_sweeper(
+        service.clone(),
+        config.limits.expiry_sweep_ms,
+        stop_rx.clone(),
+    );
 
     let app = router(AppState {
         service: service.clone(),
@@ -86,7 +95,8 @@ pub async fn run_server(
             .await
     });
 
-    let line = ready_line(local, &config.db_path, None);
+    let db_path = std::fs::canonicalize(&config.db_path).unwrap_or_else(|_| config.db_path.clone());
+    let line = ready_line(local, &db_path, None);
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");

@@ -111,10 +111,7 @@ impl Env {
 
     /// A set, non-empty (after trimming) value.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .get(key)
-            .map(|s| s.trim())
-            .filter(|s| !s.is_empty())
+        self.0.get(key).map(|s| s.trim()).filter(|s| !s.is_empty())
     }
 
     /// The tracing filter: `DS_LOG`, else `RUST_LOG`, else `info`.
@@ -164,11 +161,14 @@ impl Limits {
             sse_max_duration_ms: env.num("DS_SSE_MAX_DURATION_MS", d.sse_max_duration_ms)?,
             read_max_bytes: env.positive("DS_READ_MAX_BYTES", d.read_max_bytes)?,
             read_max_records: env.positive("DS_READ_MAX_RECORDS", d.read_max_records)?,
-            append_max_body_bytes: env.positive("DS_APPEND_MAX_BODY_BYTES", d.append_max_body_bytes)?,
-            ingest_max_queue_reqs: env.positive("DS_INGEST_MAX_QUEUE_REQS", d.ingest_max_queue_reqs)?,
+            append_max_body_bytes: env
+                .positive("DS_APPEND_MAX_BODY_BYTES", d.append_max_body_bytes)?,
+            ingest_max_queue_reqs: env
+                .positive("DS_INGEST_MAX_QUEUE_REQS", d.ingest_max_queue_reqs)?,
             ingest_max_queue_bytes: env
                 .positive("DS_INGEST_MAX_QUEUE_BYTES", d.ingest_max_queue_bytes)?,
-            ingest_max_batch_reqs: env.positive("DS_INGEST_MAX_BATCH_REQS", d.ingest_max_batch_reqs)?,
+            ingest_max_batch_reqs: env
+                .positive("DS_INGEST_MAX_BATCH_REQS", d.ingest_max_batch_reqs)?,
             ingest_max_batch_bytes: env
                 .positive("DS_INGEST_MAX_BATCH_BYTES", d.ingest_max_batch_bytes)?,
             expiry_sweep_ms: env.num("DS_EXPIRY_SWEEP_MS", d.expiry_sweep_ms)?,
@@ -188,7 +188,9 @@ impl Config {
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .parse()
-                .map_err(|_| ConfigError(format!("DS_HOST must be an IP address, got {other:?}")))?,
+                .map_err(|_| {
+                    ConfigError(format!("DS_HOST must be an IP address, got {other:?}"))
+                })?,
         };
         let port: u16 = match env.get("PORT") {
             None => 8080,
@@ -236,13 +238,18 @@ mod tests {
 
     #[test]
     fn bad_values_are_errors_and_empty_means_default() {
-        let bad = |k: &str, v: &str| Config::for_server(&args(), &Env::from_pairs([(k, v)])).is_err();
+        let bad =
+            |k: &str, v: &str| Config::for_server(&args(), &Env::from_pairs([(k, v)])).is_err();
         assert!(bad("PORT", "70000"));
         assert!(bad("PORT", "x"));
         assert!(bad("DS_HOST", "not a host"));
         assert!(bad("DS_READ_MAX_BYTES", "0"));
         assert!(bad("DS_LONG_POLL_TIMEOUT_MS", "-5"));
-        let c = Config::for_server(&args(), &Env::from_pairs([("PORT", " "), ("DS_HOST", "::1")])).unwrap();
+        let c = Config::for_server(
+            &args(),
+            &Env::from_pairs([("PORT", " "), ("DS_HOST", "::1")]),
+        )
+        .unwrap();
         assert_eq!(c.port, 8080);
         assert_eq!(c.host.to_string(), "::1");
     }

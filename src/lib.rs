@@ -4,11 +4,11 @@
 //! `clock` and `telemetry` are leaves any layer may use.
 
 pub mod app;
-pub mod clock;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod engine;
-pub mod protocol;
 pub mod http;
+pub mod protocol;
 pub mod service;
 pub mod telemetry;

@@ -39,7 +39,10 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<(), app::AppError>>,
 {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("prisma-streams: cannot start the async runtime: {e}");

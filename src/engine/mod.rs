@@ -204,7 +204,11 @@ struct Inner {
 
 impl Engine {
     /// Opens (creating and migrating if needed) the database and starts the writer thread.
-    pub fn open(db_path: PathBuf, limits: &Limits, clock: SharedClock) -> Result<Engine, EngineError> {
+    pub fn open(
+        db_path: PathBuf,
+        limits: &Limits,
+        clock: SharedClock,
+    ) -> Result<Engine, EngineError> {
         if let Some(dir) = db_path.parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir)

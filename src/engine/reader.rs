@@ -66,7 +66,10 @@ impl ReadPool {
 
 /// The incarnations a stream's positions come from: `(stream id, first pos, end pos)`,
 /// oldest ancestor first, covering `[0, meta.next_pos)` without gaps.
-pub(crate) fn chain(conn: &Connection, meta: &StreamMeta) -> rusqlite::Result<Vec<(i64, u64, u64)>> {
+pub(crate) fn chain(
+    conn: &Connection,
+    meta: &StreamMeta,
+) -> rusqlite::Result<Vec<(i64, u64, u64)>> {
     let mut parts = Vec::new();
     let mut end = meta.next_pos;
     let mut cur = meta.clone();
@@ -133,7 +136,11 @@ pub fn read(
 }
 
 /// The entry at `pos` of a stream, following its fork chain.
-pub(crate) fn entry_at(conn: &Connection, meta: &StreamMeta, pos: u64) -> rusqlite::Result<Option<Vec<u8>>> {
+pub(crate) fn entry_at(
+    conn: &Connection,
+    meta: &StreamMeta,
+    pos: u64,
+) -> rusqlite::Result<Option<Vec<u8>>> {
     for (id, lo, hi) in chain(conn, meta)? {
         if pos >= lo && pos < hi {
             return db::entries::get(conn, id, pos);

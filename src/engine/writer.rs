@@ -30,8 +30,14 @@ use crate::protocol::{content_type, expiry::Expiry, json};
 
 /// A request for the writer thread.
 pub enum Command {
-    Create(CreateCmd, oneshot::Sender<Result<CreateOutcome, CreateError>>),
-    Append(AppendCmd, oneshot::Sender<Result<AppendOutcome, AppendError>>),
+    Create(
+        CreateCmd,
+        oneshot::Sender<Result<CreateOutcome, CreateError>>,
+    ),
+    Append(
+        AppendCmd,
+        oneshot::Sender<Result<AppendOutcome, AppendError>>,
+    ),
     Delete(String, oneshot::Sender<Result<(), DeleteError>>),
     Sweep(usize, oneshot::Sender<Result<usize, EngineError>>),
     Touch(i64, i64),
@@ -147,10 +153,22 @@ struct Writer {
 
 /// An answer held back until the transaction commits.
 enum Reply {
-    Create(oneshot::Sender<Result<CreateOutcome, CreateError>>, Result<CreateOutcome, CreateError>),
-    Append(oneshot::Sender<Result<AppendOutcome, AppendError>>, Result<AppendOutcome, AppendError>),
-    Delete(oneshot::Sender<Result<(), DeleteError>>, Result<(), DeleteError>),
-    Sweep(oneshot::Sender<Result<usize, EngineError>>, Result<usize, EngineError>),
+    Create(
+        oneshot::Sender<Result<CreateOutcome, CreateError>>,
+        Result<CreateOutcome, CreateError>,
+    ),
+    Append(
+        oneshot::Sender<Result<AppendOutcome, AppendError>>,
+        Result<AppendOutcome, AppendError>,
+    ),
+    Delete(
+        oneshot::Sender<Result<(), DeleteError>>,
+        Result<(), DeleteError>,
+    ),
+    Sweep(
+        oneshot::Sender<Result<usize, EngineError>>,
+        Result<usize, EngineError>,
+    ),
 }
 
 impl Reply {
@@ -230,7 +248,10 @@ impl Writer {
         let mut changed = BTreeSet::new();
         let mut touches: HashMap<i64, i64> = HashMap::new();
         let mut stop = false;
-        let tx = match self.conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        let tx = match self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+        {
             Ok(tx) => tx,
             Err(e) => {
                 tracing::error!(error = %e, "cannot begin write transaction");
@@ -341,7 +362,9 @@ fn create(c: &Connection, cmd: CreateCmd, now: i64) -> Result<CreateOutcome, Cre
     let mut materialized = None;
     let (ct, expiry, fork) = match &cmd.fork {
         None => (
-            cmd.content_type.clone().unwrap_or_else(|| content_type::DEFAULT.into()),
+            cmd.content_type
+                .clone()
+                .unwrap_or_else(|| content_type::DEFAULT.into()),
             cmd.expiry.unwrap_or(Expiry::None),
             None,
         ),
@@ -352,13 +375,18 @@ fn create(c: &Connection, cmd: CreateCmd, now: i64) -> Result<CreateOutcome, Cre
                 Some(s) if s.is_expired(now) => return Err(CreateError::SourceNotFound),
                 Some(s) => s,
             };
-            let ct = cmd.content_type.clone().unwrap_or_else(|| src.content_type.clone());
+            let ct = cmd
+                .content_type
+                .clone()
+                .unwrap_or_else(|| src.content_type.clone());
             if !content_type::same(&ct, &src.content_type) {
                 return Err(CreateError::SourceContentType);
             }
             let pos = f.pos.unwrap_or(src.next_pos);
             if pos > src.next_pos {
-                return Err(CreateError::BadFork("Stream-Fork-Offset is beyond the source's tail".into()));
+                return Err(CreateError::BadFork(
+                    "Stream-Fork-Offset is beyond the source's tail".into(),
+                ));
             }
             let mut fork_pos = pos;
             if f.sub_offset > 0 {
@@ -372,7 +400,9 @@ fn create(c: &Connection, cmd: CreateCmd, now: i64) -> Result<CreateOutcome, Cre
                 } else {
                     let entry = super::reader::entry_at(c, &src, pos)
                         .map_err(sql)?
-                        .ok_or_else(|| CreateError::BadFork("no data after Stream-Fork-Offset".into()))?;
+                        .ok_or_else(|| {
+                            CreateError::BadFork("no data after Stream-Fork-Offset".into())
+                        })?;
                     let cut = usize::try_from(f.sub_offset).unwrap_or(usize::MAX);
                     if cut > entry.len() {
                         return Err(CreateError::BadFork(
@@ -480,7 +510,9 @@ fn append(c: &Connection, cmd: AppendCmd, now: i64) -> Result<(AppendOutcome, i6
             let echo = cmd.producer.as_ref().map(|p| (p.epoch, p.seq));
             return Ok((duplicate(&m, echo), m.id));
         }
-        return Err(AppendError::Closed { next_pos: m.next_pos });
+        return Err(AppendError::Closed {
+            next_pos: m.next_pos,
+        });
     }
     if !cmd.entries.is_empty() {
         let ok = cmd
@@ -498,7 +530,9 @@ fn append(c: &Connection, cmd: AppendCmd, now: i64) -> Result<(AppendOutcome, i6
         match producers::get(c, m.id, &p.id).map_err(sql)? {
             None if p.seq != 0 => return Err(AppendError::EpochSeq),
             None => {}
-            Some((epoch, _)) if p.epoch < epoch => return Err(AppendError::StaleEpoch { current: epoch }),
+            Some((epoch, _)) if p.epoch < epoch => {
+                return Err(AppendError::StaleEpoch { current: epoch })
+            }
             Some((epoch, _)) if p.epoch > epoch && p.seq != 0 => return Err(AppendError::EpochSeq),
             Some((epoch, _)) if p.epoch > epoch => {}
             Some((epoch, last)) if p.seq <= last => {
@@ -531,7 +565,10 @@ fn append(c: &Connection, cmd: AppendCmd, now: i64) -> Result<(AppendOutcome, i6
     }
     if cmd.close {
         m.closed = true;
-        m.closed_by = cmd.producer.as_ref().map(|p| (p.id.clone(), p.epoch, p.seq));
+        m.closed_by = cmd
+            .producer
+            .as_ref()
+            .map(|p| (p.id.clone(), p.epoch, p.seq));
     }
     m.last_access_ms = now;
     streams::update_after_write(c, &m).map_err(sql)?;
@@ -546,7 +583,12 @@ fn append(c: &Connection, cmd: AppendCmd, now: i64) -> Result<(AppendOutcome, i6
     ))
 }
 
-fn delete(c: &Connection, name: &str, now: i64, changed: &mut BTreeSet<i64>) -> Result<(), DeleteError> {
+fn delete(
+    c: &Connection,
+    name: &str,
+    now: i64,
+    changed: &mut BTreeSet<i64>,
+) -> Result<(), DeleteError> {
     let sql = DeleteError::sql;
     let m = match streams::by_name(c, name).map_err(sql)? {
         None => return Err(DeleteError::NotFound),
@@ -566,7 +608,12 @@ fn delete(c: &Connection, name: &str, now: i64, changed: &mut BTreeSet<i64>) -> 
     Ok(())
 }
 
-fn sweep(c: &Connection, limit: usize, now: i64, changed: &mut BTreeSet<i64>) -> Result<usize, EngineError> {
+fn sweep(
+    c: &Connection,
+    limit: usize,
+    now: i64,
+    changed: &mut BTreeSet<i64>,
+) -> Result<usize, EngineError> {
     let mut n = 0;
     for m in streams::with_expiry(c, limit)? {
         if !m.is_expired(now) {
@@ -592,7 +639,9 @@ fn retire(c: &Connection, m: &StreamMeta) -> rusqlite::Result<()> {
 fn remove(c: &Connection, id: i64) -> rusqlite::Result<()> {
     let mut next = Some(id);
     while let Some(id) = next.take() {
-        let Some(m) = streams::by_id(c, id)? else { break };
+        let Some(m) = streams::by_id(c, id)? else {
+            break;
+        };
         entries::delete_stream(c, id)?;
         producers::delete_stream(c, id)?;
         streams::delete_row(c, id)?;
@@ -608,4 +657,58 @@ fn remove(c: &Connection, id: i64) -> rusqlite::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle(max_reqs: usize, max_bytes: usize) -> (WriterHandle, mpsc::Receiver<Queued>) {
+        let (tx, rx) = mpsc::channel();
+        let h = WriterHandle {
+            tx,
+            queued_reqs: Arc::new(AtomicUsize::new(0)),
+            queued_bytes: Arc::new(AtomicUsize::new(0)),
+            max_reqs,
+            max_bytes,
+            thread: Mutex::new(None),
+        };
+        (h, rx)
+    }
+
+    fn sweep() -> Command {
+        Command::Sweep(1, oneshot::channel().0)
+    }
+
+    #[test]
+    fn queue_refuses_requests_over_the_count_limit() {
+        let (h, _rx) = handle(2, 1 << 20);
+        h.submit(sweep(), 0).unwrap();
+        h.submit(sweep(), 0).unwrap();
+        assert!(matches!(h.submit(sweep(), 0), Err(EngineError::Overloaded)));
+        assert_eq!(
+            h.queued_reqs.load(Ordering::SeqCst),
+            2,
+            "a refused request is not counted"
+        );
+    }
+
+    #[test]
+    fn queue_refuses_requests_over_the_byte_limit_but_never_starves_a_big_one() {
+        let (h, _rx) = handle(100, 10);
+        h.submit(sweep(), 64).unwrap(); // alone in the queue: accepted even though large
+        assert!(matches!(h.submit(sweep(), 1), Err(EngineError::Overloaded)));
+        assert_eq!(h.queued_bytes.load(Ordering::SeqCst), 64);
+    }
+
+    #[test]
+    fn a_stopped_writer_reports_shutdown() {
+        let (h, rx) = handle(10, 10);
+        drop(rx);
+        assert!(matches!(
+            h.submit(sweep(), 1),
+            Err(EngineError::ShuttingDown)
+        ));
+        assert_eq!(h.queued_reqs.load(Ordering::SeqCst), 0);
+    }
 }

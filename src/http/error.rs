@@ -16,7 +16,10 @@ pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
         axum::http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json; charset=utf-8"),
     );
-    h.insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        axum::http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
     res
 }
 
@@ -66,8 +69,51 @@ impl IntoResponse for ServiceError {
                 json_error(StatusCode::TOO_MANY_REQUESTS, "overloaded", &msg),
                 &[("retry-after", "1".into())],
             ),
-            ServiceError::ShuttingDown => json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &msg),
-            ServiceError::Internal(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", &msg),
+            ServiceError::ShuttingDown => {
+                json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &msg)
+            }
+            ServiceError::Internal(_) => {
+                json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", &msg)
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::offset::Offset;
+
+    async fn body_json(res: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn overload_is_429_with_retry_after_and_a_json_body() {
+        let res = ServiceError::Overloaded.into_response();
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(res.headers()["retry-after"], "1");
+        let body = body_json(res).await;
+        assert_eq!(body["error"]["code"], "overloaded");
+    }
+
+    #[tokio::test]
+    async fn protocol_errors_carry_their_headers() {
+        let res = ServiceError::Closed {
+            next_offset: Offset::at(3),
+        }
+        .into_response();
+        assert_eq!(res.status(), StatusCode::CONFLICT);
+        assert_eq!(res.headers()["stream-closed"], "true");
+        assert_eq!(res.headers()["stream-next-offset"], Offset::at(3).encode());
+        let res = ServiceError::StaleEpoch { current: 4 }.into_response();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert_eq!(res.headers()["producer-epoch"], "4");
+        let res = ServiceError::Internal("x".into()).into_response();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body_json(res).await["error"]["code"], "internal");
     }
 }

@@ -34,7 +34,9 @@ pub async fn handle(svc: &StreamService, name: &str, req: Request<Body>) -> Resp
         Err(e) => e.into_response(),
         Ok(ReadOutcome::Page(p)) => {
             let not_modified = match (&p.etag, &if_none_match) {
-                (Some(tag), Some(inm)) => inm.split(',').any(|t| t.trim() == tag || t.trim() == "*"),
+                (Some(tag), Some(inm)) => {
+                    inm.split(',').any(|t| t.trim() == tag || t.trim() == "*")
+                }
                 _ => false,
             };
             let mut res = if not_modified {

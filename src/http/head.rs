@@ -14,7 +14,11 @@ pub async fn handle(svc: &StreamService, name: &str) -> Response {
     };
     let mut res = StatusCode::OK.into_response();
     set(&mut res, "content-type", &info.content_type);
-    set(&mut res, names::STREAM_NEXT_OFFSET, info.next_offset.encode());
+    set(
+        &mut res,
+        names::STREAM_NEXT_OFFSET,
+        info.next_offset.encode(),
+    );
     set(&mut res, "cache-control", "no-store");
     if info.closed {
         set(&mut res, names::STREAM_CLOSED, "true");

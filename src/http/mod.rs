@@ -28,7 +28,8 @@ const ALLOW_METHODS: &str = "GET, POST, PUT, DELETE, HEAD, OPTIONS";
 const ALLOW_HEADERS: &str = "Content-Type, Authorization, If-None-Match, Stream-Seq, Stream-TTL, \
      Stream-Expires-At, Stream-Closed, Stream-Forked-From, Stream-Fork-Offset, \
      Stream-Fork-Sub-Offset, Producer-Id, Producer-Epoch, Producer-Seq";
-const EXPOSE_HEADERS: &str = "Stream-Next-Offset, Stream-Cursor, Stream-Up-To-Date, Stream-Closed, \
+const EXPOSE_HEADERS: &str =
+    "Stream-Next-Offset, Stream-Cursor, Stream-Up-To-Date, Stream-Closed, \
      Stream-TTL, Stream-Expires-At, Producer-Epoch, Producer-Seq, Producer-Expected-Seq, \
      Producer-Received-Seq, Stream-SSE-Data-Encoding, ETag, Content-Type, Content-Encoding, \
      Location, Retry-After, Vary";
@@ -47,11 +48,26 @@ pub fn router(state: AppState) -> Router {
 /// CORS and security headers on every response, errors included.
 async fn common_headers(mut res: Response) -> Response {
     let h = res.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(ALLOW_METHODS));
-    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(ALLOW_HEADERS));
-    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSE_HEADERS));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(ALLOW_METHODS),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(ALLOW_HEADERS),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(EXPOSE_HEADERS),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(
         header::HeaderName::from_static("cross-origin-resource-policy"),
         HeaderValue::from_static("cross-origin"),
@@ -61,7 +77,10 @@ async fn common_headers(mut res: Response) -> Response {
 
 async fn health() -> Response {
     (
-        [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")],
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
         "{\"ok\":true}",
     )
         .into_response()
@@ -73,7 +92,11 @@ async fn not_found() -> Response {
 
 async fn list(State(st): State<AppState>, req: Request) -> Response {
     if req.method() != Method::GET {
-        return error::json_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use GET");
+        return error::json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "use GET",
+        );
     }
     let q = match util::Query::parse(req.uri().query()) {
         Ok(q) => q,
@@ -83,7 +106,9 @@ async fn list(State(st): State<AppState>, req: Request) -> Response {
         match q.single(k)? {
             None => Ok(d),
             Some(v) => v.parse().map_err(|_| {
-                crate::service::ServiceError::BadRequest(format!("{k} must be a non-negative integer"))
+                crate::service::ServiceError::BadRequest(format!(
+                    "{k} must be a non-negative integer"
+                ))
             }),
         }
     };
@@ -108,7 +133,10 @@ async fn list(State(st): State<AppState>, req: Request) -> Response {
                 })
                 .collect();
             (
-                [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")],
+                [
+                    (header::CONTENT_TYPE, "application/json"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
                 serde_json::Value::Array(arr).to_string(),
             )
                 .into_response()

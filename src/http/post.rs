@@ -34,7 +34,11 @@ pub async fn handle(svc: &StreamService, name: &str, req: Request<Body>) -> Resp
         StatusCode::NO_CONTENT
     };
     let mut res = status.into_response();
-    set(&mut res, names::STREAM_NEXT_OFFSET, out.next_offset.encode());
+    set(
+        &mut res,
+        names::STREAM_NEXT_OFFSET,
+        out.next_offset.encode(),
+    );
     if out.closed {
         set(&mut res, names::STREAM_CLOSED, "true");
     }

@@ -29,11 +29,19 @@ pub async fn handle(svc: &StreamService, name: &str, req: Request<Body>) -> Resp
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
-    let status = if created.new { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created.new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     let mut res = status.into_response();
     let info = &created.info;
     set(&mut res, "content-type", &info.content_type);
-    set(&mut res, names::STREAM_NEXT_OFFSET, info.next_offset.encode());
+    set(
+        &mut res,
+        names::STREAM_NEXT_OFFSET,
+        info.next_offset.encode(),
+    );
     if info.closed {
         set(&mut res, names::STREAM_CLOSED, "true");
     }
@@ -50,7 +58,11 @@ pub async fn handle(svc: &StreamService, name: &str, req: Request<Body>) -> Resp
             .and_then(|v| v.to_str().ok())
             .filter(|p| *p == "https")
             .unwrap_or("http");
-        set(&mut res, "location", format!("{scheme}://{host}{}", parts.uri.path()));
+        set(
+            &mut res,
+            "location",
+            format!("{scheme}://{host}{}", parts.uri.path()),
+        );
     }
     res
 }

@@ -9,7 +9,9 @@ use crate::service::{ServiceError, ServiceResult};
 
 /// A header as a string; values that are not visible ASCII are treated as absent.
 pub fn header(h: &HeaderMap, name: &str) -> Option<String> {
-    h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// Inserts a header, skipping values that are not valid header text.
@@ -43,7 +45,9 @@ impl Query {
         let mut it = self.0.iter().filter(|(k, _)| k == key);
         let first = it.next().map(|(_, v)| v.clone());
         if it.next().is_some() {
-            return Err(ServiceError::BadRequest(format!("{key} given more than once")));
+            return Err(ServiceError::BadRequest(format!(
+                "{key} given more than once"
+            )));
         }
         Ok(first)
     }
@@ -51,7 +55,11 @@ impl Query {
 
 /// Reads a request body of at most `max` bytes; a larger one is answered with 413
 /// without reading it all.
-pub async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Vec<u8>, Response<Body>> {
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    max: usize,
+) -> Result<Vec<u8>, Response<Body>> {
     let too_large = || {
         super::error::json_error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -70,7 +78,12 @@ pub async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Ve
     }
     match http_body_util::Limited::new(body, max).collect().await {
         Ok(c) => Ok(c.to_bytes().to_vec()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large())
+        }
         Err(e) => Err(super::error::json_error(
             StatusCode::BAD_REQUEST,
             "bad_request",

@@ -6,7 +6,11 @@ pub const DEFAULT: &str = "application/octet-stream";
 /// The media type without parameters, trimmed and lower-cased: the form used to compare
 /// a request's content type with a stream's.
 pub fn essence(ct: &str) -> String {
-    ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+    ct.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// Whether two content types name the same media type (case and parameters ignored).
@@ -32,7 +36,10 @@ mod tests {
 
     #[test]
     fn essence_ignores_case_and_parameters() {
-        assert_eq!(essence(" Application/JSON; charset=utf-8"), "application/json");
+        assert_eq!(
+            essence(" Application/JSON; charset=utf-8"),
+            "application/json"
+        );
         assert!(same("TEXT/plain", "text/plain;charset=utf-8"));
         assert!(!same("text/plain", "text/html"));
         assert!(is_json("application/json;charset=utf-8"));

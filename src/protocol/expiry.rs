@@ -26,7 +26,8 @@ impl Expiry {
 
     /// Whether the stream has expired at `now_ms`.
     pub fn is_expired(self, last_access_ms: i64, now_ms: i64) -> bool {
-        self.deadline_ms(last_access_ms).is_some_and(|d| now_ms >= d)
+        self.deadline_ms(last_access_ms)
+            .is_some_and(|d| now_ms >= d)
     }
 }
 

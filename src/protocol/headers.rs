@@ -35,9 +35,8 @@ pub fn is_true(value: Option<&str>) -> bool {
 
 /// A plain non-negative decimal integer without sign or leading zeros (`0` itself is fine).
 pub fn parse_canonical_uint(v: &str) -> Option<u64> {
-    let ok = !v.is_empty()
-        && v.bytes().all(|b| b.is_ascii_digit())
-        && (v == "0" || !v.starts_with('0'));
+    let ok =
+        !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && (v == "0" || !v.starts_with('0'));
     if ok {
         v.parse().ok()
     } else {
@@ -98,7 +97,9 @@ pub fn parse_producer(
                 v.trim()
                     .parse::<u64>()
                     .ok()
-                    .filter(|n| *n <= MAX_PRODUCER_NUMBER && v.trim().bytes().all(|b| b.is_ascii_digit()))
+                    .filter(|n| {
+                        *n <= MAX_PRODUCER_NUMBER && v.trim().bytes().all(|b| b.is_ascii_digit())
+                    })
                     .ok_or_else(|| format!("invalid {what}: {v:?}"))
             };
             Ok(Some(Producer {
@@ -155,7 +156,11 @@ mod tests {
         assert!(parse_producer(Some("p"), Some("9007199254740992"), Some("0")).is_err());
         assert_eq!(
             parse_producer(Some("p"), Some("9007199254740991"), Some("3")),
-            Ok(Some(Producer { id: "p".into(), epoch: MAX_PRODUCER_NUMBER, seq: 3 }))
+            Ok(Some(Producer {
+                id: "p".into(),
+                epoch: MAX_PRODUCER_NUMBER,
+                seq: 3
+            }))
         );
     }
 

@@ -22,7 +22,10 @@ pub fn split_messages(body: &[u8], allow_empty: bool) -> Result<Vec<Vec<u8>>, Js
         if items.is_empty() && !allow_empty {
             return Err(JsonError::EmptyArray);
         }
-        Ok(items.into_iter().map(|r| r.get().as_bytes().to_vec()).collect())
+        Ok(items
+            .into_iter()
+            .map(|r| r.get().as_bytes().to_vec())
+            .collect())
     } else {
         let one: &RawValue =
             serde_json::from_str(trimmed).map_err(|e| JsonError::Invalid(e.to_string()))?;
@@ -64,8 +67,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn split(s: &str) -> Result<Vec<String>, JsonError> {
-        split_messages(s.as_bytes(), false)
-            .map(|v| v.into_iter().map(|m| String::from_utf8(m).unwrap()).collect())
+        split_messages(s.as_bytes(), false).map(|v| {
+            v.into_iter()
+                .map(|m| String::from_utf8(m).unwrap())
+                .collect()
+        })
     }
 
     #[test]

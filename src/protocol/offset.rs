@@ -152,9 +152,15 @@ mod tests {
     #[test]
     fn sentinels_and_errors() {
         assert_eq!(OffsetParam::parse("-1", true), Ok(OffsetParam::Start));
-        assert_eq!(OffsetParam::parse(REFERENCE_ZERO, false), Ok(OffsetParam::Start));
+        assert_eq!(
+            OffsetParam::parse(REFERENCE_ZERO, false),
+            Ok(OffsetParam::Start)
+        );
         assert_eq!(OffsetParam::parse("now", true), Ok(OffsetParam::Now));
-        assert_eq!(OffsetParam::parse("now", false), Err(OffsetError::Length(3)));
+        assert_eq!(
+            OffsetParam::parse("now", false),
+            Err(OffsetError::Length(3))
+        );
         assert_eq!(OffsetParam::parse("0", true), Err(OffsetError::Length(1)));
         assert!(matches!(
             OffsetParam::parse("0000000000000000000000000U", true),

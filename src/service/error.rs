@@ -76,9 +76,12 @@ impl From<AppendError> for ServiceError {
             AppendError::ContentType => ServiceError::Conflict("content-type mismatch".into()),
             AppendError::StaleEpoch { current } => ServiceError::StaleEpoch { current },
             AppendError::EpochSeq => ServiceError::BadRequest(
-                "invalid producer sequence: a new producer or epoch must start at Producer-Seq 0".into(),
+                "invalid producer sequence: a new producer or epoch must start at Producer-Seq 0"
+                    .into(),
             ),
-            AppendError::Gap { expected, received } => ServiceError::ProducerGap { expected, received },
+            AppendError::Gap { expected, received } => {
+                ServiceError::ProducerGap { expected, received }
+            }
             AppendError::StreamSeq { last, received } => ServiceError::StreamSeq {
                 last: String::from_utf8_lossy(&last).into_owned(),
                 received: String::from_utf8_lossy(&received).into_owned(),

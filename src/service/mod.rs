@@ -139,10 +139,17 @@ impl StreamService {
         }
     }
 
-    pub async fn create(&self, name: &str, p: CreateParams, body: Vec<u8>) -> ServiceResult<Created> {
+    pub async fn create(
+        &self,
+        name: &str,
+        p: CreateParams,
+        body: Vec<u8>,
+    ) -> ServiceResult<Created> {
         let expiry = match (&p.ttl, &p.expires_at) {
             (Some(_), Some(_)) => {
-                return Err(bad("only one of Stream-TTL or Stream-Expires-At is allowed"))
+                return Err(bad(
+                    "only one of Stream-TTL or Stream-Expires-At is allowed",
+                ))
             }
             (Some(t), None) => Some(Expiry::Ttl(headers::parse_ttl(t).map_err(bad)?)),
             (None, Some(a)) => Some(Expiry::At(headers::parse_expires_at(a).map_err(bad)?)),
@@ -210,7 +217,12 @@ impl StreamService {
         }
     }
 
-    pub async fn append(&self, name: &str, p: AppendParams, body: Vec<u8>) -> ServiceResult<Appended> {
+    pub async fn append(
+        &self,
+        name: &str,
+        p: AppendParams,
+        body: Vec<u8>,
+    ) -> ServiceResult<Appended> {
         let close = headers::is_true(p.closed.as_deref());
         if body.is_empty() && !close {
             return Err(bad("empty body"));
@@ -232,7 +244,9 @@ impl StreamService {
         let entries = if body.is_empty() {
             Vec::new()
         } else {
-            let ct = content_type.as_deref().ok_or_else(|| bad("missing content-type"))?;
+            let ct = content_type
+                .as_deref()
+                .ok_or_else(|| bad("missing content-type"))?;
             if content_type::is_json(ct) {
                 match json::split_messages(&body, false) {
                     Ok(msgs) => msgs,
@@ -281,7 +295,10 @@ impl StreamService {
 
     /// Reclaims expired streams (the background sweeper calls this).
     pub async fn sweep_expired(&self) -> ServiceResult<usize> {
-        Ok(self.engine.sweep_expired(self.limits.expiry_sweep_limit).await?)
+        Ok(self
+            .engine
+            .sweep_expired(self.limits.expiry_sweep_limit)
+            .await?)
     }
 }
 
@@ -296,9 +313,11 @@ fn parse_source(v: &str) -> ServiceResult<String> {
         None => v,
     };
     let path = path.split(['?', '#']).next().unwrap_or("");
-    let raw = path
-        .strip_prefix("/v1/stream/")
-        .ok_or_else(|| bad(format!("Stream-Forked-From must be a /v1/stream/ path, got {v:?}")))?;
+    let raw = path.strip_prefix("/v1/stream/").ok_or_else(|| {
+        bad(format!(
+            "Stream-Forked-From must be a /v1/stream/ path, got {v:?}"
+        ))
+    })?;
     name::parse(raw).map_err(|e| bad(format!("invalid Stream-Forked-From: {e}")))
 }
 
@@ -309,7 +328,10 @@ mod tests {
     #[test]
     fn fork_sources_are_paths_or_urls() {
         assert_eq!(parse_source("/v1/stream/a/b").unwrap(), "a/b");
-        assert_eq!(parse_source("http://h:1/v1/stream/a%2Fb?x=1").unwrap(), "a/b");
+        assert_eq!(
+            parse_source("http://h:1/v1/stream/a%2Fb?x=1").unwrap(),
+            "a/b"
+        );
         assert!(parse_source("/other/a").is_err());
         assert!(parse_source("/v1/stream/").is_err());
     }

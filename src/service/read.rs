@@ -66,7 +66,8 @@ pub enum ReadOutcome {
 /// Frames a batch as a response body.
 fn frame(meta: &StreamMeta, batch: &ReadBatch) -> Vec<u8> {
     if content_type::is_json(&meta.content_type) {
-        let mut out = Vec::with_capacity(json::array_len(batch.entries.iter().map(|e| e.as_slice())));
+        let mut out =
+            Vec::with_capacity(json::array_len(batch.entries.iter().map(|e| e.as_slice())));
         json::write_array(&mut out, batch.entries.iter().map(|e| e.as_slice()));
         out
     } else {
@@ -87,11 +88,22 @@ impl StreamService {
     async fn read_batch(&self, meta: &StreamMeta, pos: u64) -> ServiceResult<ReadBatch> {
         Ok(self
             .engine
-            .read(meta, pos, self.limits.read_max_bytes, self.limits.read_max_records)
+            .read(
+                meta,
+                pos,
+                self.limits.read_max_bytes,
+                self.limits.read_max_records,
+            )
             .await?)
     }
 
-    fn page(&self, meta: &StreamMeta, from: u64, batch: ReadBatch, live_cursor: Option<String>) -> Page {
+    fn page(
+        &self,
+        meta: &StreamMeta,
+        from: u64,
+        batch: ReadBatch,
+        live_cursor: Option<String>,
+    ) -> Page {
         let up_to_date = batch.next_pos >= meta.next_pos;
         let closed = meta.closed && up_to_date;
         let etag = format!(
@@ -175,7 +187,12 @@ impl StreamService {
         }
     }
 
-    async fn long_poll(&self, meta: StreamMeta, pos: u64, client_cursor: Option<String>) -> ServiceResult<ReadOutcome> {
+    async fn long_poll(
+        &self,
+        meta: StreamMeta,
+        pos: u64,
+        client_cursor: Option<String>,
+    ) -> ServiceResult<ReadOutcome> {
         let name = meta.name.clone().unwrap_or_default();
         let mut rx = self.engine.subscribe(meta.id);
         // Re-read the metadata after subscribing so that no commit falls in between.
@@ -212,7 +229,10 @@ impl StreamService {
 
 /// Waits for the next change notification; false on timeout (or if the channel closed).
 async fn wait_change(rx: &mut watch::Receiver<u64>, deadline: Instant) -> bool {
-    matches!(tokio::time::timeout_at(deadline, rx.changed()).await, Ok(Ok(())))
+    matches!(
+        tokio::time::timeout_at(deadline, rx.changed()).await,
+        Ok(Ok(()))
+    )
 }
 
 /// A live SSE read: yields framed event bytes until the stream closes, the connection's
@@ -272,7 +292,11 @@ impl SseSession {
                     self.first = false;
                     let mut out = Vec::new();
                     let body = frame(&self.meta, &batch);
-                    let data = if self.sse_text { body } else { sse::base64(&body) };
+                    let data = if self.sse_text {
+                        body
+                    } else {
+                        sse::base64(&body)
+                    };
                     sse::write_event(&mut out, "data", &data);
                     self.pos = batch.next_pos;
                     let up_to_date = self.pos >= self.meta.next_pos;

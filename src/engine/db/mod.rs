@@ -10,7 +10,10 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags};
 
 /// Migrations, embedded at build time, applied in order; `user_version` records progress.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("../../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_init",
+    include_str!("../../../migrations/0001_init.sql"),
+)];
 
 /// The schema version a fully migrated database has.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -71,9 +74,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.sqlite");
         let c = open_writer(&path).unwrap();
-        let v: usize = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        let v: usize = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
         assert_eq!(v, SCHEMA_VERSION);
-        let mode: String = c.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        let mode: String = c
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
         assert_eq!(mode, "wal");
         drop(c);
         // Re-opening does not re-run migrations (they would fail on existing tables).

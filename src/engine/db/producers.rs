@@ -3,15 +3,28 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Stored `(epoch, last_seq)` of a producer.
-pub fn get(conn: &Connection, stream_id: i64, producer: &str) -> rusqlite::Result<Option<(u64, u64)>> {
-    conn.prepare_cached("SELECT epoch, last_seq FROM producers WHERE stream_id = ?1 AND producer_id = ?2")?
-        .query_row(params![stream_id, producer], |r| {
-            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
-        })
-        .optional()
+pub fn get(
+    conn: &Connection,
+    stream_id: i64,
+    producer: &str,
+) -> rusqlite::Result<Option<(u64, u64)>> {
+    conn.prepare_cached(
+        "SELECT epoch, last_seq FROM producers WHERE stream_id = ?1 AND producer_id = ?2",
+    )?
+    .query_row(params![stream_id, producer], |r| {
+        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+    })
+    .optional()
 }
 
-pub fn put(conn: &Connection, stream_id: i64, producer: &str, epoch: u64, seq: u64, now_ms: i64) -> rusqlite::Result<()> {
+pub fn put(
+    conn: &Connection,
+    stream_id: i64,
+    producer: &str,
+    epoch: u64,
+    seq: u64,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO producers (stream_id, producer_id, epoch, last_seq, updated_at_ms) \
          VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (stream_id, producer_id) \

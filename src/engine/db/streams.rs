@@ -17,7 +17,11 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<StreamMeta> {
         (None, Some(a)) => Expiry::At(a),
         (None, None) => Expiry::None,
     };
-    let closed_by = match (r.get::<_, Option<String>>(9)?, r.get::<_, Option<i64>>(10)?, r.get::<_, Option<i64>>(11)?) {
+    let closed_by = match (
+        r.get::<_, Option<String>>(9)?,
+        r.get::<_, Option<i64>>(10)?,
+        r.get::<_, Option<i64>>(11)?,
+    ) {
         (Some(id), Some(e), Some(s)) => Some((id, e as u64, s as u64)),
         _ => None,
     };
@@ -33,13 +37,15 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<StreamMeta> {
         closed: r.get::<_, i64>(8)? != 0,
         closed_by,
         stream_seq: r.get(12)?,
-        fork: fork_source.map(|source_id| -> rusqlite::Result<ForkInfo> {
-            Ok(ForkInfo {
-                source_id,
-                pos: r.get::<_, i64>(14)? as u64,
-                sub_offset: r.get::<_, i64>(15)? as u64,
+        fork: fork_source
+            .map(|source_id| -> rusqlite::Result<ForkInfo> {
+                Ok(ForkInfo {
+                    source_id,
+                    pos: r.get::<_, i64>(14)? as u64,
+                    sub_offset: r.get::<_, i64>(15)? as u64,
+                })
             })
-        }).transpose()?,
+            .transpose()?,
         ref_count: r.get(16)?,
         deleted: r.get::<_, i64>(17)? != 0,
     })
@@ -58,7 +64,12 @@ pub fn by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<StreamMeta>>
 }
 
 /// Live streams (named, not soft-deleted, not expired at `now_ms`) in name order.
-pub fn list(conn: &Connection, now_ms: i64, offset: usize, limit: usize) -> rusqlite::Result<Vec<StreamMeta>> {
+pub fn list(
+    conn: &Connection,
+    now_ms: i64,
+    offset: usize,
+    limit: usize,
+) -> rusqlite::Result<Vec<StreamMeta>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM streams WHERE name IS NOT NULL AND deleted = 0 \
          AND (ttl_seconds IS NULL OR last_access_ms + ttl_seconds * 1000 > ?1) \
@@ -134,8 +145,10 @@ pub fn update_after_write(conn: &Connection, m: &StreamMeta) -> rusqlite::Result
 
 /// Renews the sliding TTL.
 pub fn touch(conn: &Connection, id: i64, at_ms: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached("UPDATE streams SET last_access_ms = max(last_access_ms, ?2) WHERE id = ?1")?
-        .execute(params![id, at_ms])?;
+    conn.prepare_cached(
+        "UPDATE streams SET last_access_ms = max(last_access_ms, ?2) WHERE id = ?1",
+    )?
+    .execute(params![id, at_ms])?;
     Ok(())
 }
 
@@ -153,11 +166,14 @@ pub fn detach(conn: &Connection, id: i64) -> rusqlite::Result<()> {
 }
 
 pub fn add_ref(conn: &Connection, id: i64, delta: i64) -> rusqlite::Result<i64> {
-    conn.prepare_cached("UPDATE streams SET ref_count = ref_count + ?2 WHERE id = ?1 RETURNING ref_count")?
-        .query_row(params![id, delta], |r| r.get(0))
+    conn.prepare_cached(
+        "UPDATE streams SET ref_count = ref_count + ?2 WHERE id = ?1 RETURNING ref_count",
+    )?
+    .query_row(params![id, delta], |r| r.get(0))
 }
 
 pub fn delete_row(conn: &Connection, id: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached("DELETE FROM streams WHERE id = ?1")?.execute([id])?;
+    conn.prepare_cached("DELETE FROM streams WHERE id = ?1")?
+        .execute([id])?;
     Ok(())
 }

@@ -1,0 +1,83 @@
+//! The command-line contract: exit codes, one-line errors, readiness and shutdown.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::{Server, BIN};
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_clear()
+        .env("DS_ROOT", dir.path())
+        .env("PORT", "0")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn version_and_help_exit_zero() {
+    let out = run(&["--version"], &[]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+    let out = run(&["server", "--help"], &[]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--object-store"));
+}
+
+#[test]
+fn usage_and_config_errors_exit_two_with_one_line() {
+    let out = run(&["server"], &[]);
+    assert_eq!(out.status.code(), Some(2), "--object-store is required");
+    let out = run(&["server", "--object-store", "floppy"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    for (k, v) in [
+        ("PORT", "99999"),
+        ("DS_HOST", "nowhere"),
+        ("DS_READ_MAX_BYTES", "lots"),
+    ] {
+        let out = run(&["server", "--object-store", "memory"], &[(k, v)]);
+        assert_eq!(out.status.code(), Some(2), "{k}={v}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(err.contains(k), "names the variable: {err}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn port_in_use_is_a_clear_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    let port = s.ready["exports"]["http"]["port"]
+        .as_u64()
+        .unwrap()
+        .to_string();
+    let out = run(&["server", "--object-store", "memory"], &[("PORT", &port)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen"));
+}
+
+#[test]
+fn readiness_line_then_exit_on_stdin_eof() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start_with_args(dir.path(), &[], &["--exit-on-stdin-eof"]);
+    let ex = &s.ready["exports"];
+    assert_eq!(ex["pid"].as_u64().unwrap(), s.child.id() as u64);
+    assert!(ex["sqlite"]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("wal.sqlite"));
+    assert!(ex["http"]["url"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://127.0.0.1:"));
+    drop(s.stdin.take()); // close the server's stdin
+    let status = s.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}

@@ -1,0 +1,118 @@
+//! Test harness: runs the real `prisma-streams` binary on 127.0.0.1:0 with its own data
+//! directory and stops it when dropped.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_prisma-streams");
+
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub root: PathBuf,
+    pub ready: serde_json::Value,
+    pub stdin: Option<ChildStdin>,
+}
+
+impl Server {
+    /// Starts a full-mode server (memory object store) on `root` with extra env vars.
+    pub fn start(root: &Path, env: &[(&str, &str)]) -> Server {
+        Self::start_with_args(root, env, &[])
+    }
+
+    pub fn start_with_args(root: &Path, env: &[(&str, &str)], extra: &[&str]) -> Server {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["server", "--object-store", "memory"])
+            .args(extra)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DS_ROOT", root)
+            .env("PORT", "0")
+            .env("DS_HOST", "127.0.0.1")
+            .env("DS_LONG_POLL_TIMEOUT_MS", "500")
+            .env("DS_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read readiness line");
+        let ready: serde_json::Value = serde_json::from_str(line.trim())
+            .unwrap_or_else(|e| panic!("bad readiness line {line:?}: {e}"));
+        assert_eq!(ready["type"], "ready");
+        let url = ready["exports"]["http"]["url"]
+            .as_str()
+            .expect("url")
+            .to_string();
+        let stdin = child.stdin.take();
+        Server {
+            child,
+            url,
+            root: root.to_path_buf(),
+            ready,
+            stdin,
+        }
+    }
+
+    pub fn stream_url(&self, name: &str) -> String {
+        format!("{}/v1/stream/{name}", self.url)
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.child.wait().expect("wait for server")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("client")
+}
+
+pub fn header(res: &reqwest::Response, name: &str) -> Option<String> {
+    res.headers()
+        .get(name)
+        .map(|v| v.to_str().expect("ascii header").to_string())
+}
+
+/// Sends a raw HTTP/1.1 request and returns the response status code.
+pub fn raw_status(base_url: &str, request: &str) -> u16 {
+    use std::io::{Read, Write};
+    let addr = base_url.trim_start_matches("http://");
+    let mut sock = std::net::TcpStream::connect(addr).expect("connect");
+    sock.write_all(request.as_bytes()).expect("write");
+    let mut buf = Vec::new();
+    let _ = sock.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"))
+}
