@@ -38,8 +38,19 @@ pub enum ObjectStoreKind {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(after_long_help = "Environment:\n  \
+    DS_HOST                   address to bind (default 127.0.0.1)\n  \
+    PORT                      port to bind (default 8080; 0 picks a free port)\n  \
+    DS_ROOT                   data directory (default ./ds-data)\n  \
+    DS_DB_PATH                SQLite file (default $DS_ROOT/wal.sqlite)\n  \
+    DS_LONG_POLL_TIMEOUT_MS   long-poll wait (default 3000)\n  \
+    DS_APPEND_MAX_BODY_BYTES  largest PUT/POST body (default 10 MiB; 413 above)\n  \
+    DS_LOG                    log filter, e.g. info or prisma_streams=debug (default info)\n\n\
+    The README lists every DS_* variable. Once ready the server prints one JSON line on\n\
+    stdout: {\"type\":\"ready\",\"exports\":{...}}. SIGTERM or SIGINT stop it cleanly.")]
 pub struct ServerArgs {
-    /// Object store for segments and manifests.
+    /// Object store for segments and manifests (required; this release keeps all data in
+    /// SQLite and does not write to the object store yet).
     #[arg(long, value_enum)]
     pub object_store: ObjectStoreKind,
     /// Exit when standard input reaches end-of-file (used by supervisors).
