@@ -2,8 +2,8 @@
 
 mod common;
 
-use common::{client, header, Server};
-use reqwest::StatusCode;
+use common::{client, header, post, put, read_text, status, Server};
+use reqwest::{Method, StatusCode};
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
@@ -16,25 +16,13 @@ async fn create_append_read_round_trip_with_offsets() {
     let c = client();
     let url = s.stream_url("orders/eu");
 
-    let r = c
-        .put(&url)
-        .header("content-type", "text/plain")
-        .body("ab")
-        .send()
-        .await
-        .unwrap();
+    let r = put(&c, &url, "text/plain", "ab").await;
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(header(&r, "location").unwrap(), url);
     let o1 = header(&r, "stream-next-offset").unwrap();
     assert_eq!(o1.len(), 26);
 
-    let r = c
-        .post(&url)
-        .header("content-type", "text/plain")
-        .body("cd")
-        .send()
-        .await
-        .unwrap();
+    let r = post(&c, &url, "text/plain", "cd").await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let o2 = header(&r, "stream-next-offset").unwrap();
     assert!(o2 > o1, "offsets increase: {o1} {o2}");
@@ -78,33 +66,21 @@ async fn json_mode_keeps_message_boundaries_and_pages_are_bounded() {
     let s = Server::start(dir.path(), &[("DS_READ_MAX_RECORDS", "2")]);
     let c = client();
     let url = s.stream_url("j");
-    let r = c
-        .put(&url)
-        .header("content-type", "application/json")
-        .body("[]")
-        .send()
-        .await
-        .unwrap();
+    let r = put(&c, &url, "application/json", "[]").await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    let r = c
-        .post(&url)
-        .header("content-type", "application/json; charset=utf-8")
-        .body(r#"[{"a":1}, [2,3], "x"]"#)
-        .send()
-        .await
-        .unwrap();
+    let r = post(
+        &c,
+        &url,
+        "application/json; charset=utf-8",
+        r#"[{"a":1}, [2,3], "x"]"#,
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     for (body, status) in [
         ("[]", StatusCode::BAD_REQUEST),
         ("{nope", StatusCode::BAD_REQUEST),
     ] {
-        let r = c
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let r = post(&c, &url, "application/json", body).await;
         assert_eq!(r.status(), status, "{body}");
     }
 
@@ -174,12 +150,7 @@ async fn close_is_durable_and_reported() {
     let s = Server::start(dir.path(), &[]);
     let c = client();
     let url = s.stream_url("c");
-    c.put(&url)
-        .header("content-type", "text/plain")
-        .body("x")
-        .send()
-        .await
-        .unwrap();
+    put(&c, &url, "text/plain", "x").await;
     let r = c
         .post(&url)
         .header("stream-closed", "true")
@@ -188,13 +159,7 @@ async fn close_is_durable_and_reported() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(header(&r, "stream-closed").as_deref(), Some("true"));
-    let r = c
-        .post(&url)
-        .header("content-type", "text/plain")
-        .body("y")
-        .send()
-        .await
-        .unwrap();
+    let r = post(&c, &url, "text/plain", "y").await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert_eq!(header(&r, "stream-closed").as_deref(), Some("true"));
     let r = c.get(format!("{url}?offset=-1")).send().await.unwrap();
@@ -252,12 +217,7 @@ async fn long_poll_wakes_on_append_and_times_out_with_a_cursor() {
         async move { c.get(u).send().await.unwrap() }
     });
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    c.post(&url2)
-        .header("content-type", "text/plain")
-        .body("wake")
-        .send()
-        .await
-        .unwrap();
+    post(&c, &url2, "text/plain", "wake").await;
     let r = reader.await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let next_cursor: u64 = header(&r, "stream-cursor").unwrap().parse().unwrap();
@@ -274,12 +234,13 @@ async fn sse_sends_a_control_event_after_each_data_event() {
     let s = Server::start(dir.path(), &[]);
     let c = client();
     let url = s.stream_url("sse");
-    c.put(&url)
-        .header("content-type", "application/octet-stream")
-        .body(vec![0u8, 159, 146, 150])
-        .send()
-        .await
-        .unwrap();
+    put(
+        &c,
+        &url,
+        "application/octet-stream",
+        vec![0u8, 159, 146, 150],
+    )
+    .await;
     c.post(&url)
         .header("stream-closed", "true")
         .send()
@@ -313,20 +274,9 @@ async fn forks_share_history_and_delete_is_soft_while_referenced() {
     let c = client();
     let src = s.stream_url("src");
     let fork = s.stream_url("fork");
-    let r = c
-        .put(&src)
-        .header("content-type", "text/plain")
-        .body("hello")
-        .send()
-        .await
-        .unwrap();
+    let r = put(&c, &src, "text/plain", "hello").await;
     let anchor = header(&r, "stream-next-offset").unwrap();
-    c.post(&src)
-        .header("content-type", "text/plain")
-        .body("world")
-        .send()
-        .await
-        .unwrap();
+    post(&c, &src, "text/plain", "world").await;
     let r = c
         .put(&fork)
         .header("stream-forked-from", "/v1/stream/src")
@@ -337,57 +287,25 @@ async fn forks_share_history_and_delete_is_soft_while_referenced() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(header(&r, "content-type").as_deref(), Some("text/plain"));
-    c.post(&fork)
-        .header("content-type", "text/plain")
-        .body("!")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        c.get(format!("{fork}?offset=-1"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "hellowor!"
-    );
+    post(&c, &fork, "text/plain", "!").await;
+    assert_eq!(read_text(&c, &fork).await, "hellowor!");
 
     assert_eq!(
-        c.delete(&src).send().await.unwrap().status(),
+        status(&c, Method::DELETE, &src).await,
         StatusCode::NO_CONTENT
     );
+    assert_eq!(status(&c, Method::HEAD, &src).await, StatusCode::GONE);
     assert_eq!(
-        c.head(&src).send().await.unwrap().status(),
-        StatusCode::GONE
+        put(&c, &src, "text/plain", "").await.status(),
+        StatusCode::CONFLICT
     );
-    let r = c
-        .put(&src)
-        .header("content-type", "text/plain")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert_eq!(read_text(&c, &fork).await, "hellowor!");
     assert_eq!(
-        c.get(format!("{fork}?offset=-1"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "hellowor!"
-    );
-    assert_eq!(
-        c.delete(&fork).send().await.unwrap().status(),
+        status(&c, Method::DELETE, &fork).await,
         StatusCode::NO_CONTENT
     );
     // The last reference is gone, so the source is removed with it.
-    assert_eq!(
-        c.head(&src).send().await.unwrap().status(),
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(status(&c, Method::HEAD, &src).await, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -401,25 +319,13 @@ async fn oversized_bodies_get_413_and_nothing_is_written() {
         .send()
         .await
         .unwrap();
-    let r = c
-        .post(&url)
-        .header("content-type", "text/plain")
-        .body(vec![b'x'; 17])
-        .send()
-        .await
-        .unwrap();
+    let r = post(&c, &url, "text/plain", vec![b'x'; 17]).await;
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "payload_too_large");
     // A chunked body without Content-Length is cut off at the limit too.
     let chunks = futures_util::stream::iter((0..4).map(|_| Ok::<_, std::io::Error>(vec![b'y'; 8])));
-    let r = c
-        .post(&url)
-        .header("content-type", "text/plain")
-        .body(reqwest::Body::wrap_stream(chunks))
-        .send()
-        .await
-        .unwrap();
+    let r = post(&c, &url, "text/plain", reqwest::Body::wrap_stream(chunks)).await;
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let r = c.get(format!("{url}?offset=-1")).send().await.unwrap();
     assert_eq!(r.text().await.unwrap(), "");

@@ -116,3 +116,52 @@ pub fn raw_status(base_url: &str, request: &str) -> u16 {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status in {text:?}"))
 }
+
+/// `PUT` with a content type and body.
+pub async fn put(
+    c: &reqwest::Client,
+    url: &str,
+    ct: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    c.put(url)
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .expect("PUT")
+}
+
+/// `POST` with a content type and body.
+pub async fn post(
+    c: &reqwest::Client,
+    url: &str,
+    ct: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    c.post(url)
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .expect("POST")
+}
+
+/// The body of a catch-up read from the start (one page).
+pub async fn read_text(c: &reqwest::Client, url: &str) -> String {
+    let r = c.get(format!("{url}?offset=-1")).send().await.expect("GET");
+    r.text().await.expect("body")
+}
+
+/// The status of a request without a body.
+pub async fn status(
+    c: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+) -> reqwest::StatusCode {
+    c.request(method, url)
+        .send()
+        .await
+        .expect("request")
+        .status()
+}
