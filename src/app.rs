@@ -1,10 +1,11 @@
-//! Composition root: builds the engine and service, binds the listener, prints the
-//! readiness line, runs background tasks, and shuts everything down in order.
+//! Composition root: builds the engine and service, binds the listener, runs background
+//! tasks, and shuts everything down in order. Full and local mode share it; they differ
+//! in the [`Config`] and in what they do once the listener is bound.
 
 use std::future::Future;
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -19,7 +20,7 @@ use crate::service::StreamService;
 /// How long in-flight requests (long-polls, SSE) get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
-/// Startup failures.
+/// Startup and serving failures.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("cannot create data directory {path}: {source}")]
@@ -38,9 +39,20 @@ pub enum AppError {
     Serve(std::io::Error),
 }
 
+impl AppError {
+    /// True when the listen address is taken by another process.
+    pub fn is_addr_in_use(&self) -> bool {
+        matches!(self, AppError::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse)
+    }
+}
+
+/// The URL clients use for a bound address (IPv6 literals bracketed).
+pub fn http_url(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
 /// The readiness message printed once on stdout.
-pub fn ready_line(addr: SocketAddr, sqlite: &std::path::Path, name: Option<&str>) -> String {
-    let url = format!("http://{addr}");
+pub fn ready_line(addr: SocketAddr, sqlite: &Path, name: Option<&str>) -> String {
     let mut exports = serde_json::Map::new();
     if let Some(n) = name {
         exports.insert("name".into(), n.into());
@@ -48,7 +60,7 @@ pub fn ready_line(addr: SocketAddr, sqlite: &std::path::Path, name: Option<&str>
     exports.insert("pid".into(), std::process::id().into());
     exports.insert(
         "http".into(),
-        serde_json::json!({ "url": url, "port": addr.port() }),
+        serde_json::json!({ "url": http_url(addr), "port": addr.port() }),
     );
     exports.insert(
         "sqlite".into(),
@@ -57,67 +69,119 @@ pub fn ready_line(addr: SocketAddr, sqlite: &std::path::Path, name: Option<&str>
     serde_json::json!({ "type": "ready", "exports": exports }).to_string()
 }
 
+/// Prints the readiness line; nothing else is ever written to stdout.
+pub fn announce(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// A server whose storage is open and whose listener is bound, not yet serving.
+pub struct BoundServer {
+    config: Config,
+    engine: Engine,
+    service: StreamService,
+    listener: TcpListener,
+    addr: SocketAddr,
+    db_path: PathBuf,
+}
+
+impl BoundServer {
+    /// Opens storage and binds the listener.
+    pub async fn bind(config: Config, clock: SharedClock) -> Result<BoundServer, AppError> {
+        std::fs::create_dir_all(&config.root).map_err(|source| AppError::DataDir {
+            path: config.root.clone(),
+            source,
+        })?;
+        let engine = Engine::open(config.db_path.clone(), &config.limits, clock)?;
+        let service = StreamService::new(engine.clone(), config.limits.clone());
+        let want = SocketAddr::new(config.host, config.port);
+        let listener = match TcpListener::bind(want).await {
+            Ok(l) => l,
+            Err(source) => {
+                let engine = engine.clone();
+                let _ = tokio::task::spawn_blocking(move || engine.shutdown()).await;
+                return Err(AppError::Bind { addr: want, source });
+            }
+        };
+        let addr = listener.local_addr().map_err(AppError::Serve)?;
+        let db_path =
+            std::fs::canonicalize(&config.db_path).unwrap_or_else(|_| config.db_path.clone());
+        Ok(BoundServer {
+            config,
+            engine,
+            service,
+            listener,
+            addr,
+            db_path,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Absolute path of the SQLite database.
+    pub fn db_path(&self) -> &Path {
+        &self.db_path
+    }
+
+    /// Serves until `shutdown` resolves, then stops in order.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        let BoundServer {
+            config,
+            engine,
+            service,
+            listener,
+            addr,
+            ..
+        } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let sweeper = spawn_sweeper(
+            service.clone(),
+            config.limits.expiry_sweep_ms,
+            stop_rx.clone(),
+        );
+        let app = router(AppState { service });
+        let mut graceful_rx = stop_rx;
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = graceful_rx.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        tracing::info!(%addr, db = %config.db_path.display(), "prisma-streams listening");
+
+        shutdown.await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+        match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "server stopped with an error"),
+            Ok(_) => {}
+            Err(_) => tracing::info!("in-flight requests did not finish in time; closing them"),
+        }
+        sweeper.abort();
+        // Commits everything already queued, then stops the writer thread.
+        tokio::task::spawn_blocking(move || engine.shutdown())
+            .await
+            .map_err(|e| AppError::Serve(std::io::Error::other(e)))?;
+        Ok(())
+    }
+}
+
 /// Runs a full-mode server until `shutdown` resolves.
 pub async fn run_server(
     config: Config,
     clock: SharedClock,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
-    std::fs::create_dir_all(&config.root).map_err(|source| AppError::DataDir {
-        path: config.root.clone(),
-        source,
-    })?;
-    let engine = Engine::open(config.db_path.clone(), &config.limits, clock)?;
-    let service = StreamService::new(engine.clone(), config.limits.clone());
-
-    let addr = SocketAddr::new(config.host, config.port);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| AppError::Bind { addr, source })?;
-    let local = listener.local_addr().map_err(AppError::Serve)?;
-
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let sweeper = spawn_sweeper(
-        service.clone(),
-        config.limits.expiry_sweep_ms,
-        stop_rx.clone(),
-    );
-
-    let app = router(AppState {
-        service: service.clone(),
-    });
-    let mut graceful_rx = stop_rx.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = graceful_rx.wait_for(|s| *s).await;
-            })
-            .await
-    });
-
-    let db_path = std::fs::canonicalize(&config.db_path).unwrap_or_else(|_| config.db_path.clone());
-    let line = ready_line(local, &db_path, None);
-    {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
-    }
-    tracing::info!(%local, db = %config.db_path.display(), "prisma-streams server listening");
-
-    shutdown.await;
-    tracing::info!("shutting down");
-    let _ = stop_tx.send(true);
-    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
-        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "server stopped with an error"),
-        Ok(_) => {}
-        Err(_) => tracing::info!("in-flight requests did not finish in time; closing them"),
-    }
-    sweeper.abort();
-    // Commits everything already queued, then stops the writer thread.
-    tokio::task::spawn_blocking(move || engine.shutdown())
-        .await
-        .map_err(|e| AppError::Serve(std::io::Error::other(e)))?;
-    Ok(())
+    let bound = BoundServer::bind(config, clock).await?;
+    announce(&ready_line(bound.addr(), bound.db_path(), None));
+    bound.serve(shutdown).await
 }
 
 fn spawn_sweeper(

@@ -22,6 +22,54 @@ pub struct Cli {
 pub enum Command {
     /// Run the full-mode server (SQLite + object store).
     Server(ServerArgs),
+    /// Local mode: one SQLite file per named server, for `prisma dev` and local tools.
+    #[command(subcommand)]
+    Local(LocalCommand),
+}
+
+/// `prisma-streams local ...`
+#[derive(Debug, Subcommand)]
+pub enum LocalCommand {
+    /// Run a local server in the foreground until SIGINT/SIGTERM.
+    Start(LocalServerArgs),
+    /// Run a local server for a supervisor: exits when stdin closes or on SIGTERM.
+    Daemon(LocalServerArgs),
+    /// Show whether a local server runs (all names if --name is not given).
+    Status(LocalStatusArgs),
+    /// Stop a running local server and wait until it is gone.
+    Stop(LocalNameArgs),
+    /// Delete a stopped local server's data.
+    Reset(LocalNameArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LocalServerArgs {
+    /// Server name: letters, digits, '.', '_' and '-' (default "default").
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Port to listen on; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub hostname: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LocalStatusArgs {
+    /// Server name (default: every server under the data root).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LocalNameArgs {
+    /// Server name (default "default").
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 /// Where segments and manifests go.

@@ -19,7 +19,8 @@ pub struct Config {
     pub port: u16,
     pub root: PathBuf,
     pub db_path: PathBuf,
-    pub object_store: ObjectStoreKind,
+    /// `None` in local mode, which never uses an object store.
+    pub object_store: Option<ObjectStoreKind>,
     pub exit_on_stdin_eof: bool,
     pub limits: Limits,
 }
@@ -91,6 +92,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "DS_EXPIRY_SWEEP_LIMIT",
     "DS_READ_CONNECTIONS",
     "DS_LOG",
+    "DS_LOCAL_DATA_ROOT",
 ];
 
 /// A snapshot of the environment, so parsing is testable without touching the process.
@@ -178,7 +180,59 @@ impl Limits {
     }
 }
 
+/// Parses a listen address: an IP literal (IPv6 may be bracketed) or `localhost`.
+pub fn parse_host(what: &str, v: &str) -> Result<IpAddr, ConfigError> {
+    match v {
+        "localhost" => Ok(IpAddr::from([127, 0, 0, 1])),
+        other => other
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| ConfigError(format!("{what} must be an IP address, got {other:?}"))),
+    }
+}
+
+/// The local-mode data root: `DS_LOCAL_DATA_ROOT`, else the `prisma-dev-nodejs` data
+/// directory of the platform (as the original's `env-paths`) + `durable-streams`.
+pub fn local_data_root(env: &Env) -> Result<PathBuf, ConfigError> {
+    if let Some(v) = env.get("DS_LOCAL_DATA_ROOT") {
+        let p = PathBuf::from(v);
+        return Ok(if p.is_absolute() {
+            p
+        } else {
+            std::env::current_dir()
+                .map_err(|e| ConfigError(format!("cannot resolve DS_LOCAL_DATA_ROOT: {e}")))?
+                .join(p)
+        });
+    }
+    let base = directories::BaseDirs::new().ok_or_else(|| {
+        ConfigError("cannot find the home directory; set DS_LOCAL_DATA_ROOT".into())
+    })?;
+    let app = base.data_local_dir().join("prisma-dev-nodejs");
+    let app = if cfg!(windows) { app.join("Data") } else { app };
+    Ok(app.join("durable-streams"))
+}
+
 impl Config {
+    /// Builds the configuration of a local-mode server whose files live in `data_dir`.
+    pub fn for_local(
+        data_dir: PathBuf,
+        host: &str,
+        port: u16,
+        exit_on_stdin_eof: bool,
+        env: &Env,
+    ) -> Result<Config, ConfigError> {
+        Ok(Config {
+            host: parse_host("--hostname", host)?,
+            port,
+            db_path: data_dir.join("durable-streams.sqlite"),
+            root: data_dir,
+            object_store: None,
+            exit_on_stdin_eof,
+            limits: Limits::from_env(env)?,
+        })
+    }
+
     /// Builds the full-mode configuration.
     pub fn for_server(args: &ServerArgs, env: &Env) -> Result<Config, ConfigError> {
         let host_s = env.get("DS_HOST").unwrap_or("127.0.0.1");
@@ -208,7 +262,7 @@ impl Config {
             port,
             root,
             db_path,
-            object_store: args.object_store,
+            object_store: Some(args.object_store),
             exit_on_stdin_eof: args.exit_on_stdin_eof,
             limits: Limits::from_env(env)?,
         })

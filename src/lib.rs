@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod http;
+pub mod local;
 pub mod protocol;
 pub mod service;
 pub mod telemetry;

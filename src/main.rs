@@ -1,12 +1,14 @@
 //! `prisma-streams`: parse the command line, set up logging, run the chosen mode.
 
+use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser as _;
-use prisma_streams::cli::{Cli, Command};
+use prisma_streams::cli::{Cli, Command, LocalCommand};
 use prisma_streams::clock::SystemClock;
 use prisma_streams::config::{Config, Env};
+use prisma_streams::local::{self, LocalError};
 use prisma_streams::{app, telemetry};
 
 fn main() -> ExitCode {
@@ -21,40 +23,70 @@ fn main() -> ExitCode {
         Command::Server(args) => {
             let config = match Config::for_server(&args, &env) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("prisma-streams: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(e) => return fail(&e, 2),
             };
-            run(|| async move {
+            match block_on(async move {
                 let stop = app::shutdown_signal(config.exit_on_stdin_eof);
                 app::run_server(config, Arc::new(SystemClock), stop).await
-            })
+            }) {
+                Ok(Ok(())) => ExitCode::SUCCESS,
+                Ok(Err(e)) => fail(&anyhow::Error::from(e), 1),
+                Err(code) => code,
+            }
         }
+        Command::Local(cmd) => local_command(cmd, &env),
     }
 }
 
-fn run<F, Fut>(f: F) -> ExitCode
-where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<(), app::AppError>>,
-{
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+fn local_command(cmd: LocalCommand, env: &Env) -> ExitCode {
+    let result = match cmd {
+        LocalCommand::Start(a) => run_local(env, a, false),
+        LocalCommand::Daemon(a) => run_local(env, a, true),
+        LocalCommand::Status(a) => local::status(env, a.name.as_deref(), a.json).map(print),
+        LocalCommand::Stop(a) => local::stop(env, a.name.as_deref()).map(print),
+        LocalCommand::Reset(a) => local::reset(env, a.name.as_deref()).map(print),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e, e.exit_code()),
+    }
+}
+
+fn run_local(
+    env: &Env,
+    a: prisma_streams::cli::LocalServerArgs,
+    daemon: bool,
+) -> Result<(), LocalError> {
+    let clock = Arc::new(SystemClock);
+    match block_on(local::run(
+        env,
+        clock,
+        a.name.as_deref(),
+        &a.hostname,
+        a.port,
+        daemon,
+    )) {
+        Ok(r) => r,
+        Err(_) => Err(LocalError::Failed("cannot start the async runtime".into())),
+    }
+}
+
+fn print(s: String) {
+    println!("{s}");
+}
+
+fn fail(e: &dyn std::fmt::Display, code: u8) -> ExitCode {
+    eprintln!("prisma-streams: {e:#}");
+    ExitCode::from(code)
+}
+
+/// Runs a future on a multi-threaded runtime; `Err` if the runtime cannot start.
+fn block_on<T>(f: impl Future<Output = T>) -> Result<T, ExitCode> {
+    match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("prisma-streams: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match rt.block_on(f()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let e = anyhow::Error::from(e);
-            eprintln!("prisma-streams: {e:#}");
-            ExitCode::from(1)
-        }
+        Ok(rt) => Ok(rt.block_on(f)),
+        Err(e) => Err(fail(&format!("cannot start the async runtime: {e}"), 1)),
     }
 }

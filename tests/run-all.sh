@@ -20,6 +20,8 @@ cargo clippy --locked --all-targets -- -D warnings
 step "cargo test"
 cargo test --locked
 
-step "conformance suite (full mode)"
 cargo build --locked --bin prisma-streams
+step "conformance suite (full mode)"
 tests/conformance/run.sh --mode full
+step "conformance suite (local mode)"
+tests/conformance/run.sh --mode local

@@ -5,7 +5,8 @@
 #   tests/conformance/run.sh [--bin PATH] [--mode full] [-t REGEX] [--url URL]
 #
 # --bin   server binary (default: target/debug/prisma-streams)
-# --mode  full (default): `server --object-store memory`
+# --mode  full (default): `server --object-store memory`;
+#         local: `local start` with its own DS_LOCAL_DATA_ROOT
 # --url   run against an already running server instead of starting one
 # -t      only tests whose name matches REGEX
 # The last line printed is always "N passed, M failed"; the exit code is 0 only when
@@ -50,10 +51,11 @@ if [ -z "$url" ]; then
   [ -x "$bin" ] || fail_setup "server binary not found at $bin (build it first)"
   case "$mode" in
     full) cmd=("$bin" server --object-store memory) ;;
+    local) cmd=("$bin" local start --name conformance --port 0) ;;
     *) fail_setup "unknown mode $mode" ;;
   esac
   mkfifo "$work/ready"
-  DS_ROOT="$work/data" PORT=0 DS_HOST=127.0.0.1 DS_LONG_POLL_TIMEOUT_MS=500 \
+  DS_LOCAL_DATA_ROOT="$work/local" DS_ROOT="$work/data" PORT=0 DS_HOST=127.0.0.1 DS_LONG_POLL_TIMEOUT_MS=500 \
     "${cmd[@]}" >"$work/ready" 2>"$work/server.log" &
   server_pid=$!
   exec 3<"$work/ready"

@@ -30,6 +30,9 @@ pub fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // Truncate the WAL file back to this size after checkpoints, so an idle database
+    // does not keep the space of its busiest moment.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     apply_pragmas(&conn)?;
     migrate(&conn)?;
     Ok(conn)

@@ -1,0 +1,288 @@
+//! Local mode lifecycle: start, status, single instance per name, stop, reset, kill -9.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use common::{client, BIN};
+
+/// Runs a local subcommand to completion.
+fn local(root: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("local")
+        .args(args)
+        .env_clear()
+        .env("DS_LOCAL_DATA_ROOT", root)
+        .env("DS_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+struct Running {
+    child: Child,
+    ready: serde_json::Value,
+}
+
+impl Running {
+    fn url(&self) -> String {
+        self.ready["exports"]["http"]["url"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `local start --name N` and waits for its readiness line.
+fn start(root: &Path, name: &str) -> Running {
+    let mut child = Command::new(BIN)
+        .args(["local", "start", "--name", name, "--port", "0"])
+        .env_clear()
+        .env("DS_LOCAL_DATA_ROOT", root)
+        .env("DS_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ready: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    Running { child, ready }
+}
+
+fn status_json(root: &Path, name: &str) -> serde_json::Value {
+    let out = local(root, &["status", "--name", name, "--json"]);
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn start_status_second_start_stop_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let s = start(root, "app");
+    let ex = &s.ready["exports"];
+    assert_eq!(ex["name"], "app");
+    let db = root.join("app").join("durable-streams.sqlite");
+    assert_eq!(
+        ex["sqlite"]["path"].as_str().unwrap(),
+        db.canonicalize().unwrap().to_str().unwrap()
+    );
+
+    // server.json has the original's shape and points at the same server.
+    let sj: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("app/server.json")).unwrap())
+            .unwrap();
+    assert_eq!(sj["version"], 1);
+    assert_eq!(sj["http"]["url"], ex["http"]["url"]);
+    assert_eq!(sj["pid"], ex["pid"]);
+    assert!(sj["startedAt"].as_str().unwrap().ends_with('Z'));
+
+    let st = status_json(root, "app");
+    assert_eq!(st["running"], true);
+    assert_eq!(st["healthy"], true);
+    assert_eq!(st["pid"], ex["pid"]);
+
+    // The HTTP surface is the full protocol.
+    let c = client();
+    let url = format!("{}/v1/stream/x", s.url());
+    common::put(&c, &url, "text/plain", "hi").await;
+    assert_eq!(common::read_text(&c, &url).await, "hi");
+
+    let second = local(root, &["start", "--name", "app", "--port", "0"]);
+    assert_eq!(second.status.code(), Some(3));
+    assert!(
+        stderr(&second).contains("is running"),
+        "{}",
+        stderr(&second)
+    );
+    assert_eq!(stderr(&second).trim().lines().count(), 1);
+
+    let refused = local(root, &["reset", "--name", "app"]);
+    assert_eq!(refused.status.code(), Some(3));
+    assert!(db.exists(), "reset must not touch a running server's data");
+
+    let stopped = local(root, &["stop", "--name", "app"]);
+    assert!(stopped.status.success(), "{}", stderr(&stopped));
+    let st = status_json(root, "app");
+    assert_eq!(st["running"], false);
+    assert_eq!(st["exists"], true);
+    assert!(!root.join("app/server.json").exists());
+
+    let reset = local(root, &["reset", "--name", "app"]);
+    assert!(reset.status.success(), "{}", stderr(&reset));
+    assert!(!root.join("app").exists());
+    assert_eq!(status_json(root, "app")["exists"], false);
+}
+
+#[tokio::test]
+async fn kill_9_then_immediate_restart_keeps_acknowledged_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let c = client();
+    let mut s = start(root, "crashy");
+    let url = format!("{}/v1/stream/log", s.url());
+    common::put(&c, &url, "application/json", "[]").await;
+    for i in 0..50 {
+        let r = common::post(&c, &url, "application/json", format!("{{\"i\":{i}}}")).await;
+        assert!(r.status().is_success());
+    }
+    s.child.kill().unwrap(); // SIGKILL: no cleanup runs, the lock dies with the process
+    s.child.wait().unwrap();
+
+    let s2 = start(root, "crashy");
+    let url = format!("{}/v1/stream/log", s2.url());
+    let body = common::read_text(&c, &url).await;
+    let items: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(items.len(), 50);
+    assert_eq!(items[49]["i"], 49);
+}
+
+#[tokio::test]
+async fn two_names_run_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = start(dir.path(), "a");
+    let b = start(dir.path(), "b");
+    assert_ne!(a.url(), b.url());
+    let c = client();
+    common::put(
+        &c,
+        &format!("{}/v1/stream/only-a", a.url()),
+        "text/plain",
+        "x",
+    )
+    .await;
+    let r = c
+        .head(format!("{}/v1/stream/only-a", b.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "names have separate databases");
+    let out = local(dir.path(), &["status", "--json"]);
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    assert!(all.as_array().unwrap().iter().all(|s| s["running"] == true));
+}
+
+#[test]
+fn bad_names_and_ports_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["..", ".", "a/b", "with space"] {
+        let out = local(dir.path(), &["start", "--name", name]);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        assert!(
+            stderr(&out).contains("invalid server name"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    for port in ["99999", "-1", "http"] {
+        let out = local(dir.path(), &["start", "--port", port]);
+        assert_eq!(out.status.code(), Some(2), "{port}");
+    }
+    let out = local(dir.path(), &["start", "--hostname", "not-an-ip"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        !dir.path().join("default").exists(),
+        "nothing is created on bad input"
+    );
+}
+
+#[test]
+fn a_taken_port_exits_with_code_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = local(dir.path(), &["start", "--name", "p", "--port", &port]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    // The lock was released: a retry on a free port works at once.
+    let s = start(dir.path(), "p");
+    assert_eq!(s.ready["exports"]["name"], "p");
+}
+
+#[test]
+fn daemon_exits_when_stdin_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["local", "daemon", "--name", "d"])
+        .env_clear()
+        .env("DS_LOCAL_DATA_ROOT", dir.path())
+        .env("DS_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("\"type\":\"ready\""));
+    drop(child.stdin.take());
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    let st = status_json(dir.path(), "d");
+    assert_eq!(st["running"], false);
+}
+
+/// Sizes of the database files of a local server.
+fn db_sizes(dir: &Path) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("durable-streams.sqlite")
+        })
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().unwrap().len(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn an_idle_server_writes_nothing_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["local", "start", "--name", "idle"])
+        .env_clear()
+        .env("DS_LOCAL_DATA_ROOT", dir.path())
+        .env("DS_LOG", "warn")
+        .env("DS_EXPIRY_SWEEP_MS", "20") // background work runs many times meanwhile
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let before = db_sizes(&dir.path().join("idle"));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let after = db_sizes(&dir.path().join("idle"));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!before.is_empty());
+    assert_eq!(before, after);
+}
