@@ -25,13 +25,14 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return fail(&e, 2),
             };
-            match block_on(async move {
+            let served = block_on(async move {
                 let stop = app::shutdown_signal(config.exit_on_stdin_eof);
                 app::run_server(config, Arc::new(SystemClock), stop).await
-            }) {
+            });
+            match served {
                 Ok(Ok(())) => ExitCode::SUCCESS,
                 Ok(Err(e)) => fail(&anyhow::Error::from(e), 1),
-                Err(code) => code,
+                Err(e) => fail(&e, 1),
             }
         }
         Command::Local(cmd) => local_command(cmd, &env),
@@ -67,7 +68,7 @@ fn run_local(
         daemon,
     )) {
         Ok(r) => r,
-        Err(_) => Err(LocalError::Failed("cannot start the async runtime".into())),
+        Err(e) => Err(LocalError::Failed(e)),
     }
 }
 
@@ -81,12 +82,10 @@ fn fail(e: &dyn std::fmt::Display, code: u8) -> ExitCode {
 }
 
 /// Runs a future on a multi-threaded runtime; `Err` if the runtime cannot start.
-fn block_on<T>(f: impl Future<Output = T>) -> Result<T, ExitCode> {
-    match tokio::runtime::Builder::new_multi_thread()
+fn block_on<T>(f: impl Future<Output = T>) -> Result<T, String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => Ok(rt.block_on(f)),
-        Err(e) => Err(fail(&format!("cannot start the async runtime: {e}"), 1)),
-    }
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    Ok(rt.block_on(f))
 }
