@@ -13,8 +13,12 @@ use tokio::sync::watch;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::engine::Engine;
+use std::sync::Arc;
+
+use crate::engine::tier::Tier;
+use crate::engine::{bootstrap, Engine};
 use crate::http::{router, AppState};
+use crate::objstore::Store;
 use crate::service::StreamService;
 
 /// How long in-flight requests (long-polls, SSE) get to finish after a shutdown signal.
@@ -30,6 +34,8 @@ pub enum AppError {
     },
     #[error("cannot open storage: {0}")]
     Storage(#[from] crate::engine::EngineError),
+    #[error("cannot set up the object store: {0}")]
+    ObjectStore(#[from] crate::objstore::StoreError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -93,7 +99,24 @@ impl BoundServer {
             path: config.root.clone(),
             source,
         })?;
-        let engine = Engine::open(config.db_path.clone(), &config.limits, clock)?;
+        let tier = match &config.tiering {
+            None => None,
+            Some(t) => {
+                let store = Store::build(&t.store, t.retry)?;
+                if config.bootstrap {
+                    let s = bootstrap::run(&config.db_path, &config.root, &store, clock.now_ms())
+                        .await?;
+                    tracing::info!(
+                        streams = s.streams,
+                        segments = s.segments,
+                        skipped = s.skipped,
+                        "bootstrapped from the object store"
+                    );
+                }
+                Some(Arc::new(Tier::new(store, t.clone(), &config.root)))
+            }
+        };
+        let engine = Engine::open(config.db_path.clone(), &config.limits, tier, clock)?;
         let service = StreamService::new(engine.clone(), config.limits.clone());
         let want = SocketAddr::new(config.host, config.port);
         let listener = match TcpListener::bind(want).await {
@@ -140,6 +163,7 @@ impl BoundServer {
             ..
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
+        engine.start_background(stop_rx.clone()).await?;
         let sweeper = spawn_sweeper(
             service.clone(),
             config.limits.expiry_sweep_ms,
@@ -165,7 +189,9 @@ impl BoundServer {
             Err(_) => tracing::info!("in-flight requests did not finish in time; closing them"),
         }
         sweeper.abort();
-        // Commits everything already queued, then stops the writer thread.
+        // The segmenter and uploader finish the step they are in (their results still
+        // need the writer), then the writer commits what is queued and stops.
+        engine.join_background().await;
         tokio::task::spawn_blocking(move || engine.shutdown())
             .await
             .map_err(|e| AppError::Serve(std::io::Error::other(e)))?;

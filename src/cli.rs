@@ -97,11 +97,13 @@ pub enum ObjectStoreKind {
     The README lists every DS_* variable. Once ready the server prints one JSON line on\n\
     stdout: {\"type\":\"ready\",\"exports\":{...}}. SIGTERM or SIGINT stop it cleanly.")]
 pub struct ServerArgs {
-    /// Object store for segments and manifests (required; this release keeps all data in
-    /// SQLite and does not write to the object store yet).
+    /// Object store for segments and manifests (required).
     #[arg(long, value_enum)]
     pub object_store: ObjectStoreKind,
     /// Exit when standard input reaches end-of-file (used by supervisors).
     #[arg(long)]
     pub exit_on_stdin_eof: bool,
+    /// Delete local state and rebuild it from the object store's manifests, then serve.
+    #[arg(long)]
+    pub bootstrap_from_r2: bool,
 }

@@ -65,6 +65,10 @@ impl Clock for ManualClock {
         if hi <= lo {
             return lo;
         }
-        lo + self.counter.fetch_add(1, Ordering::SeqCst) % (hi - lo + 1)
+        let n = self.counter.fetch_add(1, Ordering::SeqCst);
+        match (hi - lo).checked_add(1) {
+            Some(span) => lo + n % span,
+            None => lo.wrapping_add(n),
+        }
     }
 }

@@ -12,17 +12,97 @@ use crate::cli::{ObjectStoreKind, ServerArgs};
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-/// Settings of a full-mode server.
+/// Settings of a server (full or local mode).
 #[derive(Debug, Clone)]
 pub struct Config {
     pub host: IpAddr,
     pub port: u16,
     pub root: PathBuf,
     pub db_path: PathBuf,
-    /// `None` in local mode, which never uses an object store.
-    pub object_store: Option<ObjectStoreKind>,
+    /// Segments and object store; `None` in local mode, which keeps everything in SQLite.
+    pub tiering: Option<Tiering>,
+    /// Rebuild the node from the object store's manifests before starting.
+    pub bootstrap: bool,
     pub exit_on_stdin_eof: bool,
     pub limits: Limits,
+}
+
+/// Where the object store is and how to reach it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ObjectStoreConfig {
+    /// A directory on local disk.
+    Local { dir: PathBuf },
+    /// In memory (tests): lost on exit.
+    Memory,
+    /// An S3-compatible endpoint (Cloudflare R2 is one).
+    S3 {
+        endpoint: String,
+        bucket: String,
+        region: String,
+        access_key_id: String,
+        secret_access_key: String,
+        allow_http: bool,
+    },
+}
+
+impl std::fmt::Debug for ObjectStoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ObjectStoreConfig::Local { dir } => write!(f, "Local({})", dir.display()),
+            ObjectStoreConfig::Memory => write!(f, "Memory"),
+            ObjectStoreConfig::S3 {
+                endpoint, bucket, ..
+            } => write!(f, "S3({endpoint}, {bucket})"),
+        }
+    }
+}
+
+/// Segmenting, upload and object-store settings (full mode).
+#[derive(Debug, Clone)]
+pub struct Tiering {
+    pub store: ObjectStoreConfig,
+    /// `DS_SEGMENT_MAX_BYTES`: payload bytes that make a stream a candidate and cap a segment.
+    pub segment_max_bytes: u64,
+    /// `DS_SEGMENT_TARGET_ROWS`: unsealed entries that make a stream a candidate and cap a segment.
+    pub segment_target_rows: u64,
+    /// `DS_SEGMENT_MAX_INTERVAL_MS`: unsealed entries older than this are sealed anyway (0: never).
+    pub segment_max_interval_ms: u64,
+    /// `DS_BLOCK_MAX_BYTES`: uncompressed bytes per block.
+    pub block_max_bytes: usize,
+    /// `DS_SEGMENT_CHECK_MS`: segmenter tick.
+    pub segment_check_ms: u64,
+    /// `DS_UPLOAD_CHECK_MS`: uploader tick.
+    pub upload_check_ms: u64,
+    /// `DS_UPLOAD_CONCURRENCY`: segment uploads in flight.
+    pub upload_concurrency: usize,
+    /// `DS_SEGMENT_CACHE_MAX_BYTES`: uploaded segment files kept on local disk.
+    pub segment_cache_max_bytes: u64,
+    /// `DS_SEGMENT_FOOTER_CACHE_ENTRIES`: parsed footers kept in memory.
+    pub footer_cache_entries: usize,
+    pub retry: RetryPolicy,
+}
+
+/// Object-store call retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// `DS_OBJECTSTORE_TIMEOUT_MS`: per attempt.
+    pub timeout_ms: u64,
+    /// `DS_OBJECTSTORE_RETRIES`: attempts after the first.
+    pub retries: u32,
+    /// `DS_OBJECTSTORE_RETRY_BASE_MS` / `_MAX_MS`: exponential backoff bounds.
+    pub base_ms: u64,
+    pub max_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            timeout_ms: 5000,
+            retries: 3,
+            base_ms: 50,
+            max_ms: 2000,
+        }
+    }
 }
 
 /// Limits and tuning knobs shared by the engine, service and HTTP layers.
@@ -93,6 +173,19 @@ pub const KNOWN_VARS: &[&str] = &[
     "DS_READ_CONNECTIONS",
     "DS_LOG",
     "DS_LOCAL_DATA_ROOT",
+    "DS_SEGMENT_MAX_BYTES",
+    "DS_SEGMENT_TARGET_ROWS",
+    "DS_SEGMENT_MAX_INTERVAL_MS",
+    "DS_BLOCK_MAX_BYTES",
+    "DS_SEGMENT_CHECK_MS",
+    "DS_UPLOAD_CHECK_MS",
+    "DS_UPLOAD_CONCURRENCY",
+    "DS_SEGMENT_CACHE_MAX_BYTES",
+    "DS_SEGMENT_FOOTER_CACHE_ENTRIES",
+    "DS_OBJECTSTORE_TIMEOUT_MS",
+    "DS_OBJECTSTORE_RETRIES",
+    "DS_OBJECTSTORE_RETRY_BASE_MS",
+    "DS_OBJECTSTORE_RETRY_MAX_MS",
 ];
 
 /// A snapshot of the environment, so parsing is testable without touching the process.
@@ -136,6 +229,26 @@ impl Env {
         v
     }
 
+    /// The values of variables that must all be set; the error names every missing one.
+    pub fn require(&self, keys: &[&str]) -> Result<Vec<String>, ConfigError> {
+        let missing: Vec<&str> = keys
+            .iter()
+            .copied()
+            .filter(|k| self.get(k).is_none())
+            .collect();
+        if !missing.is_empty() {
+            return Err(ConfigError(format!(
+                "missing environment variables: {}",
+                missing.join(", ")
+            )));
+        }
+        Ok(keys
+            .iter()
+            .filter_map(|k| self.get(k))
+            .map(str::to_string)
+            .collect())
+    }
+
     fn num<T: std::str::FromStr>(&self, key: &str, default: T) -> Result<T, ConfigError> {
         match self.get(key) {
             None => Ok(default),
@@ -176,6 +289,97 @@ impl Limits {
             expiry_sweep_ms: env.num("DS_EXPIRY_SWEEP_MS", d.expiry_sweep_ms)?,
             expiry_sweep_limit: env.positive("DS_EXPIRY_SWEEP_LIMIT", d.expiry_sweep_limit)?,
             read_connections: env.positive("DS_READ_CONNECTIONS", d.read_connections)?,
+        })
+    }
+}
+
+impl Tiering {
+    /// Reads the tiering settings and the chosen store's variables.
+    pub fn from_env(
+        kind: ObjectStoreKind,
+        root: &std::path::Path,
+        env: &Env,
+    ) -> Result<Tiering, ConfigError> {
+        let store = match kind {
+            ObjectStoreKind::Local => ObjectStoreConfig::Local {
+                dir: root.join("objects"),
+            },
+            ObjectStoreKind::Memory => ObjectStoreConfig::Memory,
+            ObjectStoreKind::R2 => {
+                let v = env.require(&[
+                    "DURABLE_STREAMS_R2_BUCKET",
+                    "DURABLE_STREAMS_R2_ACCOUNT_ID",
+                    "DURABLE_STREAMS_R2_ACCESS_KEY_ID",
+                    "DURABLE_STREAMS_R2_SECRET_ACCESS_KEY",
+                ])?;
+                ObjectStoreConfig::S3 {
+                    bucket: v[0].clone(),
+                    endpoint: format!("https://{}.r2.cloudflarestorage.com", v[1]),
+                    region: "auto".into(),
+                    access_key_id: v[2].clone(),
+                    secret_access_key: v[3].clone(),
+                    allow_http: false,
+                }
+            }
+            ObjectStoreKind::S3 => {
+                let v = env.require(&[
+                    "DURABLE_STREAMS_S3_ENDPOINT",
+                    "DURABLE_STREAMS_S3_BUCKET",
+                    "DURABLE_STREAMS_S3_REGION",
+                    "DURABLE_STREAMS_S3_ACCESS_KEY_ID",
+                    "DURABLE_STREAMS_S3_SECRET_ACCESS_KEY",
+                ])?;
+                let endpoint = v[0].trim_end_matches('/').to_string();
+                let allow_http = match endpoint.split_once("://") {
+                    Some(("https", _)) => false,
+                    Some(("http", rest)) => {
+                        let host = rest.split(['/', '?']).next().unwrap_or("");
+                        let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+                        let host = host.trim_start_matches('[').trim_end_matches(']');
+                        let loopback = host == "localhost"
+                            || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+                        if !loopback {
+                            return Err(ConfigError(format!(
+                                "DURABLE_STREAMS_S3_ENDPOINT may use plain http only for a loopback host, got {endpoint:?}"
+                            )));
+                        }
+                        true
+                    }
+                    _ => {
+                        return Err(ConfigError(format!(
+                            "DURABLE_STREAMS_S3_ENDPOINT must be an http(s) URL, got {endpoint:?}"
+                        )))
+                    }
+                };
+                ObjectStoreConfig::S3 {
+                    endpoint,
+                    bucket: v[1].clone(),
+                    region: v[2].clone(),
+                    access_key_id: v[3].clone(),
+                    secret_access_key: v[4].clone(),
+                    allow_http,
+                }
+            }
+        };
+        let d = RetryPolicy::default();
+        Ok(Tiering {
+            store,
+            segment_max_bytes: env.positive("DS_SEGMENT_MAX_BYTES", 16 << 20)? as u64,
+            segment_target_rows: env.positive("DS_SEGMENT_TARGET_ROWS", 50_000)? as u64,
+            segment_max_interval_ms: env.num("DS_SEGMENT_MAX_INTERVAL_MS", 60_000)?,
+            block_max_bytes: env.positive("DS_BLOCK_MAX_BYTES", 256 << 10)?,
+            segment_check_ms: env.positive("DS_SEGMENT_CHECK_MS", 250)? as u64,
+            upload_check_ms: env.positive("DS_UPLOAD_CHECK_MS", 250)? as u64,
+            upload_concurrency: env.positive("DS_UPLOAD_CONCURRENCY", 4)?,
+            segment_cache_max_bytes: env.num("DS_SEGMENT_CACHE_MAX_BYTES", 256 << 20)?,
+            footer_cache_entries: env.num("DS_SEGMENT_FOOTER_CACHE_ENTRIES", 2048)?,
+            retry: RetryPolicy {
+                timeout_ms: env.positive("DS_OBJECTSTORE_TIMEOUT_MS", d.timeout_ms as usize)?
+                    as u64,
+                retries: env.num("DS_OBJECTSTORE_RETRIES", d.retries)?,
+                base_ms: env.positive("DS_OBJECTSTORE_RETRY_BASE_MS", d.base_ms as usize)? as u64,
+                max_ms: env.positive("DS_OBJECTSTORE_RETRY_MAX_MS", d.max_ms as usize)? as u64,
+            },
         })
     }
 }
@@ -227,7 +431,8 @@ impl Config {
             port,
             db_path: data_dir.join("durable-streams.sqlite"),
             root: data_dir,
-            object_store: None,
+            tiering: None,
+            bootstrap: false,
             exit_on_stdin_eof,
             limits: Limits::from_env(env)?,
         })
@@ -257,12 +462,14 @@ impl Config {
             .get("DS_DB_PATH")
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join("wal.sqlite"));
+        let tiering = Tiering::from_env(args.object_store, &root, env)?;
         Ok(Config {
             host,
             port,
             root,
             db_path,
-            object_store: Some(args.object_store),
+            tiering: Some(tiering),
+            bootstrap: args.bootstrap_from_r2,
             exit_on_stdin_eof: args.exit_on_stdin_eof,
             limits: Limits::from_env(env)?,
         })
@@ -277,6 +484,7 @@ mod tests {
         ServerArgs {
             object_store: ObjectStoreKind::Memory,
             exit_on_stdin_eof: false,
+            bootstrap_from_r2: false,
         }
     }
 
@@ -306,6 +514,51 @@ mod tests {
         .unwrap();
         assert_eq!(c.port, 8080);
         assert_eq!(c.host.to_string(), "::1");
+    }
+
+    #[test]
+    fn object_store_variables_are_checked() {
+        let with = |kind, pairs: &[(&str, &str)]| {
+            let a = ServerArgs {
+                object_store: kind,
+                exit_on_stdin_eof: false,
+                bootstrap_from_r2: false,
+            };
+            Config::for_server(&a, &Env::from_pairs(pairs.iter().copied()))
+        };
+        let e = with(ObjectStoreKind::R2, &[("DURABLE_STREAMS_R2_BUCKET", "b")]).unwrap_err();
+        assert!(
+            e.0.contains("DURABLE_STREAMS_R2_ACCOUNT_ID") && e.0.contains("SECRET_ACCESS_KEY"),
+            "{e}"
+        );
+        assert!(!e.0.contains("R2_BUCKET"), "{e}");
+        let s3 = |endpoint: &'static str| {
+            with(
+                ObjectStoreKind::S3,
+                &[
+                    ("DURABLE_STREAMS_S3_ENDPOINT", endpoint),
+                    ("DURABLE_STREAMS_S3_BUCKET", "b"),
+                    ("DURABLE_STREAMS_S3_REGION", "us-east-1"),
+                    ("DURABLE_STREAMS_S3_ACCESS_KEY_ID", "k"),
+                    ("DURABLE_STREAMS_S3_SECRET_ACCESS_KEY", "s"),
+                ],
+            )
+        };
+        assert!(s3("http://127.0.0.1:9000").is_ok());
+        assert!(s3("http://localhost:9000/").is_ok());
+        assert!(s3("https://s3.example.com").is_ok());
+        assert!(
+            s3("http://s3.example.com").is_err(),
+            "plain http only on loopback"
+        );
+        assert!(s3("ftp://x").is_err());
+        let c = with(ObjectStoreKind::Local, &[("DS_ROOT", "/data")]).unwrap();
+        assert_eq!(
+            c.tiering.unwrap().store,
+            ObjectStoreConfig::Local {
+                dir: PathBuf::from("/data/objects")
+            }
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod config;
 pub mod engine;
 pub mod http;
 pub mod local;
+pub mod objstore;
 pub mod protocol;
 pub mod service;
 pub mod telemetry;

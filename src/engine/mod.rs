@@ -7,9 +7,15 @@
 //! acknowledged before it is durable. Reads use a small pool of read-only connections on
 //! tokio's blocking threads; WAL mode lets them run beside the writer.
 
+pub mod bootstrap;
 pub mod db;
+pub mod manifest;
 mod notifier;
 mod reader;
+pub mod segment;
+mod segmenter;
+pub mod tier;
+mod uploader;
 mod writer;
 
 use std::path::PathBuf;
@@ -43,9 +49,27 @@ pub struct StreamMeta {
     pub fork: Option<ForkInfo>,
     pub ref_count: i64,
     pub deleted: bool,
+    /// Random token naming this incarnation's objects.
+    pub incarnation: String,
+    /// Own entries below this position are in segment files.
+    pub sealed_pos: u64,
+    /// Own entries below this position are in uploaded segments covered by a published
+    /// manifest, and no longer in SQLite.
+    pub uploaded_pos: u64,
+    /// Payload bytes of unsealed entries.
+    pub pending_bytes: u64,
+    pub last_cut_ms: i64,
+    pub manifest_generation: u64,
+    pub manifest_etag: Option<String>,
+    pub manifest_dirty: bool,
 }
 
 impl StreamMeta {
+    /// First position of this incarnation's own entries.
+    pub fn own_start(&self) -> u64 {
+        self.fork.map_or(0, |f| f.pos)
+    }
+
     pub fn is_expired(&self, now_ms: i64) -> bool {
         self.expiry.is_expired(self.last_access_ms, now_ms)
     }
@@ -101,6 +125,10 @@ pub struct ForkSpec {
     /// `None` = the source's tail.
     pub pos: Option<u64>,
     pub sub_offset: u64,
+    /// For a byte sub-offset into a raw stream: the source incarnation and its entry at
+    /// `pos`, read beforehand (it may live in the object store, which the writer never
+    /// calls). The writer checks that the source is still that incarnation.
+    pub entry: Option<(i64, Vec<u8>)>,
 }
 
 #[derive(Debug)]
@@ -200,6 +228,8 @@ struct Inner {
     reader: reader::ReadPool,
     notifier: notifier::Notifier,
     clock: SharedClock,
+    tier: Option<Arc<tier::Tier>>,
+    background: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Engine {
@@ -207,6 +237,7 @@ impl Engine {
     pub fn open(
         db_path: PathBuf,
         limits: &Limits,
+        tier: Option<Arc<tier::Tier>>,
         clock: SharedClock,
     ) -> Result<Engine, EngineError> {
         if let Some(dir) = db_path.parent() {
@@ -216,16 +247,72 @@ impl Engine {
             }
         }
         let notifier = notifier::Notifier::default();
-        let writer = writer::spawn(&db_path, limits, clock.clone(), notifier.clone())?;
+        let writer = writer::spawn(
+            &db_path,
+            limits,
+            tier.is_some(),
+            clock.clone(),
+            notifier.clone(),
+        )?;
         let reader = reader::ReadPool::new(db_path, limits.read_connections);
+        if let Some(t) = &tier {
+            t.remove_temp_files();
+        }
         Ok(Engine {
             inner: Arc::new(Inner {
                 writer,
                 reader,
                 notifier,
                 clock,
+                tier,
+                background: std::sync::Mutex::new(Vec::new()),
             }),
         })
+    }
+
+    /// Starts the segmenter and uploader (full mode); they stop when `stop` turns true.
+    pub async fn start_background(&self, stop: watch::Receiver<bool>) -> Result<(), EngineError> {
+        let Some(t) = self.inner.tier.clone() else {
+            return Ok(());
+        };
+        uploader::warm_cache(self, &t).await?;
+        let handles = vec![
+            tokio::spawn(segmenter::run(self.clone(), t.clone(), stop.clone())),
+            tokio::spawn(uploader::run(self.clone(), t, stop)),
+        ];
+        self.inner
+            .background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(handles);
+        Ok(())
+    }
+
+    /// Waits for the background tasks after their stop signal.
+    pub async fn join_background(&self) {
+        let handles: Vec<_> = std::mem::take(
+            &mut *self
+                .inner
+                .background
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        for h in handles {
+            let _ = h.await;
+        }
+    }
+
+    pub(crate) fn reader(&self) -> &reader::ReadPool {
+        &self.inner.reader
+    }
+
+    /// Sends tiering bookkeeping to the writer; `Ok(false)` if it no longer applied.
+    pub(crate) async fn tier_cmd(&self, cmd: writer::TierCmd) -> Result<bool, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .writer
+            .submit_internal(writer::Command::Tier(cmd, tx))?;
+        rx.await.map_err(|_| EngineError::ShuttingDown)?
     }
 
     pub fn clock(&self) -> &SharedClock {
@@ -291,8 +378,8 @@ impl Engine {
         rx.await.map_err(|_| EngineError::ShuttingDown)?
     }
 
-    /// Reads entries of `meta` from position `from`, bounded by the limits, never past
-    /// `meta.next_pos`.
+    /// Reads entries of `meta` from position `from`, bounded by the limits (at least one
+    /// entry if any is available), never past `meta.next_pos`, from SQLite and segments.
     pub async fn read(
         &self,
         meta: &StreamMeta,
@@ -300,11 +387,56 @@ impl Engine {
         max_bytes: usize,
         max_records: usize,
     ) -> Result<ReadBatch, EngineError> {
-        let meta = meta.clone();
-        self.inner
-            .reader
-            .run(move |c| reader::read(c, &meta, from, max_bytes, max_records))
-            .await
+        let mut batch = ReadBatch {
+            entries: Vec::new(),
+            next_pos: from,
+            bytes: 0,
+        };
+        while batch.next_pos < meta.next_pos
+            && batch.entries.len() < max_records
+            && (batch.entries.is_empty() || batch.bytes < max_bytes)
+        {
+            let m = meta.clone();
+            let pos = batch.next_pos;
+            let first = batch.entries.is_empty();
+            let (left_bytes, left_records) = (
+                max_bytes - batch.bytes.min(max_bytes),
+                max_records - batch.entries.len(),
+            );
+            let step = self
+                .inner
+                .reader
+                .run(move |c| reader::plan(c, &m, pos, left_bytes, left_records, first))
+                .await?;
+            let got = match step {
+                reader::Step::End => break,
+                reader::Step::Rows(rows) => rows,
+                reader::Step::Segment {
+                    incarnation,
+                    seg,
+                    to,
+                } => {
+                    let tier = self.inner.tier.as_ref().ok_or_else(|| {
+                        EngineError::Storage("segment read without an object store".into())
+                    })?;
+                    let limits = tier::PageLimits {
+                        max_bytes: left_bytes,
+                        max_records: left_records,
+                        first,
+                    };
+                    tier.read(&incarnation, &seg, pos..to, limits).await?
+                }
+            };
+            if got.is_empty() {
+                break;
+            }
+            for e in got {
+                batch.bytes += e.len();
+                batch.entries.push(e);
+                batch.next_pos += 1;
+            }
+        }
+        Ok(batch)
     }
 
     /// A receiver that changes whenever the stream's tail or state changes after a commit.

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::Connection;
 
 use super::db;
+use super::db::segments::SegmentRow;
 use super::{EngineError, StreamMeta};
 
 /// Entries read from one stream, in order.
@@ -37,10 +38,11 @@ impl ReadPool {
     }
 
     /// Runs `f` with a read connection on a blocking thread.
-    pub async fn run<T, F>(&self, f: F) -> Result<T, EngineError>
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, EngineError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        E: Into<EngineError>,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
         let pool = self.clone();
         tokio::task::spawn_blocking(move || {
@@ -50,41 +52,43 @@ impl ReadPool {
             };
             let conn = match conn {
                 Some(c) => c,
-                None => db::open_reader(&pool.path)?,
+                None => db::open_reader(&pool.path).map_err(EngineError::from)?,
             };
             let out = f(&conn);
             let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
             if idle.len() < pool.max_idle {
                 idle.push(conn);
             }
-            Ok::<_, EngineError>(out?)
+            out.map_err(Into::into)
         })
         .await
         .map_err(|e| EngineError::Storage(format!("read task failed: {e}")))?
     }
 }
 
-/// The incarnations a stream's positions come from: `(stream id, first pos, end pos)`,
+/// The incarnations a stream's positions come from: `(incarnation, first pos, end pos)`,
 /// oldest ancestor first, covering `[0, meta.next_pos)` without gaps.
 pub(crate) fn chain(
     conn: &Connection,
     meta: &StreamMeta,
-) -> rusqlite::Result<Vec<(i64, u64, u64)>> {
+) -> rusqlite::Result<Vec<(StreamMeta, u64, u64)>> {
     let mut parts = Vec::new();
     let mut end = meta.next_pos;
     let mut cur = meta.clone();
     loop {
         match cur.fork {
             Some(f) => {
-                parts.push((cur.id, f.pos.min(end), end));
-                end = f.pos.min(end);
-                match db::streams::by_id(conn, f.source_id)? {
+                let lo = f.pos.min(end);
+                let source = db::streams::by_id(conn, f.source_id)?;
+                parts.push((cur, lo, end));
+                end = lo;
+                match source {
                     Some(src) => cur = src,
                     None => break, // source rows are kept while referenced; defensive
                 }
             }
             None => {
-                parts.push((cur.id, 0, end));
+                parts.push((cur, 0, end));
                 break;
             }
         }
@@ -93,58 +97,88 @@ pub(crate) fn chain(
     Ok(parts)
 }
 
-/// Reads from `from` up to the limits (always at least one entry if any is available).
-pub fn read(
+/// What to read next for a position.
+#[derive(Debug)]
+pub enum Step {
+    /// Entries read from SQLite (possibly none if the range is empty).
+    Rows(Vec<Vec<u8>>),
+    /// The position lives in this segment of this incarnation; read `[from, to)` from it.
+    Segment {
+        incarnation: String,
+        seg: SegmentRow,
+        to: u64,
+    },
+    /// Nothing at or after this position below the snapshot's tail.
+    End,
+}
+
+/// Decides where position `from` of `meta` lives and, if it is in SQLite, reads entries
+/// up to the limits. Runs in one read transaction, so the stream rows and the entries it
+/// sees are one consistent snapshot (the writer may be moving entries into segments).
+pub fn plan(
     conn: &Connection,
     meta: &StreamMeta,
     from: u64,
     max_bytes: usize,
     max_records: usize,
-) -> rusqlite::Result<ReadBatch> {
-    let mut batch = ReadBatch {
-        entries: Vec::new(),
-        next_pos: from,
-        bytes: 0,
-    };
-    if from >= meta.next_pos {
-        return Ok(batch);
-    }
-    let parts = chain(conn, meta)?;
-    for (id, lo, hi) in parts {
-        if hi <= batch.next_pos {
-            continue;
-        }
-        let start = batch.next_pos.max(lo);
-        let mut full = false;
-        db::entries::scan(conn, id, start, hi, |pos, data| {
-            if !batch.entries.is_empty()
-                && (batch.entries.len() >= max_records || batch.bytes + data.len() > max_bytes)
-            {
-                full = true;
-                return false;
-            }
-            batch.entries.push(data.to_vec());
-            batch.bytes += data.len();
-            batch.next_pos = pos + 1;
-            true
-        })?;
-        if full {
-            break;
-        }
-    }
-    Ok(batch)
+    first: bool,
+) -> rusqlite::Result<Step> {
+    let tx = conn.unchecked_transaction()?;
+    let step = plan_in(&tx, meta, from, max_bytes, max_records, first)?;
+    tx.commit()?;
+    Ok(step)
 }
 
-/// The entry at `pos` of a stream, following its fork chain.
-pub(crate) fn entry_at(
+fn plan_in(
     conn: &Connection,
     meta: &StreamMeta,
-    pos: u64,
-) -> rusqlite::Result<Option<Vec<u8>>> {
-    for (id, lo, hi) in chain(conn, meta)? {
-        if pos >= lo && pos < hi {
-            return db::entries::get(conn, id, pos);
+    from: u64,
+    max_bytes: usize,
+    max_records: usize,
+    first: bool,
+) -> rusqlite::Result<Step> {
+    // Fresh rows for the whole chain: uploaded positions move while streams are live.
+    let Some(fresh) = db::streams::by_id(conn, meta.id)? else {
+        return Ok(Step::End);
+    };
+    let mut bounded = fresh;
+    bounded.next_pos = meta.next_pos.min(bounded.next_pos);
+    for (part, lo, hi) in chain(conn, &bounded)? {
+        if from >= hi || hi <= lo {
+            continue;
         }
+        let from = from.max(lo);
+        if from < part.uploaded_pos {
+            let Some(seg) = db::segments::covering(conn, part.id, from)? else {
+                return Err(rusqlite::Error::InvalidParameterName(format!(
+                    "catalog error: no segment holds position {from} of incarnation {}",
+                    part.incarnation
+                )));
+            };
+            return Ok(Step::Segment {
+                incarnation: part.incarnation,
+                to: hi.min(seg.end_pos),
+                seg,
+            });
+        }
+        let mut rows = Vec::new();
+        let mut bytes = 0usize;
+        let to = hi.min(bounded.next_pos);
+        let mut expect = from;
+        db::entries::scan(conn, part.id, from, to, |pos, data| {
+            if pos != expect {
+                return false; // a gap can only mean a concurrent removal: stop here
+            }
+            let allow_first = first && rows.is_empty();
+            if !allow_first && (rows.len() >= max_records || bytes + data.len() > max_bytes) {
+                return false;
+            }
+            rows.push(data.to_vec());
+            bytes += data.len();
+            expect += 1;
+            true
+        })?;
+        return Ok(Step::Rows(rows));
     }
-    Ok(None)
+    Ok(Step::End)
 }

@@ -18,7 +18,8 @@ use std::thread::JoinHandle;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::db::{self, entries, producers, streams};
+use super::db::segments::SegmentRow;
+use super::db::{self, entries, object_gc, producers, segments, streams};
 use super::notifier::Notifier;
 use super::{
     AppendCmd, AppendError, AppendOutcome, CreateCmd, CreateError, CreateOutcome, DeleteError,
@@ -41,7 +42,36 @@ pub enum Command {
     Delete(String, oneshot::Sender<Result<(), DeleteError>>),
     Sweep(usize, oneshot::Sender<Result<usize, EngineError>>),
     Touch(i64, i64),
+    /// Background tiering work; the reply says whether it still applied.
+    Tier(TierCmd, oneshot::Sender<Result<bool, EngineError>>),
     Shutdown,
+}
+
+/// Bookkeeping of the segmenter and uploader.
+#[derive(Debug)]
+pub enum TierCmd {
+    /// A segment file was written; applies only if the stream is still the same
+    /// incarnation and its sealed position is the segment's start.
+    Sealed { seg: SegmentRow, payload_bytes: u64 },
+    /// A segment object was uploaded.
+    Uploaded {
+        stream_id: i64,
+        index: u64,
+        etag: Option<String>,
+    },
+    /// A manifest of `generation` covering `[.., uploaded_pos)` was published; entries
+    /// below `uploaded_pos` are deleted from SQLite.
+    Published {
+        stream_id: i64,
+        generation: u64,
+        etag: Option<String>,
+        uploaded_pos: u64,
+        /// The generation the publisher started from: the dirty flag is cleared only if
+        /// nobody published in between.
+        base_generation: u64,
+    },
+    /// A removed incarnation's objects are gone.
+    GcDone { id: i64 },
 }
 
 struct Queued {
@@ -79,6 +109,15 @@ impl WriterHandle {
         })
     }
 
+    /// Queues the server's own bookkeeping, which is never refused for load.
+    pub fn submit_internal(&self, cmd: Command) -> Result<(), EngineError> {
+        self.queued_reqs.fetch_add(1, Ordering::AcqRel);
+        self.tx.send(Queued { cmd, bytes: 0 }).map_err(|_| {
+            self.queued_reqs.fetch_sub(1, Ordering::AcqRel);
+            EngineError::ShuttingDown
+        })
+    }
+
     /// Fire-and-forget TTL renewal; not subject to queue limits (it carries no payload).
     pub fn touch(&self, id: i64, at_ms: i64) {
         self.queued_reqs.fetch_add(1, Ordering::AcqRel);
@@ -111,6 +150,7 @@ impl WriterHandle {
 pub fn spawn(
     path: &Path,
     limits: &Limits,
+    tiered: bool,
     clock: SharedClock,
     notifier: Notifier,
 ) -> Result<WriterHandle, EngineError> {
@@ -120,6 +160,7 @@ pub fn spawn(
     let queued_bytes = Arc::new(AtomicUsize::new(0));
     let mut w = Writer {
         conn,
+        tiered,
         clock,
         notifier,
         queued_reqs: queued_reqs.clone(),
@@ -143,6 +184,8 @@ pub fn spawn(
 
 struct Writer {
     conn: Connection,
+    /// Full mode: removed incarnations leave objects to delete.
+    tiered: bool,
     clock: SharedClock,
     notifier: Notifier,
     queued_reqs: Arc<AtomicUsize>,
@@ -151,7 +194,9 @@ struct Writer {
     batch_bytes: usize,
 }
 
-/// An answer held back until the transaction commits.
+/// An answer held back until the transaction commits. (Short-lived, one per request in a
+/// batch, so the size difference between variants does not matter.)
+#[allow(clippy::large_enum_variant)]
 enum Reply {
     Create(
         oneshot::Sender<Result<CreateOutcome, CreateError>>,
@@ -169,6 +214,10 @@ enum Reply {
         oneshot::Sender<Result<usize, EngineError>>,
         Result<usize, EngineError>,
     ),
+    Tier(
+        oneshot::Sender<Result<bool, EngineError>>,
+        Result<bool, EngineError>,
+    ),
 }
 
 impl Reply {
@@ -179,6 +228,7 @@ impl Reply {
             Reply::Append(tx, r) => drop(tx.send(r)),
             Reply::Delete(tx, r) => drop(tx.send(r)),
             Reply::Sweep(tx, r) => drop(tx.send(r)),
+            Reply::Tier(tx, r) => drop(tx.send(r)),
         }
     }
 
@@ -188,6 +238,7 @@ impl Reply {
             Reply::Append(tx, _) => drop(tx.send(Err(e.into()))),
             Reply::Delete(tx, _) => drop(tx.send(Err(e.into()))),
             Reply::Sweep(tx, _) => drop(tx.send(Err(e))),
+            Reply::Tier(tx, _) => drop(tx.send(Err(e))),
         }
     }
 }
@@ -259,29 +310,41 @@ impl Writer {
                 return false;
             }
         };
+        let ctx = Ctx {
+            now,
+            tiered: self.tiered,
+            random: [
+                self.clock.random_in(0, u64::MAX),
+                self.clock.random_in(0, u64::MAX),
+            ],
+        };
         for q in batch {
             match q.cmd {
                 Command::Create(cmd, reply) => {
-                    let r = in_savepoint(&tx, |c| create(c, cmd, now));
+                    let r = in_savepoint(&tx, |c| create(c, cmd, &ctx));
                     if let Ok(CreateOutcome::Created(m)) = &r {
                         changed.insert(m.id);
                     }
                     replies.push(Reply::Create(reply, r));
                 }
                 Command::Append(cmd, reply) => {
-                    let r = in_savepoint(&tx, |c| append(c, cmd, now));
+                    let r = in_savepoint(&tx, |c| append(c, cmd, &ctx));
                     if let Ok((_, id)) = &r {
                         changed.insert(*id);
                     }
                     replies.push(Reply::Append(reply, r.map(|(o, _)| o)));
                 }
                 Command::Delete(name, reply) => {
-                    let r = in_savepoint(&tx, |c| delete(c, &name, now, &mut changed));
+                    let r = in_savepoint(&tx, |c| delete(c, &name, &ctx, &mut changed));
                     replies.push(Reply::Delete(reply, r));
                 }
                 Command::Sweep(limit, reply) => {
-                    let r = in_savepoint(&tx, |c| sweep(c, limit, now, &mut changed));
+                    let r = in_savepoint(&tx, |c| sweep(c, limit, &ctx, &mut changed));
                     replies.push(Reply::Sweep(reply, r));
+                }
+                Command::Tier(cmd, reply) => {
+                    let r = in_savepoint(&tx, |c| tier(c, cmd, &ctx));
+                    replies.push(Reply::Tier(reply, r));
                 }
                 Command::Touch(id, at) => {
                     let e = touches.entry(id).or_insert(at);
@@ -321,6 +384,7 @@ fn fail_all(batch: Vec<Queued>, e: EngineError) {
             Command::Append(_, r) => drop(r.send(Err(e.clone().into()))),
             Command::Delete(_, r) => drop(r.send(Err(e.clone().into()))),
             Command::Sweep(_, r) => drop(r.send(Err(e.clone()))),
+            Command::Tier(_, r) => drop(r.send(Err(e.clone()))),
             Command::Touch(..) | Command::Shutdown => {}
         }
     }
@@ -342,14 +406,23 @@ fn in_savepoint<T, E: FromSql>(
     r
 }
 
-fn create(c: &Connection, cmd: CreateCmd, now: i64) -> Result<CreateOutcome, CreateError> {
+/// Per-batch context of the writer.
+struct Ctx {
+    now: i64,
+    tiered: bool,
+    /// Fresh randomness for incarnation tokens minted in this batch.
+    random: [u64; 2],
+}
+
+fn create(c: &Connection, cmd: CreateCmd, ctx: &Ctx) -> Result<CreateOutcome, CreateError> {
+    let now = ctx.now;
     let sql = CreateError::sql;
     if let Some(existing) = streams::by_name(c, &cmd.name).map_err(sql)? {
         if existing.deleted {
             return Err(CreateError::SoftDeleted);
         }
         if existing.is_expired(now) {
-            retire(c, &existing).map_err(sql)?;
+            retire(c, &existing, ctx).map_err(sql)?;
         } else {
             return if same_config(c, &existing, &cmd).map_err(sql)? {
                 Ok(CreateOutcome::Exists(existing))
@@ -398,11 +471,15 @@ fn create(c: &Connection, cmd: CreateCmd, now: i64) -> Result<CreateOutcome, Cre
                     }
                     fork_pos = pos + f.sub_offset;
                 } else {
-                    let entry = super::reader::entry_at(c, &src, pos)
-                        .map_err(sql)?
-                        .ok_or_else(|| {
-                            CreateError::BadFork("no data after Stream-Fork-Offset".into())
-                        })?;
+                    let entry = match &f.entry {
+                        Some((id, e)) if *id == src.id => e,
+                        Some(_) => return Err(CreateError::SourceNotFound),
+                        None => {
+                            return Err(CreateError::BadFork(
+                                "no data after Stream-Fork-Offset".into(),
+                            ))
+                        }
+                    };
                     let cut = usize::try_from(f.sub_offset).unwrap_or(usize::MAX);
                     if cut > entry.len() {
                         return Err(CreateError::BadFork(
@@ -430,6 +507,7 @@ fn create(c: &Connection, cmd: CreateCmd, now: i64) -> Result<CreateOutcome, Cre
         vec![cmd.body]
     };
 
+    let start = fork.map_or(0, |f| f.pos);
     let mut meta = StreamMeta {
         id: 0,
         name: Some(cmd.name),
@@ -437,18 +515,27 @@ fn create(c: &Connection, cmd: CreateCmd, now: i64) -> Result<CreateOutcome, Cre
         created_at_ms: now,
         expiry,
         last_access_ms: now,
-        next_pos: fork.map_or(0, |f| f.pos),
+        next_pos: start,
         closed: cmd.closed,
         closed_by: None,
         stream_seq: None,
         fork,
         ref_count: 0,
         deleted: false,
+        incarnation: format!("{:016x}{:016x}", ctx.random[0], ctx.random[1]),
+        sealed_pos: start,
+        uploaded_pos: start,
+        pending_bytes: 0,
+        last_cut_ms: now,
+        manifest_generation: 0,
+        manifest_etag: None,
+        manifest_dirty: ctx.tiered,
     };
     meta.id = streams::insert(c, &meta).map_err(sql)?;
     for data in materialized.iter().chain(body_entries.iter()) {
         entries::insert(c, meta.id, meta.next_pos, data).map_err(sql)?;
         meta.next_pos += 1;
+        meta.pending_bytes += data.len() as u64;
     }
     streams::update_after_write(c, &meta).map_err(sql)?;
     Ok(CreateOutcome::Created(meta))
@@ -487,7 +574,8 @@ fn same_config(c: &Connection, m: &StreamMeta, cmd: &CreateCmd) -> rusqlite::Res
     Ok(true)
 }
 
-fn append(c: &Connection, cmd: AppendCmd, now: i64) -> Result<(AppendOutcome, i64), AppendError> {
+fn append(c: &Connection, cmd: AppendCmd, ctx: &Ctx) -> Result<(AppendOutcome, i64), AppendError> {
+    let now = ctx.now;
     let sql = AppendError::sql;
     let mut m = match streams::by_name(c, &cmd.name).map_err(sql)? {
         None => return Err(AppendError::NotFound),
@@ -562,8 +650,10 @@ fn append(c: &Connection, cmd: AppendCmd, now: i64) -> Result<(AppendOutcome, i6
     for data in &cmd.entries {
         entries::insert(c, m.id, m.next_pos, data).map_err(sql)?;
         m.next_pos += 1;
+        m.pending_bytes += data.len() as u64;
     }
     if cmd.close {
+        m.manifest_dirty = ctx.tiered;
         m.closed = true;
         m.closed_by = cmd
             .producer
@@ -586,7 +676,7 @@ fn append(c: &Connection, cmd: AppendCmd, now: i64) -> Result<(AppendOutcome, i6
 fn delete(
     c: &Connection,
     name: &str,
-    now: i64,
+    ctx: &Ctx,
     changed: &mut BTreeSet<i64>,
 ) -> Result<(), DeleteError> {
     let sql = DeleteError::sql;
@@ -596,14 +686,14 @@ fn delete(
         Some(m) => m,
     };
     changed.insert(m.id);
-    if m.is_expired(now) {
-        retire(c, &m).map_err(sql)?;
+    if m.is_expired(ctx.now) {
+        retire(c, &m, ctx).map_err(sql)?;
         return Err(DeleteError::NotFound);
     }
     if m.ref_count > 0 {
         streams::set_soft_deleted(c, m.id).map_err(sql)?;
     } else {
-        remove(c, m.id).map_err(sql)?;
+        remove(c, m.id, ctx).map_err(sql)?;
     }
     Ok(())
 }
@@ -611,39 +701,106 @@ fn delete(
 fn sweep(
     c: &Connection,
     limit: usize,
-    now: i64,
+    ctx: &Ctx,
     changed: &mut BTreeSet<i64>,
 ) -> Result<usize, EngineError> {
     let mut n = 0;
     for m in streams::with_expiry(c, limit)? {
-        if !m.is_expired(now) {
+        if !m.is_expired(ctx.now) {
             break;
         }
         changed.insert(m.id);
-        retire(c, &m)?;
+        retire(c, &m, ctx)?;
         n += 1;
     }
     Ok(n)
 }
 
+/// Applies background tiering bookkeeping; `Ok(false)` when it no longer applies.
+fn tier(c: &Connection, cmd: TierCmd, ctx: &Ctx) -> Result<bool, EngineError> {
+    match cmd {
+        TierCmd::Sealed { seg, payload_bytes } => {
+            let Some(m) = streams::by_id(c, seg.stream_id)? else {
+                return Ok(false);
+            };
+            let fits = m.sealed_pos == seg.start_pos
+                && seg.start_pos < seg.end_pos
+                && seg.end_pos <= m.next_pos;
+            if !fits {
+                return Ok(false);
+            }
+            segments::insert(c, &seg)?;
+            streams::set_sealed(c, m.id, seg.end_pos, payload_bytes, ctx.now)?;
+            Ok(true)
+        }
+        TierCmd::Uploaded {
+            stream_id,
+            index,
+            etag,
+        } => {
+            let found = segments::mark_uploaded(c, stream_id, index, etag.as_deref(), ctx.now)?;
+            if found {
+                streams::set_manifest_dirty(c, stream_id)?;
+            }
+            Ok(found)
+        }
+        TierCmd::Published {
+            stream_id,
+            generation,
+            etag,
+            uploaded_pos,
+            base_generation,
+        } => {
+            let Some(m) = streams::by_id(c, stream_id)? else {
+                return Ok(false);
+            };
+            if generation <= m.manifest_generation {
+                return Ok(false);
+            }
+            let unchanged = m.manifest_generation == base_generation;
+            let uploaded = uploaded_pos.min(m.sealed_pos);
+            streams::set_published(
+                c,
+                stream_id,
+                generation,
+                etag.as_deref(),
+                uploaded,
+                unchanged,
+            )?;
+            entries::delete_below(c, stream_id, uploaded)?;
+            Ok(true)
+        }
+        TierCmd::GcDone { id } => {
+            object_gc::delete(c, id)?;
+            Ok(true)
+        }
+    }
+}
+
 /// Takes an expired stream out of the namespace: removed, or detached if forks need it.
-fn retire(c: &Connection, m: &StreamMeta) -> rusqlite::Result<()> {
+fn retire(c: &Connection, m: &StreamMeta, ctx: &Ctx) -> rusqlite::Result<()> {
     if m.ref_count > 0 {
         streams::detach(c, m.id)
     } else {
-        remove(c, m.id)
+        remove(c, m.id, ctx)
     }
 }
 
 /// Hard-deletes an incarnation, then any deleted ancestor that no fork needs any more.
-fn remove(c: &Connection, id: i64) -> rusqlite::Result<()> {
+/// In full mode its objects are queued for deletion in the same transaction.
+fn remove(c: &Connection, id: i64, ctx: &Ctx) -> rusqlite::Result<()> {
     let mut next = Some(id);
     while let Some(id) = next.take() {
         let Some(m) = streams::by_id(c, id)? else {
             break;
         };
+        if ctx.tiered {
+            let prefix = crate::objstore::keys::stream_prefix(&m.incarnation);
+            object_gc::insert(c, &prefix, ctx.now)?;
+        }
         entries::delete_stream(c, id)?;
         producers::delete_stream(c, id)?;
+        segments::delete_stream(c, id)?;
         streams::delete_row(c, id)?;
         if let Some(f) = m.fork {
             let left = streams::add_ref(c, f.source_id, -1)?;

@@ -183,10 +183,16 @@ impl StreamService {
                         }
                     }),
                 };
+                let source = parse_source(src)?;
+                let entry = match pos {
+                    Some(p) if sub_offset > 0 => self.fork_entry(&source, p).await?,
+                    _ => None,
+                };
                 Some(ForkSpec {
-                    source: parse_source(src)?,
+                    source,
                     pos,
                     sub_offset,
+                    entry,
                 })
             }
         };
@@ -215,6 +221,19 @@ impl StreamService {
                 info: StreamInfo::from_meta(&m),
             }),
         }
+    }
+
+    /// For a byte sub-offset fork of a raw stream: the source entry at `pos`, wherever it is
+    /// stored. The writer checks the source incarnation again and reports missing sources.
+    async fn fork_entry(&self, source: &str, pos: u64) -> ServiceResult<Option<(i64, Vec<u8>)>> {
+        let Some(src) = self.engine.lookup(source).await? else {
+            return Ok(None);
+        };
+        if content_type::is_json(&src.content_type) || src.deleted || pos >= src.next_pos {
+            return Ok(None);
+        }
+        let batch = self.engine.read(&src, pos, usize::MAX, 1).await?;
+        Ok(batch.entries.into_iter().next().map(|e| (src.id, e)))
     }
 
     pub async fn append(

@@ -41,3 +41,9 @@ pub fn delete_stream(conn: &Connection, stream_id: i64) -> rusqlite::Result<()> 
         .execute([stream_id])?;
     Ok(())
 }
+
+/// Deletes a stream's entries below `pos` (they are in uploaded segments).
+pub fn delete_below(conn: &Connection, stream_id: i64, pos: u64) -> rusqlite::Result<usize> {
+    conn.prepare_cached("DELETE FROM entries WHERE stream_id = ?1 AND pos < ?2")?
+        .execute(params![stream_id, pos as i64])
+}

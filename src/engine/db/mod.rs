@@ -2,7 +2,9 @@
 //! Only the writer thread (`engine::writer`) opens the read-write connection.
 
 pub mod entries;
+pub mod object_gc;
 pub mod producers;
+pub mod segments;
 pub mod streams;
 
 use std::path::Path;
@@ -10,10 +12,16 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags};
 
 /// Migrations, embedded at build time, applied in order; `user_version` records progress.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_init",
-    include_str!("../../../migrations/0001_init.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_init",
+        include_str!("../../../migrations/0001_init.sql"),
+    ),
+    (
+        "0002_tiering",
+        include_str!("../../../migrations/0002_tiering.sql"),
+    ),
+];
 
 /// The schema version a fully migrated database has.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();

@@ -7,7 +7,9 @@ use crate::protocol::expiry::Expiry;
 
 const COLUMNS: &str = "id, name, content_type, created_at_ms, ttl_seconds, expires_at_ms, \
      last_access_ms, next_pos, closed, closed_producer_id, closed_producer_epoch, \
-     closed_producer_seq, stream_seq, fork_source_id, fork_pos, fork_sub_offset, ref_count, deleted";
+     closed_producer_seq, stream_seq, fork_source_id, fork_pos, fork_sub_offset, ref_count, deleted, \
+     incarnation, sealed_pos, uploaded_pos, pending_bytes, last_cut_ms, manifest_generation, \
+     manifest_etag, manifest_dirty";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<StreamMeta> {
     let ttl: Option<i64> = r.get(4)?;
@@ -48,6 +50,14 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<StreamMeta> {
             .transpose()?,
         ref_count: r.get(16)?,
         deleted: r.get::<_, i64>(17)? != 0,
+        incarnation: r.get::<_, Option<String>>(18)?.unwrap_or_default(),
+        sealed_pos: r.get::<_, i64>(19)? as u64,
+        uploaded_pos: r.get::<_, i64>(20)? as u64,
+        pending_bytes: r.get::<_, i64>(21)? as u64,
+        last_cut_ms: r.get(22)?,
+        manifest_generation: r.get::<_, i64>(23)? as u64,
+        manifest_etag: r.get(24)?,
+        manifest_dirty: r.get::<_, i64>(25)? != 0,
     })
 }
 
@@ -100,8 +110,10 @@ pub fn insert(conn: &Connection, m: &StreamMeta) -> rusqlite::Result<i64> {
     };
     conn.prepare_cached(
         "INSERT INTO streams (name, content_type, created_at_ms, ttl_seconds, expires_at_ms, \
-         last_access_ms, next_pos, closed, fork_source_id, fork_pos, fork_sub_offset) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+         last_access_ms, next_pos, closed, fork_source_id, fork_pos, fork_sub_offset, \
+         incarnation, sealed_pos, uploaded_pos, last_cut_ms, deleted, manifest_generation, \
+         manifest_etag, ref_count) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
     )?
     .execute(params![
         m.name,
@@ -115,6 +127,14 @@ pub fn insert(conn: &Connection, m: &StreamMeta) -> rusqlite::Result<i64> {
         m.fork.as_ref().map(|f| f.source_id),
         m.fork.as_ref().map_or(0, |f| f.pos as i64),
         m.fork.as_ref().map_or(0, |f| f.sub_offset as i64),
+        m.incarnation,
+        m.sealed_pos as i64,
+        m.uploaded_pos as i64,
+        m.last_cut_ms,
+        m.deleted as i64,
+        m.manifest_generation as i64,
+        m.manifest_etag,
+        m.ref_count,
     ])?;
     Ok(conn.last_insert_rowid())
 }
@@ -128,7 +148,8 @@ pub fn update_after_write(conn: &Connection, m: &StreamMeta) -> rusqlite::Result
     conn.prepare_cached(
         "UPDATE streams SET next_pos = ?2, closed = ?3, closed_producer_id = ?4, \
          closed_producer_epoch = ?5, closed_producer_seq = ?6, stream_seq = ?7, \
-         last_access_ms = max(last_access_ms, ?8) WHERE id = ?1",
+         last_access_ms = max(last_access_ms, ?8), pending_bytes = ?9, \
+         manifest_dirty = max(manifest_dirty, ?10) WHERE id = ?1",
     )?
     .execute(params![
         m.id,
@@ -138,7 +159,9 @@ pub fn update_after_write(conn: &Connection, m: &StreamMeta) -> rusqlite::Result
         pep,
         pseq,
         m.stream_seq,
-        m.last_access_ms
+        m.last_access_ms,
+        m.pending_bytes as i64,
+        m.manifest_dirty as i64,
     ])?;
     Ok(())
 }
@@ -153,16 +176,103 @@ pub fn touch(conn: &Connection, id: i64, at_ms: i64) -> rusqlite::Result<()> {
 }
 
 pub fn set_soft_deleted(conn: &Connection, id: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached("UPDATE streams SET deleted = 1 WHERE id = ?1")?
+    conn.prepare_cached("UPDATE streams SET deleted = 1, manifest_dirty = 1 WHERE id = ?1")?
         .execute([id])?;
     Ok(())
 }
 
 /// Takes an incarnation out of the namespace but keeps its data for its forks.
 pub fn detach(conn: &Connection, id: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached("UPDATE streams SET name = NULL, deleted = 1 WHERE id = ?1")?
+    conn.prepare_cached(
+        "UPDATE streams SET name = NULL, deleted = 1, manifest_dirty = 1 WHERE id = ?1",
+    )?
+    .execute([id])?;
+    Ok(())
+}
+
+/// Records a sealed segment: its entries are now in a file.
+pub fn set_sealed(
+    conn: &Connection,
+    id: i64,
+    sealed_pos: u64,
+    payload: u64,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE streams SET sealed_pos = ?2, pending_bytes = max(0, pending_bytes - ?3), \
+         last_cut_ms = ?4 WHERE id = ?1",
+    )?
+    .execute(params![id, sealed_pos as i64, payload as i64, now_ms])?;
+    Ok(())
+}
+
+pub fn set_manifest_dirty(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE streams SET manifest_dirty = 1 WHERE id = ?1")?
         .execute([id])?;
     Ok(())
+}
+
+/// Records a published manifest. The dirty flag is cleared only if nothing changed since
+/// the publisher read the stream (`generation` is still the one it started from + 1).
+pub fn set_published(
+    conn: &Connection,
+    id: i64,
+    generation: u64,
+    etag: Option<&str>,
+    uploaded_pos: u64,
+    dirty_seen: bool,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE streams SET manifest_generation = ?2, manifest_etag = ?3, \
+         uploaded_pos = max(uploaded_pos, ?4), \
+         manifest_dirty = CASE WHEN ?5 THEN 0 ELSE manifest_dirty END WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        generation as i64,
+        etag,
+        uploaded_pos as i64,
+        dirty_seen
+    ])?;
+    Ok(())
+}
+
+/// Streams that have something to seal: enough pending entries or bytes, or entries older
+/// than the interval.
+pub fn seal_candidates(
+    conn: &Connection,
+    rows: u64,
+    bytes: u64,
+    interval_ms: u64,
+    now_ms: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<StreamMeta>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM streams WHERE deleted = 0 AND next_pos > sealed_pos \
+         AND (next_pos - sealed_pos >= ?1 OR pending_bytes >= ?2 \
+              OR (?3 > 0 AND ?4 - last_cut_ms >= ?3)) \
+         ORDER BY pending_bytes DESC LIMIT ?5"
+    ))?;
+    let rows = stmt.query_map(
+        params![
+            rows as i64,
+            bytes as i64,
+            interval_ms as i64,
+            now_ms,
+            limit as i64
+        ],
+        from_row,
+    )?;
+    rows.collect()
+}
+
+/// Streams whose manifest needs publishing.
+pub fn manifest_dirty(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<StreamMeta>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM streams WHERE manifest_dirty = 1 ORDER BY id LIMIT ?1"
+    ))?;
+    let rows = stmt.query_map([limit as i64], from_row)?;
+    rows.collect()
 }
 
 pub fn add_ref(conn: &Connection, id: i64, delta: i64) -> rusqlite::Result<i64> {

@@ -1,0 +1,221 @@
+//! The per-incarnation manifest: the object-store commit point. A manifest lists the
+//! contiguous prefix of uploaded segments and the stream's configuration; a node rebuilt
+//! from manifests alone (`--bootstrap-from-r2`) serves exactly what they cover.
+//! Written as a conditional PUT with a generation number inside.
+
+use serde::{Deserialize, Serialize};
+
+use super::db::segments::SegmentRow;
+use super::StreamMeta;
+use crate::protocol::expiry::Expiry;
+
+/// Format version written in every manifest.
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub generation: u64,
+    /// `None` once the incarnation left the namespace (expired, still read by forks).
+    pub name: Option<String>,
+    pub incarnation: String,
+    pub content_type: String,
+    pub created_at_ms: i64,
+    pub ttl_seconds: Option<u64>,
+    pub expires_at_ms: Option<i64>,
+    pub closed: bool,
+    pub closed_by: Option<(String, u64, u64)>,
+    /// Soft-deleted (the name answers 410) or detached.
+    pub deleted: bool,
+    pub fork: Option<ManifestFork>,
+    /// First position of the incarnation's own entries.
+    pub start_pos: u64,
+    /// End of the uploaded data: the node restored from this manifest has its tail here.
+    pub end_pos: u64,
+    pub segments: Vec<ManifestSegment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestFork {
+    pub source_incarnation: String,
+    pub pos: u64,
+    pub sub_offset: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestSegment {
+    pub index: u64,
+    pub start_pos: u64,
+    pub end_pos: u64,
+    pub size_bytes: u64,
+    pub block_count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    #[error("manifest is not valid JSON of the expected shape: {0}")]
+    Parse(String),
+    #[error("unsupported manifest format {0}")]
+    Format(u32),
+    #[error("manifest is inconsistent: {0}")]
+    Inconsistent(&'static str),
+}
+
+impl Manifest {
+    /// Builds the manifest of `m` covering the uploaded prefix `uploaded` (segments in index
+    /// order, contiguous from the stream's own start).
+    pub fn build(
+        m: &StreamMeta,
+        generation: u64,
+        uploaded: &[SegmentRow],
+        fork_source_incarnation: Option<String>,
+    ) -> Manifest {
+        let (ttl_seconds, expires_at_ms) = match m.expiry {
+            Expiry::None => (None, None),
+            Expiry::Ttl(s) => (Some(s), None),
+            Expiry::At(a) => (None, Some(a)),
+        };
+        let start_pos = m.own_start();
+        Manifest {
+            format: FORMAT,
+            generation,
+            name: m.name.clone(),
+            incarnation: m.incarnation.clone(),
+            content_type: m.content_type.clone(),
+            created_at_ms: m.created_at_ms,
+            ttl_seconds,
+            expires_at_ms,
+            closed: m.closed,
+            closed_by: m.closed_by.clone(),
+            deleted: m.deleted,
+            fork: m
+                .fork
+                .zip(fork_source_incarnation)
+                .map(|(f, inc)| ManifestFork {
+                    source_incarnation: inc,
+                    pos: f.pos,
+                    sub_offset: f.sub_offset,
+                }),
+            start_pos,
+            end_pos: uploaded.last().map_or(start_pos, |s| s.end_pos),
+            segments: uploaded
+                .iter()
+                .map(|s| ManifestSegment {
+                    index: s.index,
+                    start_pos: s.start_pos,
+                    end_pos: s.end_pos,
+                    size_bytes: s.size_bytes,
+                    block_count: s.block_count,
+                })
+                .collect(),
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        // Serialising plain data cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Parses and checks a manifest: segments contiguous from `start_pos` to `end_pos`.
+    pub fn decode(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        let m: Manifest =
+            serde_json::from_slice(bytes).map_err(|e| ManifestError::Parse(e.to_string()))?;
+        if m.format != FORMAT {
+            return Err(ManifestError::Format(m.format));
+        }
+        let mut pos = m.start_pos;
+        for (i, s) in m.segments.iter().enumerate() {
+            if s.index != i as u64 || s.start_pos != pos || s.end_pos <= s.start_pos {
+                return Err(ManifestError::Inconsistent("segments are not contiguous"));
+            }
+            pos = s.end_pos;
+        }
+        if pos != m.end_pos {
+            return Err(ManifestError::Inconsistent(
+                "end_pos does not match the segments",
+            ));
+        }
+        if m.ttl_seconds.is_some() && m.expires_at_ms.is_some() {
+            return Err(ManifestError::Inconsistent("both a TTL and a deadline"));
+        }
+        if m.incarnation.is_empty() || m.incarnation.contains('/') {
+            return Err(ManifestError::Inconsistent("bad incarnation"));
+        }
+        Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample(sizes: &[u64], start: u64) -> Manifest {
+        let mut pos = start;
+        let segments = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let s = ManifestSegment {
+                    index: i as u64,
+                    start_pos: pos,
+                    end_pos: pos + n,
+                    size_bytes: n * 10,
+                    block_count: 1,
+                };
+                pos += n;
+                s
+            })
+            .collect();
+        Manifest {
+            format: FORMAT,
+            generation: 3,
+            name: Some("a/b".into()),
+            incarnation: "00ff".into(),
+            content_type: "application/json".into(),
+            created_at_ms: 1,
+            ttl_seconds: Some(60),
+            expires_at_ms: None,
+            closed: true,
+            closed_by: Some(("p".into(), 1, 2)),
+            deleted: false,
+            fork: Some(ManifestFork {
+                source_incarnation: "11".into(),
+                pos: start,
+                sub_offset: 0,
+            }),
+            start_pos: start,
+            end_pos: pos,
+            segments,
+        }
+    }
+
+    #[test]
+    fn inconsistent_manifests_are_rejected() {
+        let mut m = sample(&[3, 4], 2);
+        m.segments[1].start_pos = 6;
+        assert!(Manifest::decode(&m.encode()).is_err());
+        let mut m = sample(&[3], 0);
+        m.end_pos = 9;
+        assert!(Manifest::decode(&m.encode()).is_err());
+        let mut m = sample(&[3], 0);
+        m.format = 2;
+        assert_eq!(Manifest::decode(&m.encode()), Err(ManifestError::Format(2)));
+        let mut m = sample(&[], 0);
+        m.incarnation = "../x".into();
+        assert!(Manifest::decode(&m.encode()).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(sizes in proptest::collection::vec(1u64..1000, 0..20), start in 0u64..1000) {
+            let m = sample(&sizes, start);
+            prop_assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = Manifest::decode(&b);
+        }
+    }
+}

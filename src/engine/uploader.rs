@@ -1,0 +1,275 @@
+//! The uploader: puts sealed segments into the object store, publishes manifests, and
+//! deletes the objects of removed incarnations.
+//!
+//! Each round (every `DS_UPLOAD_CHECK_MS`):
+//! 1. upload segments not uploaded yet (`DS_UPLOAD_CONCURRENCY` at a time) and record each;
+//! 2. for every stream whose manifest is out of date, publish a manifest covering the
+//!    contiguous uploaded prefix (conditional PUT), then record it, which moves
+//!    `uploaded_pos` and deletes the covered entries from SQLite;
+//! 3. delete the object folders queued by stream removals (manifest first, so a node
+//!    rebuilt meanwhile never resurrects a half-deleted stream).
+//!
+//! Failures are retried by the store wrapper; what still fails waits for the next round,
+//! with a per-stream backoff. Appends never wait for any of this.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::db::segments::SegmentRow;
+use super::manifest::Manifest;
+use super::tier::Tier;
+use super::writer::TierCmd;
+use super::{db, Engine, EngineError, StreamMeta};
+use crate::objstore::{keys, StoreError};
+
+const BATCH: usize = 256;
+
+/// Per-stream exponential backoff after failures.
+#[derive(Default)]
+struct Backoff {
+    until: HashMap<i64, (Instant, u32)>,
+}
+
+impl Backoff {
+    fn blocked(&self, id: i64) -> bool {
+        self.until
+            .get(&id)
+            .is_some_and(|(t, _)| Instant::now() < *t)
+    }
+    fn fail(&mut self, id: i64) {
+        let n = self.until.get(&id).map_or(0, |(_, n)| *n) + 1;
+        let ms = (500u64 << (n - 1).min(7)).min(60_000);
+        self.until
+            .insert(id, (Instant::now() + Duration::from_millis(ms), n));
+    }
+    fn ok(&mut self, id: i64) {
+        self.until.remove(&id);
+    }
+}
+
+pub async fn run(engine: Engine, tier: Arc<Tier>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(tier.cfg.upload_check_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut backoff = Backoff::default();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if let Err(e) = round(&engine, &tier, &mut backoff).await {
+            tracing::warn!(error = %e, "upload round failed");
+        }
+    }
+}
+
+/// One upload round; returns how many segments and manifests it wrote.
+async fn round(
+    engine: &Engine,
+    tier: &Arc<Tier>,
+    backoff: &mut Backoff,
+) -> Result<usize, EngineError> {
+    let mut done = 0;
+    let pending = engine
+        .reader()
+        .run(|c| db::segments::not_uploaded(c, BATCH))
+        .await?;
+    let mut work: Vec<(SegmentRow, String)> = Vec::new();
+    for seg in pending {
+        if backoff.blocked(seg.stream_id) {
+            continue;
+        }
+        let id = seg.stream_id;
+        let inc = engine
+            .reader()
+            .run(move |c| db::streams::by_id(c, id))
+            .await?
+            .map(|m| m.incarnation);
+        if let Some(inc) = inc {
+            work.push((seg, inc));
+        }
+    }
+    let results: Vec<(SegmentRow, Result<Option<String>, StoreError>)> =
+        futures_util::stream::iter(work.into_iter().map(|(seg, inc)| {
+            let tier = tier.clone();
+            async move {
+                let key = Tier::key(&inc, seg.index);
+                let r = tier.store.put_file(&key, &tier.local_path(&key)).await;
+                (seg, r)
+            }
+        }))
+        .buffer_unordered(tier.cfg.upload_concurrency)
+        .collect()
+        .await;
+    for (seg, r) in results {
+        match r {
+            Ok(etag) => {
+                engine
+                    .tier_cmd(TierCmd::Uploaded {
+                        stream_id: seg.stream_id,
+                        index: seg.index,
+                        etag,
+                    })
+                    .await?;
+                done += 1;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, stream = seg.stream_id, segment = seg.index, "segment upload failed");
+                backoff.fail(seg.stream_id);
+            }
+        }
+    }
+
+    let dirty = engine
+        .reader()
+        .run(|c| db::streams::manifest_dirty(c, BATCH))
+        .await?;
+    for m in dirty {
+        if backoff.blocked(m.id) {
+            continue;
+        }
+        let id = m.id;
+        match publish(engine, tier, m).await {
+            Ok(()) => {
+                backoff.ok(id);
+                done += 1;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, stream = id, "manifest publish failed");
+                backoff.fail(id);
+            }
+        }
+    }
+
+    let gc = engine
+        .reader()
+        .run(|c| db::object_gc::pending(c, BATCH))
+        .await?;
+    for (id, prefix) in gc {
+        match delete_prefix(tier, &prefix).await {
+            Ok(()) => {
+                engine.tier_cmd(TierCmd::GcDone { id }).await?;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, prefix, "deleting a removed stream's objects failed")
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// Publishes the manifest of `m` for its contiguous uploaded prefix.
+async fn publish(engine: &Engine, tier: &Arc<Tier>, m: StreamMeta) -> Result<(), EngineError> {
+    let id = m.id;
+    let source = m.fork.map(|f| f.source_id);
+    let (segs, source_inc) = engine
+        .reader()
+        .run(move |c| {
+            let segs = db::segments::of_stream(c, id)?;
+            let inc = match source {
+                Some(s) => db::streams::by_id(c, s)?.map(|s| s.incarnation),
+                None => None,
+            };
+            Ok::<_, rusqlite::Error>((segs, inc))
+        })
+        .await?;
+    let prefix: Vec<SegmentRow> = segs
+        .into_iter()
+        .enumerate()
+        .take_while(|(i, s)| s.index == *i as u64 && s.uploaded_at_ms.is_some())
+        .map(|(_, s)| s)
+        .collect();
+    let generation = m.manifest_generation + 1;
+    let manifest = Manifest::build(&m, generation, &prefix, source_inc);
+    let key = keys::manifest(&keys::stream_prefix(&m.incarnation));
+    let body = Bytes::from(manifest.encode());
+    let etag = match tier
+        .store
+        .put_conditional(&key, body.clone(), m.manifest_etag.clone())
+        .await
+    {
+        Ok(t) => t,
+        Err(StoreError::Precondition(_)) => {
+            // The object is not the one we last recorded: after a crash between a PUT and
+            // its record, it is our own newer write. Adopt it only if it is.
+            let current = Manifest::decode(&tier.store.get(&key).await.map_err(store)?)
+                .map_err(|e| EngineError::Storage(e.to_string()))?;
+            if current.incarnation != m.incarnation || current.generation < m.manifest_generation {
+                return Err(EngineError::Storage(format!(
+                    "manifest {key} was changed by another writer (generation {})",
+                    current.generation
+                )));
+            }
+            let head = tier.store.head(&key).await.map_err(store)?;
+            tier.store
+                .put_conditional(&key, body, head.e_tag)
+                .await
+                .map_err(store)?
+        }
+        Err(e) => return Err(store(e)),
+    };
+    let applied = engine
+        .tier_cmd(TierCmd::Published {
+            stream_id: id,
+            generation,
+            etag,
+            uploaded_pos: manifest.end_pos,
+            base_generation: m.manifest_generation,
+        })
+        .await?;
+    if applied {
+        for s in &prefix {
+            tier.cache_insert(&Tier::key(&m.incarnation, s.index));
+        }
+    }
+    Ok(())
+}
+
+fn store(e: StoreError) -> EngineError {
+    EngineError::Storage(e.to_string())
+}
+
+async fn delete_prefix(tier: &Arc<Tier>, prefix: &str) -> Result<(), EngineError> {
+    tier.store
+        .delete(&keys::manifest(prefix))
+        .await
+        .map_err(store)?;
+    for key in tier.store.list(prefix).await.map_err(store)? {
+        tier.store.delete(&key).await.map_err(store)?;
+    }
+    let dir = tier.local_dir(prefix);
+    tier.cache_forget_dir(&dir);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(EngineError::Storage(format!(
+            "remove {}: {e}",
+            dir.display()
+        ))),
+    }
+}
+
+/// At start: uploaded segments whose files are on disk join the cache (and the cache is
+/// trimmed to its cap).
+pub async fn warm_cache(engine: &Engine, tier: &Arc<Tier>) -> Result<(), EngineError> {
+    let keys: Vec<String> = engine
+        .reader()
+        .run(|c| {
+            let mut stmt = c.prepare(
+                "SELECT s.incarnation, g.seg_index FROM segments g JOIN streams s ON s.id = g.stream_id \
+                 WHERE g.uploaded_at_ms IS NOT NULL AND g.start_pos < s.uploaded_pos",
+            )?;
+            let rows = stmt.query_map([], |r| Ok(Tier::key(&r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
+            rows.collect()
+        })
+        .await?;
+    for k in keys {
+        tier.cache_insert(&k);
+    }
+    Ok(())
+}
