@@ -23,6 +23,17 @@ fn message(writer: usize, n: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_appends_survive_kill_9() {
+    crash_cycles(&[]).await;
+}
+
+/// The same while segments are cut, uploaded and their entries removed from SQLite all
+/// the time, so crashes land in the middle of those steps too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_appends_survive_kill_9_while_segmenting_and_uploading() {
+    crash_cycles(common::tier::TINY).await;
+}
+
+async fn crash_cycles(env: &[(&str, &str)]) {
     let dir = tempfile::tempdir().unwrap();
     let c = client();
     // acked[w] = messages of writer w acknowledged so far, across all cycles.
@@ -30,7 +41,7 @@ async fn acknowledged_appends_survive_kill_9() {
     let mut in_doubt: Vec<Option<String>> = vec![None; WRITERS];
 
     for cycle in 0..CYCLES {
-        let mut server = Server::start(dir.path(), &[]);
+        let mut server = Server::start_full(dir.path(), "local", env, &[]);
         let base = server.url.clone();
         if cycle == 0 {
             for w in 0..WRITERS {
@@ -100,7 +111,7 @@ async fn acknowledged_appends_survive_kill_9() {
     }
 
     // Final check after the last crash.
-    let server = Server::start(dir.path(), &[]);
+    let server = Server::start_full(dir.path(), "local", env, &[]);
     for w in 0..WRITERS {
         let stored = read_all(&c, &server.url, w).await;
         let n = acked[w].len();

@@ -2,6 +2,8 @@
 //! directory and stops it when dropped.
 #![allow(dead_code)]
 
+pub mod tier;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -23,8 +25,14 @@ impl Server {
     }
 
     pub fn start_with_args(root: &Path, env: &[(&str, &str)], extra: &[&str]) -> Server {
+        Self::start_full(root, "memory", env, extra)
+    }
+
+    /// Starts a full-mode server with the given object store; `DURABLE_STREAMS_S3_*` from
+    /// the test's environment are passed on.
+    pub fn start_full(root: &Path, store: &str, env: &[(&str, &str)], extra: &[&str]) -> Server {
         let mut cmd = Command::new(BIN);
-        cmd.args(["server", "--object-store", "memory"])
+        cmd.args(["server", "--object-store", store])
             .args(extra)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -36,6 +44,11 @@ impl Server {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        for (k, v) in std::env::vars() {
+            if k.starts_with("DURABLE_STREAMS_S3_") {
+                cmd.env(k, v);
+            }
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -1,0 +1,109 @@
+//! Helpers for tests of segments and the object store.
+
+use std::path::Path;
+use std::time::Duration;
+
+use prisma_streams::config::{Env, ObjectStoreConfig, RetryPolicy, Tiering};
+use prisma_streams::engine::manifest::Manifest;
+use prisma_streams::objstore::{keys, Store};
+
+use super::header;
+
+/// Tiny thresholds: a segment every 5 entries, small blocks, fast ticks, no local cache.
+pub const TINY: &[(&str, &str)] = &[
+    ("DS_SEGMENT_TARGET_ROWS", "5"),
+    ("DS_BLOCK_MAX_BYTES", "64"),
+    ("DS_SEGMENT_CHECK_MS", "10"),
+    ("DS_UPLOAD_CHECK_MS", "10"),
+    ("DS_SEGMENT_MAX_INTERVAL_MS", "50"),
+    ("DS_SEGMENT_CACHE_MAX_BYTES", "1"),
+    ("DS_OBJECTSTORE_TIMEOUT_MS", "500"),
+    ("DS_OBJECTSTORE_RETRIES", "1"),
+    ("DS_READ_MAX_RECORDS", "7"),
+];
+
+pub fn s3_available() -> bool {
+    std::env::var("DURABLE_STREAMS_S3_ENDPOINT").is_ok()
+}
+
+/// A client for the same object store the server uses.
+pub fn store_for(kind: &str, root: &Path) -> Store {
+    let env = Env::from_process();
+    let kind = match kind {
+        "local" => prisma_streams::cli::ObjectStoreKind::Local,
+        "s3" => prisma_streams::cli::ObjectStoreKind::S3,
+        other => panic!("no test store {other}"),
+    };
+    let t = Tiering::from_env(kind, root, &env).expect("store config");
+    let cfg: ObjectStoreConfig = t.store;
+    Store::build(&cfg, RetryPolicy::default()).expect("store")
+}
+
+/// Waits until the manifest of `name` covers `end` entries (the server uploads on its own).
+pub async fn wait_uploaded(store: &Store, name: &str, end: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut seen = None;
+        for key in store.list(keys::STREAMS_PREFIX).await.unwrap_or_default() {
+            if !keys::is_manifest(&key) {
+                continue;
+            }
+            let Ok(bytes) = store.get(&key).await else {
+                continue;
+            };
+            let Ok(m) = Manifest::decode(&bytes) else {
+                continue;
+            };
+            if m.name.as_deref() == Some(name) && !m.deleted {
+                seen = Some(m.end_pos);
+            }
+        }
+        if seen == Some(end) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stream {name} never reached the object store in full: manifest covers {seen:?} of {end}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Reads a stream from the start, page by page: (body bytes, next offset, closed).
+pub async fn read_all(c: &reqwest::Client, url: &str) -> (Vec<u8>, String, bool) {
+    let mut offset = "-1".to_string();
+    let mut body = Vec::new();
+    let mut pages = 0;
+    loop {
+        let r = c
+            .get(format!("{url}?offset={offset}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{url}");
+        let done = header(&r, "stream-up-to-date").is_some();
+        let closed = header(&r, "stream-closed").is_some();
+        offset = header(&r, "stream-next-offset").unwrap();
+        let json = header(&r, "content-type")
+            .unwrap()
+            .starts_with("application/json");
+        let page = r.bytes().await.unwrap();
+        if json {
+            // Join JSON pages into one array text.
+            let inner = &page[1..page.len() - 1];
+            if !inner.is_empty() {
+                if !body.is_empty() {
+                    body.push(b',');
+                }
+                body.extend_from_slice(inner);
+            }
+        } else {
+            body.extend_from_slice(&page);
+        }
+        pages += 1;
+        if done {
+            assert!(pages > 1 || body.len() < 100, "pages are bounded");
+            return (body, offset, closed);
+        }
+    }
+}
