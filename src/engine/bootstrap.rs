@@ -201,6 +201,137 @@ fn restore(
         )?;
         streams::add_ref(&tx, source_id, 1)?;
     }
+    // A deleted incarnation that no restored fork needs is not restored; its objects are
+    // queued for deletion, as a removal on the old node would have done.
+    // Removing one can free its own source, so repeat until nothing changes.
+    loop {
+        let unneeded: Vec<(i64, String, Option<i64>)> = {
+            let mut stmt = tx.prepare(
+                "SELECT id, incarnation, fork_source_id FROM streams WHERE deleted = 1 AND ref_count = 0",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        if unneeded.is_empty() {
+            break;
+        }
+        for (id, inc, source) in unneeded {
+            if let Some(src) = source {
+                streams::add_ref(&tx, src, -1)?;
+            }
+            segments::delete_stream(&tx, id)?;
+            streams::delete_row(&tx, id)?;
+            db::object_gc::insert(&tx, &keys::stream_prefix(&inc), now_ms)?;
+            summary.streams -= 1;
+            summary.skipped += 1;
+        }
+    }
     tx.commit()?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ObjectStoreConfig, RetryPolicy};
+    use crate::engine::manifest::{ManifestFork, FORMAT};
+    use bytes::Bytes;
+
+    fn manifest(
+        inc: &str,
+        name: Option<&str>,
+        created: i64,
+        deleted: bool,
+        fork: Option<&str>,
+    ) -> Manifest {
+        Manifest {
+            format: FORMAT,
+            generation: 1,
+            name: name.map(str::to_string),
+            incarnation: inc.into(),
+            content_type: "text/plain".into(),
+            created_at_ms: created,
+            ttl_seconds: None,
+            expires_at_ms: None,
+            closed: false,
+            closed_by: None,
+            deleted,
+            fork: fork.map(|s| ManifestFork {
+                source_incarnation: s.into(),
+                pos: 0,
+                sub_offset: 0,
+            }),
+            start_pos: 0,
+            end_pos: 0,
+            segments: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn links_forks_drops_unneeded_deletions_and_resolves_name_clashes() {
+        let store = Store::build(&ObjectStoreConfig::Memory, RetryPolicy::default()).unwrap();
+        let put = |m: Manifest| {
+            let store = store.clone();
+            async move {
+                let key = keys::manifest(&keys::stream_prefix(&m.incarnation));
+                store.put(&key, Bytes::from(m.encode())).await.unwrap();
+            }
+        };
+        put(manifest("src", Some("src"), 1, true, None)).await; // soft-deleted, still forked
+        put(manifest("fork", Some("fork"), 2, false, Some("src"))).await;
+        put(manifest("orphan", Some("orphan"), 3, true, None)).await; // deleted, unneeded
+        put(manifest("old", Some("dup"), 4, false, None)).await;
+        put(manifest("new", Some("dup"), 5, false, None)).await;
+
+        let dir = tempfile::tempdir().unwrap();
+        let db_path = dir.path().join("wal.sqlite");
+        std::fs::write(&db_path, b"stale local state").unwrap();
+        let s = run(&db_path, dir.path(), &store, 10).await.unwrap();
+        assert_eq!(s.streams, 3);
+        assert_eq!(s.skipped, 2);
+
+        let c = db::open_writer(&db_path).unwrap();
+        let src = streams::by_name(&c, "src").unwrap().unwrap();
+        assert!(src.deleted);
+        assert_eq!(src.ref_count, 1);
+        let fork = streams::by_name(&c, "fork").unwrap().unwrap();
+        assert_eq!(fork.fork.unwrap().source_id, src.id);
+        assert!(streams::by_name(&c, "orphan").unwrap().is_none());
+        assert_eq!(
+            streams::by_name(&c, "dup").unwrap().unwrap().incarnation,
+            "new"
+        );
+        let gc = db::object_gc::pending(&c, 10).unwrap();
+        assert_eq!(gc.len(), 1);
+        assert_eq!(gc[0].1, keys::stream_prefix("orphan"));
+    }
+
+    #[tokio::test]
+    async fn a_missing_segment_object_aborts_the_bootstrap() {
+        let store = Store::build(&ObjectStoreConfig::Memory, RetryPolicy::default()).unwrap();
+        let mut m = manifest("a", Some("a"), 1, false, None);
+        m.end_pos = 5;
+        m.segments.push(crate::engine::manifest::ManifestSegment {
+            index: 0,
+            start_pos: 0,
+            end_pos: 5,
+            size_bytes: 100,
+            block_count: 1,
+        });
+        store
+            .put(
+                &keys::manifest(&keys::stream_prefix("a")),
+                Bytes::from(m.encode()),
+            )
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let e = run(&dir.path().join("wal.sqlite"), dir.path(), &store, 10)
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("segments/0000000000000000.seg"),
+            "{e}"
+        );
+    }
 }
