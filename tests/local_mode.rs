@@ -42,14 +42,16 @@ impl Drop for Running {
     }
 }
 
-/// Starts `local start --name N` and waits for its readiness line.
-fn start(root: &Path, name: &str) -> Running {
+/// Spawns `local <args>` and waits for its readiness line.
+fn spawn_ready(root: &Path, args: &[&str], env: &[(&str, &str)], stdin: Stdio) -> Running {
     let mut child = Command::new(BIN)
-        .args(["local", "start", "--name", name, "--port", "0"])
+        .arg("local")
+        .args(args)
         .env_clear()
         .env("DS_LOCAL_DATA_ROOT", root)
         .env("DS_LOG", "warn")
-        .stdin(Stdio::null())
+        .envs(env.iter().copied())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -59,7 +61,18 @@ fn start(root: &Path, name: &str) -> Running {
         .read_line(&mut line)
         .unwrap();
     let ready: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(ready["type"], "ready");
     Running { child, ready }
+}
+
+/// Starts `local start --name N` on a free port.
+fn start(root: &Path, name: &str) -> Running {
+    spawn_ready(
+        root,
+        &["start", "--name", name, "--port", "0"],
+        &[],
+        Stdio::null(),
+    )
 }
 
 fn status_json(root: &Path, name: &str) -> serde_json::Value {
@@ -219,20 +232,8 @@ fn a_taken_port_exits_with_code_4() {
 #[test]
 fn daemon_exits_when_stdin_closes() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["local", "daemon", "--name", "d"])
-        .env_clear()
-        .env("DS_LOCAL_DATA_ROOT", dir.path())
-        .env("DS_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("\"type\":\"ready\""));
+    let mut d = spawn_ready(dir.path(), &["daemon", "--name", "d"], &[], Stdio::piped());
+    let child = &mut d.child;
     drop(child.stdin.take());
     let status = child.wait().unwrap();
     assert!(status.success());
@@ -264,25 +265,17 @@ fn db_sizes(dir: &Path) -> Vec<(String, u64)> {
 #[test]
 fn an_idle_server_writes_nothing_on_its_own() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["local", "start", "--name", "idle"])
-        .env_clear()
-        .env("DS_LOCAL_DATA_ROOT", dir.path())
-        .env("DS_LOG", "warn")
-        .env("DS_EXPIRY_SWEEP_MS", "20") // background work runs many times meanwhile
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    // Background work (the expiry sweep) runs many times while we watch.
+    let server = spawn_ready(
+        dir.path(),
+        &["start", "--name", "idle"],
+        &[("DS_EXPIRY_SWEEP_MS", "20")],
+        Stdio::null(),
+    );
     let before = db_sizes(&dir.path().join("idle"));
     std::thread::sleep(std::time::Duration::from_millis(500));
     let after = db_sizes(&dir.path().join("idle"));
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     assert!(!before.is_empty());
     assert_eq!(before, after);
 }

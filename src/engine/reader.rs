@@ -123,20 +123,9 @@ pub fn plan(
     max_records: usize,
     first: bool,
 ) -> rusqlite::Result<Step> {
-    let tx = conn.unchecked_transaction()?;
-    let step = plan_in(&tx, meta, from, max_bytes, max_records, first)?;
-    tx.commit()?;
-    Ok(step)
-}
-
-fn plan_in(
-    conn: &Connection,
-    meta: &StreamMeta,
-    from: u64,
-    max_bytes: usize,
-    max_records: usize,
-    first: bool,
-) -> rusqlite::Result<Step> {
+    // Ends (rolls back, harmlessly: it only reads) when dropped.
+    let snapshot = conn.unchecked_transaction()?;
+    let conn: &Connection = &snapshot;
     // Fresh rows for the whole chain: uploaded positions move while streams are live.
     let Some(fresh) = db::streams::by_id(conn, meta.id)? else {
         return Ok(Step::End);
