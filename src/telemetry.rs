@@ -14,6 +14,8 @@ pub fn init(filter: &str) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
+        // A supervisor that died leaves stderr broken: never report that by panicking.
+        .log_internal_errors(false)
         .try_init();
     if bad {
         tracing::warn!(filter, "invalid log filter; using 'info'");
