@@ -25,6 +25,15 @@ pub enum Command {
     /// Local mode: one SQLite file per named server, for `prisma dev` and local tools.
     #[command(subcommand)]
     Local(LocalCommand),
+    /// Replace this binary with the newest release (not for npm installs).
+    SelfUpdate(SelfUpdateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SelfUpdateArgs {
+    /// Only report whether a newer release exists.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// `prisma-streams local ...`

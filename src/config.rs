@@ -217,6 +217,20 @@ impl Env {
             .to_string()
     }
 
+    /// `PRISMA_STREAMS_UPDATE_API`: the GitHub API base for `self-update` (tests and
+    /// mirrors point it elsewhere).
+    pub fn update_api(&self) -> String {
+        self.get("PRISMA_STREAMS_UPDATE_API")
+            .unwrap_or("https://api.github.com")
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// `PRISMA_STREAMS_MANAGED_BY`: set to `npm` by the npm wrappers.
+    pub fn managed_by(&self) -> Option<&str> {
+        self.get("PRISMA_STREAMS_MANAGED_BY")
+    }
+
     /// `DS_*` variables that this version does not know.
     pub fn unknown_ds_vars(&self) -> Vec<String> {
         let mut v: Vec<String> = self

@@ -14,3 +14,4 @@ pub mod objstore;
 pub mod protocol;
 pub mod service;
 pub mod telemetry;
+pub mod update;

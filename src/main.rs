@@ -36,6 +36,17 @@ fn main() -> ExitCode {
             }
         }
         Command::Local(cmd) => local_command(cmd, &env),
+        Command::SelfUpdate(a) => {
+            let exe = std::env::current_exe().ok();
+            let npm = prisma_streams::update::npm_owner(env.managed_by(), exe.as_deref());
+            match prisma_streams::update::run(a.check, &env.update_api(), npm) {
+                Ok(line) => {
+                    println!("{line}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e, e.exit_code()),
+            }
+        }
     }
 }
 

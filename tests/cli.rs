@@ -81,3 +81,60 @@ fn readiness_line_then_exit_on_stdin_eof() {
     let status = s.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// Serves one canned HTTP response per connection on 127.0.0.1 (a stand-in for the
+/// release API), for `connections` connections.
+fn serve_json(body: &'static str, connections: usize) -> String {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in l.incoming().take(connections).flatten() {
+            let mut s = stream;
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(resp.as_bytes());
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn self_update_check_reports_a_newer_release() {
+    let api = serve_json(
+        r#"{"tag_name":"v99.0.0","name":"v99.0.0","created_at":"2026-11-27T00:00:00Z","body":"","assets":[{"name":"prisma-streams-x86_64-unknown-linux-gnu.tar.gz","url":"http://127.0.0.1:9/a","browser_download_url":"http://127.0.0.1:9/a"}]}"#,
+        4,
+    );
+    let out = run(
+        &["self-update", "--check"],
+        &[("PRISMA_STREAMS_UPDATE_API", &api)],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("update available") && stdout.contains("99.0.0"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn self_update_fails_clearly_offline_and_refuses_npm_installs() {
+    let out = run(
+        &["self-update", "--check"],
+        &[("PRISMA_STREAMS_UPDATE_API", "http://127.0.0.1:9")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let out = run(&["self-update"], &[("PRISMA_STREAMS_MANAGED_BY", "npm")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("npm install"));
+}
