@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "prisma-streams",
     version,
+    propagate_version = true,
     about = "Durable Streams server: append-only HTTP streams backed by SQLite and an object store",
     long_about = "Durable Streams server: append-only HTTP streams backed by SQLite and an object store.\n\n\
                   Environment: DS_HOST (default 127.0.0.1), PORT (default 8080, 0 = any free port),\n\

@@ -98,5 +98,9 @@ fn block_on<T>(f: impl Future<Output = T>) -> Result<T, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    Ok(rt.block_on(f))
+    let out = rt.block_on(f);
+    // Blocking helpers may still sit in a read (the stdin watcher when stopped by a
+    // signal); everything that matters is done, so do not wait for them.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    Ok(out)
 }

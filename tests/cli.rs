@@ -138,3 +138,14 @@ fn self_update_fails_clearly_offline_and_refuses_npm_installs() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("npm install"));
 }
+
+#[test]
+fn sigterm_stops_a_server_whose_stdin_stays_open() {
+    // Supervisors keep the pipe open and signal; the stdin watcher must not keep the
+    // process alive.
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start_with_args(dir.path(), &[], &["--exit-on-stdin-eof"]);
+    assert!(s.stdin.is_some(), "stdin stays open");
+    let status = s.terminate();
+    assert!(status.success(), "{status:?}");
+}

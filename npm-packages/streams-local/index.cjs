@@ -1,0 +1,121 @@
+"use strict";
+// startLocalDurableStreamsServer(): spawns `prisma-streams local daemon` and resolves once
+// the binary reports that it is listening. The binary's stdin is a pipe owned by this
+// process: closing it is the graceful stop, and if this process dies the binary sees the
+// pipe close and stops too.
+
+const { spawn } = require("node:child_process");
+const readline = require("node:readline");
+const { resolveBinary } = require("@prisma/streams-server/resolve-binary");
+
+const START_TIMEOUT_MS = 30_000;
+const STDERR_KEEP = 8192;
+/** Exit codes of `prisma-streams local daemon` and the error codes they become. */
+const EXIT_CODES = { 2: "INVALID_ARGUMENT", 3: "NAME_LOCKED", 4: "PORT_IN_USE" };
+
+function fail(code, message, extra) {
+  const e = new Error(message);
+  e.code = code;
+  Object.assign(e, extra);
+  return e;
+}
+
+function daemonArgs(opts) {
+  if (opts === null || typeof opts !== "object") {
+    throw fail("INVALID_ARGUMENT", "options must be an object");
+  }
+  const args = ["local", "daemon"];
+  if (opts.name !== undefined) {
+    if (typeof opts.name !== "string") throw fail("INVALID_ARGUMENT", "name must be a string");
+    args.push("--name", opts.name);
+  }
+  const port = opts.port === undefined ? 0 : opts.port;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw fail("INVALID_ARGUMENT", `port must be an integer from 0 to 65535, got ${String(port)}`);
+  }
+  args.push("--port", String(port));
+  if (opts.hostname !== undefined) {
+    if (typeof opts.hostname !== "string") throw fail("INVALID_ARGUMENT", "hostname must be a string");
+    args.push("--hostname", opts.hostname);
+  }
+  return args;
+}
+
+/**
+ * @param {{ name?: string, port?: number, hostname?: string }} [opts]
+ * @returns {Promise<{ exports: object, close(): Promise<void> }>}
+ */
+function startLocalDurableStreamsServer(opts = {}) {
+  return new Promise((resolve, reject) => {
+    let args;
+    let bin;
+    try {
+      args = daemonArgs(opts);
+      bin = resolveBinary();
+    } catch (e) {
+      reject(e);
+      return;
+    }
+    const child = spawn(bin, args, {
+      stdio: ["pipe", "pipe", "pipe"],
+      windowsHide: true,
+      env: { ...process.env, PRISMA_STREAMS_MANAGED_BY: "npm" },
+    });
+    let stderr = "";
+    let ready = false;
+    let exited = child.exitCode !== null;
+    const gone = new Promise((r) => child.once("exit", () => ((exited = true), r())));
+    const debug = Boolean(process.env.PRISMA_STREAMS_DEBUG);
+    // Keep draining both pipes for the child's whole life, or it blocks once they fill.
+    child.stderr.on("data", (d) => {
+      stderr = (stderr + d.toString("utf8")).slice(-STDERR_KEEP);
+      if (debug) process.stderr.write(d);
+    });
+    const timer = setTimeout(() => {
+      if (ready) return;
+      child.kill("SIGKILL");
+      reject(fail("START_TIMEOUT", `prisma-streams did not start within ${START_TIMEOUT_MS} ms`));
+    }, START_TIMEOUT_MS);
+    const lines = readline.createInterface({ input: child.stdout });
+    lines.on("line", (line) => {
+      if (ready) return;
+      let msg;
+      try {
+        msg = JSON.parse(line);
+      } catch {
+        return;
+      }
+      if (!msg || msg.type !== "ready" || !msg.exports) return;
+      ready = true;
+      clearTimeout(timer);
+      let closing = null;
+      const close = () => {
+        if (closing) return closing;
+        closing = (async () => {
+          if (exited) return;
+          child.stdin.end();
+          const term = setTimeout(() => child.kill("SIGTERM"), 5_000);
+          const kill = setTimeout(() => child.kill("SIGKILL"), 10_000);
+          await gone;
+          clearTimeout(term);
+          clearTimeout(kill);
+        })();
+        return closing;
+      };
+      resolve({ exports: msg.exports, close });
+    });
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      if (!ready) reject(fail("SPAWN_FAILED", `cannot run ${bin}: ${e.message}`));
+    });
+    child.on("exit", (code, signal) => {
+      clearTimeout(timer);
+      if (ready) return;
+      const last = stderr.trim().split("\n").pop() || `exited with ${signal || code}`;
+      const message = last.replace(/^prisma-streams: /, "");
+      reject(fail(EXIT_CODES[code] || "START_FAILED", message, { exitCode: code, stderr }));
+    });
+  });
+}
+
+module.exports = { startLocalDurableStreamsServer };

@@ -1,0 +1,13 @@
+export type {
+  DurableStreamsLocalExports,
+  DurableStreamsLocalServer,
+  StartLocalDurableStreamsServerOptions,
+  LocalServerErrorCode,
+  LocalServerError,
+} from "./index.js";
+import type { StartLocalDurableStreamsServerOptions, DurableStreamsLocalServer } from "./index.js";
+export declare function startLocalDurableStreamsServer(
+  opts?: StartLocalDurableStreamsServerOptions,
+): Promise<DurableStreamsLocalServer>;
+declare const _default: { startLocalDurableStreamsServer: typeof startLocalDurableStreamsServer };
+export default _default;

@@ -1,0 +1,4 @@
+import cjs from "./index.cjs";
+
+export const startLocalDurableStreamsServer = cjs.startLocalDurableStreamsServer;
+export default { startLocalDurableStreamsServer };
