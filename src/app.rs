@@ -235,36 +235,60 @@ fn spawn_sweeper(
     })
 }
 
-/// Resolves on SIGTERM, SIGINT, or (if asked) end of standard input.
-pub async fn shutdown_signal(exit_on_stdin_eof: bool) {
-    let stdin_eof = async move {
-        if !exit_on_stdin_eof {
-            return std::future::pending::<()>().await;
-        }
-        use tokio::io::AsyncReadExt as _;
-        let mut stdin = tokio::io::stdin();
-        let mut buf = [0u8; 256];
-        loop {
-            match stdin.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    };
+/// A future that resolves on SIGTERM, SIGINT, or (if asked) end of standard input. The
+/// signal handlers are installed when this is called, so call it before announcing
+/// readiness: a supervisor may signal right after reading the readiness line.
+pub fn shutdown_signal(exit_on_stdin_eof: bool) -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let signals = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-        _ = stdin_eof => {}
+    async move {
+        let stdin_eof = async move {
+            if !exit_on_stdin_eof {
+                return std::future::pending::<()>().await;
+            }
+            use tokio::io::AsyncReadExt as _;
+            let mut stdin = tokio::io::stdin();
+            let mut buf = [0u8; 256];
+            loop {
+                match stdin.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        };
+        #[cfg(unix)]
+        let signalled = async move {
+            let (mut term, mut int) = signals;
+            let term = async {
+                match term.as_mut() {
+                    Some(s) => drop(s.recv().await),
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let int = async {
+                match int.as_mut() {
+                    Some(s) => drop(s.recv().await),
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = term => {}
+                _ = int => {}
+            }
+        };
+        #[cfg(not(unix))]
+        let signalled = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        tokio::select! {
+            _ = signalled => {}
+            _ = stdin_eof => {}
+        }
     }
 }

@@ -115,8 +115,9 @@ pub async fn run(
         },
     };
     state::write(&paths.server_json(), &info).map_err(io("cannot write", &paths.server_json()))?;
+    let stop = shutdown_signal(daemon);
     announce(&ready_line(addr, bound.db_path(), Some(&paths.name)));
-    let served = bound.serve(shutdown_signal(daemon)).await;
+    let served = bound.serve(stop).await;
     // The lock is still held here, so no other server wrote this file in the meantime.
     let _ = std::fs::remove_file(paths.server_json());
     served.map_err(|e: AppError| LocalError::Failed(e.to_string()))
