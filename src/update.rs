@@ -51,7 +51,12 @@ fn updater(api_base: &str) -> Result<self_update::backends::github::Update, Upda
         .repo_name(REPO_NAME)
         .api_base_url(api_base)
         .bin_name(BIN_NAME)
-        .bin_path_in_archive("prisma-streams-{{ target }}/{{ bin }}")
+        // dist's tarballs have a root folder named like the archive; its zips do not.
+        .bin_path_in_archive(if cfg!(windows) {
+            "{{ bin }}"
+        } else {
+            "prisma-streams-{{ target }}/{{ bin }}"
+        })
         .current_version(cargo_crate_version!())
         .show_download_progress(false)
         .show_output(false)

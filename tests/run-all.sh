@@ -31,3 +31,5 @@ step "conformance suite: full mode, tiny segments, S3 store"
 tests/s3/with-moto.sh tests/conformance/run.sh --mode full --tiny --store s3
 step "conformance suite: local mode"
 tests/conformance/run.sh --mode local
+step "npm end-to-end (release binary, packed packages, offline install)"
+tests/npm/run.sh
