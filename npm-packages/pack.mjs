@@ -93,6 +93,8 @@ function main() {
       license: "Apache-2.0",
       os: [osName],
       cpu: [cpu],
+      // Linux binaries are static musl builds: they run on glibc and musl systems alike.
+      ...(osName === "linux" ? { libc: ["glibc", "musl"] } : {}),
       files: ["bin/"],
       preferUnplugged: true,
     });
