@@ -61,6 +61,8 @@ function startLocalDurableStreamsServer(opts = {}) {
       windowsHide: true,
       env: { ...process.env, PRISMA_STREAMS_MANAGED_BY: "npm" },
     });
+    // The pipe only ever gets closed; if the binary is already gone, that may report EPIPE.
+    child.stdin.on("error", () => {});
     let stderr = "";
     let ready = false;
     let exited = child.exitCode !== null;
