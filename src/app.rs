@@ -169,7 +169,11 @@ impl BoundServer {
             config.limits.expiry_sweep_ms,
             stop_rx.clone(),
         );
-        let app = router(AppState { service });
+        let app = router(AppState {
+            service,
+            db_path: config.db_path.clone(),
+            started: std::time::Instant::now(),
+        });
         let mut graceful_rx = stop_rx;
         let server = tokio::spawn(async move {
             axum::serve(listener, app)

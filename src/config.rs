@@ -186,6 +186,9 @@ pub const KNOWN_VARS: &[&str] = &[
     "DS_OBJECTSTORE_RETRIES",
     "DS_OBJECTSTORE_RETRY_BASE_MS",
     "DS_OBJECTSTORE_RETRY_MAX_MS",
+    "DS_LOG_DIR",
+    "DS_LOG_ROTATION",
+    "DS_LOG_MAX_FILES",
 ];
 
 /// A snapshot of the environment, so parsing is testable without touching the process.
@@ -215,6 +218,31 @@ impl Env {
             .or_else(|| self.get("RUST_LOG"))
             .unwrap_or("info")
             .to_string()
+    }
+
+    /// `DS_LOG_DIR` (+ `DS_LOG_ROTATION` daily|hourly|minutely|never, `DS_LOG_MAX_FILES`):
+    /// rolling log files, if asked for.
+    pub fn log_files(&self) -> Result<Option<crate::telemetry::LogFiles>, ConfigError> {
+        use tracing_appender::rolling::Rotation;
+        let Some(dir) = self.get("DS_LOG_DIR") else {
+            return Ok(None);
+        };
+        let rotation = match self.get("DS_LOG_ROTATION").unwrap_or("daily") {
+            "daily" => Rotation::DAILY,
+            "hourly" => Rotation::HOURLY,
+            "minutely" => Rotation::MINUTELY,
+            "never" => Rotation::NEVER,
+            other => {
+                return Err(ConfigError(format!(
+                    "DS_LOG_ROTATION must be daily, hourly, minutely or never, got {other:?}"
+                )))
+            }
+        };
+        Ok(Some(crate::telemetry::LogFiles {
+            dir: PathBuf::from(dir),
+            rotation,
+            max_files: self.positive("DS_LOG_MAX_FILES", 7)?,
+        }))
     }
 
     /// `PRISMA_STREAMS_UPDATE_API`: the GitHub API base for `self-update` (tests and

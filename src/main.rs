@@ -14,7 +14,11 @@ use prisma_streams::{app, telemetry};
 fn main() -> ExitCode {
     let cli = Cli::parse(); // usage errors exit with code 2, --help/--version with 0
     let env = Env::from_process();
-    telemetry::init(&env.log_filter());
+    let files = match env.log_files() {
+        Ok(f) => f,
+        Err(e) => return fail(&e, 2),
+    };
+    let _logs = telemetry::init(&env.log_filter(), files);
     let unknown = env.unknown_ds_vars();
     if !unknown.is_empty() {
         tracing::warn!(vars = %unknown.join(","), "unknown DS_* environment variables");

@@ -328,6 +328,20 @@ impl Engine {
             .await
     }
 
+    /// Number of live (named, not deleted) streams.
+    pub async fn count_streams(&self) -> Result<u64, EngineError> {
+        self.inner
+            .reader
+            .run(|c| {
+                c.prepare_cached(
+                    "SELECT count(*) FROM streams WHERE name IS NOT NULL AND deleted = 0",
+                )?
+                .query_row([], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+            })
+            .await
+    }
+
     /// Live streams in name order.
     pub async fn list(&self, offset: usize, limit: usize) -> Result<Vec<StreamMeta>, EngineError> {
         let now = self.inner.clock.now_ms();

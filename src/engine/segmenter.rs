@@ -19,6 +19,7 @@ use super::segment::builder::SegmentBuilder;
 use super::tier::Tier;
 use super::writer::TierCmd;
 use super::{db, Engine, EngineError, StreamMeta};
+use crate::telemetry::metrics::metrics;
 
 const CANDIDATES_PER_TICK: usize = 8;
 const ZSTD_LEVEL: i32 = 3;
@@ -68,7 +69,10 @@ pub async fn seal_round(engine: &Engine, tier: &Arc<Tier>) -> Result<usize, Engi
         match seal_one(engine, tier, m).await {
             Ok(true) => sealed += 1,
             Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "sealing a segment failed"),
+            Err(e) => {
+                metrics().segment_failures.inc();
+                tracing::warn!(error = %e, "sealing a segment failed")
+            }
         }
     }
     Ok(sealed)
@@ -86,10 +90,14 @@ async fn seal_one(engine: &Engine, tier: &Arc<Tier>, m: StreamMeta) -> Result<bo
     else {
         return Ok(false);
     };
+    let size = seg.size_bytes;
     let applied = engine
         .tier_cmd(TierCmd::Sealed { seg, payload_bytes })
         .await?;
-    if !applied {
+    if applied {
+        metrics().segments_sealed.inc();
+        metrics().segment_bytes.add(size);
+    } else {
         let _ = std::fs::remove_file(tier.local_path(&key));
     }
     Ok(applied)

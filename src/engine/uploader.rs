@@ -27,6 +27,7 @@ use super::tier::Tier;
 use super::writer::TierCmd;
 use super::{db, Engine, EngineError, StreamMeta};
 use crate::objstore::{keys, StoreError};
+use crate::telemetry::metrics::metrics;
 
 const BATCH: usize = 256;
 
@@ -79,6 +80,8 @@ async fn round(
         .reader()
         .run(|c| db::segments::not_uploaded(c, BATCH))
         .await?;
+    let met = metrics();
+    met.segments_waiting.set(pending.len() as i64);
     let mut work: Vec<(SegmentRow, String)> = Vec::new();
     for seg in pending {
         if backoff.blocked(seg.stream_id) {
@@ -109,6 +112,9 @@ async fn round(
     for (seg, r) in results {
         match r {
             Ok(etag) => {
+                met.uploads.inc();
+                met.upload_bytes.add(seg.size_bytes);
+                met.segments_waiting.add(-1);
                 engine
                     .tier_cmd(TierCmd::Uploaded {
                         stream_id: seg.stream_id,
@@ -119,6 +125,7 @@ async fn round(
                 done += 1;
             }
             Err(e) => {
+                met.upload_failures.inc();
                 tracing::warn!(error = %e, stream = seg.stream_id, segment = seg.index, "segment upload failed");
                 backoff.fail(seg.stream_id);
             }
@@ -136,10 +143,12 @@ async fn round(
         let id = m.id;
         match publish(engine, tier, m).await {
             Ok(()) => {
+                met.manifests_published.inc();
                 backoff.ok(id);
                 done += 1;
             }
             Err(e) => {
+                met.manifest_failures.inc();
                 tracing::warn!(error = %e, stream = id, "manifest publish failed");
                 backoff.fail(id);
             }

@@ -28,6 +28,7 @@ use super::{
 use crate::clock::SharedClock;
 use crate::config::Limits;
 use crate::protocol::{content_type, expiry::Expiry, json};
+use crate::telemetry::metrics::metrics;
 
 /// A request for the writer thread.
 pub enum Command {
@@ -100,6 +101,7 @@ impl WriterHandle {
         if reqs >= self.max_reqs || (queued > 0 && queued + bytes > self.max_bytes) {
             self.queued_reqs.fetch_sub(1, Ordering::AcqRel);
             self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            metrics().overloaded.inc();
             return Err(EngineError::Overloaded);
         }
         self.tx.send(Queued { cmd, bytes }).map_err(|_| {
@@ -135,10 +137,7 @@ impl WriterHandle {
 
     /// Asks the thread to stop after the requests queued before this call, and waits.
     pub fn shutdown(&self) {
-        let _ = self.tx.send(Queued {
-            cmd: Command::Shutdown,
-            bytes: 0,
-        });
+        let _ = self.submit_internal(Command::Shutdown);
         let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = handle {
             let _ = h.join();
@@ -285,9 +284,21 @@ impl Writer {
                 }
             }
             let n = batch.len();
+            let started = std::time::Instant::now();
             stop = self.commit_batch(batch);
-            self.queued_reqs.fetch_sub(n, Ordering::AcqRel);
-            self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            let m = metrics();
+            m.ingest_commit_seconds.observe_since(started);
+            m.ingest_batch_requests.observe(n as f64);
+            let reqs = self
+                .queued_reqs
+                .fetch_sub(n, Ordering::AcqRel)
+                .saturating_sub(n);
+            let queued = self
+                .queued_bytes
+                .fetch_sub(bytes, Ordering::AcqRel)
+                .saturating_sub(bytes);
+            m.ingest_queue_requests.set(reqs as i64);
+            m.ingest_queue_bytes.set(queued as i64);
         }
         tracing::debug!("writer thread stopped");
     }
@@ -299,6 +310,8 @@ impl Writer {
         let mut changed = BTreeSet::new();
         let mut touches: HashMap<i64, i64> = HashMap::new();
         let mut stop = false;
+        // (entries, bytes) of appends, counted once the commit succeeded.
+        let mut written: Vec<(usize, usize)> = Vec::new();
         let tx = match self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -324,13 +337,21 @@ impl Writer {
                     let r = in_savepoint(&tx, |c| create(c, cmd, &ctx));
                     if let Ok(CreateOutcome::Created(m)) = &r {
                         changed.insert(m.id);
+                        let entries = (m.next_pos - m.own_start()) as usize;
+                        if entries > 0 {
+                            written.push((entries, m.pending_bytes as usize));
+                        }
                     }
                     replies.push(Reply::Create(reply, r));
                 }
                 Command::Append(cmd, reply) => {
+                    let bytes: usize = cmd.entries.iter().map(Vec::len).sum();
                     let r = in_savepoint(&tx, |c| append(c, cmd, &ctx));
-                    if let Ok((_, id)) = &r {
+                    if let Ok((out, id)) = &r {
                         changed.insert(*id);
+                        if out.written > 0 {
+                            written.push((out.written, bytes));
+                        }
                     }
                     replies.push(Reply::Append(reply, r.map(|(o, _)| o)));
                 }
@@ -360,6 +381,12 @@ impl Writer {
         }
         match tx.commit() {
             Ok(()) => {
+                let m = metrics();
+                for (entries, bytes) in written {
+                    m.appends.inc();
+                    m.append_entries.add(entries as u64);
+                    m.append_bytes.add(bytes as u64);
+                }
                 for r in replies {
                     r.send();
                 }

@@ -17,11 +17,16 @@ use axum::routing::any;
 use axum::Router;
 
 use crate::service::StreamService;
+use crate::telemetry::metrics::{metrics, render_prometheus, Route, Sampled};
+use crate::telemetry::process;
 
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
 pub struct AppState {
     pub service: StreamService,
+    /// The SQLite file (its `-wal` size is reported in `/metrics`).
+    pub db_path: std::path::PathBuf,
+    pub started: std::time::Instant,
 }
 
 const ALLOW_METHODS: &str = "GET, POST, PUT, DELETE, HEAD, OPTIONS";
@@ -38,11 +43,13 @@ const EXPOSE_HEADERS: &str =
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", any(health))
+        .route("/metrics", any(metrics_text))
         .route("/v1/streams", any(list))
         .route("/v1/stream/{*rest}", any(stream))
         .fallback(not_found)
         .with_state(state)
         .layer(axum::middleware::map_response(common_headers))
+        .layer(axum::middleware::from_fn(observe))
 }
 
 /// CORS and security headers on every response, errors included.
@@ -73,6 +80,59 @@ async fn common_headers(mut res: Response) -> Response {
         HeaderValue::from_static("cross-origin"),
     );
     res
+}
+
+fn route_of(req: &Request) -> Route {
+    if !req.uri().path().starts_with("/v1/stream/") {
+        return Route::Other;
+    }
+    match *req.method() {
+        Method::PUT => Route::Create,
+        Method::POST => Route::Append,
+        Method::GET => Route::Read,
+        Method::HEAD => Route::Head,
+        Method::DELETE => Route::Delete,
+        _ => Route::Other,
+    }
+}
+
+/// One span per request (method, path), closed by an event with its status and duration
+/// (at debug level), and the HTTP metrics.
+async fn observe(req: Request, next: axum::middleware::Next) -> Response {
+    use tracing::Instrument as _;
+    let route = route_of(&req);
+    let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path());
+    let started = std::time::Instant::now();
+    let res = next.run(req).instrument(span.clone()).await;
+    let status = res.status().as_u16();
+    metrics().http(route, status, started);
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| tracing::debug!(status, duration_ms, "request done"));
+    res
+}
+
+/// Prometheus text exposition.
+async fn metrics_text(State(st): State<AppState>) -> Response {
+    let mut wal = st.db_path.clone().into_os_string();
+    wal.push("-wal");
+    let sampled = Sampled {
+        rss_bytes: process::rss_bytes(),
+        cpu_seconds: process::cpu_seconds(),
+        wal_bytes: std::fs::metadata(&wal).ok().map(|m| m.len()),
+        streams: st.service.count_streams().await.ok(),
+        uptime_seconds: st.started.elapsed().as_secs_f64(),
+    };
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        render_prometheus(&sampled),
+    )
+        .into_response()
 }
 
 async fn health() -> Response {

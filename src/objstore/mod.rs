@@ -21,6 +21,7 @@ use object_store::{
 use tokio::io::AsyncReadExt as _;
 
 use crate::config::{ObjectStoreConfig, RetryPolicy};
+use crate::telemetry::metrics::metrics;
 
 /// Files above this size are uploaded in parts.
 const MULTIPART_THRESHOLD: u64 = 8 << 20;
@@ -132,16 +133,30 @@ impl Store {
     {
         let mut delay = self.retry.base_ms;
         let mut attempt = 0;
+        let m = metrics();
+        let op = m.store_op(
+            what.trim_end_matches("_conditional")
+                .trim_end_matches("_range"),
+        );
         loop {
+            let started = std::time::Instant::now();
             let r = match tokio::time::timeout(Duration::from_millis(self.retry.timeout_ms), f())
                 .await
             {
                 Ok(r) => r,
                 Err(_) => Err(StoreError::Timeout(self.retry.timeout_ms)),
             };
+            m.store_seconds.observe_since(started);
+            if let Some(i) = op {
+                m.store_requests[i].inc();
+                if matches!(&r, Err(e) if e.retryable()) {
+                    m.store_errors[i].inc();
+                }
+            }
             match r {
                 Err(e) if e.retryable() && attempt < self.retry.retries => {
                     attempt += 1;
+                    m.store_retries.inc();
                     let jitter = 0.9 + rand::random::<f64>() * 0.2;
                     let sleep = ((delay as f64) * jitter) as u64;
                     tracing::debug!(what, attempt, error = %e, sleep_ms = sleep, "retrying object store call");

@@ -312,6 +312,11 @@ impl StreamService {
         Ok(metas.iter().map(StreamInfo::from_meta).collect())
     }
 
+    /// Number of live streams.
+    pub async fn count_streams(&self) -> ServiceResult<u64> {
+        Ok(self.engine.count_streams().await?)
+    }
+
     /// Reclaims expired streams (the background sweeper calls this).
     pub async fn sweep_expired(&self) -> ServiceResult<usize> {
         Ok(self

@@ -11,6 +11,24 @@ use crate::engine::{ReadBatch, StreamMeta};
 use crate::protocol::offset::{Offset, OffsetParam};
 use crate::protocol::sse::{self, Control};
 use crate::protocol::{content_type, cursor, json};
+use crate::telemetry::metrics::{metrics, Gauge, ReadMode};
+
+/// Counts a reader as active while it lives.
+struct Active(&'static Gauge);
+
+impl Active {
+    fn new(mode: ReadMode) -> Active {
+        let g = metrics().readers(mode);
+        g.add(1);
+        Active(g)
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.add(-1);
+    }
+}
 
 /// How the response may be cached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +187,7 @@ impl StreamService {
                     }));
                 }
                 let batch = self.read_batch(&meta, pos).await?;
+                metrics().read(ReadMode::CatchUp, batch.bytes);
                 Ok(ReadOutcome::Page(self.page(&meta, pos, batch, None)))
             }
             Mode::LongPoll => self.long_poll(meta, pos, p.cursor).await,
@@ -183,6 +202,7 @@ impl StreamService {
                 started: Instant::now(),
                 first: true,
                 done: false,
+                _active: Active::new(ReadMode::Sse),
             }))),
         }
     }
@@ -197,11 +217,13 @@ impl StreamService {
         let mut rx = self.engine.subscribe(meta.id);
         // Re-read the metadata after subscribing so that no commit falls in between.
         let mut meta = self.live(&name).await?;
+        let _active = Active::new(ReadMode::LongPoll);
         let deadline = Instant::now() + Duration::from_millis(self.limits.long_poll_timeout_ms);
         loop {
             if pos < meta.next_pos {
                 let batch = self.read_batch(&meta, pos).await?;
                 if !batch.entries.is_empty() {
+                    metrics().read(ReadMode::LongPoll, batch.bytes);
                     let c = self.cursor(client_cursor.as_deref());
                     let mut page = self.page(&meta, pos, batch, Some(c));
                     page.etag = None;
@@ -248,6 +270,7 @@ pub struct SseSession {
     started: Instant,
     first: bool,
     done: bool,
+    _active: Active,
 }
 
 impl SseSession {
@@ -289,6 +312,7 @@ impl SseSession {
                     }
                 };
                 if !batch.entries.is_empty() {
+                    metrics().read(ReadMode::Sse, batch.bytes);
                     self.first = false;
                     let mut out = Vec::new();
                     let body = frame(&self.meta, &batch);

@@ -1,0 +1,126 @@
+//! `/metrics` and log files.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{client, Server};
+
+/// Parses Prometheus text into `name{labels}` → value, checking the format as it goes.
+fn parse(text: &str) -> HashMap<String, f64> {
+    let mut declared = std::collections::HashSet::new();
+    let mut out = HashMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut it = rest.split(' ');
+            declared.insert(it.next().unwrap().to_string());
+            let kind = it.next().unwrap();
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let (key, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad line {line}"));
+        let name = key.split('{').next().unwrap();
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(name);
+        assert!(
+            declared.contains(name) || declared.contains(base),
+            "undeclared {line}"
+        );
+        out.insert(
+            key.to_string(),
+            value
+                .parse::<f64>()
+                .unwrap_or_else(|_| panic!("bad value {line}")),
+        );
+    }
+    out
+}
+
+async fn scrape(c: &reqwest::Client, s: &Server) -> HashMap<String, f64> {
+    let r = c.get(format!("{}/metrics", s.url)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(common::header(&r, "content-type")
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    parse(&r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn metrics_parse_and_move_with_appends_and_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[("DS_LONG_POLL_TIMEOUT_MS", "50")]);
+    let c = client();
+    let before = scrape(&c, &s).await;
+    let u = s.stream_url("m");
+    common::put(&c, &u, "application/json", "[1,2]").await;
+    common::post(&c, &u, "application/json", "[3]").await;
+    common::read_text(&c, &u).await;
+    let tail = common::header(&c.head(&u).send().await.unwrap(), "stream-next-offset").unwrap();
+    let r = c
+        .get(format!("{u}?offset={tail}&live=long-poll"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let after = scrape(&c, &s).await;
+    let d = |k: &str| after.get(k).copied().unwrap_or(0.0) - before.get(k).copied().unwrap_or(0.0);
+    assert_eq!(d("ds_appends_total"), 2.0);
+    assert_eq!(d("ds_append_entries_total"), 3.0);
+    assert_eq!(d("ds_append_bytes_total"), 3.0);
+    assert_eq!(d(r#"ds_reads_total{mode="catchup"}"#), 1.0);
+    assert_eq!(d(r#"ds_read_bytes_total{mode="catchup"}"#), 3.0);
+    assert_eq!(d(r#"ds_http_requests_total{route="append"}"#), 1.0);
+    assert!(d("ds_ingest_commit_seconds_count") >= 2.0);
+    assert_eq!(after["ds_streams"], 1.0);
+    assert_eq!(after[r#"ds_active_readers{mode="long_poll"}"#], 0.0);
+    assert!(after["process_resident_memory_bytes"] > 0.0);
+}
+
+#[tokio::test]
+async fn logs_go_to_rolling_files_with_one_span_per_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let logs_s = logs.to_str().unwrap().to_string();
+    let mut s = Server::start(dir.path(), &[("DS_LOG_DIR", &logs_s), ("DS_LOG", "debug")]);
+    let c = client();
+    common::put(&c, &s.stream_url("logged"), "text/plain", "x").await;
+    assert!(s.terminate().success()); // flushes the file writer
+    let files: Vec<_> = std::fs::read_dir(&logs).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1);
+    let name = files[0].file_name().into_string().unwrap();
+    assert!(
+        name.starts_with("prisma-streams.") && name.ends_with(".log"),
+        "{name}"
+    );
+    let text = std::fs::read_to_string(files[0].path()).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("path=/v1/stream/logged"))
+        .unwrap_or_else(|| panic!("no request line in {text}"));
+    assert!(
+        line.contains("method=PUT") && line.contains("status=201") && line.contains("duration_ms="),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_bad_log_rotation_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .args(["server", "--object-store", "memory"])
+        .env_clear()
+        .env("DS_ROOT", dir.path())
+        .env("DS_LOG_DIR", dir.path())
+        .env("DS_LOG_ROTATION", "weekly")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DS_LOG_ROTATION"));
+}
