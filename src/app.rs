@@ -164,6 +164,12 @@ impl BoundServer {
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         engine.start_background(stop_rx.clone()).await?;
+        let reporter = tokio::spawn(crate::telemetry::report::run(
+            Duration::from_millis(config.reports.interval_ms.max(1)),
+            config.reports.stats,
+            config.reports.hist,
+            stop_rx.clone(),
+        ));
         let sweeper = spawn_sweeper(
             service.clone(),
             config.limits.expiry_sweep_ms,
@@ -193,6 +199,7 @@ impl BoundServer {
             Err(_) => tracing::info!("in-flight requests did not finish in time; closing them"),
         }
         sweeper.abort();
+        reporter.abort();
         // The segmenter and uploader finish the step they are in (their results still
         // need the writer), then the writer commits what is queued and stops.
         engine.join_background().await;

@@ -116,4 +116,14 @@ pub struct ServerArgs {
     /// Delete local state and rebuild it from the object store's manifests, then serve.
     #[arg(long)]
     pub bootstrap_from_r2: bool,
+    /// Size caches, queues and concurrency for a memory budget in MB (default: a quarter
+    /// of the machine's memory). Variables set explicitly win over the preset.
+    #[arg(long, value_name = "MB", num_args = 0..=1, require_equals = true, default_missing_value = "0")]
+    pub auto_tune: Option<u64>,
+    /// Print one line of throughput and backlog figures to stderr every DS_STATS_INTERVAL_MS.
+    #[arg(long)]
+    pub stats: bool,
+    /// Print per-route latency histograms to stderr every DS_STATS_INTERVAL_MS.
+    #[arg(long)]
+    pub hist: bool,
 }

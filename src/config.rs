@@ -23,8 +23,20 @@ pub struct Config {
     pub tiering: Option<Tiering>,
     /// Rebuild the node from the object store's manifests before starting.
     pub bootstrap: bool,
+    /// What `--auto-tune` chose, if it was given.
+    pub auto_tune: Option<AutoTune>,
+    pub reports: Reports,
     pub exit_on_stdin_eof: bool,
     pub limits: Limits,
+}
+
+/// Periodic reports on stderr (`--stats`, `--hist`).
+#[derive(Debug, Clone, Default)]
+pub struct Reports {
+    pub stats: bool,
+    pub hist: bool,
+    /// `DS_STATS_INTERVAL_MS` (default 60 000).
+    pub interval_ms: u64,
 }
 
 /// Where the object store is and how to reach it.
@@ -189,7 +201,92 @@ pub const KNOWN_VARS: &[&str] = &[
     "DS_LOG_DIR",
     "DS_LOG_ROTATION",
     "DS_LOG_MAX_FILES",
+    "DS_STATS_INTERVAL_MS",
 ];
+
+/// The memory presets of `--auto-tune`, in MiB.
+pub const AUTO_TUNE_PRESETS: &[u64] = &[64, 128, 256, 512, 1024, 2048, 4096, 8192];
+
+/// What `--auto-tune` chose: the preset and, per variable, the value and whether it came
+/// from the preset (false: set explicitly in the environment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoTune {
+    pub budget_mb: u64,
+    pub preset_mb: u64,
+    pub values: Vec<(&'static str, String, bool)>,
+}
+
+impl AutoTune {
+    /// The variables a preset sets, for a preset of `p` MiB.
+    pub fn preset_values(p: u64) -> Vec<(&'static str, u64)> {
+        let mb = 1u64 << 20;
+        vec![
+            ("DS_SEGMENT_CACHE_MAX_BYTES", p / 4 * mb),
+            ("DS_INGEST_MAX_QUEUE_BYTES", (p / 16).max(4) * mb),
+            ("DS_INGEST_MAX_BATCH_BYTES", (p / 64).max(1) * mb),
+            ("DS_INGEST_MAX_QUEUE_REQS", p * 100),
+            ("DS_SEGMENT_FOOTER_CACHE_ENTRIES", p * 4),
+            ("DS_READ_CONNECTIONS", (p / 256).clamp(2, 16)),
+            ("DS_UPLOAD_CONCURRENCY", (p / 512).clamp(1, 16)),
+        ]
+    }
+
+    /// Chooses the largest preset not above the budget (`0` = a quarter of the machine's
+    /// memory) and returns the environment with the preset's values filled in where the
+    /// variable is not set.
+    pub fn apply(budget_mb: u64, env: &Env) -> Result<(Env, AutoTune), ConfigError> {
+        let budget_mb = if budget_mb == 0 {
+            crate::telemetry::process::total_memory_mb().map_or(1024, |m| m / 4)
+        } else {
+            budget_mb
+        };
+        let preset_mb = AUTO_TUNE_PRESETS
+            .iter()
+            .copied()
+            .filter(|p| *p <= budget_mb)
+            .max()
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "--auto-tune needs at least {} MB, got {budget_mb}",
+                    AUTO_TUNE_PRESETS[0]
+                ))
+            })?;
+        let mut out = env.clone();
+        let mut values = Vec::new();
+        for (key, v) in AutoTune::preset_values(preset_mb) {
+            match env.get(key) {
+                Some(explicit) => values.push((key, explicit.to_string(), false)),
+                None => {
+                    out.0.insert(key.to_string(), v.to_string());
+                    values.push((key, v.to_string(), true));
+                }
+            }
+        }
+        Ok((
+            out,
+            AutoTune {
+                budget_mb,
+                preset_mb,
+                values,
+            },
+        ))
+    }
+
+    /// One line describing the choice, for stderr.
+    pub fn describe(&self) -> String {
+        let vals: Vec<String> = self
+            .values
+            .iter()
+            .map(|(k, v, preset)| format!("{k}={v}{}", if *preset { "" } else { " (env)" }))
+            .collect();
+        format!(
+            "auto-tune: budget {} MB, preset {} MB: {}",
+            self.budget_mb,
+            self.preset_mb,
+            vals.join(" ")
+        )
+    }
+}
 
 /// A snapshot of the environment, so parsing is testable without touching the process.
 #[derive(Debug, Clone, Default)]
@@ -475,6 +572,8 @@ impl Config {
             root: data_dir,
             tiering: None,
             bootstrap: false,
+            auto_tune: None,
+            reports: Reports::default(),
             exit_on_stdin_eof,
             limits: Limits::from_env(env)?,
         })
@@ -482,17 +581,15 @@ impl Config {
 
     /// Builds the full-mode configuration.
     pub fn for_server(args: &ServerArgs, env: &Env) -> Result<Config, ConfigError> {
-        let host_s = env.get("DS_HOST").unwrap_or("127.0.0.1");
-        let host: IpAddr = match host_s {
-            "localhost" => IpAddr::from([127, 0, 0, 1]),
-            other => other
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse()
-                .map_err(|_| {
-                    ConfigError(format!("DS_HOST must be an IP address, got {other:?}"))
-                })?,
+        let (tuned_env, auto_tune) = match args.auto_tune {
+            Some(budget) => {
+                let (e, t) = AutoTune::apply(budget, env)?;
+                (e, Some(t))
+            }
+            None => (env.clone(), None),
         };
+        let env = &tuned_env;
+        let host = parse_host("DS_HOST", env.get("DS_HOST").unwrap_or("127.0.0.1"))?;
         let port: u16 = match env.get("PORT") {
             None => 8080,
             Some(p) => p
@@ -512,6 +609,12 @@ impl Config {
             db_path,
             tiering: Some(tiering),
             bootstrap: args.bootstrap_from_r2,
+            auto_tune,
+            reports: Reports {
+                stats: args.stats,
+                hist: args.hist,
+                interval_ms: env.positive("DS_STATS_INTERVAL_MS", 60_000)? as u64,
+            },
             exit_on_stdin_eof: args.exit_on_stdin_eof,
             limits: Limits::from_env(env)?,
         })
@@ -527,6 +630,9 @@ mod tests {
             object_store: ObjectStoreKind::Memory,
             exit_on_stdin_eof: false,
             bootstrap_from_r2: false,
+            auto_tune: None,
+            stats: false,
+            hist: false,
         }
     }
 
@@ -565,6 +671,9 @@ mod tests {
                 object_store: kind,
                 exit_on_stdin_eof: false,
                 bootstrap_from_r2: false,
+                auto_tune: None,
+                stats: false,
+                hist: false,
             };
             Config::for_server(&a, &Env::from_pairs(pairs.iter().copied()))
         };
@@ -601,6 +710,25 @@ mod tests {
                 dir: PathBuf::from("/data/objects")
             }
         );
+    }
+
+    #[test]
+    fn auto_tune_scales_with_the_budget_and_explicit_values_win() {
+        let env = Env::from_pairs([("DS_READ_CONNECTIONS", "3")]);
+        let (small_env, small) = AutoTune::apply(300, &env).unwrap();
+        let (big_env, big) = AutoTune::apply(5000, &env).unwrap();
+        assert_eq!((small.preset_mb, big.preset_mb), (256, 4096));
+        let small_l = Limits::from_env(&small_env).unwrap();
+        let big_l = Limits::from_env(&big_env).unwrap();
+        assert!(small_l.ingest_max_queue_bytes < big_l.ingest_max_queue_bytes);
+        assert!(small_l.ingest_max_batch_bytes < big_l.ingest_max_batch_bytes);
+        assert_eq!(
+            (small_l.read_connections, big_l.read_connections),
+            (3, 3),
+            "env wins"
+        );
+        assert!(small.describe().contains("DS_READ_CONNECTIONS=3 (env)"));
+        assert!(AutoTune::apply(10, &env).is_err());
     }
 
     #[test]

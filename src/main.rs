@@ -29,6 +29,10 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return fail(&e, 2),
             };
+            if let Some(t) = &config.auto_tune {
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stderr(), "{}", t.describe());
+            }
             let served = block_on(async move {
                 let stop = app::shutdown_signal(config.exit_on_stdin_eof);
                 app::run_server(config, Arc::new(SystemClock), stop).await

@@ -124,3 +124,138 @@ fn a_bad_log_rotation_is_a_config_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("DS_LOG_ROTATION"));
 }
+
+/// Starts the server with piped stderr; returns it and a channel of its stderr lines.
+fn start_with_stderr(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (
+    std::process::Child,
+    String,
+    std::sync::mpsc::Receiver<String>,
+) {
+    use std::io::{BufRead, BufReader};
+    let mut cmd = std::process::Command::new(common::BIN);
+    cmd.args(["server", "--object-store", "memory"])
+        .args(args)
+        .env_clear()
+        .env("DS_ROOT", dir)
+        .env("PORT", "0")
+        .env("DS_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ready: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    let url = ready["exports"]["http"]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    (child, url, rx)
+}
+
+/// Waits for a stderr line matching `pred` (the server prints it on its own schedule).
+fn wait_line(rx: &std::sync::mpsc::Receiver<String>, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let l = rx.recv_timeout(left).expect("expected line never came");
+        if pred(&l) {
+            return l;
+        }
+    }
+}
+
+#[tokio::test]
+async fn stats_and_hist_print_periodically() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url, rx) = start_with_stderr(
+        dir.path(),
+        &["--stats", "--hist"],
+        &[("DS_STATS_INTERVAL_MS", "100")],
+    );
+    let c = client();
+    let u = format!("{url}/v1/stream/s");
+    common::put(&c, &u, "text/plain", "").await;
+    for _ in 0..20 {
+        common::post(&c, &u, "text/plain", "x").await;
+    }
+    let stats = wait_line(&rx, |l| {
+        l.starts_with("[stats]") && !l.contains("appends/s=0 ")
+    });
+    assert!(
+        stats.contains("ingest=") && stats.contains("rss="),
+        "{stats}"
+    );
+    let hist = wait_line(&rx, |l| l.starts_with("[hist] append"));
+    assert!(hist.contains("n=") && hist.contains("p99<="), "{hist}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn auto_tuned_queue_bytes(budget: &str) -> u64 {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, _, rx) =
+        start_with_stderr(dir.path(), &[&format!("--auto-tune={budget}")], &[]);
+    let line = wait_line(&rx, |l| l.starts_with("auto-tune:"));
+    let _ = child.kill();
+    let _ = child.wait();
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("DS_INGEST_MAX_QUEUE_BYTES="))
+        .unwrap_or_else(|| panic!("no queue size in {line}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn auto_tune_with_a_small_budget_chooses_smaller_limits() {
+    assert!(auto_tuned_queue_bytes("256") < auto_tuned_queue_bytes("4096"));
+}
+
+#[tokio::test]
+async fn old_log_files_are_pruned_to_the_configured_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    for day in 1..=5 {
+        std::fs::write(
+            logs.join(format!("prisma-streams.2026-01-0{day}.log")),
+            "old\n",
+        )
+        .unwrap();
+    }
+    let logs_s = logs.to_str().unwrap().to_string();
+    let mut s = Server::start(
+        dir.path(),
+        &[("DS_LOG_DIR", &logs_s), ("DS_LOG_MAX_FILES", "3")],
+    );
+    assert!(s.terminate().success());
+    let mut names: Vec<String> = std::fs::read_dir(&logs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(
+        !names.contains(&"prisma-streams.2026-01-01.log".to_string()),
+        "the oldest go first: {names:?}"
+    );
+}

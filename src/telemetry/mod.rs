@@ -4,6 +4,7 @@
 
 pub mod metrics;
 pub mod process;
+pub mod report;
 
 use std::path::PathBuf;
 

@@ -18,6 +18,14 @@ pub fn cpu_seconds() -> Option<f64> {
     Some((utime + stime) as f64 / clock_ticks() as f64)
 }
 
+/// Total memory of the machine in MiB.
+pub fn total_memory_mb() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024)
+}
+
 fn page_size() -> u64 {
     4096
 }
