@@ -61,11 +61,15 @@ pub async fn read_body(
     max: usize,
 ) -> Result<Vec<u8>, Response<Body>> {
     let too_large = || {
-        super::error::json_error(
+        let mut res = super::error::json_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             &format!("body too large (max {max} bytes)"),
-        )
+        );
+        // The rest of the body is never read, so this connection cannot be reused.
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        res
     };
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
