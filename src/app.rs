@@ -170,6 +170,12 @@ impl BoundServer {
             config.reports.hist,
             stop_rx.clone(),
         ));
+        let emitter = tokio::spawn(emit_metrics(
+            service.clone(),
+            config.limits.metrics_flush_ms,
+            config.limits.metrics_retention_entries,
+            stop_rx.clone(),
+        ));
         let sweeper = spawn_sweeper(
             service.clone(),
             config.limits.expiry_sweep_ms,
@@ -200,6 +206,7 @@ impl BoundServer {
         }
         sweeper.abort();
         reporter.abort();
+        emitter.abort();
         // The segmenter and uploader finish the step they are in (their results still
         // need the writer), then the writer commits what is queued and stops.
         engine.join_background().await;
@@ -219,6 +226,76 @@ pub async fn run_server(
     let bound = BoundServer::bind(config, clock).await?;
     announce(&ready_line(bound.addr(), bound.db_path(), None));
     bound.serve(shutdown).await
+}
+
+/// The internal stream that receives a metrics event every `DS_METRICS_FLUSH_MS`.
+pub const METRICS_STREAM: &str = "__stream_metrics__";
+
+/// Appends one JSON event per interval to [`METRICS_STREAM`]: counter increases over the
+/// interval, current gauges and process figures. The stream keeps the newest
+/// `keep` events.
+async fn emit_metrics(
+    service: StreamService,
+    every_ms: u64,
+    keep: u64,
+    mut stop: watch::Receiver<bool>,
+) {
+    use crate::telemetry::metrics::{counter_series, gauge_series};
+    use crate::telemetry::process;
+    if every_ms == 0 {
+        return;
+    }
+    if let Err(e) = service.ensure_internal_stream(METRICS_STREAM).await {
+        tracing::warn!(error = %e, "cannot create {METRICS_STREAM}");
+        return;
+    }
+    let clock = service.engine().clock().clone();
+    let instance = std::process::id();
+    let mut prev: std::collections::HashMap<String, f64> = counter_series().into_iter().collect();
+    let mut window_start = clock.now_ms();
+    let period = Duration::from_millis(every_ms);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let now = clock.now_ms();
+        let mut counters = serde_json::Map::new();
+        for (name, v) in counter_series() {
+            let d = v - prev.get(&name).copied().unwrap_or(0.0);
+            if d != 0.0 {
+                counters.insert(name.clone(), d.into());
+            }
+            prev.insert(name, v);
+        }
+        let gauges: serde_json::Map<String, serde_json::Value> = gauge_series()
+            .into_iter()
+            .map(|(k, v)| (k, v.into()))
+            .collect();
+        let event = serde_json::json!({
+            "apiVersion": "prisma-streams/metrics/v1",
+            "kind": "interval",
+            "windowStart": window_start,
+            "windowEnd": now,
+            "intervalMs": every_ms,
+            "instance": instance,
+            "counters": counters,
+            "gauges": gauges,
+            "process": {
+                "rssBytes": process::rss_bytes(),
+                "cpuSeconds": process::cpu_seconds(),
+            },
+        });
+        window_start = now;
+        if let Err(e) = service
+            .append_internal(METRICS_STREAM, event.to_string().into_bytes(), keep)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot append to {METRICS_STREAM}");
+        }
+    }
 }
 
 fn spawn_sweeper(

@@ -145,6 +145,11 @@ pub struct Limits {
     pub expiry_sweep_limit: usize,
     /// `DS_READ_CONNECTIONS`: SQLite read connections.
     pub read_connections: usize,
+    /// `DS_METRICS_FLUSH_MS`: how often a metrics event is appended to
+    /// `__stream_metrics__` (0 disables; local mode defaults to 0).
+    pub metrics_flush_ms: u64,
+    /// `DS_METRICS_RETENTION_ENTRIES`: events kept in `__stream_metrics__`.
+    pub metrics_retention_entries: u64,
 }
 
 impl Default for Limits {
@@ -162,6 +167,8 @@ impl Default for Limits {
             expiry_sweep_ms: 60_000,
             expiry_sweep_limit: 100,
             read_connections: 4,
+            metrics_flush_ms: 10_000,
+            metrics_retention_entries: 8640,
         }
     }
 }
@@ -202,6 +209,8 @@ pub const KNOWN_VARS: &[&str] = &[
     "DS_LOG_ROTATION",
     "DS_LOG_MAX_FILES",
     "DS_STATS_INTERVAL_MS",
+    "DS_METRICS_FLUSH_MS",
+    "DS_METRICS_RETENTION_ENTRIES",
 ];
 
 /// The memory presets of `--auto-tune`, in MiB.
@@ -428,6 +437,11 @@ impl Limits {
             expiry_sweep_ms: env.num("DS_EXPIRY_SWEEP_MS", d.expiry_sweep_ms)?,
             expiry_sweep_limit: env.positive("DS_EXPIRY_SWEEP_LIMIT", d.expiry_sweep_limit)?,
             read_connections: env.positive("DS_READ_CONNECTIONS", d.read_connections)?,
+            metrics_flush_ms: env.num("DS_METRICS_FLUSH_MS", d.metrics_flush_ms)?,
+            metrics_retention_entries: env.positive(
+                "DS_METRICS_RETENTION_ENTRIES",
+                d.metrics_retention_entries as usize,
+            )? as u64,
         })
     }
 }
@@ -565,6 +579,11 @@ impl Config {
         exit_on_stdin_eof: bool,
         env: &Env,
     ) -> Result<Config, ConfigError> {
+        let mut limits = Limits::from_env(env)?;
+        // A local server writes nothing on its own unless asked to.
+        if env.get("DS_METRICS_FLUSH_MS").is_none() {
+            limits.metrics_flush_ms = 0;
+        }
         Ok(Config {
             host: parse_host("--hostname", host)?,
             port,
@@ -575,7 +594,7 @@ impl Config {
             auto_tune: None,
             reports: Reports::default(),
             exit_on_stdin_eof,
-            limits: Limits::from_env(env)?,
+            limits,
         })
     }
 

@@ -259,3 +259,57 @@ async fn old_log_files_are_pruned_to_the_configured_count() {
         "the oldest go first: {names:?}"
     );
 }
+
+#[tokio::test]
+async fn the_metrics_stream_is_readable_and_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        dir.path(),
+        &[
+            ("DS_METRICS_FLUSH_MS", "30"),
+            ("DS_METRICS_RETENTION_ENTRIES", "3"),
+        ],
+    );
+    let c = client();
+    let url = s.stream_url("__stream_metrics__");
+    // Let several intervals pass: more events than the retention were written.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let events = loop {
+        let r = c.get(format!("{url}?offset=-1")).send().await.unwrap();
+        if r.status() == 200 {
+            let tail = common::header(&r, "stream-next-offset").unwrap();
+            let pos = prisma_streams::protocol::offset::Offset::decode(&tail)
+                .unwrap()
+                .pos;
+            let events: Vec<serde_json::Value> = r.json().await.unwrap();
+            if pos >= 6 {
+                break events;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "metrics events were not written"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    };
+    assert!(
+        !events.is_empty() && events.len() <= 3,
+        "bounded: {} events",
+        events.len()
+    );
+    assert_eq!(events[0]["apiVersion"], "prisma-streams/metrics/v1");
+    assert!(events[0]["windowEnd"].as_i64() >= events[0]["windowStart"].as_i64());
+    // The start of the stream is gone: reading there explicitly says so.
+    let zero = prisma_streams::protocol::offset::Offset::at(0).encode();
+    let r = c.get(format!("{url}?offset={zero}")).send().await.unwrap();
+    assert_eq!(r.status(), 410);
+    // It is an ordinary JSON stream otherwise: a long-poll from the tail gets the next event.
+    let head = c.head(&url).send().await.unwrap();
+    let tail = common::header(&head, "stream-next-offset").unwrap();
+    let r = c
+        .get(format!("{url}?offset={tail}&live=long-poll"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status() == 200 || r.status() == 204);
+}

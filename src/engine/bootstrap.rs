@@ -158,6 +158,8 @@ fn restore(
             manifest_generation: m.generation,
             manifest_etag: etag.clone(),
             manifest_dirty: false,
+            local_only: false,
+            trimmed_pos: m.start_pos,
         };
         let mut row = meta.clone();
         row.fork = None;

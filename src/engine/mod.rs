@@ -62,6 +62,10 @@ pub struct StreamMeta {
     pub manifest_generation: u64,
     pub manifest_etag: Option<String>,
     pub manifest_dirty: bool,
+    /// Internal stream kept in SQLite only (never segmented or uploaded).
+    pub local_only: bool,
+    /// Own entries below this position were removed by retention.
+    pub trimmed_pos: u64,
 }
 
 impl StreamMeta {
@@ -116,6 +120,8 @@ pub struct CreateCmd {
     pub fork: Option<ForkSpec>,
     /// The initial body, not yet split (its framing depends on the final content type).
     pub body: Vec<u8>,
+    /// The server's own streams: kept in SQLite only, with retention (never set from HTTP).
+    pub local_only: bool,
 }
 
 /// Fork parameters of a create.
@@ -375,6 +381,17 @@ impl Engine {
             .writer
             .submit(writer::Command::Delete(name.to_string(), tx), 0)?;
         rx.await.map_err(|_| EngineError::ShuttingDown)?
+    }
+
+    /// Keeps only the newest `keep` entries of an internal stream.
+    pub async fn retain(&self, name: &str, keep: u64) -> Result<u64, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .writer
+            .submit_internal(writer::Command::Retain(name.to_string(), keep, tx))?;
+        rx.await
+            .map_err(|_| EngineError::ShuttingDown)?
+            .map(|n| n as u64)
     }
 
     /// Renews a stream's sliding TTL (fire and forget; coalesced into the next commit).

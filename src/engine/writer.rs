@@ -42,6 +42,8 @@ pub enum Command {
     ),
     Delete(String, oneshot::Sender<Result<(), DeleteError>>),
     Sweep(usize, oneshot::Sender<Result<usize, EngineError>>),
+    /// Keep only the newest entries of an internal stream: `(name, keep)`.
+    Retain(String, u64, oneshot::Sender<Result<usize, EngineError>>),
     Touch(i64, i64),
     /// Background tiering work; the reply says whether it still applied.
     Tier(TierCmd, oneshot::Sender<Result<bool, EngineError>>),
@@ -367,6 +369,10 @@ impl Writer {
                     let r = in_savepoint(&tx, |c| tier(c, cmd, &ctx));
                     replies.push(Reply::Tier(reply, r));
                 }
+                Command::Retain(name, keep, reply) => {
+                    let r = in_savepoint(&tx, |c| retain(c, &name, keep));
+                    replies.push(Reply::Sweep(reply, r.map(|n| n as usize)));
+                }
                 Command::Touch(id, at) => {
                     let e = touches.entry(id).or_insert(at);
                     *e = (*e).max(at);
@@ -411,6 +417,7 @@ fn fail_all(batch: Vec<Queued>, e: EngineError) {
             Command::Append(_, r) => drop(r.send(Err(e.clone().into()))),
             Command::Delete(_, r) => drop(r.send(Err(e.clone().into()))),
             Command::Sweep(_, r) => drop(r.send(Err(e.clone()))),
+            Command::Retain(_, _, r) => drop(r.send(Err(e.clone()))),
             Command::Tier(_, r) => drop(r.send(Err(e.clone()))),
             Command::Touch(..) | Command::Shutdown => {}
         }
@@ -483,6 +490,11 @@ fn create(c: &Connection, cmd: CreateCmd, ctx: &Ctx) -> Result<CreateOutcome, Cr
                 return Err(CreateError::SourceContentType);
             }
             let pos = f.pos.unwrap_or(src.next_pos);
+            if src.local_only && pos < src.trimmed_pos {
+                return Err(CreateError::BadFork(
+                    "Stream-Fork-Offset is below the source's retained range".into(),
+                ));
+            }
             if pos > src.next_pos {
                 return Err(CreateError::BadFork(
                     "Stream-Fork-Offset is beyond the source's tail".into(),
@@ -556,7 +568,9 @@ fn create(c: &Connection, cmd: CreateCmd, ctx: &Ctx) -> Result<CreateOutcome, Cr
         last_cut_ms: now,
         manifest_generation: 0,
         manifest_etag: None,
-        manifest_dirty: ctx.tiered,
+        manifest_dirty: ctx.tiered && !cmd.local_only,
+        local_only: cmd.local_only,
+        trimmed_pos: start,
     };
     meta.id = streams::insert(c, &meta).map_err(sql)?;
     for data in materialized.iter().chain(body_entries.iter()) {
@@ -680,7 +694,7 @@ fn append(c: &Connection, cmd: AppendCmd, ctx: &Ctx) -> Result<(AppendOutcome, i
         m.pending_bytes += data.len() as u64;
     }
     if cmd.close {
-        m.manifest_dirty = ctx.tiered;
+        m.manifest_dirty = ctx.tiered && !m.local_only;
         m.closed = true;
         m.closed_by = cmd
             .producer
@@ -804,6 +818,22 @@ fn tier(c: &Connection, cmd: TierCmd, ctx: &Ctx) -> Result<bool, EngineError> {
     }
 }
 
+/// Trims an internal (SQLite-only) stream to its newest `keep` entries; returns how many
+/// entries were removed. Other streams are never trimmed.
+fn retain(c: &Connection, name: &str, keep: u64) -> Result<u64, EngineError> {
+    let Some(m) = streams::by_name(c, name)? else {
+        return Ok(0);
+    };
+    let target = m.next_pos.saturating_sub(keep);
+    if !m.local_only || target <= m.trimmed_pos {
+        return Ok(0);
+    }
+    entries::delete_below(c, m.id, target)?;
+    c.prepare_cached("UPDATE streams SET trimmed_pos = ?2 WHERE id = ?1")?
+        .execute(rusqlite::params![m.id, target as i64])?;
+    Ok(target - m.trimmed_pos)
+}
+
 /// Takes an expired stream out of the namespace: removed, or detached if forks need it.
 fn retire(c: &Connection, m: &StreamMeta, ctx: &Ctx) -> rusqlite::Result<()> {
     if m.ref_count > 0 {
@@ -821,7 +851,7 @@ fn remove(c: &Connection, id: i64, ctx: &Ctx) -> rusqlite::Result<()> {
         let Some(m) = streams::by_id(c, id)? else {
             break;
         };
-        if ctx.tiered {
+        if ctx.tiered && !m.local_only {
             let prefix = crate::objstore::keys::stream_prefix(&m.incarnation);
             object_gc::insert(c, &prefix, ctx.now)?;
         }

@@ -39,6 +39,7 @@ impl IntoResponse for ServiceError {
             ServiceError::BadRequest(_) => json_error(StatusCode::BAD_REQUEST, "bad_request", &msg),
             ServiceError::NotFound(_) => json_error(StatusCode::NOT_FOUND, "not_found", &msg),
             ServiceError::Gone => json_error(StatusCode::GONE, "gone", &msg),
+            ServiceError::Trimmed => json_error(StatusCode::GONE, "retention", &msg),
             ServiceError::Conflict(_) => json_error(StatusCode::CONFLICT, "conflict", &msg),
             ServiceError::Closed { next_offset } => with(
                 json_error(StatusCode::CONFLICT, "stream_closed", &msg),

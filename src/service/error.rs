@@ -12,6 +12,8 @@ pub enum ServiceError {
     NotFound(String),
     #[error("stream was deleted")]
     Gone,
+    #[error("offset is below the retained range of this stream")]
+    Trimmed,
     #[error("{0}")]
     Conflict(String),
     #[error("stream is closed")]

@@ -210,6 +210,7 @@ impl StreamService {
             closed: headers::is_true(p.closed.as_deref()),
             fork,
             body,
+            local_only: false,
         };
         match self.engine.create(cmd).await? {
             CreateOutcome::Created(m) => Ok(Created {
@@ -310,6 +311,47 @@ impl StreamService {
     pub async fn list(&self, offset: usize, limit: usize) -> ServiceResult<Vec<StreamInfo>> {
         let metas = self.engine.list(offset, limit.clamp(1, 1000)).await?;
         Ok(metas.iter().map(StreamInfo::from_meta).collect())
+    }
+
+    /// Creates the server's own JSON stream `name` (kept in SQLite only) if it is missing.
+    pub async fn ensure_internal_stream(&self, name: &str) -> ServiceResult<()> {
+        let cmd = CreateCmd {
+            name: name.to_string(),
+            content_type: Some("application/json".into()),
+            expiry: None,
+            closed: false,
+            fork: None,
+            body: Vec::new(),
+            local_only: true,
+        };
+        match self.engine.create(cmd).await {
+            Ok(_) => Ok(()),
+            // A user stream of that name already exists: keep it, and append to it.
+            Err(crate::engine::CreateError::ConfigMismatch) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Appends one JSON event to an internal stream and trims it to `keep` entries.
+    pub async fn append_internal(
+        &self,
+        name: &str,
+        event: Vec<u8>,
+        keep: u64,
+    ) -> ServiceResult<()> {
+        self.engine
+            .append(AppendCmd {
+                name: name.to_string(),
+                content_type: Some("application/json".into()),
+                entries: vec![event],
+                close: false,
+                producer: None,
+                stream_seq: None,
+                framing_error: None,
+            })
+            .await?;
+        self.engine.retain(name, keep).await?;
+        Ok(())
     }
 
     /// Number of live streams.

@@ -164,8 +164,13 @@ impl StreamService {
         let meta = self.live(name).await?;
         self.renew(&meta);
         let pos = match offset {
+            // Internal streams with retention start at their oldest retained entry.
+            OffsetParam::Start if meta.local_only => meta.trimmed_pos,
             OffsetParam::Start => 0,
             OffsetParam::Now => meta.next_pos,
+            OffsetParam::At(o) if meta.local_only && o.pos < meta.trimmed_pos => {
+                return Err(ServiceError::Trimmed)
+            }
             OffsetParam::At(o) => o.pos,
         };
         match mode {

@@ -310,6 +310,86 @@ pub struct Sampled {
     pub uptime_seconds: f64,
 }
 
+/// Counter values by series name (`name` or `name{label="v"}`), histograms as their
+/// `_count` and `_sum`: the input of the periodic metrics events.
+pub fn counter_series() -> Vec<(String, f64)> {
+    let m = metrics();
+    let mut v: Vec<(String, f64)> = vec![
+        ("ds_appends_total".into(), m.appends.get() as f64),
+        (
+            "ds_append_entries_total".into(),
+            m.append_entries.get() as f64,
+        ),
+        ("ds_append_bytes_total".into(), m.append_bytes.get() as f64),
+        ("ds_overloaded_total".into(), m.overloaded.get() as f64),
+        (
+            "ds_segments_sealed_total".into(),
+            m.segments_sealed.get() as f64,
+        ),
+        ("ds_uploads_total".into(), m.uploads.get() as f64),
+        (
+            "ds_upload_failures_total".into(),
+            m.upload_failures.get() as f64,
+        ),
+        (
+            "ds_manifests_published_total".into(),
+            m.manifests_published.get() as f64,
+        ),
+        (
+            "ds_objectstore_retries_total".into(),
+            m.store_retries.get() as f64,
+        ),
+        (
+            "ds_ingest_commit_seconds_count".into(),
+            m.ingest_commit_seconds.count() as f64,
+        ),
+    ];
+    for mode in ReadMode::ALL {
+        v.push((
+            format!("ds_reads_total{{mode=\"{}\"}}", mode.label()),
+            m.reads[mode.index()].get() as f64,
+        ));
+        v.push((
+            format!("ds_read_bytes_total{{mode=\"{}\"}}", mode.label()),
+            m.read_bytes[mode.index()].get() as f64,
+        ));
+    }
+    for r in Route::ALL {
+        v.push((
+            format!("ds_http_requests_total{{route=\"{}\"}}", r.label()),
+            m.http_requests[r.index()].get() as f64,
+        ));
+    }
+    v
+}
+
+/// Gauge values by series name.
+pub fn gauge_series() -> Vec<(String, f64)> {
+    let m = metrics();
+    vec![
+        (
+            "ds_ingest_queue_requests".into(),
+            m.ingest_queue_requests.get() as f64,
+        ),
+        (
+            "ds_ingest_queue_bytes".into(),
+            m.ingest_queue_bytes.get() as f64,
+        ),
+        (
+            "ds_segments_waiting".into(),
+            m.segments_waiting.get() as f64,
+        ),
+        (
+            "ds_active_readers{mode=\"long_poll\"}".into(),
+            m.readers(ReadMode::LongPoll).get() as f64,
+        ),
+        (
+            "ds_active_readers{mode=\"sse\"}".into(),
+            m.readers(ReadMode::Sse).get() as f64,
+        ),
+    ]
+}
+
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");

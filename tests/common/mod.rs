@@ -41,6 +41,8 @@ impl Server {
             .env("DS_HOST", "127.0.0.1")
             .env("DS_LONG_POLL_TIMEOUT_MS", "500")
             .env("DS_LOG", "warn")
+            // No metrics events unless a test asks for them (they add a stream).
+            .env("DS_METRICS_FLUSH_MS", "0")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

@@ -21,6 +21,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_tiering",
         include_str!("../../../migrations/0002_tiering.sql"),
     ),
+    (
+        "0003_retention",
+        include_str!("../../../migrations/0003_retention.sql"),
+    ),
 ];
 
 /// The schema version a fully migrated database has.

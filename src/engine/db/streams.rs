@@ -9,7 +9,7 @@ const COLUMNS: &str = "id, name, content_type, created_at_ms, ttl_seconds, expir
      last_access_ms, next_pos, closed, closed_producer_id, closed_producer_epoch, \
      closed_producer_seq, stream_seq, fork_source_id, fork_pos, fork_sub_offset, ref_count, deleted, \
      incarnation, sealed_pos, uploaded_pos, pending_bytes, last_cut_ms, manifest_generation, \
-     manifest_etag, manifest_dirty";
+     manifest_etag, manifest_dirty, local_only, trimmed_pos";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<StreamMeta> {
     let ttl: Option<i64> = r.get(4)?;
@@ -58,6 +58,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<StreamMeta> {
         manifest_generation: r.get::<_, i64>(23)? as u64,
         manifest_etag: r.get(24)?,
         manifest_dirty: r.get::<_, i64>(25)? != 0,
+        local_only: r.get::<_, i64>(26)? != 0,
+        trimmed_pos: r.get::<_, i64>(27)? as u64,
     })
 }
 
@@ -112,8 +114,9 @@ pub fn insert(conn: &Connection, m: &StreamMeta) -> rusqlite::Result<i64> {
         "INSERT INTO streams (name, content_type, created_at_ms, ttl_seconds, expires_at_ms, \
          last_access_ms, next_pos, closed, fork_source_id, fork_pos, fork_sub_offset, \
          incarnation, sealed_pos, uploaded_pos, last_cut_ms, deleted, manifest_generation, \
-         manifest_etag, ref_count) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+         manifest_etag, ref_count, local_only, trimmed_pos, manifest_dirty) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
+         ?20, ?21, ?22)",
     )?
     .execute(params![
         m.name,
@@ -135,6 +138,9 @@ pub fn insert(conn: &Connection, m: &StreamMeta) -> rusqlite::Result<i64> {
         m.manifest_generation as i64,
         m.manifest_etag,
         m.ref_count,
+        m.local_only as i64,
+        m.trimmed_pos as i64,
+        m.manifest_dirty as i64,
     ])?;
     Ok(conn.last_insert_rowid())
 }
@@ -248,7 +254,7 @@ pub fn seal_candidates(
     limit: usize,
 ) -> rusqlite::Result<Vec<StreamMeta>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM streams WHERE deleted = 0 AND next_pos > sealed_pos \
+        "SELECT {COLUMNS} FROM streams WHERE deleted = 0 AND local_only = 0 AND next_pos > sealed_pos \
          AND (next_pos - sealed_pos >= ?1 OR pending_bytes >= ?2 \
               OR (?3 > 0 AND ?4 - last_cut_ms >= ?3)) \
          ORDER BY pending_bytes DESC LIMIT ?5"
@@ -269,7 +275,7 @@ pub fn seal_candidates(
 /// Streams whose manifest needs publishing.
 pub fn manifest_dirty(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<StreamMeta>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM streams WHERE manifest_dirty = 1 ORDER BY id LIMIT ?1"
+        "SELECT {COLUMNS} FROM streams WHERE manifest_dirty = 1 AND local_only = 0 ORDER BY id LIMIT ?1"
     ))?;
     let rows = stmt.query_map([limit as i64], from_row)?;
     rows.collect()
