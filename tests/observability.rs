@@ -313,3 +313,40 @@ async fn the_metrics_stream_is_readable_and_bounded() {
         .unwrap();
     assert!(r.status() == 200 || r.status() == 204);
 }
+
+/// Real rotation needs real time (the appender reads the wall clock): with minutely
+/// rotation this waits for the next minute, at most about a minute.
+#[tokio::test]
+async fn the_log_file_rotates() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let logs_s = logs.to_str().unwrap().to_string();
+    let mut s = Server::start(
+        dir.path(),
+        &[
+            ("DS_LOG_DIR", &logs_s),
+            ("DS_LOG", "debug"),
+            ("DS_LOG_ROTATION", "minutely"),
+        ],
+    );
+    let c = client();
+    common::put(&c, &s.stream_url("before"), "text/plain", "x").await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let to_next_minute = 60_000 - (now.as_millis() % 60_000) as u64 + 500;
+    tokio::time::sleep(std::time::Duration::from_millis(to_next_minute)).await;
+    common::put(&c, &s.stream_url("after"), "text/plain", "x").await;
+    assert!(s.terminate().success());
+    let mut files: Vec<_> = std::fs::read_dir(&logs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let first = std::fs::read_to_string(&files[0]).unwrap();
+    let second = std::fs::read_to_string(&files[1]).unwrap();
+    assert!(first.contains("path=/v1/stream/before"));
+    assert!(second.contains("path=/v1/stream/after") && !second.contains("path=/v1/stream/before"));
+}
