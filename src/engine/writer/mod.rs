@@ -213,7 +213,8 @@ enum Reply {
         oneshot::Sender<Result<(), DeleteError>>,
         Result<(), DeleteError>,
     ),
-    Sweep(
+    /// A count: streams swept, or entries trimmed.
+    Count(
         oneshot::Sender<Result<usize, EngineError>>,
         Result<usize, EngineError>,
     ),
@@ -230,7 +231,7 @@ impl Reply {
             Reply::Create(tx, r) => drop(tx.send(r)),
             Reply::Append(tx, r) => drop(tx.send(r)),
             Reply::Delete(tx, r) => drop(tx.send(r)),
-            Reply::Sweep(tx, r) => drop(tx.send(r)),
+            Reply::Count(tx, r) => drop(tx.send(r)),
             Reply::Tier(tx, r) => drop(tx.send(r)),
         }
     }
@@ -240,7 +241,7 @@ impl Reply {
             Reply::Create(tx, _) => drop(tx.send(Err(e.into()))),
             Reply::Append(tx, _) => drop(tx.send(Err(e.into()))),
             Reply::Delete(tx, _) => drop(tx.send(Err(e.into()))),
-            Reply::Sweep(tx, _) => drop(tx.send(Err(e))),
+            Reply::Count(tx, _) => drop(tx.send(Err(e))),
             Reply::Tier(tx, _) => drop(tx.send(Err(e))),
         }
     }
@@ -365,7 +366,7 @@ impl Writer {
                 }
                 Command::Sweep(limit, reply) => {
                     let r = in_savepoint(&tx, |c| sweep(c, limit, &ctx, &mut changed));
-                    replies.push(Reply::Sweep(reply, r));
+                    replies.push(Reply::Count(reply, r));
                 }
                 Command::Tier(cmd, reply) => {
                     let r = in_savepoint(&tx, |c| tier(c, cmd, &ctx));
@@ -373,7 +374,7 @@ impl Writer {
                 }
                 Command::Retain(name, keep, reply) => {
                     let r = in_savepoint(&tx, |c| retain(c, &name, keep));
-                    replies.push(Reply::Sweep(reply, r.map(|n| n as usize)));
+                    replies.push(Reply::Count(reply, r.map(|n| n as usize)));
                 }
                 Command::Touch(id, at) => {
                     let e = touches.entry(id).or_insert(at);
