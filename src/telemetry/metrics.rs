@@ -310,54 +310,35 @@ pub struct Sampled {
     pub uptime_seconds: f64,
 }
 
-/// Counter values by series name (`name` or `name{label="v"}`), histograms as their
-/// `_count` and `_sum`: the input of the periodic metrics events.
+/// Counter values by series name (`name` or `name{label="v"}`): the input of the periodic
+/// metrics events.
 pub fn counter_series() -> Vec<(String, f64)> {
     let m = metrics();
-    let mut v: Vec<(String, f64)> = vec![
-        ("ds_appends_total".into(), m.appends.get() as f64),
-        (
-            "ds_append_entries_total".into(),
-            m.append_entries.get() as f64,
-        ),
-        ("ds_append_bytes_total".into(), m.append_bytes.get() as f64),
-        ("ds_overloaded_total".into(), m.overloaded.get() as f64),
-        (
-            "ds_segments_sealed_total".into(),
-            m.segments_sealed.get() as f64,
-        ),
-        ("ds_uploads_total".into(), m.uploads.get() as f64),
-        (
-            "ds_upload_failures_total".into(),
-            m.upload_failures.get() as f64,
-        ),
-        (
-            "ds_manifests_published_total".into(),
-            m.manifests_published.get() as f64,
-        ),
-        (
-            "ds_objectstore_retries_total".into(),
-            m.store_retries.get() as f64,
-        ),
-        (
-            "ds_ingest_commit_seconds_count".into(),
-            m.ingest_commit_seconds.count() as f64,
-        ),
-    ];
+    let mut v: Vec<(String, f64)> = plain_series(m)
+        .into_iter()
+        .filter(|s| s.1 == "counter")
+        .map(|(n, _, _, x)| (n.to_string(), x))
+        .collect();
+    v.push((
+        "ds_ingest_commit_seconds_count".into(),
+        m.ingest_commit_seconds.count() as f64,
+    ));
     for mode in ReadMode::ALL {
+        let i = mode.index();
         v.push((
             format!("ds_reads_total{{mode=\"{}\"}}", mode.label()),
-            m.reads[mode.index()].get() as f64,
+            m.reads[i].get() as f64,
         ));
         v.push((
             format!("ds_read_bytes_total{{mode=\"{}\"}}", mode.label()),
-            m.read_bytes[mode.index()].get() as f64,
+            m.read_bytes[i].get() as f64,
         ));
     }
     for r in Route::ALL {
+        let i = r.index();
         v.push((
             format!("ds_http_requests_total{{route=\"{}\"}}", r.label()),
-            m.http_requests[r.index()].get() as f64,
+            m.http_requests[i].get() as f64,
         ));
     }
     v
@@ -366,28 +347,18 @@ pub fn counter_series() -> Vec<(String, f64)> {
 /// Gauge values by series name.
 pub fn gauge_series() -> Vec<(String, f64)> {
     let m = metrics();
-    vec![
-        (
-            "ds_ingest_queue_requests".into(),
-            m.ingest_queue_requests.get() as f64,
-        ),
-        (
-            "ds_ingest_queue_bytes".into(),
-            m.ingest_queue_bytes.get() as f64,
-        ),
-        (
-            "ds_segments_waiting".into(),
-            m.segments_waiting.get() as f64,
-        ),
-        (
-            "ds_active_readers{mode=\"long_poll\"}".into(),
-            m.readers(ReadMode::LongPoll).get() as f64,
-        ),
-        (
-            "ds_active_readers{mode=\"sse\"}".into(),
-            m.readers(ReadMode::Sse).get() as f64,
-        ),
-    ]
+    let mut v: Vec<(String, f64)> = plain_series(m)
+        .into_iter()
+        .filter(|s| s.1 == "gauge")
+        .map(|(n, _, _, x)| (n.to_string(), x))
+        .collect();
+    for mode in [ReadMode::LongPoll, ReadMode::Sse] {
+        v.push((
+            format!("ds_active_readers{{mode=\"{}\"}}", mode.label()),
+            m.readers(mode).get() as f64,
+        ));
+    }
+    v
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -400,52 +371,116 @@ fn one(out: &mut String, name: &str, kind: &str, help: &str, v: impl std::fmt::D
     let _ = writeln!(out, "{name} {v}");
 }
 
+/// Unlabelled counters and gauges: `(name, kind, help, value)`. The single list both the
+/// Prometheus text and the periodic metrics events are made from.
+fn plain_series(m: &Metrics) -> Vec<(&'static str, &'static str, &'static str, f64)> {
+    vec![
+        (
+            "ds_appends_total",
+            "counter",
+            "Append and create requests committed.",
+            m.appends.get() as f64,
+        ),
+        (
+            "ds_append_bytes_total",
+            "counter",
+            "Payload bytes committed.",
+            m.append_bytes.get() as f64,
+        ),
+        (
+            "ds_append_entries_total",
+            "counter",
+            "Entries (messages) committed.",
+            m.append_entries.get() as f64,
+        ),
+        (
+            "ds_overloaded_total",
+            "counter",
+            "Write requests refused with 429 because the ingest queue was full.",
+            m.overloaded.get() as f64,
+        ),
+        (
+            "ds_ingest_queue_requests",
+            "gauge",
+            "Write requests waiting for the writer.",
+            m.ingest_queue_requests.get() as f64,
+        ),
+        (
+            "ds_ingest_queue_bytes",
+            "gauge",
+            "Payload bytes waiting for the writer.",
+            m.ingest_queue_bytes.get() as f64,
+        ),
+        (
+            "ds_segments_sealed_total",
+            "counter",
+            "Segment files written.",
+            m.segments_sealed.get() as f64,
+        ),
+        (
+            "ds_segment_bytes_total",
+            "counter",
+            "Bytes of segment files written.",
+            m.segment_bytes.get() as f64,
+        ),
+        (
+            "ds_segment_failures_total",
+            "counter",
+            "Failed segment writes.",
+            m.segment_failures.get() as f64,
+        ),
+        (
+            "ds_uploads_total",
+            "counter",
+            "Segments uploaded.",
+            m.uploads.get() as f64,
+        ),
+        (
+            "ds_upload_bytes_total",
+            "counter",
+            "Bytes of segments uploaded.",
+            m.upload_bytes.get() as f64,
+        ),
+        (
+            "ds_upload_failures_total",
+            "counter",
+            "Failed segment uploads (after retries).",
+            m.upload_failures.get() as f64,
+        ),
+        (
+            "ds_manifests_published_total",
+            "counter",
+            "Manifests published.",
+            m.manifests_published.get() as f64,
+        ),
+        (
+            "ds_manifest_failures_total",
+            "counter",
+            "Failed manifest publishes.",
+            m.manifest_failures.get() as f64,
+        ),
+        (
+            "ds_segments_waiting",
+            "gauge",
+            "Sealed segments not uploaded yet (upload lag).",
+            m.segments_waiting.get() as f64,
+        ),
+        (
+            "ds_objectstore_retries_total",
+            "counter",
+            "Object-store attempts that were retried.",
+            m.store_retries.get() as f64,
+        ),
+    ]
+}
+
 /// Renders everything in the Prometheus text exposition format (version 0.0.4).
 pub fn render_prometheus(s: &Sampled) -> String {
     let m = metrics();
     let mut o = String::with_capacity(8192);
-    one(
-        &mut o,
-        "ds_appends_total",
-        "counter",
-        "Append and create requests committed.",
-        m.appends.get(),
-    );
-    one(
-        &mut o,
-        "ds_append_bytes_total",
-        "counter",
-        "Payload bytes committed.",
-        m.append_bytes.get(),
-    );
-    one(
-        &mut o,
-        "ds_append_entries_total",
-        "counter",
-        "Entries (messages) committed.",
-        m.append_entries.get(),
-    );
-    one(
-        &mut o,
-        "ds_overloaded_total",
-        "counter",
-        "Write requests refused with 429 because the ingest queue was full.",
-        m.overloaded.get(),
-    );
-    one(
-        &mut o,
-        "ds_ingest_queue_requests",
-        "gauge",
-        "Write requests waiting for the writer.",
-        m.ingest_queue_requests.get(),
-    );
-    one(
-        &mut o,
-        "ds_ingest_queue_bytes",
-        "gauge",
-        "Payload bytes waiting for the writer.",
-        m.ingest_queue_bytes.get(),
-    );
+    for (name, kind, help, v) in plain_series(m) {
+        one(&mut o, name, kind, help, v);
+    }
     header(
         &mut o,
         "ds_ingest_batch_requests",
@@ -504,69 +539,6 @@ pub fn render_prometheus(s: &Sampled) -> String {
             m.active_readers[mode.index()].get()
         );
     }
-    one(
-        &mut o,
-        "ds_segments_sealed_total",
-        "counter",
-        "Segment files written.",
-        m.segments_sealed.get(),
-    );
-    one(
-        &mut o,
-        "ds_segment_bytes_total",
-        "counter",
-        "Bytes of segment files written.",
-        m.segment_bytes.get(),
-    );
-    one(
-        &mut o,
-        "ds_segment_failures_total",
-        "counter",
-        "Failed segment writes.",
-        m.segment_failures.get(),
-    );
-    one(
-        &mut o,
-        "ds_uploads_total",
-        "counter",
-        "Segments uploaded.",
-        m.uploads.get(),
-    );
-    one(
-        &mut o,
-        "ds_upload_bytes_total",
-        "counter",
-        "Bytes of segments uploaded.",
-        m.upload_bytes.get(),
-    );
-    one(
-        &mut o,
-        "ds_upload_failures_total",
-        "counter",
-        "Failed segment uploads (after retries).",
-        m.upload_failures.get(),
-    );
-    one(
-        &mut o,
-        "ds_manifests_published_total",
-        "counter",
-        "Manifests published.",
-        m.manifests_published.get(),
-    );
-    one(
-        &mut o,
-        "ds_manifest_failures_total",
-        "counter",
-        "Failed manifest publishes.",
-        m.manifest_failures.get(),
-    );
-    one(
-        &mut o,
-        "ds_segments_waiting",
-        "gauge",
-        "Sealed segments not uploaded yet (upload lag).",
-        m.segments_waiting.get(),
-    );
     header(
         &mut o,
         "ds_objectstore_requests_total",
@@ -593,13 +565,6 @@ pub fn render_prometheus(s: &Sampled) -> String {
             m.store_errors[i].get()
         );
     }
-    one(
-        &mut o,
-        "ds_objectstore_retries_total",
-        "counter",
-        "Object-store attempts that were retried.",
-        m.store_retries.get(),
-    );
     header(
         &mut o,
         "ds_objectstore_seconds",
