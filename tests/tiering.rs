@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::tier::{read_all, s3_available, store_for, wait_uploaded, TINY};
+use common::tier::{read_all, s3_available, store_for, wait_manifest, wait_uploaded, TINY};
 use common::{client, header, Server};
 
 async fn bootstrap_round_trip(kind: &str) {
@@ -67,7 +67,7 @@ async fn bootstrap_round_trip(kind: &str) {
     }
     let store = store_for(kind, &root);
     wait_uploaded(&store, "events/a", 120).await;
-    wait_uploaded(&store, "blobs", 41).await;
+    wait_manifest(&store, "blobs", 41, true).await;
     wait_uploaded(&store, "events/fork", 132).await;
 
     // The local cache holds nothing (cap 1 byte): these reads come from the object store.

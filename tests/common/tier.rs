@@ -41,6 +41,12 @@ pub fn store_for(kind: &str, root: &Path) -> Store {
 
 /// Waits until the manifest of `name` covers `end` entries (the server uploads on its own).
 pub async fn wait_uploaded(store: &Store, name: &str, end: u64) {
+    wait_manifest(store, name, end, false).await
+}
+
+/// Waits until the manifest of `name` covers `end` entries and, when `closed`, also records
+/// the close (which the server publishes in a later manifest than the data before it).
+pub async fn wait_manifest(store: &Store, name: &str, end: u64, closed: bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let mut seen = None;
@@ -55,15 +61,15 @@ pub async fn wait_uploaded(store: &Store, name: &str, end: u64) {
                 continue;
             };
             if m.name.as_deref() == Some(name) && !m.deleted {
-                seen = Some(m.end_pos);
+                seen = Some((m.end_pos, m.closed));
             }
         }
-        if seen == Some(end) {
+        if seen.is_some_and(|(e, c)| e == end && (c || !closed)) {
             return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "stream {name} never reached the object store in full: manifest covers {seen:?} of {end}"
+            "stream {name} never reached the object store in full: manifest (end, closed) is {seen:?}, want end {end}, closed {closed}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
