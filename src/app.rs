@@ -185,24 +185,21 @@ impl BoundServer {
             service,
             db_path: config.db_path.clone(),
             started: std::time::Instant::now(),
+            auth: config.auth.clone(),
         });
-        let mut graceful_rx = stop_rx;
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = graceful_rx.wait_for(|s| *s).await;
-                })
-                .await
-        });
+        let server = tokio::spawn(serve_connections(
+            listener,
+            app,
+            config.limits.clone(),
+            stop_rx,
+        ));
         tracing::info!(%addr, db = %config.db_path.display(), "prisma-streams listening");
 
         shutdown.await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
-        match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "server stopped with an error"),
-            Ok(_) => {}
-            Err(_) => tracing::info!("in-flight requests did not finish in time; closing them"),
+        if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
+            tracing::info!("in-flight requests did not finish in time; closing them");
         }
         sweeper.abort();
         reporter.abort();
@@ -215,6 +212,50 @@ impl BoundServer {
             .map_err(|e| AppError::Serve(std::io::Error::other(e)))?;
         Ok(())
     }
+}
+
+/// Accepts HTTP/1.1 connections until `stop` turns true, then waits for the open ones to
+/// finish their current request. Slow or oversized request headers are cut off by hyper
+/// (`DS_HEADER_READ_TIMEOUT_MS`, `DS_MAX_HEADER_BYTES`: 408 / 431).
+async fn serve_connections(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: crate::config::Limits,
+    mut stop: watch::Receiver<bool>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+        .max_buf_size(limits.max_header_bytes)
+        .keep_alive(true);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // Clients that go away, time out or send garbage end here: not worth a log line.
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// Runs a full-mode server until `shutdown` resolves.

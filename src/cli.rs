@@ -63,6 +63,9 @@ pub struct LocalServerArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub hostname: String,
+    /// Allow listening on a non-loopback address without DS_AUTH_TOKEN.
+    #[arg(long)]
+    pub allow_unauthenticated: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -103,6 +106,7 @@ pub enum ObjectStoreKind {
     DS_DB_PATH                SQLite file (default $DS_ROOT/wal.sqlite)\n  \
     DS_LONG_POLL_TIMEOUT_MS   long-poll wait (default 3000)\n  \
     DS_APPEND_MAX_BODY_BYTES  largest PUT/POST body (default 10 MiB; 413 above)\n  \
+    DS_AUTH_TOKEN[_FILE]      require `Authorization: Bearer <token>` (not on /health)\n  \
     DS_LOG                    log filter, e.g. info or prisma_streams=debug (default info)\n\n\
     The README lists every DS_* variable. Once ready the server prints one JSON line on\n\
     stdout: {\"type\":\"ready\",\"exports\":{...}}. SIGTERM or SIGINT stop it cleanly.")]
@@ -126,4 +130,8 @@ pub struct ServerArgs {
     /// Print per-route latency histograms to stderr every DS_STATS_INTERVAL_MS.
     #[arg(long)]
     pub hist: bool,
+    /// Allow listening on a non-loopback DS_HOST without DS_AUTH_TOKEN (e.g. behind an
+    /// authenticating proxy).
+    #[arg(long)]
+    pub allow_unauthenticated: bool,
 }

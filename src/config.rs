@@ -28,6 +28,72 @@ pub struct Config {
     pub reports: Reports,
     pub exit_on_stdin_eof: bool,
     pub limits: Limits,
+    /// Bearer token every request but `/health` must carry (`DS_AUTH_TOKEN[_FILE]`).
+    pub auth: Option<AuthToken>,
+}
+
+/// The shared secret of bearer authentication. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthToken(String);
+
+impl AuthToken {
+    pub fn new(token: &str) -> Result<AuthToken, ConfigError> {
+        if token.len() < 16 {
+            return Err(ConfigError(
+                "the auth token must be at least 16 characters long".into(),
+            ));
+        }
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ConfigError(
+                "the auth token must be printable ASCII without spaces".into(),
+            ));
+        }
+        Ok(AuthToken(token.to_string()))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for AuthToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthToken(<redacted>)")
+    }
+}
+
+/// Reads `DS_AUTH_TOKEN` or `DS_AUTH_TOKEN_FILE` (not both) and checks that a server bound
+/// to a non-loopback address has a token or was told `--allow-unauthenticated`.
+fn auth_from_env(
+    env: &Env,
+    host: IpAddr,
+    allow_unauthenticated: bool,
+) -> Result<Option<AuthToken>, ConfigError> {
+    let token = match (env.get("DS_AUTH_TOKEN"), env.get("DS_AUTH_TOKEN_FILE")) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError(
+                "set DS_AUTH_TOKEN or DS_AUTH_TOKEN_FILE, not both".into(),
+            ))
+        }
+        (Some(t), None) => Some(AuthToken::new(t)?),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError(format!("cannot read DS_AUTH_TOKEN_FILE {path}: {e}")))?;
+            Some(
+                AuthToken::new(text.trim())
+                    .map_err(|e| ConfigError(format!("DS_AUTH_TOKEN_FILE {path}: {}", e.0)))?,
+            )
+        }
+        (None, None) => None,
+    };
+    if token.is_none() && !host.is_loopback() && !allow_unauthenticated {
+        return Err(ConfigError(format!(
+            "refusing to listen on {host} without authentication: set DS_AUTH_TOKEN or \
+             DS_AUTH_TOKEN_FILE, or pass --allow-unauthenticated if a proxy in front \
+             authenticates clients"
+        )));
+    }
+    Ok(token)
 }
 
 /// Periodic reports on stderr (`--stats`, `--hist`).
@@ -150,6 +216,16 @@ pub struct Limits {
     pub metrics_flush_ms: u64,
     /// `DS_METRICS_RETENTION_ENTRIES`: events kept in `__stream_metrics__`.
     pub metrics_retention_entries: u64,
+    /// `DS_HEADER_READ_TIMEOUT_MS`: a connection that does not finish sending request
+    /// headers in this time (also an idle keep-alive connection) is closed.
+    pub header_read_timeout_ms: u64,
+    /// `DS_BODY_READ_TIMEOUT_MS`: a request body that sends nothing for this long is
+    /// answered with 408 and its connection closed.
+    pub body_read_timeout_ms: u64,
+    /// `DS_MAX_HEADER_BYTES`: request line plus headers (431 above; at least 8192).
+    pub max_header_bytes: usize,
+    /// `DS_MAX_LIVE_READERS`: concurrent long-poll and SSE readers (503 above).
+    pub max_live_readers: usize,
 }
 
 impl Default for Limits {
@@ -169,6 +245,10 @@ impl Default for Limits {
             read_connections: 4,
             metrics_flush_ms: 10_000,
             metrics_retention_entries: 8640,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 30_000,
+            max_header_bytes: 64 * 1024,
+            max_live_readers: 10_000,
         }
     }
 }
@@ -211,6 +291,12 @@ pub const KNOWN_VARS: &[&str] = &[
     "DS_STATS_INTERVAL_MS",
     "DS_METRICS_FLUSH_MS",
     "DS_METRICS_RETENTION_ENTRIES",
+    "DS_HEADER_READ_TIMEOUT_MS",
+    "DS_BODY_READ_TIMEOUT_MS",
+    "DS_MAX_HEADER_BYTES",
+    "DS_MAX_LIVE_READERS",
+    "DS_AUTH_TOKEN",
+    "DS_AUTH_TOKEN_FILE",
 ];
 
 /// The memory presets of `--auto-tune`, in MiB.
@@ -442,6 +528,22 @@ impl Limits {
                 "DS_METRICS_RETENTION_ENTRIES",
                 d.metrics_retention_entries as usize,
             )? as u64,
+            header_read_timeout_ms: env.positive(
+                "DS_HEADER_READ_TIMEOUT_MS",
+                d.header_read_timeout_ms as usize,
+            )? as u64,
+            body_read_timeout_ms: env
+                .positive("DS_BODY_READ_TIMEOUT_MS", d.body_read_timeout_ms as usize)?
+                as u64,
+            max_header_bytes: match env.num("DS_MAX_HEADER_BYTES", d.max_header_bytes)? {
+                n if n < 8192 => {
+                    return Err(ConfigError(format!(
+                        "DS_MAX_HEADER_BYTES must be at least 8192, got {n}"
+                    )))
+                }
+                n => n,
+            },
+            max_live_readers: env.positive("DS_MAX_LIVE_READERS", d.max_live_readers)?,
         })
     }
 }
@@ -577,15 +679,17 @@ impl Config {
         host: &str,
         port: u16,
         exit_on_stdin_eof: bool,
+        allow_unauthenticated: bool,
         env: &Env,
     ) -> Result<Config, ConfigError> {
         let mut limits = Limits::from_env(env)?;
+        let host = parse_host("--hostname", host)?;
         // A local server writes nothing on its own unless asked to.
         if env.get("DS_METRICS_FLUSH_MS").is_none() {
             limits.metrics_flush_ms = 0;
         }
         Ok(Config {
-            host: parse_host("--hostname", host)?,
+            host,
             port,
             db_path: data_dir.join("durable-streams.sqlite"),
             root: data_dir,
@@ -595,6 +699,7 @@ impl Config {
             reports: Reports::default(),
             exit_on_stdin_eof,
             limits,
+            auth: auth_from_env(env, host, allow_unauthenticated)?,
         })
     }
 
@@ -636,6 +741,7 @@ impl Config {
             },
             exit_on_stdin_eof: args.exit_on_stdin_eof,
             limits: Limits::from_env(env)?,
+            auth: auth_from_env(env, host, args.allow_unauthenticated)?,
         })
     }
 }
@@ -652,6 +758,7 @@ mod tests {
             auto_tune: None,
             stats: false,
             hist: false,
+            allow_unauthenticated: false,
         }
     }
 
@@ -684,6 +791,25 @@ mod tests {
     }
 
     #[test]
+    fn non_loopback_needs_auth_or_an_acknowledgement() {
+        let env = Env::from_pairs([("DS_HOST", "0.0.0.0")]);
+        assert!(Config::for_server(&args(), &env).is_err());
+        let allow = ServerArgs {
+            allow_unauthenticated: true,
+            ..args()
+        };
+        assert!(Config::for_server(&allow, &env).unwrap().auth.is_none());
+        let env = Env::from_pairs([
+            ("DS_HOST", "0.0.0.0"),
+            ("DS_AUTH_TOKEN", "0123456789abcdef"),
+        ]);
+        let c = Config::for_server(&args(), &env).unwrap();
+        assert_eq!(c.auth.unwrap().as_bytes(), b"0123456789abcdef");
+        assert!(!format!("{:?}", AuthToken::new("0123456789abcdef")).contains("0123"));
+        assert!(AuthToken::new("with space 0123456789").is_err());
+    }
+
+    #[test]
     fn object_store_variables_are_checked() {
         let with = |kind, pairs: &[(&str, &str)]| {
             let a = ServerArgs {
@@ -693,6 +819,7 @@ mod tests {
                 auto_tune: None,
                 stats: false,
                 hist: false,
+                allow_unauthenticated: false,
             };
             Config::for_server(&a, &Env::from_pairs(pairs.iter().copied()))
         };

@@ -78,14 +78,7 @@ fn run_local(
     daemon: bool,
 ) -> Result<(), LocalError> {
     let clock = Arc::new(SystemClock);
-    match block_on(local::run(
-        env,
-        clock,
-        a.name.as_deref(),
-        &a.hostname,
-        a.port,
-        daemon,
-    )) {
+    match block_on(local::run(env, clock, &a, daemon)) {
         Ok(r) => r,
         Err(e) => Err(LocalError::Failed(e)),
     }

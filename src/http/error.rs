@@ -70,6 +70,10 @@ impl IntoResponse for ServiceError {
                 json_error(StatusCode::TOO_MANY_REQUESTS, "overloaded", &msg),
                 &[("retry-after", "1".into())],
             ),
+            ServiceError::TooManyReaders => with(
+                json_error(StatusCode::SERVICE_UNAVAILABLE, "too_many_readers", &msg),
+                &[("retry-after", "1".into())],
+            ),
             ServiceError::ShuttingDown => {
                 json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &msg)
             }

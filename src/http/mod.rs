@@ -1,6 +1,7 @@
 //! HTTP with axum: extract the request, call the service, encode the response. No
 //! protocol rules live here beyond framing. One file per verb.
 
+mod auth;
 mod delete;
 pub mod error;
 mod get;
@@ -27,6 +28,8 @@ pub struct AppState {
     /// The SQLite file (its `-wal` size is reported in `/metrics`).
     pub db_path: std::path::PathBuf,
     pub started: std::time::Instant,
+    /// The bearer token requests must carry, if authentication is on.
+    pub auth: Option<crate::config::AuthToken>,
 }
 
 const ALLOW_METHODS: &str = "GET, POST, PUT, DELETE, HEAD, OPTIONS";
@@ -47,7 +50,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/streams", any(list))
         .route("/v1/stream/{*rest}", any(stream))
         .fallback(not_found)
-        .with_state(state)
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            auth::authenticate,
+        ))
         .layer(axum::middleware::map_response(common_headers))
         .layer(axum::middleware::from_fn(observe))
 }

@@ -20,7 +20,14 @@ pub async fn handle(svc: &StreamService, name: &str, req: Request<Body>) -> Resp
         producer_epoch: h(hs, names::PRODUCER_EPOCH),
         producer_seq: h(hs, names::PRODUCER_SEQ),
     };
-    let body = match read_body(hs, body, svc.limits().append_max_body_bytes).await {
+    let body = match read_body(
+        hs,
+        body,
+        svc.limits().append_max_body_bytes,
+        std::time::Duration::from_millis(svc.limits().body_read_timeout_ms),
+    )
+    .await
+    {
         Ok(b) => b,
         Err(res) => return res,
     };

@@ -21,7 +21,14 @@ pub async fn handle(svc: &StreamService, name: &str, req: Request<Body>) -> Resp
         fork_offset: h(hs, names::STREAM_FORK_OFFSET),
         fork_sub_offset: h(hs, names::STREAM_FORK_SUB_OFFSET),
     };
-    let body = match read_body(hs, body, svc.limits().append_max_body_bytes).await {
+    let body = match read_body(
+        hs,
+        body,
+        svc.limits().append_max_body_bytes,
+        std::time::Duration::from_millis(svc.limits().body_read_timeout_ms),
+    )
+    .await
+    {
         Ok(b) => b,
         Err(res) => return res,
     };

@@ -3,6 +3,7 @@
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt;
+use std::time::Duration;
 
 use crate::protocol::name::percent_decode;
 use crate::service::{ServiceError, ServiceResult};
@@ -54,44 +55,62 @@ impl Query {
 }
 
 /// Reads a request body of at most `max` bytes; a larger one is answered with 413
-/// without reading it all.
+/// without reading it all, and one that sends nothing for `idle` with 408.
 pub async fn read_body(
     headers: &HeaderMap,
-    body: Body,
+    mut body: Body,
     max: usize,
+    idle: Duration,
 ) -> Result<Vec<u8>, Response<Body>> {
-    let too_large = || {
-        let mut res = super::error::json_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            &format!("body too large (max {max} bytes)"),
-        );
-        // The rest of the body is never read, so this connection cannot be reused.
+    // The rest of the body is never read, so the connection cannot be reused.
+    let closing = |status, code, msg: &str| {
+        let mut res = super::error::json_error(status, code, msg);
         res.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         res
     };
-    if let Some(len) = headers
+    let too_large = || {
+        closing(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            &format!("body too large (max {max} bytes)"),
+        )
+    };
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > max as u64 {
-            return Err(too_large());
-        }
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max as u64) {
+        return Err(too_large());
     }
-    match http_body_util::Limited::new(body, max).collect().await {
-        Ok(c) => Ok(c.to_bytes().to_vec()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(too_large())
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => {
+                return Err(closing(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    &format!(
+                        "no request body data for {} ms; send the body promptly",
+                        idle.as_millis()
+                    ),
+                ))
+            }
+            Ok(None) => return Ok(buf),
+            Ok(Some(Err(e))) => {
+                return Err(closing(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    &format!("could not read request body: {e}"),
+                ))
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > max {
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&data);
         }
-        Err(e) => Err(super::error::json_error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            &format!("could not read request body: {e}"),
-        )),
     }
 }

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::app::{announce, http_url, ready_line, shutdown_signal, AppError, BoundServer};
+use crate::cli::LocalServerArgs;
 use crate::clock::SharedClock;
 use crate::config::{local_data_root, Config, Env};
 use crate::protocol::headers::format_rfc3339_ms;
@@ -73,14 +74,19 @@ fn server_paths(env: &Env, name: Option<&str>) -> Result<ServerPaths, LocalError
 pub async fn run(
     env: &Env,
     clock: SharedClock,
-    name: Option<&str>,
-    hostname: &str,
-    port: u16,
+    args: &LocalServerArgs,
     daemon: bool,
 ) -> Result<(), LocalError> {
-    let paths = server_paths(env, name)?;
-    let config = Config::for_local(paths.dir.clone(), hostname, port, daemon, env)
-        .map_err(|e| LocalError::Invalid(e.to_string()))?;
+    let paths = server_paths(env, args.name.as_deref())?;
+    let config = Config::for_local(
+        paths.dir.clone(),
+        &args.hostname,
+        args.port,
+        daemon,
+        args.allow_unauthenticated,
+        env,
+    )
+    .map_err(|e| LocalError::Invalid(e.to_string()))?;
     std::fs::create_dir_all(&paths.dir).map_err(io("cannot create", &paths.dir))?;
     let _lock = lock::InstanceLock::acquire(&paths.lock()).map_err(|e| match e {
         lock::LockError::Held(pid) => LocalError::Locked {

@@ -26,6 +26,9 @@ pub enum ServiceError {
     StreamSeq { last: String, received: String },
     #[error("ingest queue full")]
     Overloaded,
+    #[error("too many live readers; retry later")]
+    TooManyReaders,
+
     #[error("server shutting down")]
     ShuttingDown,
     #[error("{0}")]

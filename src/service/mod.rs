@@ -96,6 +96,8 @@ pub struct Appended {
 pub struct StreamService {
     engine: Engine,
     limits: Limits,
+    /// One permit per concurrent long-poll or SSE reader (`DS_MAX_LIVE_READERS`).
+    live_slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 fn bad(msg: impl Into<String>) -> ServiceError {
@@ -104,7 +106,12 @@ fn bad(msg: impl Into<String>) -> ServiceError {
 
 impl StreamService {
     pub fn new(engine: Engine, limits: Limits) -> StreamService {
-        StreamService { engine, limits }
+        let live_slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_live_readers));
+        StreamService {
+            engine,
+            limits,
+            live_slots,
+        }
     }
 
     pub fn limits(&self) -> &Limits {

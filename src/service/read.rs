@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
 use super::{bad, ServiceError, ServiceResult, StreamService};
@@ -13,14 +13,20 @@ use crate::protocol::sse::{self, Control};
 use crate::protocol::{content_type, cursor, json};
 use crate::telemetry::metrics::{metrics, Gauge, ReadMode};
 
-/// Counts a reader as active while it lives.
-struct Active(&'static Gauge);
+/// A live reader's slot: holds one of the `DS_MAX_LIVE_READERS` permits and counts the
+/// reader as active while it lives.
+struct Active(&'static Gauge, #[allow(dead_code)] OwnedSemaphorePermit);
 
 impl Active {
-    fn new(mode: ReadMode) -> Active {
+    fn new(svc: &StreamService, mode: ReadMode) -> ServiceResult<Active> {
+        let permit = svc
+            .live_slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ServiceError::TooManyReaders)?;
         let g = metrics().readers(mode);
         g.add(1);
-        Active(g)
+        Ok(Active(g, permit))
     }
 }
 
@@ -197,6 +203,7 @@ impl StreamService {
             }
             Mode::LongPoll => self.long_poll(meta, pos, p.cursor).await,
             Mode::Sse => Ok(ReadOutcome::Sse(Box::new(SseSession {
+                _active: Active::new(self, ReadMode::Sse)?,
                 service: self.clone(),
                 rx: self.engine.subscribe(meta.id),
                 sse_text: content_type::is_sse_text(&meta.content_type),
@@ -207,7 +214,6 @@ impl StreamService {
                 started: Instant::now(),
                 first: true,
                 done: false,
-                _active: Active::new(ReadMode::Sse),
             }))),
         }
     }
@@ -218,11 +224,11 @@ impl StreamService {
         pos: u64,
         client_cursor: Option<String>,
     ) -> ServiceResult<ReadOutcome> {
+        let _active = Active::new(self, ReadMode::LongPoll)?;
         let name = meta.name.clone().unwrap_or_default();
         let mut rx = self.engine.subscribe(meta.id);
         // Re-read the metadata after subscribing so that no commit falls in between.
         let mut meta = self.live(&name).await?;
-        let _active = Active::new(ReadMode::LongPoll);
         let deadline = Instant::now() + Duration::from_millis(self.limits.long_poll_timeout_ms);
         loop {
             if pos < meta.next_pos {

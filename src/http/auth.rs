@@ -1,0 +1,86 @@
+//! Optional bearer-token authentication (`DS_AUTH_TOKEN` / `DS_AUTH_TOKEN_FILE`). Every
+//! route but `/health` and CORS preflights needs `Authorization: Bearer <token>`.
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+
+use super::AppState;
+
+/// Lets the request through when no token is configured or the right one is presented.
+pub async fn authenticate(
+    State(st): State<AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(token) = &st.auth else {
+        return next.run(req).await;
+    };
+    if req.uri().path() == "/health" || req.method() == Method::OPTIONS {
+        return next.run(req).await;
+    }
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| bearer(v.as_bytes()));
+    match presented {
+        Some(p) if constant_time_eq(p, token.as_bytes()) => next.run(req).await,
+        Some(_) => unauthorized("invalid bearer token"),
+        None => unauthorized("missing Authorization: Bearer <token> header"),
+    }
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut res = super::error::json_error(StatusCode::UNAUTHORIZED, "unauthorized", message);
+    res.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"prisma-streams\""),
+    );
+    res
+}
+
+/// The credentials of a `Bearer` authorization value (scheme matched case-insensitively).
+fn bearer(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = value.split_at_checked(6)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    let rest = rest.strip_prefix(b" ")?;
+    let start = rest.iter().position(|b| *b != b' ')?;
+    let cred = &rest[start..];
+    let end = cred.iter().rposition(|b| *b != b' ').map_or(0, |i| i + 1);
+    Some(&cred[..end])
+}
+
+/// Compares in time that depends only on the lengths, never on where the bytes differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_values_are_parsed_strictly() {
+        assert_eq!(bearer(b"Bearer abc"), Some(&b"abc"[..]));
+        assert_eq!(bearer(b"bearer   abc  "), Some(&b"abc"[..]));
+        assert_eq!(bearer(b"BEARER abc"), Some(&b"abc"[..]));
+        assert_eq!(bearer(b"Basic abc"), None);
+        assert_eq!(bearer(b"Bearerabc"), None);
+        assert_eq!(bearer(b"Bearer "), None);
+        assert_eq!(bearer(b"Bear"), None);
+    }
+
+    #[test]
+    fn comparison_needs_every_byte() {
+        assert!(constant_time_eq(b"same-token", b"same-token"));
+        assert!(!constant_time_eq(b"same-token", b"same-tokex"));
+        assert!(!constant_time_eq(b"xame-token", b"same-token"));
+        assert!(!constant_time_eq(b"short", b"shorter"));
+    }
+}
