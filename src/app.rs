@@ -95,6 +95,16 @@ pub struct BoundServer {
 impl BoundServer {
     /// Opens storage and binds the listener.
     pub async fn bind(config: Config, clock: SharedClock) -> Result<BoundServer, AppError> {
+        Self::bind_with_store(config, clock, None).await
+    }
+
+    /// Like [`BoundServer::bind`], with an object-store client built by the caller instead
+    /// of from the configuration (tests wrap a real store to inject faults).
+    pub async fn bind_with_store(
+        config: Config,
+        clock: SharedClock,
+        store: Option<Store>,
+    ) -> Result<BoundServer, AppError> {
         std::fs::create_dir_all(&config.root).map_err(|source| AppError::DataDir {
             path: config.root.clone(),
             source,
@@ -102,7 +112,10 @@ impl BoundServer {
         let tier = match &config.tiering {
             None => None,
             Some(t) => {
-                let store = Store::build(&t.store, t.retry)?;
+                let store = match store {
+                    Some(s) => s,
+                    None => Store::build(&t.store, t.retry)?,
+                };
                 if config.bootstrap {
                     let s = bootstrap::run(&config.db_path, &config.root, &store, clock.now_ms())
                         .await?;

@@ -94,6 +94,15 @@ pub struct ForkInfo {
 pub enum EngineError {
     #[error("storage error: {0}")]
     Storage(String),
+    /// SQLite could not grow its files: the disk (or quota) is full.
+    #[error("disk full: {0}")]
+    DiskFull(String),
+    /// Another process holds a lock on the database longer than the busy timeout.
+    #[error("database busy: {0}")]
+    Busy(String),
+    /// The object store did not answer usefully after every retry.
+    #[error("object store unavailable: {0}")]
+    ObjectStore(String),
     #[error("ingest queue full")]
     Overloaded,
     #[error("server shutting down")]
@@ -102,7 +111,14 @@ pub enum EngineError {
 
 impl From<rusqlite::Error> for EngineError {
     fn from(e: rusqlite::Error) -> Self {
-        EngineError::Storage(e.to_string())
+        use rusqlite::ErrorCode;
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => EngineError::DiskFull(e.to_string()),
+            Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
+                EngineError::Busy(e.to_string())
+            }
+            _ => EngineError::Storage(e.to_string()),
+        }
     }
 }
 

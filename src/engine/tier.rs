@@ -74,7 +74,7 @@ fn corrupt(key: &str, e: SegmentError) -> EngineError {
 }
 
 fn store_err(e: crate::objstore::StoreError) -> EngineError {
-    EngineError::Storage(e.to_string())
+    EngineError::ObjectStore(e.to_string())
 }
 
 impl Tier {

@@ -240,7 +240,7 @@ async fn publish(engine: &Engine, tier: &Arc<Tier>, m: StreamMeta) -> Result<(),
 }
 
 fn store(e: StoreError) -> EngineError {
-    EngineError::Storage(e.to_string())
+    EngineError::ObjectStore(e.to_string())
 }
 
 async fn delete_prefix(tier: &Arc<Tier>, prefix: &str) -> Result<(), EngineError> {

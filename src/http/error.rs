@@ -74,6 +74,14 @@ impl IntoResponse for ServiceError {
                 json_error(StatusCode::SERVICE_UNAVAILABLE, "too_many_readers", &msg),
                 &[("retry-after", "1".into())],
             ),
+            ServiceError::DiskFull => with(
+                json_error(StatusCode::INSUFFICIENT_STORAGE, "disk_full", &msg),
+                &[("retry-after", "5".into())],
+            ),
+            ServiceError::Unavailable(_) => with(
+                json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &msg),
+                &[("retry-after", "1".into())],
+            ),
             ServiceError::ShuttingDown => {
                 json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &msg)
             }

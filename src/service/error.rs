@@ -28,6 +28,10 @@ pub enum ServiceError {
     Overloaded,
     #[error("too many live readers; retry later")]
     TooManyReaders,
+    #[error("the disk is full; the write was not stored")]
+    DiskFull,
+    #[error("{0}")]
+    Unavailable(String),
 
     #[error("server shutting down")]
     ShuttingDown,
@@ -43,6 +47,18 @@ impl From<EngineError> for ServiceError {
             EngineError::Storage(m) => {
                 tracing::error!(error = %m, "storage error");
                 ServiceError::Internal(format!("storage error: {m}"))
+            }
+            EngineError::DiskFull(m) => {
+                tracing::error!(error = %m, "disk full");
+                ServiceError::DiskFull
+            }
+            EngineError::Busy(m) => {
+                tracing::warn!(error = %m, "database busy");
+                ServiceError::Unavailable("the database is locked by another process".into())
+            }
+            EngineError::ObjectStore(m) => {
+                tracing::warn!(error = %m, "object store read failed");
+                ServiceError::Unavailable(format!("object store unavailable: {m}"))
             }
             EngineError::Overloaded => ServiceError::Overloaded,
             EngineError::ShuttingDown => ServiceError::ShuttingDown,

@@ -1,0 +1,363 @@
+//! Object-store faults: the server runs in-process on a store that fails, loses
+//! acknowledgements, hangs and answers slowly by policy (`common/faulty.rs`, a real
+//! `ObjectStore` around the local file system). Appends are never affected, uploads get
+//! through by retrying, no manifest ever names a missing segment, reads either return the
+//! right bytes or a clear 503, and a node rebuilt from the objects has everything.
+
+mod common;
+#[path = "common/faulty.rs"]
+mod faulty;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use faulty::{Faulty, Policy};
+use prisma_streams::app::BoundServer;
+use prisma_streams::cli::{ObjectStoreKind, ServerArgs};
+use prisma_streams::clock::SystemClock;
+use prisma_streams::config::{Config, Env, RetryPolicy};
+use prisma_streams::engine::manifest::Manifest;
+use prisma_streams::objstore::{keys, Store};
+use reqwest::StatusCode;
+
+struct InProcess {
+    url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl InProcess {
+    async fn start(root: &Path, store: Arc<Faulty>, bootstrap: bool) -> InProcess {
+        let mut pairs: Vec<(&str, String)> = common::tier::TINY
+            .iter()
+            .map(|(k, v)| (*k, v.to_string()))
+            .collect();
+        pairs.extend([
+            ("DS_ROOT", root.display().to_string()),
+            ("PORT", "0".into()),
+            ("DS_METRICS_FLUSH_MS", "0".into()),
+            ("DS_OBJECTSTORE_TIMEOUT_MS", "200".into()),
+            ("DS_OBJECTSTORE_RETRIES", "2".into()),
+            ("DS_OBJECTSTORE_RETRY_BASE_MS", "5".into()),
+            ("DS_OBJECTSTORE_RETRY_MAX_MS", "40".into()),
+        ]);
+        let env = Env::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
+        let args = ServerArgs {
+            object_store: ObjectStoreKind::Local,
+            exit_on_stdin_eof: false,
+            bootstrap_from_r2: bootstrap,
+            auto_tune: None,
+            stats: false,
+            hist: false,
+            allow_unauthenticated: false,
+        };
+        let config = Config::for_server(&args, &env).expect("config");
+        let retry: RetryPolicy = config.tiering.as_ref().unwrap().retry;
+        let client = Store::from_object_store(store, retry);
+        let bound = BoundServer::bind_with_store(config, Arc::new(SystemClock), Some(client))
+            .await
+            .expect("bind");
+        let url = format!("http://{}", bound.addr());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            bound
+                .serve(async move {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("serve");
+        });
+        InProcess {
+            url,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    fn stream(&self, name: &str) -> String {
+        format!("{}/v1/stream/{name}", self.url)
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap();
+    }
+}
+
+fn objects(root: &Path) -> Arc<dyn object_store::ObjectStore> {
+    let dir = root.join("objects");
+    std::fs::create_dir_all(&dir).unwrap();
+    Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir).unwrap())
+}
+
+/// Direct access to the objects (no faults) for checks.
+fn direct(root: &Path) -> Store {
+    Store::from_object_store(objects(root), RetryPolicy::default())
+}
+
+/// Checks that every manifest names only segments that exist; returns the manifests.
+async fn check_manifests(store: &Store) -> Vec<Manifest> {
+    let mut out = Vec::new();
+    for key in store.list(keys::STREAMS_PREFIX).await.unwrap() {
+        if !keys::is_manifest(&key) {
+            continue;
+        }
+        // A manifest deleted between list and get is fine (stream deletion).
+        let Ok(bytes) = store.get(&key).await else {
+            continue;
+        };
+        let m = Manifest::decode(&bytes).expect("a published manifest always decodes");
+        let prefix = keys::stream_prefix(&m.incarnation);
+        for key in m
+            .segments
+            .iter()
+            .map(|seg| keys::segment(&prefix, seg.index))
+        {
+            assert!(
+                store.get(&key).await.is_ok(),
+                "manifest {} names missing segment {key}",
+                m.name.as_deref().unwrap_or("?")
+            );
+        }
+        out.push(m);
+    }
+    out
+}
+
+async fn write_streams(c: &reqwest::Client, s: &InProcess) -> Vec<(String, Vec<u8>)> {
+    let mut expected = Vec::new();
+    for (name, ct) in [
+        ("faults/json", "application/json"),
+        ("faults/bin", "application/octet-stream"),
+        ("faults/text", "text/plain"),
+    ] {
+        let url = s.stream(name);
+        assert!(common::put(c, &url, ct, Vec::new())
+            .await
+            .status()
+            .is_success());
+        let mut all = Vec::new();
+        for i in 0..60u32 {
+            let body: Vec<u8> = match ct {
+                "application/json" => {
+                    format!(r#"{{"i":{i},"s":"{}"}}"#, "é".repeat(i as usize % 5)).into_bytes()
+                }
+                "application/octet-stream" => {
+                    (0..(i % 17 + 1)).map(|b| (b * 31 + i) as u8).collect()
+                }
+                _ => format!("<{i}>").into_bytes(),
+            };
+            let r = common::post(c, &url, ct, body.clone()).await;
+            // The object store is never on the append path.
+            assert_eq!(r.status(), StatusCode::NO_CONTENT, "{name} #{i}");
+            if ct == "application/json" {
+                if !all.is_empty() {
+                    all.push(b',');
+                }
+                all.extend_from_slice(&body);
+            } else {
+                all.extend_from_slice(&body);
+            }
+        }
+        if ct == "application/json" {
+            let mut arr = b"[".to_vec();
+            arr.extend_from_slice(&all);
+            arr.push(b']');
+            all = arr;
+        }
+        expected.push((url, all));
+    }
+    expected
+}
+
+/// Reads a whole stream; `Err(status)` when a page failed with a 5xx (which must be a
+/// JSON `unavailable` error).
+async fn try_read_all(c: &reqwest::Client, url: &str) -> Result<Vec<u8>, StatusCode> {
+    let mut offset = "-1".to_string();
+    let mut body = Vec::new();
+    let mut json;
+    loop {
+        let r = c
+            .get(format!("{url}?offset={offset}"))
+            .send()
+            .await
+            .unwrap();
+        if r.status().is_server_error() {
+            let st = r.status();
+            assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(common::header(&r, "retry-after").as_deref(), Some("1"));
+            let e: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(e["error"]["code"], "unavailable", "{e}");
+            assert!(
+                e["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("object store"),
+                "{e}"
+            );
+            return Err(st);
+        }
+        assert_eq!(r.status(), StatusCode::OK);
+        let done = common::header(&r, "stream-up-to-date").is_some();
+        offset = common::header(&r, "stream-next-offset").unwrap();
+        json = common::header(&r, "content-type")
+            .unwrap()
+            .starts_with("application/json");
+        let page = r.bytes().await.unwrap();
+        if json {
+            let inner = &page[1..page.len() - 1];
+            if !inner.is_empty() {
+                if !body.is_empty() {
+                    body.push(b',');
+                }
+                body.extend_from_slice(inner);
+            }
+        } else {
+            body.extend_from_slice(&page);
+        }
+        if done {
+            break;
+        }
+    }
+    if json {
+        let mut arr = b"[".to_vec();
+        arr.extend_from_slice(&body);
+        arr.push(b']');
+        body = arr;
+    }
+    Ok(body)
+}
+
+async fn wait_all_uploaded(store: &Store, names: &[&str], end: u64) {
+    for name in names {
+        common::tier::wait_uploaded(store, name, end).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flaky_store_loses_nothing_and_never_publishes_a_dangling_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let root: PathBuf = dir.path().join("node");
+    let flaky = Policy {
+        error: 0.2,
+        lost_ack: 0.15,
+        hang: 0.05,
+        slow_ms: 20,
+    };
+    let store = Faulty::new(objects(&root), flaky, 7);
+    let s = InProcess::start(&root, store.clone(), false).await;
+    let c = common::client();
+
+    // A watcher checks the manifest invariant the whole time.
+    let watching = Arc::new(AtomicBool::new(true));
+    let watcher = {
+        let watching = watching.clone();
+        let check = direct(&root);
+        tokio::spawn(async move {
+            let mut rounds = 0;
+            while watching.load(Ordering::SeqCst) {
+                check_manifests(&check).await;
+                rounds += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            rounds
+        })
+    };
+
+    let expected = write_streams(&c, &s).await;
+    let names = ["faults/json", "faults/bin", "faults/text"];
+    wait_all_uploaded(&direct(&root), &names, 60).await;
+
+    // Reads of uploaded data go to the flaky store (no local cache): right bytes or a
+    // clear 503, never wrong bytes.
+    let mut unavailable = 0;
+    for (url, want) in &expected {
+        let mut got = None;
+        for _ in 0..50 {
+            match try_read_all(&c, url).await {
+                Ok(b) => {
+                    got = Some(b);
+                    break;
+                }
+                Err(_) => unavailable += 1,
+            }
+        }
+        assert_eq!(got.as_ref(), Some(want), "{url}");
+    }
+    watching.store(false, Ordering::SeqCst);
+    assert!(watcher.await.unwrap() > 0);
+    let inj = &store.injected;
+    eprintln!(
+        "injected: {} calls, {} errors, {} lost acks, {} hangs; {unavailable} reads answered 503",
+        inj.calls.load(Ordering::Relaxed),
+        inj.errors.load(Ordering::Relaxed),
+        inj.lost_acks.load(Ordering::Relaxed),
+        inj.hangs.load(Ordering::Relaxed),
+    );
+    assert!(inj.errors.load(Ordering::Relaxed) > 0);
+    assert!(inj.lost_acks.load(Ordering::Relaxed) > 0);
+    s.stop().await;
+
+    // Rebuild a node from the objects alone (the store still flaky) and compare.
+    let fresh = dir.path().join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    let objects_dir = root.join("objects");
+    std::os::unix::fs::symlink(&objects_dir, fresh.join("objects")).unwrap();
+    let rebuilt_store = Faulty::new(objects(&fresh), Policy { hang: 0.0, ..flaky }, 11);
+    let s = InProcess::start(&fresh, rebuilt_store.clone(), true).await;
+    rebuilt_store.set(Policy::HEALTHY);
+    for (url, want) in &expected {
+        let url = url.replace(&url[..url.find("/v1/").unwrap()], &s.url);
+        assert_eq!(try_read_all(&c, &url).await.as_ref(), Ok(want), "{url}");
+    }
+    check_manifests(&direct(&root)).await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_store_that_is_down_fails_reads_clearly_and_catches_up_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let store = Faulty::new(objects(&root), Policy::HEALTHY, 3);
+    let s = InProcess::start(&root, store.clone(), false).await;
+    let c = common::client();
+    let expected = write_streams(&c, &s).await;
+    let names = ["faults/json", "faults/bin", "faults/text"];
+    wait_all_uploaded(&direct(&root), &names, 60).await;
+
+    store.set(Policy::DOWN);
+    let url = s.stream("faults/text");
+    // History lives only in the object store now: a clear 503.
+    assert_eq!(
+        try_read_all(&c, &url).await,
+        Err(StatusCode::SERVICE_UNAVAILABLE)
+    );
+    // Appends are still acknowledged, and the new tail is readable from SQLite.
+    let head = c.head(&url).send().await.unwrap();
+    let tail = common::header(&head, "stream-next-offset").unwrap();
+    for i in 60..70 {
+        let r = common::post(&c, &url, "text/plain", format!("<{i}>")).await;
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    }
+    let r = c.get(format!("{url}?offset={tail}")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.text().await.unwrap(),
+        (60..67).map(|i| format!("<{i}>")).collect::<String>(),
+        "first page (DS_READ_MAX_RECORDS=7) of the SQLite tail"
+    );
+
+    // The store comes back: the backlog is uploaded and everything reads again.
+    store.set(Policy::HEALTHY);
+    common::tier::wait_uploaded(&direct(&root), "faults/text", 70).await;
+    let mut want = expected[2].1.clone();
+    want.extend((60..70).flat_map(|i| format!("<{i}>").into_bytes()));
+    assert_eq!(try_read_all(&c, &url).await, Ok(want));
+    for (url, want) in &expected[..2] {
+        assert_eq!(try_read_all(&c, url).await.as_ref(), Ok(want));
+    }
+    check_manifests(&direct(&root)).await;
+    s.stop().await;
+}
