@@ -1,0 +1,161 @@
+//! What is measured around a phase: wall time, the server's CPU time and memory from
+//! /proc/<pid>, the client's own CPU time (getrusage), and latency percentiles.
+
+use std::time::Instant;
+
+/// CPU seconds (user + system, all threads) the process has used, from
+/// `/proc/<pid>/stat` fields 14 and 15 (clock ticks).
+pub fn proc_cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces; fields after it are plain.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // after[0] is field 3 (state): utime is field 14, stime field 15.
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / clk_tck())
+}
+
+fn clk_tck() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// (VmRSS, VmHWM) in KiB from `/proc/<pid>/status`. VmHWM is the peak resident set
+/// since the process started.
+pub fn proc_mem_kb(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// CPU seconds (user + system) this process has used.
+pub fn self_cpu_secs() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    if rc != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// A point in time with the CPU counters of both sides.
+#[derive(Clone, Copy)]
+pub struct Snapshot {
+    at: Instant,
+    server_cpu: Option<f64>,
+    client_cpu: f64,
+}
+
+impl Snapshot {
+    pub fn take(server_pid: Option<u32>) -> Snapshot {
+        Snapshot {
+            at: Instant::now(),
+            server_cpu: server_pid.and_then(proc_cpu_secs),
+            client_cpu: self_cpu_secs(),
+        }
+    }
+}
+
+/// One measured phase: `ops` operations between two snapshots.
+#[derive(Clone, Copy, Debug)]
+pub struct Phase {
+    pub ops: u64,
+    pub secs: f64,
+    pub server_cpu_secs: Option<f64>,
+    pub client_cpu_secs: f64,
+}
+
+impl Phase {
+    pub fn between(a: Snapshot, b: Snapshot, ops: u64) -> Phase {
+        Phase {
+            ops,
+            secs: b.at.duration_since(a.at).as_secs_f64(),
+            server_cpu_secs: match (a.server_cpu, b.server_cpu) {
+                (Some(x), Some(y)) => Some(y - x),
+                _ => None,
+            },
+            client_cpu_secs: b.client_cpu - a.client_cpu,
+        }
+    }
+
+    pub fn rate(&self) -> f64 {
+        if self.secs > 0.0 {
+            self.ops as f64 / self.secs
+        } else {
+            0.0
+        }
+    }
+
+    /// Server CPU microseconds per operation.
+    pub fn server_us_per_op(&self) -> Option<f64> {
+        let c = self.server_cpu_secs?;
+        (self.ops > 0).then(|| c * 1e6 / self.ops as f64)
+    }
+
+    /// Server CPU as a percentage of one core over the phase.
+    pub fn server_cpu_pct(&self) -> Option<f64> {
+        let c = self.server_cpu_secs?;
+        (self.secs > 0.0).then(|| c * 100.0 / self.secs)
+    }
+
+    /// The client's CPU as a percentage of one core over the phase: near 100 means the
+    /// client, not the server, may be the limit.
+    pub fn client_cpu_pct(&self) -> f64 {
+        if self.secs > 0.0 {
+            self.client_cpu_secs * 100.0 / self.secs
+        } else {
+            0.0
+        }
+    }
+
+    pub fn client_us_per_op(&self) -> Option<f64> {
+        (self.ops > 0).then(|| self.client_cpu_secs * 1e6 / self.ops as f64)
+    }
+}
+
+/// Latency samples in nanoseconds; percentiles by sorting (exact, and cheap at the
+/// sample counts a run produces).
+#[derive(Default)]
+pub struct Samples(Vec<u64>);
+
+impl Samples {
+    pub fn push(&mut self, ns: u64) {
+        self.0.push(ns);
+    }
+
+    pub fn extend(&mut self, other: Samples) {
+        self.0.extend(other.0);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// (p50, p99, max) in milliseconds; None without samples.
+    pub fn summary_ms(&mut self) -> Option<(f64, f64, f64)> {
+        if self.0.is_empty() {
+            return None;
+        }
+        self.0.sort_unstable();
+        let n = self.0.len();
+        let at = |q: f64| {
+            let i = ((q * n as f64).ceil() as usize).clamp(1, n) - 1;
+            self.0[i] as f64 / 1e6
+        };
+        Some((at(0.50), at(0.99), self.0[n - 1] as f64 / 1e6))
+    }
+}
