@@ -217,5 +217,22 @@ mod tests {
         fn arbitrary_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = Manifest::decode(&b);
         }
+
+        /// A damaged manifest (a byte changed or the tail cut off) never panics, and what
+        /// still decodes is self-consistent: it re-encodes to an equal manifest.
+        #[test]
+        fn damaged_manifests_are_errors_or_consistent(
+            sizes in proptest::collection::vec(1u64..1000, 0..8),
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+            cut in any::<bool>(),
+        ) {
+            let mut b = sample(&sizes, 3).encode();
+            let i = at.index(b.len());
+            if cut { b.truncate(i) } else { b[i] = byte }
+            if let Ok(m) = Manifest::decode(&b) {
+                prop_assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
+            }
+        }
     }
 }

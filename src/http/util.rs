@@ -114,3 +114,30 @@ pub async fn read_body(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn queries_decode_percent_and_plus_and_reject_bad_input() {
+        let q = Query::parse(Some("offset=a%2Fb&live=long-poll&x=1+2")).unwrap();
+        assert_eq!(q.single("offset").unwrap().as_deref(), Some("a/b"));
+        assert_eq!(q.single("x").unwrap().as_deref(), Some("1 2"));
+        assert!(Query::parse(Some("a=%FF")).is_err());
+        assert!(Query::parse(Some("a=%G1")).is_err());
+        let q = Query::parse(Some("a=1&a=2")).unwrap();
+        assert!(q.single("a").is_err());
+    }
+
+    proptest! {
+        /// Any query text: a parse or an error, never a panic.
+        #[test]
+        fn arbitrary_queries_never_panic(s in "\\PC{0,60}", key in "[a-z]{1,3}") {
+            if let Ok(q) = Query::parse(Some(&s)) {
+                let _ = q.single(&key);
+            }
+        }
+    }
+}

@@ -47,4 +47,13 @@ mod tests {
         assert!(is_sse_text("text/csv"));
         assert!(!is_sse_text("application/octet-stream"));
     }
+
+    proptest::proptest! {
+        /// Any header text: no panic, and the essence is stable under re-parsing.
+        #[test]
+        fn essence_is_idempotent(s in "\\PC{0,40}") {
+            let e = essence(&s);
+            proptest::prop_assert_eq!(essence(&e), e);
+        }
+    }
 }

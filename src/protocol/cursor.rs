@@ -13,7 +13,7 @@ pub const INTERVAL_MS: i64 = 20_000;
 /// The cursor to send, given the clock, the client's echoed cursor (if any) and a random
 /// jitter in seconds (1..=3600) drawn by the caller's injected randomness.
 pub fn next_cursor(now_ms: i64, client: Option<&str>, jitter_s: u64) -> u64 {
-    let current = ((now_ms - EPOCH_MS).max(0) / INTERVAL_MS) as u64;
+    let current = (now_ms.saturating_sub(EPOCH_MS).max(0) / INTERVAL_MS) as u64;
     let echoed = client
         .filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|c| c.parse::<u64>().ok());
@@ -39,5 +39,19 @@ mod tests {
         assert_eq!(next_cursor(now, Some("2"), 3600), 2 + 180);
         assert_eq!(next_cursor(now, Some("junk"), 5), 2);
         assert_eq!(next_cursor(now, Some("999"), 30), 1001);
+    }
+
+    proptest::proptest! {
+        /// Any echoed text and any clock: never a panic, never behind the current interval.
+        #[test]
+        fn any_echo_gives_a_cursor_not_behind_now(
+            now in proptest::num::i64::ANY,
+            echo in proptest::option::of("\\PC{0,30}"),
+            jitter in proptest::num::u64::ANY,
+        ) {
+            let c = next_cursor(now, echo.as_deref(), jitter);
+            let current = (now.saturating_sub(EPOCH_MS).max(0) / INTERVAL_MS) as u64;
+            proptest::prop_assert!(c >= current);
+        }
     }
 }
