@@ -6,7 +6,7 @@
 //! stream row (tail = end of the uploaded data) and its segment rows, after checking that
 //! each segment object exists. Forks are re-linked to their sources by incarnation.
 //! What was never uploaded is gone, and so is idempotent-producer state (see
-//! docs/recovery.md).
+//! docs/reliability.md).
 
 use std::collections::HashMap;
 use std::path::Path;
