@@ -76,6 +76,10 @@ pub struct Opts {
     /// Messages per append while filling (catchup); sent as one JSON array.
     #[arg(long, default_value_t = 1000)]
     pub batch: usize,
+    /// Full read passes over the stream (catchup); 0 = repeat until 2 s of reading
+    /// (at most 50 passes, and within --duration).
+    #[arg(long, default_value_t = 0)]
+    pub read_passes: u64,
     /// Appends per second of the paced writer (latency, fanout).
     #[arg(long, default_value_t = 200.0)]
     pub rate: f64,

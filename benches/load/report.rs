@@ -73,6 +73,12 @@ impl Report {
                 Some("lower"),
             );
         }
+        if let Some(c) = ph.server_cpu_secs.filter(|c| *c < 0.2) {
+            self.note(format!(
+                "server CPU over the {what} phase was {:.0} ms; /proc counts 10 ms ticks, so its CPU figures are coarse",
+                c * 1e3
+            ));
+        }
         if let Some(pct) = ph.server_cpu_pct() {
             self.add(
                 &format!("{p}_server_cpu_pct"),
@@ -170,7 +176,7 @@ pub fn fmt_num(v: f64) -> String {
             out.push(c);
         }
         format!("{sign}{out}")
-    } else if a >= 100.0 {
+    } else if a >= 100.0 || (v.fract() == 0.0 && a > 0.0) {
         format!("{:.0}", v)
     } else if a >= 10.0 {
         format!("{:.1}", v)
@@ -265,7 +271,7 @@ pub fn table(lines: &[Report], baseline: Option<&str>) -> String {
                     (None, _) => "—".to_string(),
                     (Some(m), f) => {
                         let mut c = fmt_num(m.value);
-                        if *l != baseline {
+                        if *l != baseline && m.better.is_some() {
                             if let Some(b) = base.filter(|b| *b != 0.0) {
                                 let _ = write!(c, " ({:.2}×)", m.value / b);
                             }
