@@ -234,6 +234,7 @@ scenario_flags() {
   echo "mode: $([ "$QUICK" = 1 ] && echo quick || echo full), duration ${DUR}s per timed phase, catch-up ${MESSAGES} messages, many ${STREAMS} streams, 150-byte JSON messages"
   echo "load: append-* 16 closed-loop writers; latency 1 long-poll reader, fanout 100, writer paced at 200 appends/s; many 16 connections"
   echo "pinning: server ${SERVER_CPU:-none}, client ${CLIENT_CPU:-none}"
+  echo "load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg) (anything well above 0 means the machine was shared)"
 } | tee "$OUT/header.txt" >&2
 
 # --- run --------------------------------------------------------------------------------
@@ -276,6 +277,7 @@ for server in $SERVERS; do
   done
 done
 log "runs took $(( $(date +%s) - T0 )) s"
+echo "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/header.txt"
 
 {
   cat "$OUT/header.txt"

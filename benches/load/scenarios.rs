@@ -417,8 +417,9 @@ pub async fn live(ctx: Arc<Ctx>, readers: usize, rep: &mut Report) -> Result<()>
                             }
                             if m.seq != expect {
                                 bail!(
-                                    "reader {r}: got message {} where {expect} was expected",
-                                    m.seq
+                                    "reader {r}: GET offset={offset} returned message {} where {expect} was expected (lost, duplicated or reordered; Stream-Next-Offset {:?})",
+                                    m.seq,
+                                    h.next_offset
                                 );
                             }
                             expect += 1;
