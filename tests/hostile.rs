@@ -187,8 +187,26 @@ async fn invalid_json_and_bad_producer_values_change_nothing() {
     );
     assert_eq!(seq(big).await.unwrap().status(), StatusCode::CONFLICT);
 
+    // A producer append refused for its Stream-Seq leaves the producer's state alone: the
+    // same sequence number is accepted once the Stream-Seq is right.
+    let both = |seq: &str| {
+        c.post(&url)
+            .header("content-type", "application/json")
+            .header("producer-id", "q")
+            .header("producer-epoch", "0")
+            .header("producer-seq", "0")
+            .header("stream-seq", seq.to_string())
+            .body(r#"{"q":1}"#)
+            .send()
+    };
+    assert_eq!(both("a").await.unwrap().status(), StatusCode::CONFLICT);
+    assert_eq!(
+        both(&"z".repeat(4001)).await.unwrap().status(),
+        StatusCode::OK
+    );
+
     let body = common::read_text(&c, &url).await;
-    assert_eq!(body, r#"[{"a":1},{"p":1},{"s":1}]"#);
+    assert_eq!(body, r#"[{"a":1},{"p":1},{"s":1},{"q":1}]"#);
 }
 
 #[tokio::test]

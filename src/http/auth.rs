@@ -5,11 +5,13 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 
+use std::sync::Arc;
+
 use super::AppState;
 
 /// Lets the request through when no token is configured or the right one is presented.
 pub async fn authenticate(
-    State(st): State<AppState>,
+    State(st): State<Arc<AppState>>,
     req: Request,
     next: axum::middleware::Next,
 ) -> Response {

@@ -16,6 +16,7 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
+use std::sync::Arc;
 
 use crate::service::StreamService;
 use crate::telemetry::metrics::{metrics, render_prometheus, Route, Sampled};
@@ -42,8 +43,10 @@ const EXPOSE_HEADERS: &str =
      Producer-Received-Seq, Stream-SSE-Data-Encoding, ETag, Content-Type, Content-Encoding, \
      Location, Retry-After, Vary";
 
-/// The application router.
+/// The application router. The state is shared behind one `Arc`, so a request clones a
+/// pointer rather than the service and paths.
 pub fn router(state: AppState) -> Router {
+    let state = Arc::new(state);
     Router::new()
         .route("/health", any(health))
         .route("/metrics", any(metrics_text))
@@ -119,7 +122,7 @@ async fn observe(req: Request, next: axum::middleware::Next) -> Response {
 }
 
 /// Prometheus text exposition.
-async fn metrics_text(State(st): State<AppState>) -> Response {
+async fn metrics_text(State(st): State<Arc<AppState>>) -> Response {
     let mut wal = st.db_path.clone().into_os_string();
     wal.push("-wal");
     let sampled = Sampled {
@@ -157,7 +160,7 @@ async fn not_found() -> Response {
     error::json_error(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
-async fn list(State(st): State<AppState>, req: Request) -> Response {
+async fn list(State(st): State<Arc<AppState>>, req: Request) -> Response {
     if req.method() != Method::GET {
         return error::json_error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -213,7 +216,7 @@ async fn list(State(st): State<AppState>, req: Request) -> Response {
 }
 
 /// Everything under `/v1/stream/`: dispatch on the method.
-async fn stream(State(st): State<AppState>, req: Request<Body>) -> Response {
+async fn stream(State(st): State<Arc<AppState>>, req: Request<Body>) -> Response {
     if req.method() == Method::OPTIONS {
         return (
             StatusCode::NO_CONTENT,

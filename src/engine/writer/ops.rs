@@ -192,6 +192,8 @@ fn same_config(c: &Connection, m: &StreamMeta, cmd: &CreateCmd) -> rusqlite::Res
     Ok(true)
 }
 
+/// Appends to a stream. Every protocol error is returned before the first write, so an
+/// error other than [`AppendError::Engine`] leaves the transaction untouched.
 pub(super) fn append(
     c: &Connection,
     cmd: AppendCmd,
@@ -256,7 +258,6 @@ pub(super) fn append(
             }
             Some(_) => {}
         }
-        producers::put(c, m.id, &p.id, p.epoch, p.seq, now).map_err(sql)?;
     }
     if let Some(seq) = cmd.stream_seq {
         if let Some(last) = &m.stream_seq {
@@ -268,6 +269,11 @@ pub(super) fn append(
             }
         }
         m.stream_seq = Some(seq);
+    }
+    // Every check is done: from here on only SQL errors can fail the append, and the
+    // writer then rolls back the whole batch (appends run without a savepoint).
+    if let Some(p) = &cmd.producer {
+        producers::put(c, m.id, &p.id, p.epoch, p.seq, now).map_err(sql)?;
     }
     for data in &cmd.entries {
         entries::insert(c, m.id, m.next_pos, data).map_err(sql)?;
