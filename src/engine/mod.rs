@@ -343,11 +343,9 @@ impl Engine {
 
     /// The current incarnation named `name`, in whatever state it is.
     pub async fn lookup(&self, name: &str) -> Result<Option<StreamMeta>, EngineError> {
-        let name = name.to_string();
         self.inner
             .reader
-            .run(move |c| db::streams::by_name(c, &name))
-            .await
+            .run_inline(|c| db::streams::by_name(c, name))
     }
 
     /// Number of live (named, not deleted) streams.
@@ -443,7 +441,6 @@ impl Engine {
             && batch.entries.len() < max_records
             && (batch.entries.is_empty() || batch.bytes < max_bytes)
         {
-            let m = meta.clone();
             let pos = batch.next_pos;
             let first = batch.entries.is_empty();
             let (left_bytes, left_records) = (
@@ -453,8 +450,7 @@ impl Engine {
             let step = self
                 .inner
                 .reader
-                .run(move |c| reader::plan(c, &m, pos, left_bytes, left_records, first))
-                .await?;
+                .run_inline(|c| reader::plan(c, meta, pos, left_bytes, left_records, first))?;
             let got = match step {
                 reader::Step::End => break,
                 reader::Step::Rows(rows) => rows,

@@ -37,7 +37,33 @@ impl ReadPool {
         }
     }
 
-    /// Runs `f` with a read connection on a blocking thread.
+    /// Runs `f` with a read connection right here, on the calling (async) thread. For
+    /// reads bounded by a page (`DS_READ_MAX_BYTES`) or a single row: a hand-off to a
+    /// blocking thread costs more CPU than such a read (two context switches and a
+    /// wake-up), and the pages they touch are hot in SQLite's and the OS's caches.
+    pub fn run_inline<T, E, F>(&self, f: F) -> Result<T, EngineError>
+    where
+        E: Into<EngineError>,
+        F: FnOnce(&Connection) -> Result<T, E>,
+    {
+        let conn = {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            idle.pop()
+        };
+        let conn = match conn {
+            Some(c) => c,
+            None => db::open_reader(&self.path).map_err(EngineError::from)?,
+        };
+        let out = f(&conn);
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < self.max_idle {
+            idle.push(conn);
+        }
+        out.map_err(Into::into)
+    }
+
+    /// Runs `f` with a read connection on a blocking thread (for long reads: segment
+    /// building, listings).
     pub async fn run<T, E, F>(&self, f: F) -> Result<T, EngineError>
     where
         T: Send + 'static,
