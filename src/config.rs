@@ -234,7 +234,7 @@ impl Default for Limits {
             long_poll_timeout_ms: 3000,
             sse_max_duration_ms: 60_000,
             read_max_bytes: 1024 * 1024,
-            read_max_records: 1000,
+            read_max_records: 10_000,
             append_max_body_bytes: 10 * 1024 * 1024,
             ingest_max_queue_reqs: 50_000,
             ingest_max_queue_bytes: 64 * 1024 * 1024,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::db::segments::SegmentRow;
-use super::segment::{self, BlockRef, Footer, Record, SegmentError, TRAILER_LEN};
+use super::segment::{self, Footer, SegmentError, TRAILER_LEN};
 use super::EngineError;
 use crate::config::Tiering;
 use crate::objstore::{keys, Store};
@@ -198,21 +198,19 @@ impl Tier {
         range: std::ops::Range<u64>,
     ) -> Result<Vec<u8>, EngineError> {
         let path = self.local_path(key);
-        let r = range.clone();
-        let p = path.clone();
-        let local = tokio::task::spawn_blocking(move || -> std::io::Result<Option<Vec<u8>>> {
-            let mut f = match std::fs::File::open(&p) {
+        // Read inline: a block (`DS_BLOCK_MAX_BYTES`) of a recently used local file,
+        // cheaper than a hand-off to a blocking thread.
+        let local = (|| -> std::io::Result<Option<Vec<u8>>> {
+            let mut f = match std::fs::File::open(&path) {
                 Ok(f) => f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(e),
             };
-            f.seek(SeekFrom::Start(r.start))?;
-            let mut buf = vec![0u8; (r.end - r.start) as usize];
+            f.seek(SeekFrom::Start(range.start))?;
+            let mut buf = vec![0u8; (range.end - range.start) as usize];
             f.read_exact(&mut buf)?;
             Ok(Some(buf))
-        })
-        .await
-        .map_err(|e| EngineError::Storage(format!("segment read task: {e}")))?;
+        })();
         match local {
             Ok(Some(b)) => {
                 self.cache_touch(&path);
@@ -263,13 +261,6 @@ impl Tier {
         Ok(footer)
     }
 
-    async fn block(&self, key: &str, size: u64, b: &BlockRef) -> Result<Vec<Record>, EngineError> {
-        let bytes = self
-            .read_range(key, size, b.offset..b.offset + b.len as u64)
-            .await?;
-        segment::decode_block(&bytes, b).map_err(|e| corrupt(key, e))
-    }
-
     /// Entries `[from, to)` of a segment, block by block, stopping at the limits (at least
     /// one entry is returned when `limits.first` is set).
     pub async fn read(
@@ -299,26 +290,34 @@ impl Tier {
             return Ok(out);
         };
         let to = to.min(seg.end_pos);
-        while pos < to && bi < footer.blocks.len() {
+        let mut full = false;
+        while pos < to && bi < footer.blocks.len() && !full {
             let b = footer.blocks[bi];
-            let records = self.block(&key, seg.size_bytes, &b).await?;
-            for (i, r) in records.into_iter().enumerate() {
-                let p = b.first_pos + i as u64;
-                if p < pos {
-                    continue;
+            let bytes = self
+                .read_range(&key, seg.size_bytes, b.offset..b.offset + b.len as u64)
+                .await?;
+            let mut p = b.first_pos;
+            segment::visit_block(&bytes, &b, |_key, data| {
+                let this = p;
+                p += 1;
+                if this < pos {
+                    return true;
                 }
-                if p >= to {
-                    break;
+                if this >= to {
+                    return false;
                 }
                 let allow_first = first && out.is_empty();
-                if !allow_first && (max_records == 0 || r.data.len() > max_bytes) {
-                    return Ok(out);
+                if !allow_first && (max_records == 0 || data.len() > max_bytes) {
+                    full = true;
+                    return false;
                 }
                 max_records = max_records.saturating_sub(1);
-                max_bytes = max_bytes.saturating_sub(r.data.len());
-                out.push(r.data);
-                pos = p + 1;
-            }
+                max_bytes = max_bytes.saturating_sub(data.len());
+                out.push(data.to_vec());
+                pos = this + 1;
+                true
+            })
+            .map_err(|e| corrupt(&key, e))?;
             bi += 1;
         }
         Ok(out)

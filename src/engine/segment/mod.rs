@@ -19,8 +19,6 @@
 
 pub mod builder;
 
-use std::io::Read as _;
-
 pub const BLOCK_MAGIC: &[u8; 4] = b"PSB1";
 pub const FOOTER_MAGIC: &[u8; 4] = b"PSF1";
 pub const FILE_MAGIC: &[u8; 4] = b"PSS1";
@@ -30,6 +28,10 @@ const FOOTER_FIXED_LEN: usize = 4 + 4 + 8 + 8 + 4;
 const ENTRY_LEN: usize = 8 + 8 + 4 + 4;
 /// Largest record payload or key a decoder accepts (guards allocations on corrupt input).
 const MAX_FIELD_LEN: u32 = 1 << 30;
+/// Largest uncompressed block accepted (one record of at most `MAX_FIELD_LEN` plus framing).
+const MAX_BLOCK_LEN: u32 = MAX_FIELD_LEN + 16;
+/// A per-thread decompression buffer larger than this is released after use.
+const KEEP_BUFFER_BYTES: usize = 4 << 20;
 
 /// Why bytes are not a valid segment or block.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -235,6 +237,25 @@ pub fn encode_block(first_pos: u64, records: &[Record], level: i32) -> std::io::
 
 /// Verifies and decodes one block (header, filter and frame) described by `expect`.
 pub fn decode_block(b: &[u8], expect: &BlockRef) -> Result<Vec<Record>, SegmentError> {
+    let mut out = Vec::with_capacity(expect.record_count as usize);
+    visit_block(b, expect, |key, data| {
+        out.push(Record {
+            key: key.to_vec(),
+            data: data.to_vec(),
+        });
+        true
+    })?;
+    Ok(out)
+}
+
+/// Checks and decompresses a block, then calls `f(key, data)` for its records in order
+/// until it returns false. The whole block is verified before the first call, so a
+/// damaged block never yields a record.
+pub fn visit_block(
+    b: &[u8],
+    expect: &BlockRef,
+    mut f: impl FnMut(&[u8], &[u8]) -> bool,
+) -> Result<(), SegmentError> {
     if b.len() != expect.len as usize || b.len() < BLOCK_HEADER_LEN {
         return Err(SegmentError::Truncated);
     }
@@ -265,28 +286,74 @@ pub fn decode_block(b: &[u8], expect: &BlockRef) -> Result<Vec<Record>, SegmentE
         return Err(SegmentError::Checksum);
     }
     let frame = &body[flen as usize..];
-    let mut raw = Vec::with_capacity(ulen.min(MAX_FIELD_LEN) as usize);
-    zstd::stream::read::Decoder::new(frame)
-        .map_err(|e| SegmentError::Decompress(e.to_string()))?
-        .take(ulen as u64 + 1)
-        .read_to_end(&mut raw)
-        .map_err(|e| SegmentError::Decompress(e.to_string()))?;
-    if raw.len() != ulen as usize {
+    if ulen > MAX_BLOCK_LEN {
         return Err(SegmentError::Corrupt("uncompressed length"));
     }
-    let mut r = Cursor::new(&raw);
-    let mut out = Vec::with_capacity(count as usize);
-    for _ in 0..count {
-        let klen = r.u32()?;
-        let key = r.take_field(klen)?.to_vec();
-        let dlen = r.u32()?;
-        let data = r.take_field(dlen)?.to_vec();
-        out.push(Record { key, data });
+    // `f` must not decode another block itself (the per-thread buffer is in use).
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let (dctx, raw) = &mut *slot;
+        let result =
+            decompress(dctx, frame, ulen, raw).and_then(|()| walk_records(raw, count, &mut f));
+        if raw.capacity() > KEEP_BUFFER_BYTES {
+            *raw = Vec::new();
+        }
+        result
+    })
+}
+
+/// Decompresses one frame into `raw`, which must come out exactly `ulen` bytes long.
+fn decompress(
+    dctx: &mut Option<zstd::bulk::Decompressor<'static>>,
+    frame: &[u8],
+    ulen: u32,
+    raw: &mut Vec<u8>,
+) -> Result<(), SegmentError> {
+    let err = |e: std::io::Error| SegmentError::Decompress(e.to_string());
+    if dctx.is_none() {
+        *dctx = Some(zstd::bulk::Decompressor::new().map_err(err)?);
     }
-    if r.pos != raw.len() {
-        return Err(SegmentError::Corrupt("trailing bytes in block"));
+    let Some(dctx) = dctx.as_mut() else {
+        unreachable!("set above")
+    };
+    raw.clear();
+    raw.reserve(ulen as usize);
+    let n = dctx.decompress_to_buffer(frame, raw).map_err(err)?;
+    if n != ulen as usize {
+        return Err(SegmentError::Corrupt("uncompressed length"));
     }
-    Ok(out)
+    Ok(())
+}
+
+/// Walks the records twice: first checks the framing of all of them, then hands them out,
+/// so that a caller never sees part of a damaged block.
+fn walk_records(
+    raw: &[u8],
+    count: u32,
+    f: &mut impl FnMut(&[u8], &[u8]) -> bool,
+) -> Result<(), SegmentError> {
+    for pass in 0..2 {
+        let mut r = Cursor::new(raw);
+        for _ in 0..count {
+            let klen = r.u32()?;
+            let key = r.take_field(klen)?;
+            let dlen = r.u32()?;
+            let data = r.take_field(dlen)?;
+            if pass == 1 && !f(key, data) {
+                return Ok(());
+            }
+        }
+        if r.pos != raw.len() {
+            return Err(SegmentError::Corrupt("trailing bytes in block"));
+        }
+    }
+    Ok(())
+}
+
+thread_local! {
+    /// A zstd decompression context and output buffer per thread, reused across blocks.
+    static DECOMPRESSOR: std::cell::RefCell<(Option<zstd::bulk::Decompressor<'static>>, Vec<u8>)> =
+        const { std::cell::RefCell::new((None, Vec::new())) };
 }
 
 struct Cursor<'a> {
