@@ -10,6 +10,7 @@
 pub mod bootstrap;
 pub mod db;
 pub mod manifest;
+pub(crate) mod memtable;
 mod notifier;
 mod reader;
 pub mod segment;
@@ -248,6 +249,7 @@ pub struct Engine {
 struct Inner {
     writer: writer::WriterHandle,
     reader: reader::ReadPool,
+    memtable: Arc<memtable::Memtable>,
     notifier: notifier::Notifier,
     clock: SharedClock,
     tier: Option<Arc<tier::Tier>>,
@@ -269,12 +271,14 @@ impl Engine {
             }
         }
         let notifier = notifier::Notifier::default();
+        let memtable = Arc::new(memtable::Memtable::default());
         let writer = writer::spawn(
             &db_path,
             limits,
             tier.is_some(),
             clock.clone(),
             notifier.clone(),
+            memtable.clone(),
         )?;
         let reader = reader::ReadPool::new(db_path, limits.read_connections);
         if let Some(t) = &tier {
@@ -284,6 +288,7 @@ impl Engine {
             inner: Arc::new(Inner {
                 writer,
                 reader,
+                memtable,
                 notifier,
                 clock,
                 tier,
@@ -447,10 +452,10 @@ impl Engine {
                 max_bytes - batch.bytes.min(max_bytes),
                 max_records - batch.entries.len(),
             );
-            let step = self
-                .inner
-                .reader
-                .run_inline(|c| reader::plan(c, meta, pos, left_bytes, left_records, first))?;
+            let step = self.inner.reader.run_inline(|c| {
+                let mem = &self.inner.memtable;
+                reader::plan(c, mem, meta, pos, left_bytes, left_records, first)
+            })?;
             let got = match step {
                 reader::Step::End => break,
                 reader::Step::Rows(rows) => rows,

@@ -9,6 +9,7 @@ use rusqlite::Connection;
 
 use super::db;
 use super::db::segments::SegmentRow;
+use super::memtable::Memtable;
 use super::{EngineError, StreamMeta};
 
 /// Entries read from one stream, in order.
@@ -138,11 +139,13 @@ pub enum Step {
     End,
 }
 
-/// Decides where position `from` of `meta` lives and, if it is in SQLite, reads entries
-/// up to the limits. Runs in one read transaction, so the stream rows and the entries it
-/// sees are one consistent snapshot (the writer may be moving entries into segments).
+/// Decides where position `from` of `meta` lives and, if it is in SQLite or the memtable,
+/// reads entries up to the limits. Runs in one read transaction, so the stream rows and
+/// the entries it sees are one consistent snapshot (the writer may be moving entries into
+/// segments, or from the memtable into `entries`).
 pub fn plan(
     conn: &Connection,
+    mem: &Memtable,
     meta: &StreamMeta,
     from: u64,
     max_bytes: usize,
@@ -152,6 +155,8 @@ pub fn plan(
     // Ends (rolls back, harmlessly: it only reads) when dropped.
     let snapshot = conn.unchecked_transaction()?;
     let conn: &Connection = &snapshot;
+    // Lock the memtable before the first read pins the snapshot (see memtable.rs).
+    let tails = mem.lock();
     // Fresh rows for the whole chain: uploaded positions move while streams are live.
     let Some(fresh) = db::streams::by_id(conn, meta.id)? else {
         return Ok(Step::End);
@@ -164,6 +169,7 @@ pub fn plan(
         }
         let from = from.max(lo);
         if from < part.uploaded_pos {
+            drop(tails);
             let Some(seg) = db::segments::covering(conn, part.id, from)? else {
                 return Err(rusqlite::Error::InvalidParameterName(format!(
                     "catalog error: no segment holds position {from} of incarnation {}",
@@ -176,11 +182,17 @@ pub fn plan(
                 seg,
             });
         }
+        let to = hi.min(bounded.next_pos);
+        let base = tails.base(part.id).unwrap_or(u64::MAX);
+        if from >= base {
+            let rows = tails.range(part.id, from, to, max_bytes, max_records, first);
+            return Ok(Step::Rows(rows.iter().map(|b| b.to_vec()).collect()));
+        }
+        drop(tails);
         let mut rows = Vec::new();
         let mut bytes = 0usize;
-        let to = hi.min(bounded.next_pos);
         let mut expect = from;
-        db::entries::scan(conn, part.id, from, to, |pos, data| {
+        db::entries::scan(conn, part.id, from, to.min(base), |pos, data| {
             if pos != expect {
                 return false; // a gap can only mean a concurrent removal: stop here
             }

@@ -2,6 +2,7 @@
 //! Only the writer thread (`engine::writer`) opens the read-write connection.
 
 pub mod entries;
+pub mod ingest;
 pub mod object_gc;
 pub mod producers;
 pub mod segments;
@@ -24,6 +25,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0003_retention",
         include_str!("../../../migrations/0003_retention.sql"),
+    ),
+    (
+        "0004_ingest",
+        include_str!("../../../migrations/0004_ingest.sql"),
     ),
 ];
 

@@ -21,7 +21,8 @@ use tokio::sync::oneshot;
 mod ops;
 
 use super::db::segments::SegmentRow;
-use super::db::{self, streams};
+use super::db::{self, ingest, streams};
+use super::memtable::Memtable;
 use super::notifier::Notifier;
 use super::{
     AppendCmd, AppendError, AppendOutcome, CreateCmd, CreateError, CreateOutcome, DeleteError,
@@ -31,6 +32,12 @@ use crate::clock::SharedClock;
 use crate::config::Limits;
 use crate::telemetry::metrics::metrics;
 use ops::{append, create, delete, retain, sweep, tier, Ctx};
+
+/// The memtable is compacted into `entries` once it holds this many entries or bytes, or
+/// its oldest entry is this old.
+const COMPACT_MAX_ENTRIES: usize = 20_000;
+const COMPACT_MAX_BYTES: usize = 4 << 20;
+const COMPACT_AFTER: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// A request for the writer thread.
 pub enum Command {
@@ -156,8 +163,16 @@ pub fn spawn(
     tiered: bool,
     clock: SharedClock,
     notifier: Notifier,
+    memtable: Arc<Memtable>,
 ) -> Result<WriterHandle, EngineError> {
-    let conn = db::open_writer(path)?;
+    let mut conn = db::open_writer(path)?;
+    // Whatever a crash left in the ingest log goes where readers look for it.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let moved = ingest::compact(&tx)?;
+    tx.commit()?;
+    if moved > 0 {
+        tracing::info!(entries = moved, "recovered appends from the ingest log");
+    }
     let (tx, rx) = mpsc::channel();
     let queued_reqs = Arc::new(AtomicUsize::new(0));
     let queued_bytes = Arc::new(AtomicUsize::new(0));
@@ -166,6 +181,7 @@ pub fn spawn(
         tiered,
         clock,
         notifier,
+        memtable,
         queued_reqs: queued_reqs.clone(),
         queued_bytes: queued_bytes.clone(),
         batch_reqs: limits.ingest_max_batch_reqs,
@@ -191,6 +207,8 @@ struct Writer {
     tiered: bool,
     clock: SharedClock,
     notifier: Notifier,
+    /// Appends committed to `ingest` but not yet compacted into `entries`.
+    memtable: Arc<Memtable>,
     queued_reqs: Arc<AtomicUsize>,
     queued_bytes: Arc<AtomicUsize>,
     batch_reqs: usize,
@@ -276,7 +294,22 @@ impl Writer {
     fn run(&mut self, rx: mpsc::Receiver<Queued>) {
         let mut stop = false;
         while !stop {
-            let Ok(first) = rx.recv() else { break };
+            // Wait for work; with entries in the memtable, wake up in time to compact.
+            let first = if self.memtable.size().0 > 0 {
+                match rx.recv_timeout(COMPACT_AFTER) {
+                    Ok(q) => q,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.maybe_compact();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(q) => q,
+                    Err(_) => break,
+                }
+            };
             let mut batch = vec![first];
             let mut bytes = batch[0].bytes;
             while batch.len() < self.batch_reqs && bytes < self.batch_bytes {
@@ -304,8 +337,38 @@ impl Writer {
                 .saturating_sub(bytes);
             m.ingest_queue_requests.set(reqs as i64);
             m.ingest_queue_bytes.set(queued as i64);
+            self.maybe_compact();
         }
         tracing::debug!("writer thread stopped");
+    }
+
+    /// Compacts the ingest log into `entries` when the memtable is big or old enough.
+    fn maybe_compact(&mut self) {
+        let (entries, bytes, age) = self.memtable.size();
+        let due = entries >= COMPACT_MAX_ENTRIES
+            || bytes >= COMPACT_MAX_BYTES
+            || age.is_some_and(|a| a >= COMPACT_AFTER);
+        if !due {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let done = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .and_then(|tx| {
+                let n = ingest::compact(&tx)?;
+                tx.commit()?;
+                Ok(n)
+            });
+        match done {
+            Ok(n) => {
+                // Only now: until this commit, readers must find the entries here.
+                self.memtable.clear();
+                tracing::trace!(entries = n, elapsed = ?started.elapsed(), "compacted the ingest log");
+            }
+            // The entries stay in `ingest` and in memory; the next attempt retries.
+            Err(e) => tracing::error!(error = %e, "ingest compaction failed"),
+        }
     }
 
     /// Runs one batch; returns true when a shutdown request was in it.
@@ -317,6 +380,8 @@ impl Writer {
         let mut stop = false;
         // A SQL error inside an append (which has no savepoint) fails the whole batch.
         let mut poisoned: Option<EngineError> = None;
+        // Entries appended, for the memtable once committed.
+        let mut adds = Vec::new();
         // (entries, bytes) of appends, counted once the commit succeeded.
         let mut written: Vec<(usize, usize)> = Vec::new();
         let tx = match self
@@ -357,19 +422,25 @@ impl Writer {
                     // a SQL error fails the whole batch below.
                     let bytes: usize = cmd.entries.iter().map(Vec::len).sum();
                     let r = append(&tx, cmd, &ctx);
-                    match &r {
-                        Ok((out, id)) => {
-                            changed.insert(*id);
+                    let r = match r {
+                        Ok((out, added)) => {
+                            changed.insert(added.stream_id);
                             if out.written > 0 {
                                 written.push((out.written, bytes));
                             }
+                            adds.push(added);
+                            Ok(out)
                         }
+                        Err(e) => Err(e),
+                    };
+                    match &r {
+                        Ok(_) => {}
                         Err(AppendError::Engine(e)) if poisoned.is_none() => {
                             poisoned = Some(e.clone());
                         }
                         Err(_) => {}
                     }
-                    replies.push(Reply::Append(reply, r.map(|(o, _)| o)));
+                    replies.push(Reply::Append(reply, r));
                 }
                 Command::Delete(name, reply) => {
                     let r = in_savepoint(&tx, |c| delete(c, &name, &ctx, &mut changed));
@@ -409,6 +480,11 @@ impl Writer {
         }
         match tx.commit() {
             Ok(()) => {
+                // Into the memtable before anyone hears of the commit, so an acknowledged
+                // append is readable at once.
+                for a in adds {
+                    self.memtable.push(a.stream_id, a.first_pos, a.entries);
+                }
                 let m = metrics();
                 for (entries, bytes) in written {
                     m.appends.inc();

@@ -3,9 +3,10 @@
 
 use std::collections::BTreeSet;
 
+use bytes::Bytes;
 use rusqlite::Connection;
 
-use super::super::db::{entries, object_gc, producers, segments, streams};
+use super::super::db::{entries, ingest, object_gc, producers, segments, streams};
 use super::super::{
     AppendCmd, AppendError, AppendOutcome, CreateCmd, CreateError, CreateOutcome, DeleteError,
     EngineError, ForkInfo, StreamMeta,
@@ -198,7 +199,7 @@ pub(super) fn append(
     c: &Connection,
     cmd: AppendCmd,
     ctx: &Ctx,
-) -> Result<(AppendOutcome, i64), AppendError> {
+) -> Result<(AppendOutcome, Added), AppendError> {
     let now = ctx.now;
     let sql = AppendError::sql;
     let mut m = match streams::by_name(c, &cmd.name).map_err(sql)? {
@@ -220,7 +221,7 @@ pub(super) fn append(
         };
         if cmd.close && (cmd.entries.is_empty() || same_closer) {
             let echo = cmd.producer.as_ref().map(|p| (p.epoch, p.seq));
-            return Ok((duplicate(&m, echo), m.id));
+            return Ok((duplicate(&m, echo), Added::none(m.id)));
         }
         return Err(AppendError::Closed {
             next_pos: m.next_pos,
@@ -248,7 +249,7 @@ pub(super) fn append(
             Some((epoch, _)) if p.epoch > epoch && p.seq != 0 => return Err(AppendError::EpochSeq),
             Some((epoch, _)) if p.epoch > epoch => {}
             Some((epoch, last)) if p.seq <= last => {
-                return Ok((duplicate(&m, Some((epoch, last))), m.id));
+                return Ok((duplicate(&m, Some((epoch, last))), Added::none(m.id)));
             }
             Some((_, last)) if p.seq > last + 1 => {
                 return Err(AppendError::Gap {
@@ -275,10 +276,14 @@ pub(super) fn append(
     if let Some(p) = &cmd.producer {
         producers::put(c, m.id, &p.id, p.epoch, p.seq, now).map_err(sql)?;
     }
-    for data in &cmd.entries {
-        entries::insert(c, m.id, m.next_pos, data).map_err(sql)?;
+    let written = cmd.entries.len();
+    let first_pos = m.next_pos;
+    let mut added = Vec::with_capacity(written);
+    for data in cmd.entries {
+        ingest::insert(c, m.id, m.next_pos, &data).map_err(sql)?;
         m.next_pos += 1;
         m.pending_bytes += data.len() as u64;
+        added.push(Bytes::from(data));
     }
     if cmd.close {
         m.manifest_dirty = ctx.tiered && !m.local_only;
@@ -294,11 +299,32 @@ pub(super) fn append(
         AppendOutcome {
             next_pos: m.next_pos,
             closed: m.closed,
-            written: cmd.entries.len(),
+            written,
             producer: cmd.producer.as_ref().map(|p| (p.epoch, p.seq)),
         },
-        m.id,
+        Added {
+            stream_id: m.id,
+            first_pos,
+            entries: added,
+        },
     ))
+}
+
+/// Entries an append wrote to `ingest`, for the memtable once the batch has committed.
+pub(super) struct Added {
+    pub stream_id: i64,
+    pub first_pos: u64,
+    pub entries: Vec<Bytes>,
+}
+
+impl Added {
+    fn none(stream_id: i64) -> Added {
+        Added {
+            stream_id,
+            first_pos: 0,
+            entries: Vec::new(),
+        }
+    }
 }
 
 pub(super) fn delete(

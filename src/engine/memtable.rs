@@ -1,0 +1,148 @@
+//! The in-memory tail of recent appends.
+//!
+//! An append is made durable by inserting its entries into the `ingest` table, whose
+//! rowid order is commit order: every commit writes to the same few pages at the end of
+//! one B-tree, however many streams it touches (an insert into `entries`, clustered by
+//! stream, dirties one page per stream). The entries are also kept here, per stream, so
+//! readers find them without an index on `ingest`. The writer periodically *compacts*:
+//! in one transaction it copies `ingest` into `entries` (sorted by stream and position)
+//! and empties it, then clears this table. At start-up the writer compacts whatever a
+//! crash left in `ingest`, so the table starts empty.
+//!
+//! Consistency with SQLite snapshots: a reader locks this table, then pins its SQLite
+//! snapshot and decides where a position lives. Entries enter this table only after
+//! their commit, and leave it only after the compaction that copied them committed, so a
+//! position below a tail's `base` is always in `entries` in that snapshot, and one at or
+//! above it is here (or was committed so recently that its reader is woken again).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+/// The recent entries of one stream incarnation: positions `base..base + data.len()`.
+#[derive(Debug)]
+struct Tail {
+    base: u64,
+    data: Vec<Bytes>,
+}
+
+#[derive(Debug, Default)]
+pub struct Tails {
+    tails: HashMap<i64, Tail>,
+    bytes: usize,
+    entries: usize,
+    since: Option<Instant>,
+}
+
+impl Tails {
+    /// The first position of a stream that is held here, if any.
+    pub fn base(&self, id: i64) -> Option<u64> {
+        self.tails.get(&id).map(|t| t.base)
+    }
+
+    /// Entries of stream `id` from `from` (at least `base`) up to `to`, within the limits;
+    /// the first entry is returned whatever its size when `first` is set.
+    pub fn range(
+        &self,
+        id: i64,
+        from: u64,
+        to: u64,
+        max_bytes: usize,
+        max_records: usize,
+        first: bool,
+    ) -> Vec<Bytes> {
+        let Some(t) = self.tails.get(&id) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        let start = from.saturating_sub(t.base) as usize;
+        let end = (to.saturating_sub(t.base) as usize).min(t.data.len());
+        for d in t.data.get(start..end).unwrap_or_default() {
+            let allow_first = first && out.is_empty();
+            if !allow_first && (out.len() >= max_records || bytes + d.len() > max_bytes) {
+                break;
+            }
+            bytes += d.len();
+            out.push(d.clone());
+        }
+        out
+    }
+}
+
+/// Shared between the writer (which fills and clears it) and readers.
+#[derive(Debug, Default)]
+pub struct Memtable {
+    inner: Mutex<Tails>,
+}
+
+impl Memtable {
+    pub fn lock(&self) -> MutexGuard<'_, Tails> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds committed entries of stream `id` starting at `first_pos`.
+    pub fn push(&self, id: i64, first_pos: u64, entries: Vec<Bytes>) {
+        if entries.is_empty() {
+            return;
+        }
+        let mut g = self.lock();
+        g.entries += entries.len();
+        g.bytes += entries.iter().map(Bytes::len).sum::<usize>();
+        g.since.get_or_insert_with(Instant::now);
+        let tail = g.tails.entry(id).or_insert_with(|| Tail {
+            base: first_pos,
+            data: Vec::new(),
+        });
+        debug_assert_eq!(tail.base + tail.data.len() as u64, first_pos);
+        tail.data.extend(entries);
+    }
+
+    /// Forgets everything (after a compaction committed).
+    pub fn clear(&self) {
+        *self.lock() = Tails::default();
+    }
+
+    /// `(entries, bytes, age of the oldest entry)` held now.
+    pub fn size(&self) -> (usize, usize, Option<std::time::Duration>) {
+        let g = self.lock();
+        (g.entries, g.bytes, g.since.map(|s| s.elapsed()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn ranges_respect_positions_and_limits() {
+        let m = Memtable::default();
+        m.push(1, 10, vec![b("a"), b("bb")]);
+        m.push(1, 12, vec![b("ccc")]);
+        m.push(2, 0, vec![b("x")]);
+        let g = m.lock();
+        assert_eq!(g.base(1), Some(10));
+        assert_eq!(g.base(3), None);
+        assert_eq!(
+            g.range(1, 10, 13, 100, 100, true),
+            vec![b("a"), b("bb"), b("ccc")]
+        );
+        assert_eq!(g.range(1, 11, 13, 100, 100, true), vec![b("bb"), b("ccc")]);
+        assert_eq!(g.range(1, 10, 12, 100, 100, true), vec![b("a"), b("bb")]);
+        assert_eq!(g.range(1, 10, 13, 3, 100, true), vec![b("a"), b("bb")]);
+        assert_eq!(g.range(1, 12, 13, 1, 100, true), vec![b("ccc")]);
+        assert_eq!(g.range(1, 12, 13, 1, 100, false), Vec::<Bytes>::new());
+        assert_eq!(g.range(1, 10, 13, 100, 1, false), vec![b("a")]);
+        assert_eq!(g.range(1, 13, 20, 100, 100, true), Vec::<Bytes>::new());
+        drop(g);
+        assert_eq!(m.size().0, 4);
+        m.clear();
+        assert_eq!(m.size(), (0, 0, None));
+    }
+}
