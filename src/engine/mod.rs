@@ -487,6 +487,11 @@ impl Engine {
         Ok(batch)
     }
 
+    /// Commits announced to readers so far (see [`notifier::Notifier::commits`]).
+    pub fn commits(&self) -> u64 {
+        self.inner.notifier.commits()
+    }
+
     /// A receiver that changes whenever the stream's tail or state changes after a commit.
     /// Subscribe *before* reading so that no commit is missed.
     pub fn subscribe(&self, id: i64) -> watch::Receiver<u64> {

@@ -2,6 +2,7 @@
 //! readers; the value is a change counter, readers re-read storage when it moves.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -10,6 +11,8 @@ use tokio::sync::watch;
 pub struct Notifier {
     // A std mutex: held only for map operations, never across an await.
     channels: Arc<Mutex<HashMap<i64, watch::Sender<u64>>>>,
+    /// Commits announced so far (of any stream).
+    commits: Arc<AtomicU64>,
 }
 
 impl Notifier {
@@ -20,8 +23,16 @@ impl Notifier {
             .subscribe()
     }
 
+    /// Commits announced so far. A reader that read a stream's metadata after loading this
+    /// and subscribed before loading it again, with the same result, missed no commit: a
+    /// commit its read did not see had not yet been announced when it subscribed.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::SeqCst)
+    }
+
     /// Called by the writer after a commit that changed these streams.
     pub fn notify(&self, ids: impl IntoIterator<Item = i64>) {
+        self.commits.fetch_add(1, Ordering::SeqCst);
         let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         for id in ids {
             if let Some(tx) = map.get(&id) {

@@ -167,6 +167,7 @@ impl StreamService {
             Some("") => return Err(bad("missing offset")),
             Some(o) => OffsetParam::parse(o, true).map_err(|e| bad(e.to_string()))?,
         };
+        let commits = self.engine.commits();
         let meta = self.live(name).await?;
         self.renew(&meta);
         let pos = match offset {
@@ -201,7 +202,7 @@ impl StreamService {
                 metrics().read(ReadMode::CatchUp, batch.bytes);
                 Ok(ReadOutcome::Page(self.page(&meta, pos, batch, None)))
             }
-            Mode::LongPoll => self.long_poll(meta, pos, p.cursor).await,
+            Mode::LongPoll => self.long_poll(meta, commits, pos, p.cursor).await,
             Mode::Sse => Ok(ReadOutcome::Sse(Box::new(SseSession {
                 _active: Active::new(self, ReadMode::Sse)?,
                 service: self.clone(),
@@ -221,14 +222,19 @@ impl StreamService {
     async fn long_poll(
         &self,
         meta: StreamMeta,
+        commits: u64,
         pos: u64,
         client_cursor: Option<String>,
     ) -> ServiceResult<ReadOutcome> {
         let _active = Active::new(self, ReadMode::LongPoll)?;
         let name = meta.name.clone().unwrap_or_default();
         let mut rx = self.engine.subscribe(meta.id);
-        // Re-read the metadata after subscribing so that no commit falls in between.
-        let mut meta = self.live(&name).await?;
+        // A commit announced since `meta` was read may have been missed by the
+        // subscription: read the metadata again in that case.
+        let mut meta = meta;
+        if self.engine.commits() != commits {
+            meta = self.live(&name).await?;
+        }
         let deadline = Instant::now() + Duration::from_millis(self.limits.long_poll_timeout_ms);
         loop {
             if pos < meta.next_pos {
