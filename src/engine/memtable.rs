@@ -72,6 +72,10 @@ impl Tails {
     }
 }
 
+/// Appends are refused (429) while the memtable holds more than this, which happens only
+/// when compaction keeps failing.
+pub const HARD_MAX_BYTES: usize = 64 << 20;
+
 /// Shared between the writer (which fills and clears it) and readers.
 #[derive(Debug, Default)]
 pub struct Memtable {
@@ -98,6 +102,27 @@ impl Memtable {
         });
         debug_assert_eq!(tail.base + tail.data.len() as u64, first_pos);
         tail.data.extend(entries);
+    }
+
+    /// Takes back the entries of stream `id` from `first_pos` on (their commit failed).
+    pub fn retract(&self, id: i64, first_pos: u64) {
+        let mut g = self.lock();
+        let Some(t) = g.tails.get_mut(&id) else {
+            return;
+        };
+        let keep = first_pos.saturating_sub(t.base) as usize;
+        if keep >= t.data.len() {
+            return;
+        }
+        let removed: Vec<Bytes> = t.data.drain(keep..).collect();
+        if t.data.is_empty() {
+            g.tails.remove(&id);
+        }
+        g.entries -= removed.len();
+        g.bytes -= removed.iter().map(Bytes::len).sum::<usize>();
+        if g.entries == 0 {
+            g.since = None;
+        }
     }
 
     /// Forgets everything (after a compaction committed).
@@ -142,6 +167,11 @@ mod tests {
         assert_eq!(g.range(1, 13, 20, 100, 100, true), Vec::<Bytes>::new());
         drop(g);
         assert_eq!(m.size().0, 4);
+        m.retract(1, 11);
+        assert_eq!(m.lock().range(1, 10, 13, 100, 100, true), vec![b("a")]);
+        m.retract(2, 0);
+        assert_eq!(m.lock().base(2), None);
+        assert_eq!(m.size().0, 1);
         m.clear();
         assert_eq!(m.size(), (0, 0, None));
     }

@@ -386,6 +386,10 @@ impl Engine {
     }
 
     pub async fn append(&self, cmd: AppendCmd) -> Result<AppendOutcome, AppendError> {
+        // Compaction keeps failing (see the writer): refuse rather than grow without bound.
+        if self.inner.memtable.size().1 > memtable::HARD_MAX_BYTES {
+            return Err(EngineError::Overloaded.into());
+        }
         let bytes = cmd.entries.iter().map(Vec::len).sum();
         let (tx, rx) = oneshot::channel();
         self.inner

@@ -203,19 +203,50 @@ impl StreamService {
                 Ok(ReadOutcome::Page(self.page(&meta, pos, batch, None)))
             }
             Mode::LongPoll => self.long_poll(meta, commits, pos, p.cursor).await,
-            Mode::Sse => Ok(ReadOutcome::Sse(Box::new(SseSession {
-                _active: Active::new(self, ReadMode::Sse)?,
-                service: self.clone(),
-                rx: self.engine.subscribe(meta.id),
-                sse_text: content_type::is_sse_text(&meta.content_type),
-                name: name.to_string(),
-                meta,
-                pos,
-                client_cursor: p.cursor,
-                started: Instant::now(),
-                first: true,
-                done: false,
-            }))),
+            Mode::Sse => {
+                let active = Active::new(self, ReadMode::Sse)?;
+                let rx = self.engine.subscribe(meta.id);
+                let meta = self.refresh_if_committed(meta, commits).await?;
+                Ok(ReadOutcome::Sse(Box::new(SseSession {
+                    _active: active,
+                    service: self.clone(),
+                    rx,
+                    sse_text: content_type::is_sse_text(&meta.content_type),
+                    name: name.to_string(),
+                    meta,
+                    pos,
+                    client_cursor: p.cursor,
+                    started: Instant::now(),
+                    first: true,
+                    done: false,
+                })))
+            }
+        }
+    }
+
+    /// After subscribing: reads the metadata again if a commit was announced since
+    /// `meta` was read (the subscription may have missed it; see `Engine::commits`).
+    async fn refresh_if_committed(
+        &self,
+        meta: StreamMeta,
+        commits: u64,
+    ) -> ServiceResult<StreamMeta> {
+        if self.engine.commits() == commits {
+            return Ok(meta);
+        }
+        let name = meta.name.clone().unwrap_or_default();
+        self.same_incarnation(&meta, self.live(&name).await?)
+    }
+
+    /// A stream deleted and created again under the same name while a reader waited is
+    /// another stream: the reader's offsets mean nothing there.
+    fn same_incarnation(&self, old: &StreamMeta, new: StreamMeta) -> ServiceResult<StreamMeta> {
+        if new.id == old.id {
+            Ok(new)
+        } else {
+            Err(ServiceError::NotFound(
+                "stream was deleted and created again".into(),
+            ))
         }
     }
 
@@ -229,12 +260,7 @@ impl StreamService {
         let _active = Active::new(self, ReadMode::LongPoll)?;
         let name = meta.name.clone().unwrap_or_default();
         let mut rx = self.engine.subscribe(meta.id);
-        // A commit announced since `meta` was read may have been missed by the
-        // subscription: read the metadata again in that case.
-        let mut meta = meta;
-        if self.engine.commits() != commits {
-            meta = self.live(&name).await?;
-        }
+        let mut meta = self.refresh_if_committed(meta, commits).await?;
         let deadline = Instant::now() + Duration::from_millis(self.limits.long_poll_timeout_ms);
         loop {
             if pos < meta.next_pos {
@@ -261,7 +287,8 @@ impl StreamService {
                     cursor: Some(self.cursor(client_cursor.as_deref())),
                 });
             }
-            meta = self.live(&name).await?;
+            let fresh = self.live(&name).await?;
+            meta = self.same_incarnation(&meta, fresh)?;
         }
     }
 }

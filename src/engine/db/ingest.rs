@@ -25,11 +25,23 @@ pub fn compact(conn: &Connection) -> rusqlite::Result<usize> {
     Ok(moved)
 }
 
-/// Removes the rows of one stream (it is being deleted).
-pub fn delete_stream(conn: &Connection, stream_id: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached("DELETE FROM ingest WHERE stream_id = ?1")?
-        .execute([stream_id])?;
-    Ok(())
+/// Every row, as runs of consecutive positions of one stream in commit order:
+/// `(stream_id, first_pos, entries)`.
+pub fn load_runs(conn: &Connection) -> rusqlite::Result<Vec<(i64, u64, Vec<bytes::Bytes>)>> {
+    let mut stmt = conn.prepare_cached("SELECT stream_id, pos, data FROM ingest ORDER BY id")?;
+    let mut rows = stmt.query([])?;
+    let mut runs: Vec<(i64, u64, Vec<bytes::Bytes>)> = Vec::new();
+    while let Some(r) = rows.next()? {
+        let (id, pos, data): (i64, i64, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        let pos = pos as u64;
+        match runs.last_mut() {
+            Some((rid, first, e)) if *rid == id && *first + e.len() as u64 == pos => {
+                e.push(data.into())
+            }
+            _ => runs.push((id, pos, vec![data.into()])),
+        }
+    }
+    Ok(runs)
 }
 
 /// Whether the table holds any row.

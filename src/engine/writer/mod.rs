@@ -166,13 +166,7 @@ pub fn spawn(
     memtable: Arc<Memtable>,
 ) -> Result<WriterHandle, EngineError> {
     let mut conn = db::open_writer(path)?;
-    // Whatever a crash left in the ingest log goes where readers look for it.
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let moved = ingest::compact(&tx)?;
-    tx.commit()?;
-    if moved > 0 {
-        tracing::info!(entries = moved, "recovered appends from the ingest log");
-    }
+    recover_ingest(&mut conn, &memtable)?;
     let (tx, rx) = mpsc::channel();
     let queued_reqs = Arc::new(AtomicUsize::new(0));
     let queued_bytes = Arc::new(AtomicUsize::new(0));
@@ -182,6 +176,7 @@ pub fn spawn(
         clock,
         notifier,
         memtable,
+        compact_retry_at: None,
         queued_reqs: queued_reqs.clone(),
         queued_bytes: queued_bytes.clone(),
         batch_reqs: limits.ingest_max_batch_reqs,
@@ -201,6 +196,32 @@ pub fn spawn(
     })
 }
 
+/// Whatever a crash left in the ingest log goes where readers look for it: into `entries`
+/// or, if that cannot be written now (a full disk), into the memtable, so the server still
+/// starts and serves it; the writer compacts later.
+fn recover_ingest(conn: &mut Connection, memtable: &Memtable) -> Result<(), EngineError> {
+    if ingest::is_empty(conn)? {
+        return Ok(());
+    }
+    let compacted = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .and_then(|tx| {
+            let n = ingest::compact(&tx)?;
+            tx.commit()?;
+            Ok(n)
+        });
+    match compacted {
+        Ok(n) => tracing::info!(entries = n, "recovered appends from the ingest log"),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot compact the ingest log now; serving it from memory");
+            for (id, first_pos, entries) in ingest::load_runs(conn)? {
+                memtable.push(id, first_pos, entries);
+            }
+        }
+    }
+    Ok(())
+}
+
 struct Writer {
     conn: Connection,
     /// Full mode: removed incarnations leave objects to delete.
@@ -209,6 +230,8 @@ struct Writer {
     notifier: Notifier,
     /// Appends committed to `ingest` but not yet compacted into `entries`.
     memtable: Arc<Memtable>,
+    /// After a failed compaction: not before this instant.
+    compact_retry_at: Option<std::time::Instant>,
     queued_reqs: Arc<AtomicUsize>,
     queued_bytes: Arc<AtomicUsize>,
     batch_reqs: usize,
@@ -251,6 +274,18 @@ impl Reply {
             Reply::Delete(tx, r) => drop(tx.send(r)),
             Reply::Count(tx, r) => drop(tx.send(r)),
             Reply::Tier(tx, r) => drop(tx.send(r)),
+        }
+    }
+
+    /// The storage error this request failed with, if that is how it failed.
+    fn engine_error(&self) -> Option<EngineError> {
+        match self {
+            Reply::Create(_, Err(CreateError::Engine(e)))
+            | Reply::Append(_, Err(AppendError::Engine(e)))
+            | Reply::Delete(_, Err(DeleteError::Engine(e)))
+            | Reply::Count(_, Err(e))
+            | Reply::Tier(_, Err(e)) => Some(e.clone()),
+            _ => None,
         }
     }
 
@@ -348,7 +383,11 @@ impl Writer {
         let due = entries >= COMPACT_MAX_ENTRIES
             || bytes >= COMPACT_MAX_BYTES
             || age.is_some_and(|a| a >= COMPACT_AFTER);
-        if !due {
+        if !due
+            || self
+                .compact_retry_at
+                .is_some_and(|t| std::time::Instant::now() < t)
+        {
             return;
         }
         let started = std::time::Instant::now();
@@ -364,10 +403,16 @@ impl Writer {
             Ok(n) => {
                 // Only now: until this commit, readers must find the entries here.
                 self.memtable.clear();
+                self.compact_retry_at = None;
                 tracing::trace!(entries = n, elapsed = ?started.elapsed(), "compacted the ingest log");
             }
-            // The entries stay in `ingest` and in memory; the next attempt retries.
-            Err(e) => tracing::error!(error = %e, "ingest compaction failed"),
+            // The entries stay in `ingest` and in memory; retry a second later. (Appends
+            // are refused once the memtable is far over its size, see `Engine::append`.)
+            Err(e) => {
+                tracing::error!(error = %e, "ingest compaction failed");
+                self.compact_retry_at =
+                    Some(std::time::Instant::now() + std::time::Duration::from_secs(1));
+            }
         }
     }
 
@@ -404,6 +449,11 @@ impl Writer {
             ],
         };
         for q in batch {
+            if let Some(err) = &poisoned {
+                // The batch fails as a whole: run nothing more in it.
+                stop |= fail_one(q, err.clone());
+                continue;
+            }
             match q.cmd {
                 Command::Create(cmd, reply) => {
                     let r = in_savepoint(&tx, |c| create(c, cmd, &ctx));
@@ -464,6 +514,16 @@ impl Writer {
                 }
                 Command::Shutdown => stop = true,
             }
+            // After some errors (a full disk, an I/O error) SQLite has already rolled the
+            // whole transaction back; statements run now would each commit on their own.
+            if poisoned.is_none() && tx.is_autocommit() {
+                poisoned = Some(replies.last().and_then(Reply::engine_error).unwrap_or_else(
+                    || EngineError::Storage("SQLite rolled the transaction back".into()),
+                ));
+            }
+        }
+        if poisoned.is_some() {
+            touches.clear();
         }
         for (id, at) in touches {
             if let Err(e) = streams::touch(&tx, id, at) {
@@ -478,13 +538,15 @@ impl Writer {
             }
             return stop;
         }
+        // Into the memtable before the commit: a reader whose snapshot includes the commit
+        // must find the entries (readers never look past their snapshot's tail, so
+        // entries of a commit that fails are never seen, and are taken back below).
+        let pushed: Vec<(i64, u64)> = adds.iter().map(|a| (a.stream_id, a.first_pos)).collect();
+        for a in adds {
+            self.memtable.push(a.stream_id, a.first_pos, a.entries);
+        }
         match tx.commit() {
             Ok(()) => {
-                // Into the memtable before anyone hears of the commit, so an acknowledged
-                // append is readable at once.
-                for a in adds {
-                    self.memtable.push(a.stream_id, a.first_pos, a.entries);
-                }
                 let m = metrics();
                 for (entries, bytes) in written {
                     m.appends.inc();
@@ -498,6 +560,9 @@ impl Writer {
             }
             Err(e) => {
                 tracing::error!(error = %e, "commit failed; failing the whole batch");
+                for (id, first_pos) in pushed.into_iter().rev() {
+                    self.memtable.retract(id, first_pos);
+                }
                 let err = EngineError::from(e);
                 for r in replies {
                     r.fail(err.clone());
@@ -510,16 +575,23 @@ impl Writer {
 
 fn fail_all(batch: Vec<Queued>, e: EngineError) {
     for q in batch {
-        match q.cmd {
-            Command::Create(_, r) => drop(r.send(Err(e.clone().into()))),
-            Command::Append(_, r) => drop(r.send(Err(e.clone().into()))),
-            Command::Delete(_, r) => drop(r.send(Err(e.clone().into()))),
-            Command::Sweep(_, r) => drop(r.send(Err(e.clone()))),
-            Command::Retain(_, _, r) => drop(r.send(Err(e.clone()))),
-            Command::Tier(_, r) => drop(r.send(Err(e.clone()))),
-            Command::Touch(..) | Command::Shutdown => {}
-        }
+        fail_one(q, e.clone());
     }
+}
+
+/// Answers a request that will not run with `e`; true if it was the shutdown request.
+fn fail_one(q: Queued, e: EngineError) -> bool {
+    match q.cmd {
+        Command::Create(_, r) => drop(r.send(Err(e.into()))),
+        Command::Append(_, r) => drop(r.send(Err(e.into()))),
+        Command::Delete(_, r) => drop(r.send(Err(e.into()))),
+        Command::Sweep(_, r) => drop(r.send(Err(e))),
+        Command::Retain(_, _, r) => drop(r.send(Err(e))),
+        Command::Tier(_, r) => drop(r.send(Err(e))),
+        Command::Touch(..) => {}
+        Command::Shutdown => return true,
+    }
+    false
 }
 
 /// Runs one request inside a savepoint, undoing its partial writes if it fails.
@@ -589,5 +661,125 @@ mod tests {
             Err(EngineError::ShuttingDown)
         ));
         assert_eq!(h.queued_reqs.load(Ordering::SeqCst), 0);
+    }
+
+    fn writer(path: &Path) -> (Writer, Arc<Memtable>) {
+        let memtable = Arc::new(Memtable::default());
+        let w = Writer {
+            conn: db::open_writer(path).unwrap(),
+            tiered: false,
+            clock: crate::clock::ManualClock::new(1_000),
+            notifier: Notifier::default(),
+            memtable: memtable.clone(),
+            compact_retry_at: None,
+            queued_reqs: Arc::new(AtomicUsize::new(0)),
+            queued_bytes: Arc::new(AtomicUsize::new(0)),
+            batch_reqs: 100,
+            batch_bytes: 1 << 30,
+        };
+        (w, memtable)
+    }
+
+    type AppendRx = oneshot::Receiver<Result<AppendOutcome, AppendError>>;
+
+    fn create(name: &str) -> Queued {
+        let (tx, _rx) = oneshot::channel();
+        let cmd = CreateCmd {
+            name: name.into(),
+            content_type: Some("text/plain".into()),
+            expiry: None,
+            closed: false,
+            fork: None,
+            body: vec![],
+            local_only: false,
+        };
+        Queued {
+            cmd: Command::Create(cmd, tx),
+            bytes: 0,
+        }
+    }
+
+    fn append(name: &str, data: Vec<u8>, producer_seq: Option<u64>) -> (Queued, AppendRx) {
+        let (tx, rx) = oneshot::channel();
+        let cmd = AppendCmd {
+            name: name.into(),
+            content_type: Some("text/plain".into()),
+            entries: vec![data],
+            close: false,
+            producer: producer_seq.map(|seq| crate::protocol::headers::Producer {
+                id: "p".into(),
+                epoch: 0,
+                seq,
+            }),
+            stream_seq: None,
+            framing_error: None,
+        };
+        (
+            Queued {
+                cmd: Command::Append(cmd, tx),
+                bytes: 0,
+            },
+            rx,
+        )
+    }
+
+    fn next_pos(w: &Writer, name: &str) -> i64 {
+        w.conn
+            .query_row(
+                "SELECT next_pos FROM streams WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    /// SQLite rolls the whole transaction back on some errors (here: the database may not
+    /// grow, as on a full disk). Nothing after that point may run on its own, every
+    /// request of the batch fails, and the memtable stays in step with the database.
+    #[test]
+    fn a_transaction_rolled_back_by_sqlite_fails_the_whole_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut w, memtable) = writer(&dir.path().join("db.sqlite"));
+        w.commit_batch(vec![create("s"), create("t")]);
+        let (q, mut r) = append("t", b"t0".to_vec(), None);
+        w.commit_batch(vec![q]);
+        assert!(r.try_recv().unwrap().is_ok());
+
+        let pages: i64 = w
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        w.conn
+            .execute_batch(&format!("PRAGMA max_page_count = {}", pages + 2))
+            .unwrap();
+        let (big, mut r_big) = append("s", vec![7u8; 200_000], None);
+        let (small, mut r_small) = append("t", b"t1".to_vec(), None);
+        let (prod, mut r_prod) = append("t", vec![9u8; 10], Some(0));
+        w.commit_batch(vec![big, small, prod]);
+        for r in [&mut r_big, &mut r_small, &mut r_prod] {
+            assert!(matches!(
+                r.try_recv().unwrap(),
+                Err(AppendError::Engine(EngineError::DiskFull(_)))
+            ));
+        }
+        assert_eq!(
+            next_pos(&w, "t"),
+            1,
+            "nothing of the failed batch was stored"
+        );
+        assert_eq!(memtable.lock().range(2, 0, 10, 1 << 20, 100, true).len(), 1);
+
+        // Space again: the producer's retry is a first write, not a duplicate, and the
+        // memtable continues where the database does.
+        w.conn
+            .execute_batch("PRAGMA max_page_count = 1073741823")
+            .unwrap();
+        let (prod, mut r_prod) = append("t", vec![9u8; 10], Some(0));
+        let (small, mut r_small) = append("t", b"t1".to_vec(), None);
+        w.commit_batch(vec![prod, small]);
+        let out = r_prod.try_recv().unwrap().unwrap();
+        assert_eq!((out.next_pos, out.written), (2, 1));
+        assert_eq!(r_small.try_recv().unwrap().unwrap().next_pos, 3);
+        assert_eq!(memtable.lock().range(2, 0, 10, 1 << 20, 100, true).len(), 3);
     }
 }
