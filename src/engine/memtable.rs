@@ -7,13 +7,14 @@
 //! readers find them without an index on `ingest`. The writer periodically *compacts*:
 //! in one transaction it copies `ingest` into `entries` (sorted by stream and position)
 //! and empties it, then clears this table. At start-up the writer compacts whatever a
-//! crash left in `ingest`, so the table starts empty.
+//! crash left in `ingest` (or, if it cannot write, loads it here).
 //!
 //! Consistency with SQLite snapshots: a reader locks this table, then pins its SQLite
-//! snapshot and decides where a position lives. Entries enter this table only after
-//! their commit, and leave it only after the compaction that copied them committed, so a
-//! position below a tail's `base` is always in `entries` in that snapshot, and one at or
-//! above it is here (or was committed so recently that its reader is woken again).
+//! snapshot and decides where a position lives, never reading past the snapshot's tail.
+//! The writer adds a batch's entries just *before* its commit (and takes them back if the
+//! commit fails), and removes entries only after the compaction that copied them
+//! committed. So in a reader's snapshot, a position below a tail's `base` is in
+//! `entries`, and a committed position at or above it is here.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
