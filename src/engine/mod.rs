@@ -456,6 +456,17 @@ impl Engine {
                 max_bytes - batch.bytes.min(max_bytes),
                 max_records - batch.entries.len(),
             );
+            if let Some(rows) = self.tail_from_memory(meta, pos, left_bytes, left_records, first) {
+                if rows.is_empty() {
+                    break;
+                }
+                for e in rows {
+                    batch.bytes += e.len();
+                    batch.entries.push(e.to_vec());
+                    batch.next_pos += 1;
+                }
+                continue;
+            }
             let step = self.inner.reader.run_inline(|c| {
                 let mem = &self.inner.memtable;
                 reader::plan(c, mem, meta, pos, left_bytes, left_records, first)
@@ -489,6 +500,27 @@ impl Engine {
             }
         }
         Ok(batch)
+    }
+
+    /// Entries of the stream's own tail from `pos`, straight from the memtable, when `pos`
+    /// is at or above the memtable's base for it (`None` otherwise: ask SQLite). `meta`
+    /// comes from a committed snapshot, so everything below its `next_pos` that the
+    /// memtable holds is committed, and nothing below the base is needed.
+    fn tail_from_memory(
+        &self,
+        meta: &StreamMeta,
+        pos: u64,
+        max_bytes: usize,
+        max_records: usize,
+        first: bool,
+    ) -> Option<Vec<bytes::Bytes>> {
+        if pos < meta.own_start() {
+            return None;
+        }
+        let tails = self.inner.memtable.lock();
+        let base = tails.base(meta.id)?;
+        (pos >= base)
+            .then(|| tails.range(meta.id, pos, meta.next_pos, max_bytes, max_records, first))
     }
 
     /// Commits announced to readers so far (see [`notifier::Notifier::commits`]).
