@@ -143,22 +143,12 @@ fn split(kind: Kind, body: &[u8]) -> Vec<Vec<u8>> {
 
 /// Reads a whole stream: (messages, tail offset).
 async fn read_stream(c: &reqwest::Client, url: &str, kind: Kind) -> (Vec<Vec<u8>>, String) {
-    let mut offset = "-1".to_string();
-    let mut out = Vec::new();
-    loop {
-        let r = c
-            .get(format!("{url}?offset={offset}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK, "{url}");
-        let done = header(&r, "stream-up-to-date").is_some();
-        offset = header(&r, "stream-next-offset").unwrap();
-        out.extend(split(kind, &r.bytes().await.unwrap()));
-        if done {
-            return (out, offset);
-        }
-    }
+    let pages = match common::read_pages(c, url).await {
+        Ok(p) => p,
+        Err(r) => panic!("{url}: {}", r.status()),
+    };
+    let messages = pages.bodies.iter().flat_map(|b| split(kind, b)).collect();
+    (messages, pages.next)
 }
 
 /// Checks a writer's stored messages against the oracle and settles its in-doubt message.

@@ -46,21 +46,9 @@ impl Drop for Tmpfs {
 
 /// Reads a binary stream from the start, page by page.
 async fn read_bytes(c: &reqwest::Client, url: &str) -> Vec<u8> {
-    let mut offset = "-1".to_string();
-    let mut out = Vec::new();
-    loop {
-        let r = c
-            .get(format!("{url}?offset={offset}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
-        let done = header(&r, "stream-up-to-date").is_some();
-        offset = header(&r, "stream-next-offset").unwrap();
-        out.extend_from_slice(&r.bytes().await.unwrap());
-        if done {
-            return out;
-        }
+    match common::read_pages(c, url).await {
+        Ok(p) => p.joined(),
+        Err(r) => panic!("{url}: {}", r.status()),
     }
 }
 

@@ -161,73 +161,27 @@ async fn write_streams(c: &reqwest::Client, s: &InProcess) -> Vec<(String, Vec<u
                 all.extend_from_slice(&body);
             }
         }
-        if ct == "application/json" {
-            let mut arr = b"[".to_vec();
-            arr.extend_from_slice(&all);
-            arr.push(b']');
-            all = arr;
-        }
         expected.push((url, all));
     }
     expected
 }
 
-/// Reads a whole stream; `Err(status)` when a page failed with a 5xx (which must be a
-/// JSON `unavailable` error).
+/// Reads a whole stream (JSON messages joined, see `common::Pages::joined`);
+/// `Err(status)` when a page failed, which must be a JSON 503 `unavailable` naming the
+/// object store.
 async fn try_read_all(c: &reqwest::Client, url: &str) -> Result<Vec<u8>, StatusCode> {
-    let mut offset = "-1".to_string();
-    let mut body = Vec::new();
-    let mut json;
-    loop {
-        let r = c
-            .get(format!("{url}?offset={offset}"))
-            .send()
-            .await
-            .unwrap();
-        if r.status().is_server_error() {
-            let st = r.status();
-            assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
-            assert_eq!(common::header(&r, "retry-after").as_deref(), Some("1"));
-            let e: serde_json::Value = r.json().await.unwrap();
-            assert_eq!(e["error"]["code"], "unavailable", "{e}");
-            assert!(
-                e["error"]["message"]
-                    .as_str()
-                    .unwrap()
-                    .contains("object store"),
-                "{e}"
-            );
-            return Err(st);
-        }
-        assert_eq!(r.status(), StatusCode::OK);
-        let done = common::header(&r, "stream-up-to-date").is_some();
-        offset = common::header(&r, "stream-next-offset").unwrap();
-        json = common::header(&r, "content-type")
-            .unwrap()
-            .starts_with("application/json");
-        let page = r.bytes().await.unwrap();
-        if json {
-            let inner = &page[1..page.len() - 1];
-            if !inner.is_empty() {
-                if !body.is_empty() {
-                    body.push(b',');
-                }
-                body.extend_from_slice(inner);
-            }
-        } else {
-            body.extend_from_slice(&page);
-        }
-        if done {
-            break;
-        }
-    }
-    if json {
-        let mut arr = b"[".to_vec();
-        arr.extend_from_slice(&body);
-        arr.push(b']');
-        body = arr;
-    }
-    Ok(body)
+    let r = match common::read_pages(c, url).await {
+        Ok(pages) => return Ok(pages.joined()),
+        Err(r) => r,
+    };
+    let st = r.status();
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(common::header(&r, "retry-after").as_deref(), Some("1"));
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "unavailable", "{e}");
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(message.contains("object store"), "{e}");
+    Err(st)
 }
 
 async fn wait_all_uploaded(store: &Store, names: &[&str], end: u64) {

@@ -5,7 +5,7 @@ use axum::extract::Request;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::util::{header as h, read_body, set};
+use super::util::{header as h, read_append_body, set};
 use crate::protocol::headers::names;
 use crate::service::{CreateParams, StreamService};
 
@@ -21,14 +21,7 @@ pub async fn handle(svc: &StreamService, name: &str, req: Request<Body>) -> Resp
         fork_offset: h(hs, names::STREAM_FORK_OFFSET),
         fork_sub_offset: h(hs, names::STREAM_FORK_SUB_OFFSET),
     };
-    let body = match read_body(
-        hs,
-        body,
-        svc.limits().append_max_body_bytes,
-        std::time::Duration::from_millis(svc.limits().body_read_timeout_ms),
-    )
-    .await
-    {
+    let body = match read_append_body(svc, hs, body).await {
         Ok(b) => b,
         Err(res) => return res,
     };

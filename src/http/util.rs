@@ -54,6 +54,18 @@ impl Query {
     }
 }
 
+/// Reads a PUT/POST body within the service's limits (`DS_APPEND_MAX_BODY_BYTES`,
+/// `DS_BODY_READ_TIMEOUT_MS`).
+pub async fn read_append_body(
+    svc: &crate::service::StreamService,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<u8>, Response<Body>> {
+    let l = svc.limits();
+    let idle = Duration::from_millis(l.body_read_timeout_ms);
+    read_body(headers, body, l.append_max_body_bytes, idle).await
+}
+
 /// Reads a request body of at most `max` bytes; a larger one is answered with 413
 /// without reading it all, and one that sends nothing for `idle` with 408.
 pub async fn read_body(

@@ -180,3 +180,65 @@ pub async fn status(
         .expect("request")
         .status()
 }
+
+/// A stream read from `offset=-1` to its tail, page by page.
+pub struct Pages {
+    pub bodies: Vec<bytes::Bytes>,
+    pub json: bool,
+    /// `Stream-Next-Offset` of the last page.
+    pub next: String,
+    pub closed: bool,
+}
+
+impl Pages {
+    /// The pages' bytes in order; JSON pages are joined into one list of messages
+    /// (their arrays' insides, comma-separated, without the brackets).
+    pub fn joined(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for page in &self.bodies {
+            if !self.json {
+                out.extend_from_slice(page);
+                continue;
+            }
+            let inner = &page[1..page.len() - 1];
+            if !inner.is_empty() {
+                if !out.is_empty() {
+                    out.push(b',');
+                }
+                out.extend_from_slice(inner);
+            }
+        }
+        out
+    }
+}
+
+/// Reads `url` from the start until `Stream-Up-To-Date`. The first response that is not
+/// a 200 is returned as the error.
+pub async fn read_pages(c: &reqwest::Client, url: &str) -> Result<Pages, reqwest::Response> {
+    let mut pages = Pages {
+        bodies: Vec::new(),
+        json: false,
+        next: "-1".to_string(),
+        closed: false,
+    };
+    loop {
+        let r = c
+            .get(format!("{url}?offset={}", pages.next))
+            .send()
+            .await
+            .expect("GET");
+        if r.status() != 200 {
+            return Err(r);
+        }
+        let done = header(&r, "stream-up-to-date").is_some();
+        pages.closed = header(&r, "stream-closed").is_some();
+        pages.next = header(&r, "stream-next-offset").expect("Stream-Next-Offset");
+        pages.json = header(&r, "content-type")
+            .expect("Content-Type")
+            .starts_with("application/json");
+        pages.bodies.push(r.bytes().await.expect("page body"));
+        if done {
+            return Ok(pages);
+        }
+    }
+}

@@ -7,8 +7,6 @@ use prisma_streams::config::{Env, ObjectStoreConfig, RetryPolicy, Tiering};
 use prisma_streams::engine::manifest::Manifest;
 use prisma_streams::objstore::{keys, Store};
 
-use super::header;
-
 /// Tiny thresholds: a segment every 5 entries, small blocks, fast ticks, no local cache.
 pub const TINY: &[(&str, &str)] = &[
     ("DS_SEGMENT_TARGET_ROWS", "5"),
@@ -77,39 +75,14 @@ pub async fn wait_manifest(store: &Store, name: &str, end: u64, closed: bool) {
 
 /// Reads a stream from the start, page by page: (body bytes, next offset, closed).
 pub async fn read_all(c: &reqwest::Client, url: &str) -> (Vec<u8>, String, bool) {
-    let mut offset = "-1".to_string();
-    let mut body = Vec::new();
-    let mut pages = 0;
-    loop {
-        let r = c
-            .get(format!("{url}?offset={offset}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{url}");
-        let done = header(&r, "stream-up-to-date").is_some();
-        let closed = header(&r, "stream-closed").is_some();
-        offset = header(&r, "stream-next-offset").unwrap();
-        let json = header(&r, "content-type")
-            .unwrap()
-            .starts_with("application/json");
-        let page = r.bytes().await.unwrap();
-        if json {
-            // Join JSON pages into one array text.
-            let inner = &page[1..page.len() - 1];
-            if !inner.is_empty() {
-                if !body.is_empty() {
-                    body.push(b',');
-                }
-                body.extend_from_slice(inner);
-            }
-        } else {
-            body.extend_from_slice(&page);
-        }
-        pages += 1;
-        if done {
-            assert!(pages > 1 || body.len() < 100, "pages are bounded");
-            return (body, offset, closed);
-        }
-    }
+    let pages = match super::read_pages(c, url).await {
+        Ok(p) => p,
+        Err(r) => panic!("{url}: {}", r.status()),
+    };
+    let body = pages.joined();
+    assert!(
+        pages.bodies.len() > 1 || body.len() < 100,
+        "pages are bounded"
+    );
+    (body, pages.next, pages.closed)
 }

@@ -9,11 +9,12 @@ pub fn insert(conn: &Connection, stream_id: i64, pos: u64, data: &[u8]) -> rusql
     Ok(())
 }
 
-/// Moves every row into `entries`, in stream and position order, and empties the table.
-/// Rows of streams that no longer exist, or below a stream's retention point, are dropped.
-/// Returns the number of rows moved.
-pub fn compact(conn: &Connection) -> rusqlite::Result<usize> {
-    let moved = conn
+/// Moves every row into `entries`, in stream and position order, and empties the table,
+/// in one transaction of its own. Rows of streams that no longer exist, or below a
+/// stream's retention point, are dropped. Returns the number of rows moved.
+pub fn compact(conn: &mut Connection) -> rusqlite::Result<usize> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let moved = tx
         .prepare_cached(
             "INSERT INTO entries (stream_id, pos, data) \
              SELECT i.stream_id, i.pos, i.data FROM ingest i JOIN streams s ON s.id = i.stream_id \
@@ -21,7 +22,8 @@ pub fn compact(conn: &Connection) -> rusqlite::Result<usize> {
              ORDER BY i.stream_id, i.pos",
         )?
         .execute([])?;
-    conn.prepare_cached("DELETE FROM ingest")?.execute([])?;
+    tx.prepare_cached("DELETE FROM ingest")?.execute([])?;
+    tx.commit()?;
     Ok(moved)
 }
 
@@ -57,7 +59,7 @@ mod tests {
     #[test]
     fn compaction_moves_rows_in_order_and_drops_what_no_one_can_read() {
         let dir = tempfile::tempdir().unwrap();
-        let c = super::super::open_writer(&dir.path().join("t.sqlite")).unwrap();
+        let mut c = super::super::open_writer(&dir.path().join("t.sqlite")).unwrap();
         for (id, trimmed) in [(1, 0), (2, 2)] {
             c.execute(
                 "INSERT INTO streams (id, name, content_type, created_at_ms, last_access_ms, \
@@ -71,7 +73,7 @@ mod tests {
             insert(&c, s, p, format!("{s}:{p}").as_bytes()).unwrap();
         }
         assert!(!is_empty(&c).unwrap());
-        assert_eq!(compact(&c).unwrap(), 4);
+        assert_eq!(compact(&mut c).unwrap(), 4);
         assert!(is_empty(&c).unwrap());
         let rows: Vec<(i64, i64, Vec<u8>)> = c
             .prepare("SELECT stream_id, pos, data FROM entries ORDER BY stream_id, pos")

@@ -203,14 +203,7 @@ fn recover_ingest(conn: &mut Connection, memtable: &Memtable) -> Result<(), Engi
     if ingest::is_empty(conn)? {
         return Ok(());
     }
-    let compacted = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .and_then(|tx| {
-            let n = ingest::compact(&tx)?;
-            tx.commit()?;
-            Ok(n)
-        });
-    match compacted {
+    match ingest::compact(conn) {
         Ok(n) => tracing::info!(entries = n, "recovered appends from the ingest log"),
         Err(e) => {
             tracing::warn!(error = %e, "cannot compact the ingest log now; serving it from memory");
@@ -391,15 +384,7 @@ impl Writer {
             return;
         }
         let started = std::time::Instant::now();
-        let done = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .and_then(|tx| {
-                let n = ingest::compact(&tx)?;
-                tx.commit()?;
-                Ok(n)
-            });
-        match done {
+        match ingest::compact(&mut self.conn) {
             Ok(n) => {
                 // Only now: until this commit, readers must find the entries here.
                 self.memtable.clear();
