@@ -1,6 +1,6 @@
-//! The read side: a pool of read-only SQLite connections used from tokio's blocking
-//! threads, and the range read that stitches a fork's inherited prefix with its own
-//! entries.
+//! The read side: a pool of read-only SQLite connections (used inline for bounded reads,
+//! on tokio's blocking threads for long ones), and the range read that stitches a fork's
+//! inherited prefix, its segments, `entries` and the memtable together.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -72,24 +72,9 @@ impl ReadPool {
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
         let pool = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = {
-                let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
-                idle.pop()
-            };
-            let conn = match conn {
-                Some(c) => c,
-                None => db::open_reader(&pool.path).map_err(EngineError::from)?,
-            };
-            let out = f(&conn);
-            let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
-            if idle.len() < pool.max_idle {
-                idle.push(conn);
-            }
-            out.map_err(Into::into)
-        })
-        .await
-        .map_err(|e| EngineError::Storage(format!("read task failed: {e}")))?
+        tokio::task::spawn_blocking(move || pool.run_inline(f))
+            .await
+            .map_err(|e| EngineError::Storage(format!("read task failed: {e}")))?
     }
 }
 
