@@ -814,12 +814,7 @@ mod tests {
         let with = |kind, pairs: &[(&str, &str)]| {
             let a = ServerArgs {
                 object_store: kind,
-                exit_on_stdin_eof: false,
-                bootstrap_from_r2: false,
-                auto_tune: None,
-                stats: false,
-                hist: false,
-                allow_unauthenticated: false,
+                ..args()
             };
             Config::for_server(&a, &Env::from_pairs(pairs.iter().copied()))
         };

@@ -456,21 +456,13 @@ impl Engine {
                 max_bytes - batch.bytes.min(max_bytes),
                 max_records - batch.entries.len(),
             );
-            if let Some(rows) = self.tail_from_memory(meta, pos, left_bytes, left_records, first) {
-                if rows.is_empty() {
-                    break;
-                }
-                for e in rows {
-                    batch.bytes += e.len();
-                    batch.entries.push(e.to_vec());
-                    batch.next_pos += 1;
-                }
-                continue;
-            }
-            let step = self.inner.reader.run_inline(|c| {
-                let mem = &self.inner.memtable;
-                reader::plan(c, mem, meta, pos, left_bytes, left_records, first)
-            })?;
+            let step = match self.tail_from_memory(meta, pos, left_bytes, left_records, first) {
+                Some(rows) => reader::Step::Rows(rows.iter().map(|b| b.to_vec()).collect()),
+                None => self.inner.reader.run_inline(|c| {
+                    let mem = &self.inner.memtable;
+                    reader::plan(c, mem, meta, pos, left_bytes, left_records, first)
+                })?,
+            };
             let got = match step {
                 reader::Step::End => break,
                 reader::Step::Rows(rows) => rows,
