@@ -14,7 +14,8 @@ use std::path::Path;
 use super::db::segments::SegmentRow;
 use super::db::{self, segments, streams};
 use super::manifest::Manifest;
-use super::{EngineError, ForkInfo, StreamMeta};
+use super::meta::{ForkInfo, Lifecycle, StreamConfig, StreamMeta, Tail, TierState};
+use super::EngineError;
 use crate::objstore::{keys, Store};
 use crate::protocol::expiry::Expiry;
 
@@ -134,35 +135,43 @@ fn restore(
         let meta = StreamMeta {
             id: 0,
             name: m.name.clone(),
-            content_type: m.content_type.clone(),
-            created_at_ms: m.created_at_ms,
-            expiry,
-            last_access_ms: now_ms,
-            next_pos: m.end_pos,
-            closed: m.closed,
-            closed_by: m.closed_by.clone(),
-            stream_seq: None,
-            // Linked below, once every incarnation has an id.
-            fork: m.fork.as_ref().map(|f| ForkInfo {
-                source_id: 0,
-                pos: f.pos,
-                sub_offset: f.sub_offset,
-            }),
-            ref_count: 0,
-            deleted: m.deleted,
-            incarnation: m.incarnation.clone(),
-            sealed_pos: m.end_pos,
-            uploaded_pos: m.end_pos,
-            pending_bytes: 0,
-            last_cut_ms: now_ms,
-            manifest_generation: m.generation,
-            manifest_etag: etag.clone(),
-            manifest_dirty: false,
-            local_only: false,
-            trimmed_pos: m.start_pos,
+            config: StreamConfig {
+                content_type: m.content_type.clone(),
+                created_at_ms: m.created_at_ms,
+                expiry,
+                // Linked below, once every incarnation has an id.
+                fork: m.fork.as_ref().map(|f| ForkInfo {
+                    source_id: 0,
+                    pos: f.pos,
+                    sub_offset: f.sub_offset,
+                }),
+                incarnation: m.incarnation.clone(),
+                local_only: false,
+            },
+            tail: Tail {
+                next_pos: m.end_pos,
+                closed: m.closed,
+                closed_by: m.closed_by.clone(),
+                stream_seq: None,
+                last_access_ms: now_ms,
+            },
+            tier: TierState {
+                sealed_pos: m.end_pos,
+                uploaded_pos: m.end_pos,
+                pending_bytes: 0,
+                last_cut_ms: now_ms,
+                manifest_generation: m.generation,
+                manifest_etag: etag.clone(),
+                manifest_dirty: false,
+                trimmed_pos: m.start_pos,
+            },
+            life: Lifecycle {
+                ref_count: 0,
+                deleted: m.deleted,
+            },
         };
         let mut row = meta.clone();
-        row.fork = None;
+        row.config.fork = None;
         let id = streams::insert(&tx, &row)?;
         tx.execute(
             "UPDATE streams SET fork_pos = ?2, sealed_pos = ?3, uploaded_pos = ?3 WHERE id = ?1",
@@ -294,13 +303,13 @@ mod tests {
 
         let c = db::open_writer(&db_path).unwrap();
         let src = streams::by_name(&c, "src").unwrap().unwrap();
-        assert!(src.deleted);
-        assert_eq!(src.ref_count, 1);
+        assert!(src.life.deleted);
+        assert_eq!(src.life.ref_count, 1);
         let fork = streams::by_name(&c, "fork").unwrap().unwrap();
-        assert_eq!(fork.fork.unwrap().source_id, src.id);
+        assert_eq!(fork.config.fork.unwrap().source_id, src.id);
         assert!(streams::by_name(&c, "orphan").unwrap().is_none());
         assert_eq!(
-            streams::by_name(&c, "dup").unwrap().unwrap().incarnation,
+            streams::by_name(&c, "dup").unwrap().unwrap().config.incarnation,
             "new"
         );
         let gc = db::object_gc::pending(&c, 10).unwrap();

@@ -70,7 +70,7 @@ impl Manifest {
         uploaded: &[SegmentRow],
         fork_source_incarnation: Option<String>,
     ) -> Manifest {
-        let (ttl_seconds, expires_at_ms) = match m.expiry {
+        let (ttl_seconds, expires_at_ms) = match m.config.expiry {
             Expiry::None => (None, None),
             Expiry::Ttl(s) => (Some(s), None),
             Expiry::At(a) => (None, Some(a)),
@@ -80,16 +80,16 @@ impl Manifest {
             format: FORMAT,
             generation,
             name: m.name.clone(),
-            incarnation: m.incarnation.clone(),
-            content_type: m.content_type.clone(),
-            created_at_ms: m.created_at_ms,
+            incarnation: m.config.incarnation.clone(),
+            content_type: m.config.content_type.clone(),
+            created_at_ms: m.config.created_at_ms,
             ttl_seconds,
             expires_at_ms,
-            closed: m.closed,
-            closed_by: m.closed_by.clone(),
-            deleted: m.deleted,
+            closed: m.tail.closed,
+            closed_by: m.tail.closed_by.clone(),
+            deleted: m.life.deleted,
             fork: m
-                .fork
+                .config.fork
                 .zip(fork_source_incarnation)
                 .map(|(f, inc)| ManifestFork {
                     source_incarnation: inc,

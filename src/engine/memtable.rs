@@ -9,12 +9,15 @@
 //! and empties it, then clears this table. At start-up the writer compacts whatever a
 //! crash left in `ingest` (or, if it cannot write, loads it here).
 //!
-//! Consistency with SQLite snapshots: a reader locks this table, then pins its SQLite
-//! snapshot and decides where a position lives, never reading past the snapshot's tail.
-//! The writer adds a batch's entries just *before* its commit (and takes them back if the
-//! commit fails), and removes entries only after the compaction that copied them
-//! committed. So in a reader's snapshot, a position below a tail's `base` is in
-//! `entries`, and a committed position at or above it is here.
+//! Consistency with SQLite snapshots: the writer adds a batch's entries just *before* its
+//! commit (and takes them back if the commit fails), and removes entries only after the
+//! compaction that copied them committed, bumping the table's *generation*. A reader
+//! notes the generation, pins its SQLite snapshot, and only then locks this table for a
+//! moment: if the generation is unchanged, no compaction emptied the table since before
+//! the snapshot, so a committed position (below the snapshot's tail) at or above a
+//! stream's `base` is here, and one below it is in `entries` of the snapshot. Otherwise
+//! the reader starts over. The lock is never held across SQL, so a slow reader cannot
+//! delay the writer's next commit.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -35,9 +38,16 @@ pub struct Tails {
     bytes: usize,
     entries: usize,
     since: Option<Instant>,
+    /// Compactions so far (see the module documentation).
+    generation: u64,
 }
 
 impl Tails {
+    /// Compactions that emptied the table so far.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// The first position of a stream that is held here, if any.
     pub fn base(&self, id: i64) -> Option<u64> {
         self.tails.get(&id).map(|t| t.base)
@@ -126,9 +136,19 @@ impl Memtable {
         }
     }
 
-    /// Forgets everything (after a compaction committed).
+    /// Forgets everything (after a compaction committed) and starts a new generation.
     pub fn clear(&self) {
-        *self.lock() = Tails::default();
+        let mut g = self.lock();
+        let generation = g.generation + 1;
+        *g = Tails {
+            generation,
+            ..Tails::default()
+        };
+    }
+
+    /// The current generation (see the module documentation).
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
     }
 
     /// `(entries, bytes, age of the oldest entry)` held now.

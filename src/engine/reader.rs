@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use rusqlite::Connection;
 
 use super::db;
@@ -15,7 +16,7 @@ use super::{EngineError, StreamMeta};
 /// Entries read from one stream, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReadBatch {
-    pub entries: Vec<Vec<u8>>,
+    pub entries: Vec<Bytes>,
     /// Position after the last entry returned (the request position if none).
     pub next_pos: u64,
     /// Payload bytes in `entries`.
@@ -85,10 +86,10 @@ pub(crate) fn chain(
     meta: &StreamMeta,
 ) -> rusqlite::Result<Vec<(StreamMeta, u64, u64)>> {
     let mut parts = Vec::new();
-    let mut end = meta.next_pos;
+    let mut end = meta.tail.next_pos;
     let mut cur = meta.clone();
     loop {
-        match cur.fork {
+        match cur.config.fork {
             Some(f) => {
                 let lo = f.pos.min(end);
                 let source = db::streams::by_id(conn, f.source_id)?;
@@ -112,8 +113,8 @@ pub(crate) fn chain(
 /// What to read next for a position.
 #[derive(Debug)]
 pub enum Step {
-    /// Entries read from SQLite (possibly none if the range is empty).
-    Rows(Vec<Vec<u8>>),
+    /// Entries read from SQLite or the memtable (possibly none if the range is empty).
+    Rows(Vec<Bytes>),
     /// The position lives in this segment of this incarnation; read `[from, to)` from it.
     Segment {
         incarnation: String,
@@ -128,6 +129,10 @@ pub enum Step {
 /// reads entries up to the limits. Runs in one read transaction, so the stream rows and
 /// the entries it sees are one consistent snapshot (the writer may be moving entries into
 /// segments, or from the memtable into `entries`).
+///
+/// The memtable is consulted after the snapshot is pinned and only for a moment, never
+/// across SQL: its generation, read before the snapshot and checked after, proves that no
+/// compaction emptied it in between (see `memtable.rs`); if one did, the plan starts over.
 pub fn plan(
     conn: &Connection,
     mem: &Memtable,
@@ -137,43 +142,70 @@ pub fn plan(
     max_records: usize,
     first: bool,
 ) -> rusqlite::Result<Step> {
+    loop {
+        let generation = mem.generation();
+        if let Some(step) = plan_once(
+            conn,
+            mem,
+            generation,
+            meta,
+            from,
+            (max_bytes, max_records, first),
+        )? {
+            return Ok(step);
+        }
+    }
+}
+
+/// One attempt of [`plan`]; `None` if a compaction intervened.
+fn plan_once(
+    conn: &Connection,
+    mem: &Memtable,
+    generation: u64,
+    meta: &StreamMeta,
+    from: u64,
+    (max_bytes, max_records, first): (usize, usize, bool),
+) -> rusqlite::Result<Option<Step>> {
     // Ends (rolls back, harmlessly: it only reads) when dropped.
     let snapshot = conn.unchecked_transaction()?;
     let conn: &Connection = &snapshot;
-    // Lock the memtable before the first read pins the snapshot (see memtable.rs).
-    let tails = mem.lock();
     // Fresh rows for the whole chain: uploaded positions move while streams are live.
     let Some(fresh) = db::streams::by_id(conn, meta.id)? else {
-        return Ok(Step::End);
+        return Ok(Some(Step::End));
     };
     let mut bounded = fresh;
-    bounded.next_pos = meta.next_pos.min(bounded.next_pos);
+    bounded.tail.next_pos = meta.tail.next_pos.min(bounded.tail.next_pos);
     for (part, lo, hi) in chain(conn, &bounded)? {
         if from >= hi || hi <= lo {
             continue;
         }
         let from = from.max(lo);
-        if from < part.uploaded_pos {
-            drop(tails);
+        if from < part.tier.uploaded_pos {
             let Some(seg) = db::segments::covering(conn, part.id, from)? else {
                 return Err(rusqlite::Error::InvalidParameterName(format!(
                     "catalog error: no segment holds position {from} of incarnation {}",
-                    part.incarnation
+                    part.config.incarnation
                 )));
             };
-            return Ok(Step::Segment {
-                incarnation: part.incarnation,
+            return Ok(Some(Step::Segment {
+                incarnation: part.config.incarnation,
                 to: hi.min(seg.end_pos),
                 seg,
-            });
+            }));
         }
-        let to = hi.min(bounded.next_pos);
-        let base = tails.base(part.id).unwrap_or(u64::MAX);
-        if from >= base {
-            let rows = tails.range(part.id, from, to, max_bytes, max_records, first);
-            return Ok(Step::Rows(rows.iter().map(|b| b.to_vec()).collect()));
-        }
-        drop(tails);
+        let to = hi.min(bounded.tail.next_pos);
+        let base = {
+            let tails = mem.lock();
+            if tails.generation() != generation {
+                return Ok(None);
+            }
+            let base = tails.base(part.id).unwrap_or(u64::MAX);
+            if from >= base {
+                let rows = tails.range(part.id, from, to, max_bytes, max_records, first);
+                return Ok(Some(Step::Rows(rows)));
+            }
+            base
+        };
         let mut rows = Vec::new();
         let mut bytes = 0usize;
         let mut expect = from;
@@ -185,12 +217,12 @@ pub fn plan(
             if !allow_first && (rows.len() >= max_records || bytes + data.len() > max_bytes) {
                 return false;
             }
-            rows.push(data.to_vec());
+            rows.push(Bytes::copy_from_slice(data));
             bytes += data.len();
             expect += 1;
             true
         })?;
-        return Ok(Step::Rows(rows));
+        return Ok(Some(Step::Rows(rows)));
     }
-    Ok(Step::End)
+    Ok(Some(Step::End))
 }

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use super::db::segments::SegmentRow;
 use super::segment::builder::SegmentBuilder;
 use super::tier::Tier;
-use super::writer::TierCmd;
+use super::TierCmd;
 use super::{db, Engine, EngineError, StreamMeta};
 use crate::telemetry::metrics::metrics;
 
@@ -122,7 +122,7 @@ fn build(
     now: i64,
 ) -> Result<Option<Built>, EngineError> {
     let index = db::segments::next_index(c, m.id)?;
-    let key = Tier::key(&m.incarnation, index);
+    let key = Tier::key(&m.config.incarnation, index);
     let path = tier.local_path(&key);
     let tmp = path.with_extension("seg.tmp");
     if let Some(dir) = path.parent() {
@@ -131,15 +131,15 @@ fn build(
     let file = std::fs::File::create(&tmp).map_err(io_err)?;
     let mut b = SegmentBuilder::to_writer(
         BufWriter::new(file),
-        m.sealed_pos,
+        m.tier.sealed_pos,
         tier.cfg.block_max_bytes,
         ZSTD_LEVEL,
     );
     let max_rows = tier.cfg.segment_target_rows;
     let max_bytes = tier.cfg.segment_max_bytes;
     let mut io_failure = None;
-    let mut expect = m.sealed_pos;
-    db::entries::scan(c, m.id, m.sealed_pos, m.next_pos, |pos, data| {
+    let mut expect = m.tier.sealed_pos;
+    db::entries::scan(c, m.id, m.tier.sealed_pos, m.tail.next_pos, |pos, data| {
         if pos != expect {
             return false;
         }
@@ -159,7 +159,7 @@ fn build(
         return Ok(None);
     }
     let payload = b.payload_bytes();
-    let end = m.sealed_pos + b.records();
+    let end = m.tier.sealed_pos + b.records();
     let (w, size, blocks) = b.finish_into().map_err(io_err)?;
     let file = w.into_inner().map_err(|e| io_err(e.into_error()))?;
     file.sync_all().map_err(io_err)?;
@@ -174,7 +174,7 @@ fn build(
     let seg = SegmentRow {
         stream_id: m.id,
         index,
-        start_pos: m.sealed_pos,
+        start_pos: m.tier.sealed_pos,
         end_pos: end,
         size_bytes: size,
         block_count: blocks,

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use super::db::segments::SegmentRow;
 use super::manifest::Manifest;
 use super::tier::Tier;
-use super::writer::TierCmd;
+use super::TierCmd;
 use super::{db, Engine, EngineError, StreamMeta};
 use crate::objstore::{keys, StoreError};
 use crate::telemetry::metrics::metrics;
@@ -92,7 +92,7 @@ async fn round(
             .reader()
             .run(move |c| db::streams::by_id(c, id))
             .await?
-            .map(|m| m.incarnation);
+            .map(|m| m.config.incarnation);
         if let Some(inc) = inc {
             work.push((seg, inc));
         }
@@ -175,13 +175,13 @@ async fn round(
 /// Publishes the manifest of `m` for its contiguous uploaded prefix.
 async fn publish(engine: &Engine, tier: &Arc<Tier>, m: StreamMeta) -> Result<(), EngineError> {
     let id = m.id;
-    let source = m.fork.map(|f| f.source_id);
+    let source = m.config.fork.map(|f| f.source_id);
     let (segs, source_inc) = engine
         .reader()
         .run(move |c| {
             let segs = db::segments::of_stream(c, id)?;
             let inc = match source {
-                Some(s) => db::streams::by_id(c, s)?.map(|s| s.incarnation),
+                Some(s) => db::streams::by_id(c, s)?.map(|s| s.config.incarnation),
                 None => None,
             };
             Ok::<_, rusqlite::Error>((segs, inc))
@@ -193,13 +193,13 @@ async fn publish(engine: &Engine, tier: &Arc<Tier>, m: StreamMeta) -> Result<(),
         .take_while(|(i, s)| s.index == *i as u64 && s.uploaded_at_ms.is_some())
         .map(|(_, s)| s)
         .collect();
-    let generation = m.manifest_generation + 1;
+    let generation = m.tier.manifest_generation + 1;
     let manifest = Manifest::build(&m, generation, &prefix, source_inc);
-    let key = keys::manifest(&keys::stream_prefix(&m.incarnation));
+    let key = keys::manifest(&keys::stream_prefix(&m.config.incarnation));
     let body = Bytes::from(manifest.encode());
     let etag = match tier
         .store
-        .put_conditional(&key, body.clone(), m.manifest_etag.clone())
+        .put_conditional(&key, body.clone(), m.tier.manifest_etag.clone())
         .await
     {
         Ok(t) => t,
@@ -208,7 +208,7 @@ async fn publish(engine: &Engine, tier: &Arc<Tier>, m: StreamMeta) -> Result<(),
             // its record, it is our own newer write. Adopt it only if it is.
             let current = Manifest::decode(&tier.store.get(&key).await.map_err(store)?)
                 .map_err(|e| EngineError::Storage(e.to_string()))?;
-            if current.incarnation != m.incarnation || current.generation < m.manifest_generation {
+            if current.incarnation != m.config.incarnation || current.generation < m.tier.manifest_generation {
                 return Err(EngineError::Storage(format!(
                     "manifest {key} was changed by another writer (generation {})",
                     current.generation
@@ -228,12 +228,12 @@ async fn publish(engine: &Engine, tier: &Arc<Tier>, m: StreamMeta) -> Result<(),
             generation,
             etag,
             uploaded_pos: manifest.end_pos,
-            base_generation: m.manifest_generation,
+            base_generation: m.tier.manifest_generation,
         })
         .await?;
     if applied {
         for s in &prefix {
-            tier.cache_insert(&Tier::key(&m.incarnation, s.index));
+            tier.cache_insert(&Tier::key(&m.config.incarnation, s.index));
         }
     }
     Ok(())

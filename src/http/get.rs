@@ -88,7 +88,7 @@ pub async fn handle(svc: &StreamService, name: &str, req: Request<Body>) -> Resp
             let stream = futures_util::stream::unfold(session, |mut s| async move {
                 s.next_chunk()
                     .await
-                    .map(|chunk| (Ok::<_, Infallible>(bytes::Bytes::from(chunk)), s))
+                    .map(|chunk| (Ok::<_, Infallible>(chunk), s))
             });
             let mut res = Body::from_stream(stream).into_response();
             set(&mut res, "content-type", "text/event-stream");

@@ -54,7 +54,7 @@ pub struct StreamInfo {
 
 impl StreamInfo {
     fn from_meta(m: &StreamMeta) -> StreamInfo {
-        let (ttl_seconds, expires_at) = match m.expiry {
+        let (ttl_seconds, expires_at) = match m.config.expiry {
             Expiry::None => (None, None),
             Expiry::Ttl(s) => (Some(s), None),
             Expiry::At(at) => (None, Some(headers::format_rfc3339_ms(at))),
@@ -62,12 +62,12 @@ impl StreamInfo {
         StreamInfo {
             id: m.id,
             name: m.name.clone().unwrap_or_default(),
-            content_type: m.content_type.clone(),
-            next_offset: Offset::at(m.next_pos),
-            closed: m.closed,
+            content_type: m.config.content_type.clone(),
+            next_offset: Offset::at(m.tail.next_pos),
+            closed: m.tail.closed,
             ttl_seconds,
             expires_at,
-            created_at: headers::format_rfc3339_ms(m.created_at_ms),
+            created_at: headers::format_rfc3339_ms(m.config.created_at_ms),
         }
     }
 }
@@ -131,7 +131,7 @@ impl StreamService {
     pub(crate) async fn live(&self, name: &str) -> ServiceResult<StreamMeta> {
         match self.engine.lookup(name).await? {
             None => Err(ServiceError::NotFound("stream not found".into())),
-            Some(m) if m.deleted => Err(ServiceError::Gone),
+            Some(m) if m.life.deleted => Err(ServiceError::Gone),
             Some(m) if m.is_expired(self.engine.clock().now_ms()) => {
                 Err(ServiceError::NotFound("stream expired".into()))
             }
@@ -141,8 +141,8 @@ impl StreamService {
 
     /// Renews the sliding TTL of a stream that has one.
     pub(crate) fn renew(&self, m: &StreamMeta) {
-        if matches!(m.expiry, Expiry::Ttl(_)) {
-            self.engine.touch(m.id);
+        if matches!(m.config.expiry, Expiry::Ttl(_)) {
+            self.engine.renew(m.id);
         }
     }
 
@@ -237,11 +237,11 @@ impl StreamService {
         let Some(src) = self.engine.lookup(source).await? else {
             return Ok(None);
         };
-        if content_type::is_json(&src.content_type) || src.deleted || pos >= src.next_pos {
+        if content_type::is_json(&src.config.content_type) || src.life.deleted || pos >= src.tail.next_pos {
             return Ok(None);
         }
         let batch = self.engine.read(&src, pos, usize::MAX, 1).await?;
-        Ok(batch.entries.into_iter().next().map(|e| (src.id, e)))
+        Ok(batch.entries.into_iter().next().map(|e| (src.id, e.to_vec())))
     }
 
     pub async fn append(

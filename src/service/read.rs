@@ -1,13 +1,18 @@
 //! Reads: one session type for catch-up, long-poll and SSE. A session pages through
-//! storage in bounded batches from a position and, in live modes, follows the notifier.
+//! storage in bounded batches from a position and, in live modes, follows the engine's
+//! committed state: a reader woken at the old tail answers from the entries the commit
+//! published (no storage read), and every reader waiting at the same position shares
+//! one encoded page ([`Committed::encoded`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{watch, OwnedSemaphorePermit};
+use bytes::Bytes;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use super::{bad, ServiceError, ServiceResult, StreamService};
-use crate::engine::{ReadBatch, StreamMeta};
+use crate::engine::{Committed, EncodingKey, ReadBatch, StreamMeta, TailReceiver};
 use crate::protocol::offset::{Offset, OffsetParam};
 use crate::protocol::sse::{self, Control};
 use crate::protocol::{content_type, cursor, json};
@@ -65,7 +70,7 @@ enum Mode {
 /// A 200 response with data (possibly empty).
 #[derive(Debug)]
 pub struct Page {
-    pub body: Vec<u8>,
+    pub body: Bytes,
     pub content_type: String,
     pub next_offset: Offset,
     pub up_to_date: bool,
@@ -87,19 +92,49 @@ pub enum ReadOutcome {
     Sse(Box<SseSession>),
 }
 
-/// Frames a batch as a response body.
-fn frame(meta: &StreamMeta, batch: &ReadBatch) -> Vec<u8> {
-    if content_type::is_json(&meta.content_type) {
-        let mut out =
-            Vec::with_capacity(json::array_len(batch.entries.iter().map(|e| e.as_slice())));
-        json::write_array(&mut out, batch.entries.iter().map(|e| e.as_slice()));
-        out
+/// Frames entries as a response body: a JSON array, or the bytes concatenated.
+fn frame(meta: &StreamMeta, entries: &[Bytes]) -> Bytes {
+    if content_type::is_json(&meta.config.content_type) {
+        let mut out = Vec::with_capacity(json::array_len(entries.iter().map(|e| &e[..])));
+        json::write_array(&mut out, entries.iter().map(|e| &e[..]));
+        Bytes::from(out)
+    } else if entries.len() == 1 {
+        entries[0].clone()
     } else {
-        let mut out = Vec::with_capacity(batch.bytes);
-        for e in &batch.entries {
+        let mut out = Vec::with_capacity(entries.iter().map(Bytes::len).sum());
+        for e in entries {
             out.extend_from_slice(e);
         }
-        out
+        Bytes::from(out)
+    }
+}
+
+/// The kinds of shared encodings of a commit's entries (see [`Committed::encoded`]).
+const ENCODED_BODY: u8 = 1;
+const ENCODED_SSE: u8 = 2;
+
+/// The SSE `data` event of a page body (base64 for non-text streams).
+fn sse_data_event(body: &[u8], text: bool) -> Bytes {
+    let mut out = Vec::with_capacity(body.len() + 64);
+    if text {
+        sse::write_event(&mut out, "data", body);
+    } else {
+        sse::write_event(&mut out, "data", &sse::base64(body));
+    }
+    Bytes::from(out)
+}
+
+/// Waits for the stream's next committed state; `None` on timeout or shutdown.
+async fn wait_commit(rx: &mut TailReceiver, deadline: Instant) -> Option<Arc<Committed>> {
+    loop {
+        match tokio::time::timeout_at(deadline, rx.changed()).await {
+            Ok(Ok(())) => {
+                if let Some(c) = rx.borrow_and_update().clone() {
+                    return Some(c);
+                }
+            }
+            Ok(Err(_)) | Err(_) => return None,
+        }
     }
 }
 
@@ -128,18 +163,20 @@ impl StreamService {
         batch: ReadBatch,
         live_cursor: Option<String>,
     ) -> Page {
-        let up_to_date = batch.next_pos >= meta.next_pos;
-        let closed = meta.closed && up_to_date;
+        let up_to_date = batch.next_pos >= meta.tail.next_pos;
+        let closed = meta.tail.closed && up_to_date;
+        // The incarnation's token, not its row id: it survives a rebuild from the object
+        // store, and another incarnation of the name never shares it.
         let etag = format!(
             "\"{}:{}:{}{}\"",
-            meta.id,
+            meta.config.incarnation,
             from,
             batch.next_pos,
             if closed { ":c" } else { "" }
         );
         Page {
-            body: frame(meta, &batch),
-            content_type: meta.content_type.clone(),
+            body: frame(meta, &batch.entries),
+            content_type: meta.config.content_type.clone(),
             next_offset: Offset::at(batch.next_pos.max(from)),
             up_to_date,
             closed,
@@ -172,10 +209,10 @@ impl StreamService {
         self.renew(&meta);
         let pos = match offset {
             // Internal streams with retention start at their oldest retained entry.
-            OffsetParam::Start if meta.local_only => meta.trimmed_pos,
+            OffsetParam::Start if meta.config.local_only => meta.tier.trimmed_pos,
             OffsetParam::Start => 0,
-            OffsetParam::Now => meta.next_pos,
-            OffsetParam::At(o) if meta.local_only && o.pos < meta.trimmed_pos => {
+            OffsetParam::Now => meta.tail.next_pos,
+            OffsetParam::At(o) if meta.config.local_only && o.pos < meta.tier.trimmed_pos => {
                 return Err(ServiceError::Trimmed)
             }
             OffsetParam::At(o) => o.pos,
@@ -184,15 +221,15 @@ impl StreamService {
             Mode::CatchUp => {
                 if offset == OffsetParam::Now {
                     return Ok(ReadOutcome::Page(Page {
-                        body: if content_type::is_json(&meta.content_type) {
-                            b"[]".to_vec()
+                        body: if content_type::is_json(&meta.config.content_type) {
+                            Bytes::from_static(b"[]")
                         } else {
-                            Vec::new()
+                            Bytes::new()
                         },
-                        content_type: meta.content_type.clone(),
-                        next_offset: Offset::at(meta.next_pos),
+                        content_type: meta.config.content_type.clone(),
+                        next_offset: Offset::at(meta.tail.next_pos),
                         up_to_date: true,
-                        closed: meta.closed,
+                        closed: meta.tail.closed,
                         etag: None,
                         cursor: None,
                         cache: CachePolicy::NoStore,
@@ -211,7 +248,8 @@ impl StreamService {
                     _active: active,
                     service: self.clone(),
                     rx,
-                    sse_text: content_type::is_sse_text(&meta.content_type),
+                    woken_by: None,
+                    sse_text: content_type::is_sse_text(&meta.config.content_type),
                     name: name.to_string(),
                     meta,
                     pos,
@@ -250,6 +288,57 @@ impl StreamService {
         }
     }
 
+    /// The page a reader at `pos` gets from a commit's published entries, if they hold
+    /// `pos` (a reader woken at the old tail): bounded like any page, encoded once and
+    /// shared by every reader at the same position.
+    fn page_from_commit(
+        &self,
+        meta: &StreamMeta,
+        pos: u64,
+        c: &Committed,
+    ) -> Option<(Bytes, u64, usize)> {
+        let (n, bytes) = self.page_span(c.change.entries_from(pos));
+        if n == 0 {
+            return None;
+        }
+        let key = EncodingKey {
+            kind: ENCODED_BODY,
+            from: pos,
+        };
+        let body = c.encoded(key, || frame(meta, &c.change.entries_from(pos)[..n]));
+        Some((body, pos + n as u64, bytes))
+    }
+
+    /// How many of `entries` fit in one page (at least one), and their payload bytes.
+    fn page_span(&self, entries: &[Bytes]) -> (usize, usize) {
+        let (max_bytes, max_records) = (self.limits.read_max_bytes, self.limits.read_max_records);
+        let mut bytes = 0;
+        let mut n = 0;
+        for e in entries {
+            if n > 0 && (n >= max_records || bytes + e.len() > max_bytes) {
+                break;
+            }
+            bytes += e.len();
+            n += 1;
+        }
+        (n, bytes)
+    }
+
+    /// Applies a commit's published state to `meta` (same incarnation by construction);
+    /// an error if the stream is gone.
+    async fn follow(&self, meta: &mut StreamMeta, c: &Committed) -> ServiceResult<()> {
+        if c.change.gone {
+            let name = meta.name.clone().unwrap_or_default();
+            // The precise answer (404 or 410) for what happened to the name.
+            let now = self.live(&name).await?;
+            self.same_incarnation(meta, now)?;
+            return Err(ServiceError::NotFound("stream was deleted".into()));
+        }
+        meta.tail.next_pos = meta.tail.next_pos.max(c.change.next_pos);
+        meta.tail.closed |= c.change.closed;
+        Ok(())
+    }
+
     async fn long_poll(
         &self,
         meta: StreamMeta,
@@ -258,47 +347,61 @@ impl StreamService {
         client_cursor: Option<String>,
     ) -> ServiceResult<ReadOutcome> {
         let _active = Active::new(self, ReadMode::LongPoll)?;
-        let name = meta.name.clone().unwrap_or_default();
         let mut rx = self.engine.subscribe(meta.id);
         let mut meta = self.refresh_if_committed(meta, commits).await?;
         let deadline = Instant::now() + Duration::from_millis(self.limits.long_poll_timeout_ms);
+        let mut woken_by: Option<Arc<Committed>> = None;
         loop {
-            if pos < meta.next_pos {
-                let batch = self.read_batch(&meta, pos).await?;
-                if !batch.entries.is_empty() {
-                    metrics().read(ReadMode::LongPoll, batch.bytes);
-                    let c = self.cursor(client_cursor.as_deref());
-                    let mut page = self.page(&meta, pos, batch, Some(c));
-                    page.etag = None;
-                    return Ok(ReadOutcome::Page(page));
+            if pos < meta.tail.next_pos {
+                let shared = woken_by
+                    .take()
+                    .and_then(|c| self.page_from_commit(&meta, pos, &c));
+                let page = match shared {
+                    Some(p) => Some(p),
+                    None => {
+                        let batch = self.read_batch(&meta, pos).await?;
+                        (!batch.entries.is_empty()).then(|| {
+                            (frame(&meta, &batch.entries), batch.next_pos, batch.bytes)
+                        })
+                    }
+                };
+                if let Some((body, next, bytes)) = page {
+                    metrics().read(ReadMode::LongPoll, bytes);
+                    let up_to_date = next >= meta.tail.next_pos;
+                    return Ok(ReadOutcome::Page(Page {
+                        body,
+                        content_type: meta.config.content_type.clone(),
+                        next_offset: Offset::at(next),
+                        up_to_date,
+                        closed: meta.tail.closed && up_to_date,
+                        etag: None,
+                        cursor: Some(self.cursor(client_cursor.as_deref())),
+                        cache: if up_to_date {
+                            CachePolicy::Revalidate
+                        } else {
+                            CachePolicy::Public
+                        },
+                    }));
                 }
             }
-            if meta.closed && pos >= meta.next_pos {
+            if meta.tail.closed && pos >= meta.tail.next_pos {
                 return Ok(ReadOutcome::NoContent {
-                    next_offset: Offset::at(meta.next_pos),
+                    next_offset: Offset::at(meta.tail.next_pos),
                     closed: true,
                     cursor: None,
                 });
             }
-            if !wait_change(&mut rx, deadline).await {
+            let Some(c) = wait_commit(&mut rx, deadline).await else {
                 return Ok(ReadOutcome::NoContent {
-                    next_offset: Offset::at(meta.next_pos.max(pos)),
+                    next_offset: Offset::at(meta.tail.next_pos.max(pos)),
                     closed: false,
                     cursor: Some(self.cursor(client_cursor.as_deref())),
                 });
-            }
-            let fresh = self.live(&name).await?;
-            meta = self.same_incarnation(&meta, fresh)?;
+            };
+            self.follow(&mut meta, &c).await?;
+            woken_by = Some(c);
         }
     }
-}
-
-/// Waits for the next change notification; false on timeout (or if the channel closed).
-async fn wait_change(rx: &mut watch::Receiver<u64>, deadline: Instant) -> bool {
-    matches!(
-        tokio::time::timeout_at(deadline, rx.changed()).await,
-        Ok(Ok(()))
-    )
 }
 
 /// A live SSE read: yields framed event bytes until the stream closes, the connection's
@@ -308,7 +411,9 @@ pub struct SseSession {
     name: String,
     meta: StreamMeta,
     pos: u64,
-    rx: watch::Receiver<u64>,
+    rx: TailReceiver,
+    /// The commit that woke the session, whose entries it serves if they hold `pos`.
+    woken_by: Option<Arc<Committed>>,
     client_cursor: Option<String>,
     sse_text: bool,
     started: Instant,
@@ -323,8 +428,8 @@ impl SseSession {
         !self.sse_text
     }
 
-    fn control(&self, up_to_date: bool) -> Vec<u8> {
-        let closed = self.meta.closed && up_to_date;
+    fn control(&self, up_to_date: bool) -> Bytes {
+        let closed = self.meta.tail.closed && up_to_date;
         let c = Control {
             stream_next_offset: Offset::at(self.pos).encode(),
             stream_cursor: (!closed).then(|| self.service.cursor(self.client_cursor.as_deref())),
@@ -335,48 +440,70 @@ impl SseSession {
         // Serialising a struct of strings and bools cannot fail.
         let body = serde_json::to_vec(&c).unwrap_or_default();
         sse::write_event(&mut out, "control", &body);
-        out
+        Bytes::from(out)
+    }
+
+    /// The next data event from the session's position: from the commit that woke it
+    /// (shared with every session at the same position), else from storage.
+    async fn data_event(&mut self) -> Result<Option<(Bytes, u64)>, ServiceError> {
+        let pos = self.pos;
+        if let Some(c) = self.woken_by.take() {
+            let (n, bytes) = self.service.page_span(c.change.entries_from(pos));
+            if n > 0 {
+                let (meta, text) = (&self.meta, self.sse_text);
+                let key = EncodingKey {
+                    kind: ENCODED_SSE,
+                    from: pos,
+                };
+                let event = c.encoded(key, || {
+                    sse_data_event(&frame(meta, &c.change.entries_from(pos)[..n]), text)
+                });
+                metrics().read(ReadMode::Sse, bytes);
+                return Ok(Some((event, pos + n as u64)));
+            }
+        }
+        let batch = self.service.read_batch(&self.meta, pos).await?;
+        if batch.entries.is_empty() {
+            return Ok(None);
+        }
+        metrics().read(ReadMode::Sse, batch.bytes);
+        let body = frame(&self.meta, &batch.entries);
+        Ok(Some((sse_data_event(&body, self.sse_text), batch.next_pos)))
     }
 
     /// The next chunk of the event stream, or `None` when the response should end.
-    pub async fn next_chunk(&mut self) -> Option<Vec<u8>> {
+    pub async fn next_chunk(&mut self) -> Option<Bytes> {
         if self.done {
             return None;
         }
         let max = Duration::from_millis(self.service.limits.sse_max_duration_ms);
         let wait = Duration::from_millis(self.service.limits.long_poll_timeout_ms.max(1));
         loop {
-            if self.pos < self.meta.next_pos {
-                let batch = match self.service.read_batch(&self.meta, self.pos).await {
-                    Ok(b) => b,
+            if self.pos < self.meta.tail.next_pos {
+                match self.data_event().await {
                     Err(e) => {
                         tracing::warn!(error = %e, stream = %self.name, "SSE read failed");
                         self.done = true;
                         return None;
                     }
-                };
-                if !batch.entries.is_empty() {
-                    metrics().read(ReadMode::Sse, batch.bytes);
-                    self.first = false;
-                    let mut out = Vec::new();
-                    let body = frame(&self.meta, &batch);
-                    let data = if self.sse_text {
-                        body
-                    } else {
-                        sse::base64(&body)
-                    };
-                    sse::write_event(&mut out, "data", &data);
-                    self.pos = batch.next_pos;
-                    let up_to_date = self.pos >= self.meta.next_pos;
-                    out.extend(self.control(up_to_date));
-                    if self.meta.closed && up_to_date {
-                        self.done = true;
+                    Ok(None) => {}
+                    Ok(Some((event, next))) => {
+                        self.first = false;
+                        self.pos = next;
+                        let up_to_date = self.pos >= self.meta.tail.next_pos;
+                        let control = self.control(up_to_date);
+                        if self.meta.tail.closed && up_to_date {
+                            self.done = true;
+                        }
+                        let mut out = Vec::with_capacity(event.len() + control.len());
+                        out.extend_from_slice(&event);
+                        out.extend_from_slice(&control);
+                        return Some(Bytes::from(out));
                     }
-                    return Some(out);
                 }
             }
-            let at_tail = self.pos >= self.meta.next_pos;
-            if self.meta.closed && at_tail {
+            let at_tail = self.pos >= self.meta.tail.next_pos;
+            if self.meta.tail.closed && at_tail {
                 self.done = true;
                 return Some(self.control(true));
             }
@@ -389,26 +516,22 @@ impl SseSession {
                 return None;
             }
             let deadline = (Instant::now() + wait).min(self.started + max);
-            if !wait_change(&mut self.rx, deadline).await {
+            let Some(c) = wait_commit(&mut self.rx, deadline).await else {
                 // Idle: a heartbeat control event keeps intermediaries from timing out.
                 if self.started.elapsed() >= max {
                     self.done = true;
                     return None;
                 }
                 return Some(self.control(at_tail));
-            }
-            match self.service.live(&self.name).await {
-                Ok(m) if m.id == self.meta.id => self.meta = m,
-                Ok(_) | Err(ServiceError::NotFound(_)) | Err(ServiceError::Gone) => {
-                    self.done = true;
-                    return None;
-                }
-                Err(e) => {
+            };
+            if let Err(e) = self.service.follow(&mut self.meta, &c).await {
+                if !matches!(e, ServiceError::NotFound(_) | ServiceError::Gone) {
                     tracing::warn!(error = %e, stream = %self.name, "SSE metadata refresh failed");
-                    self.done = true;
-                    return None;
                 }
+                self.done = true;
+                return None;
             }
+            self.woken_by = Some(c);
         }
     }
 }

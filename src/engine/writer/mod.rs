@@ -1,154 +1,198 @@
 //! The single writer thread and its group commit.
 //!
-//! Requests queue on an unbounded channel whose size is bounded by accounting (request
-//! count and payload bytes; over either limit a request is refused with `Overloaded`,
-//! which the HTTP layer answers with 429). The thread blocks for the first request, takes
-//! everything else already queued (up to the batch limits), runs it all in one
-//! `BEGIN IMMEDIATE` transaction with a savepoint per request, commits, and only then
-//! answers the requests and wakes readers. There is no timer: an idle server commits a
+//! Operations ([`job`]) queue on an unbounded channel whose size is bounded by accounting
+//! (request count and payload bytes; over either limit a client request is refused with
+//! `Overloaded`, which the HTTP layer answers with 429). The thread blocks for the first
+//! operation, takes everything else already queued (up to the batch limits), runs it all in
+//! one `BEGIN IMMEDIATE` transaction, commits, and only then answers the operations and
+//! publishes the committed state to readers. There is no timer: an idle server commits a
 //! lone request at once, a busy one batches whatever arrived during the last commit.
+//!
+//! Besides operations the thread owns two chores: compacting the ingest log (see
+//! `memtable.rs`) and applying TTL renewals. Renewals are not queued: reads record them in
+//! a shared map (one entry per stream, the latest time wins) and the writer applies the
+//! whole map in the next batch, or on its own at most every [`RENEW_EVERY`], so a
+//! read-heavy load costs one small commit per second, never a slot in the ingest queue.
 
-use std::collections::{BTreeSet, HashMap};
+mod job;
+
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
-mod ops;
-
-use super::db::segments::SegmentRow;
 use super::db::{self, ingest, streams};
 use super::memtable::Memtable;
 use super::notifier::Notifier;
-use super::{
-    AppendCmd, AppendError, AppendOutcome, CreateCmd, CreateError, CreateOutcome, DeleteError,
-    EngineError,
-};
+use super::EngineError;
 use crate::clock::SharedClock;
 use crate::config::Limits;
 use crate::telemetry::metrics::metrics;
-use ops::{append, create, delete, retain, sweep, tier, Ctx};
+pub(crate) use job::{Batch, WriteError};
+use job::{Call, Effects, Job};
 
 /// The memtable is compacted into `entries` once it holds this many entries or bytes, or
 /// its oldest entry is this old.
 const COMPACT_MAX_ENTRIES: usize = 20_000;
 const COMPACT_MAX_BYTES: usize = 4 << 20;
-const COMPACT_AFTER: std::time::Duration = std::time::Duration::from_millis(200);
+const COMPACT_AFTER: Duration = Duration::from_millis(200);
+/// Pending TTL renewals are applied at least this often (and with any batch).
+pub const RENEW_EVERY: Duration = Duration::from_secs(1);
 
-/// A request for the writer thread.
-pub enum Command {
-    Create(
-        CreateCmd,
-        oneshot::Sender<Result<CreateOutcome, CreateError>>,
-    ),
-    Append(
-        AppendCmd,
-        oneshot::Sender<Result<AppendOutcome, AppendError>>,
-    ),
-    Delete(String, oneshot::Sender<Result<(), DeleteError>>),
-    Sweep(usize, oneshot::Sender<Result<usize, EngineError>>),
-    /// Keep only the newest entries of an internal stream: `(name, keep)`.
-    Retain(String, u64, oneshot::Sender<Result<usize, EngineError>>),
-    Touch(i64, i64),
-    /// Background tiering work; the reply says whether it still applied.
-    Tier(TierCmd, oneshot::Sender<Result<bool, EngineError>>),
+enum Msg {
+    Job { job: Box<dyn Job>, bytes: usize },
+    /// Renewals are pending (sent when the map stops being empty).
+    Wake,
     Shutdown,
 }
 
-/// Bookkeeping of the segmenter and uploader.
-#[derive(Debug)]
-pub enum TierCmd {
-    /// A segment file was written; applies only if the stream is still the same
-    /// incarnation and its sealed position is the segment's start.
-    Sealed { seg: SegmentRow, payload_bytes: u64 },
-    /// A segment object was uploaded.
-    Uploaded {
-        stream_id: i64,
-        index: u64,
-        etag: Option<String>,
-    },
-    /// A manifest of `generation` covering `[.., uploaded_pos)` was published; entries
-    /// below `uploaded_pos` are deleted from SQLite.
-    Published {
-        stream_id: i64,
-        generation: u64,
-        etag: Option<String>,
-        uploaded_pos: u64,
-        /// The generation the publisher started from: the dirty flag is cleared only if
-        /// nobody published in between.
-        base_generation: u64,
-    },
-    /// A removed incarnation's objects are gone.
-    GcDone { id: i64 },
-}
-
-struct Queued {
-    cmd: Command,
-    bytes: usize,
-}
-
-/// Returned when the ingest queue is over its limits.
+/// How an operation is queued and run.
 #[derive(Debug, Clone, Copy)]
-pub struct QueueFull;
+pub(crate) struct Submit {
+    bytes: usize,
+    savepoint: bool,
+    internal: bool,
+}
+
+impl Submit {
+    /// A client request carrying `bytes` of payload: refused (`Overloaded`) when the queue
+    /// is full; runs in its own savepoint, so a refusal undoes only its own writes.
+    pub const fn request(bytes: usize) -> Submit {
+        Submit {
+            bytes,
+            savepoint: true,
+            internal: false,
+        }
+    }
+
+    /// The server's own bookkeeping: never refused for load.
+    pub const fn internal() -> Submit {
+        Submit {
+            bytes: 0,
+            savepoint: true,
+            internal: true,
+        }
+    }
+
+    /// Runs without a savepoint (its page journal is a measurable cost on the hot path):
+    /// the operation must return its refusals before its first write, and a storage
+    /// error fails the whole batch.
+    pub const fn without_savepoint(self) -> Submit {
+        Submit {
+            savepoint: false,
+            ..self
+        }
+    }
+}
+
+/// TTL renewals waiting for the writer: stream id → latest access (Unix ms).
+#[derive(Debug, Default)]
+pub(crate) struct Renewals {
+    pending: Mutex<HashMap<i64, i64>>,
+}
+
+impl Renewals {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, i64>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records an access; true if the map was empty (the writer must be woken).
+    fn record(&self, id: i64, at_ms: i64) -> bool {
+        let mut m = self.lock();
+        let was_empty = m.is_empty();
+        let e = m.entry(id).or_insert(at_ms);
+        *e = (*e).max(at_ms);
+        was_empty
+    }
+
+    /// The latest access of `id` not yet written, if any.
+    pub fn pending(&self, id: i64) -> Option<i64> {
+        self.lock().get(&id).copied()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn take(&self) -> HashMap<i64, i64> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// Puts back renewals whose batch failed.
+    fn restore(&self, back: HashMap<i64, i64>) {
+        let mut m = self.lock();
+        for (id, at) in back {
+            let e = m.entry(id).or_insert(at);
+            *e = (*e).max(at);
+        }
+    }
+}
 
 pub struct WriterHandle {
-    tx: mpsc::Sender<Queued>,
+    tx: mpsc::Sender<Msg>,
     queued_reqs: Arc<AtomicUsize>,
     queued_bytes: Arc<AtomicUsize>,
     max_reqs: usize,
     max_bytes: usize,
+    renewals: Arc<Renewals>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl WriterHandle {
-    /// Queues a request, refusing it when the queue is full.
-    pub fn submit(&self, cmd: Command, bytes: usize) -> Result<(), EngineError> {
+    /// Queues `f` to run in the writer's next batch and waits for its result, which is
+    /// sent only after the batch committed (or failed, with the batch's error).
+    pub async fn call<T, E, F>(&self, how: Submit, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: WriteError,
+        F: FnOnce(&mut Batch<'_>) -> Result<T, E> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job = Box::new(Call::new(f, how.savepoint, tx));
+        self.enqueue(job, how)?;
+        rx.await.map_err(|_| EngineError::ShuttingDown)?
+    }
+
+    fn enqueue(&self, job: Box<dyn Job>, how: Submit) -> Result<(), EngineError> {
+        let bytes = how.bytes;
         let reqs = self.queued_reqs.fetch_add(1, Ordering::AcqRel);
         let queued = self.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
-        if reqs >= self.max_reqs || (queued > 0 && queued + bytes > self.max_bytes) {
+        let full = reqs >= self.max_reqs || (queued > 0 && queued + bytes > self.max_bytes);
+        if full && !how.internal {
             self.queued_reqs.fetch_sub(1, Ordering::AcqRel);
             self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
             metrics().overloaded.inc();
             return Err(EngineError::Overloaded);
         }
-        self.tx.send(Queued { cmd, bytes }).map_err(|_| {
+        self.tx.send(Msg::Job { job, bytes }).map_err(|_| {
             self.queued_reqs.fetch_sub(1, Ordering::AcqRel);
             self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
             EngineError::ShuttingDown
         })
     }
 
-    /// Queues the server's own bookkeeping, which is never refused for load.
-    pub fn submit_internal(&self, cmd: Command) -> Result<(), EngineError> {
-        self.queued_reqs.fetch_add(1, Ordering::AcqRel);
-        self.tx.send(Queued { cmd, bytes: 0 }).map_err(|_| {
-            self.queued_reqs.fetch_sub(1, Ordering::AcqRel);
-            EngineError::ShuttingDown
-        })
-    }
-
-    /// Fire-and-forget TTL renewal; not subject to queue limits (it carries no payload).
-    pub fn touch(&self, id: i64, at_ms: i64) {
-        self.queued_reqs.fetch_add(1, Ordering::AcqRel);
-        if self
-            .tx
-            .send(Queued {
-                cmd: Command::Touch(id, at_ms),
-                bytes: 0,
-            })
-            .is_err()
-        {
-            self.queued_reqs.fetch_sub(1, Ordering::AcqRel);
+    /// Records a read of stream `id` for its sliding TTL; applied by the writer within
+    /// [`RENEW_EVERY`]. Not queued as a request, so it never counts against the limits.
+    pub fn renew(&self, id: i64, at_ms: i64) {
+        if self.renewals.record(id, at_ms) {
+            let _ = self.tx.send(Msg::Wake);
         }
     }
 
-    /// Asks the thread to stop after the requests queued before this call, and waits.
+    /// The latest renewal of `id` not yet written.
+    pub fn pending_renewal(&self, id: i64) -> Option<i64> {
+        self.renewals.pending(id)
+    }
+
+    /// Asks the thread to stop after the operations queued before this call, and waits.
     pub fn shutdown(&self) {
-        let _ = self.submit_internal(Command::Shutdown);
+        let _ = self.tx.send(Msg::Shutdown);
         let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = handle {
             let _ = h.join();
@@ -170,6 +214,7 @@ pub fn spawn(
     let (tx, rx) = mpsc::channel();
     let queued_reqs = Arc::new(AtomicUsize::new(0));
     let queued_bytes = Arc::new(AtomicUsize::new(0));
+    let renewals = Arc::new(Renewals::default());
     let mut w = Writer {
         conn,
         tiered,
@@ -177,6 +222,8 @@ pub fn spawn(
         notifier,
         memtable,
         compact_retry_at: None,
+        renewals: renewals.clone(),
+        renewed_at: Instant::now(),
         queued_reqs: queued_reqs.clone(),
         queued_bytes: queued_bytes.clone(),
         batch_reqs: limits.ingest_max_batch_reqs,
@@ -192,6 +239,7 @@ pub fn spawn(
         queued_bytes,
         max_reqs: limits.ingest_max_queue_reqs,
         max_bytes: limits.ingest_max_queue_bytes,
+        renewals,
         thread: Mutex::new(Some(thread)),
     })
 }
@@ -224,134 +272,64 @@ struct Writer {
     /// Appends committed to `ingest` but not yet compacted into `entries`.
     memtable: Arc<Memtable>,
     /// After a failed compaction: not before this instant.
-    compact_retry_at: Option<std::time::Instant>,
+    compact_retry_at: Option<Instant>,
+    renewals: Arc<Renewals>,
+    /// When renewals were last applied.
+    renewed_at: Instant,
     queued_reqs: Arc<AtomicUsize>,
     queued_bytes: Arc<AtomicUsize>,
     batch_reqs: usize,
     batch_bytes: usize,
 }
 
-/// An answer held back until the transaction commits. (Short-lived, one per request in a
-/// batch, so the size difference between variants does not matter.)
-#[allow(clippy::large_enum_variant)]
-enum Reply {
-    Create(
-        oneshot::Sender<Result<CreateOutcome, CreateError>>,
-        Result<CreateOutcome, CreateError>,
-    ),
-    Append(
-        oneshot::Sender<Result<AppendOutcome, AppendError>>,
-        Result<AppendOutcome, AppendError>,
-    ),
-    Delete(
-        oneshot::Sender<Result<(), DeleteError>>,
-        Result<(), DeleteError>,
-    ),
-    /// A count: streams swept, or entries trimmed.
-    Count(
-        oneshot::Sender<Result<usize, EngineError>>,
-        Result<usize, EngineError>,
-    ),
-    Tier(
-        oneshot::Sender<Result<bool, EngineError>>,
-        Result<bool, EngineError>,
-    ),
-}
-
-impl Reply {
-    fn send(self) {
-        // A dropped receiver means the client went away; nothing to do.
-        match self {
-            Reply::Create(tx, r) => drop(tx.send(r)),
-            Reply::Append(tx, r) => drop(tx.send(r)),
-            Reply::Delete(tx, r) => drop(tx.send(r)),
-            Reply::Count(tx, r) => drop(tx.send(r)),
-            Reply::Tier(tx, r) => drop(tx.send(r)),
-        }
-    }
-
-    /// The storage error this request failed with, if that is how it failed.
-    fn engine_error(&self) -> Option<EngineError> {
-        match self {
-            Reply::Create(_, Err(CreateError::Engine(e)))
-            | Reply::Append(_, Err(AppendError::Engine(e)))
-            | Reply::Delete(_, Err(DeleteError::Engine(e)))
-            | Reply::Count(_, Err(e))
-            | Reply::Tier(_, Err(e)) => Some(e.clone()),
-            _ => None,
-        }
-    }
-
-    fn fail(self, e: EngineError) {
-        match self {
-            Reply::Create(tx, _) => drop(tx.send(Err(e.into()))),
-            Reply::Append(tx, _) => drop(tx.send(Err(e.into()))),
-            Reply::Delete(tx, _) => drop(tx.send(Err(e.into()))),
-            Reply::Count(tx, _) => drop(tx.send(Err(e))),
-            Reply::Tier(tx, _) => drop(tx.send(Err(e))),
-        }
-    }
-}
-
-/// Failure of one request: a domain refusal, or a storage error.
-trait FromSql: Sized {
-    fn sql(e: rusqlite::Error) -> Self;
-}
-impl FromSql for CreateError {
-    fn sql(e: rusqlite::Error) -> Self {
-        CreateError::Engine(e.into())
-    }
-}
-impl FromSql for AppendError {
-    fn sql(e: rusqlite::Error) -> Self {
-        AppendError::Engine(e.into())
-    }
-}
-impl FromSql for DeleteError {
-    fn sql(e: rusqlite::Error) -> Self {
-        DeleteError::Engine(e.into())
-    }
-}
-impl FromSql for EngineError {
-    fn sql(e: rusqlite::Error) -> Self {
-        e.into()
-    }
-}
-
 impl Writer {
-    fn run(&mut self, rx: mpsc::Receiver<Queued>) {
+    fn run(&mut self, rx: mpsc::Receiver<Msg>) {
         let mut stop = false;
         while !stop {
-            // Wait for work; with entries in the memtable, wake up in time to compact.
-            let first = if self.memtable.size().0 > 0 {
-                match rx.recv_timeout(COMPACT_AFTER) {
-                    Ok(q) => q,
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        self.maybe_compact();
-                        continue;
-                    }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                }
-            } else {
-                match rx.recv() {
-                    Ok(q) => q,
+            // Wait for work, or until a chore is due.
+            let first = match self.next_chore() {
+                None => match rx.recv() {
+                    Ok(m) => Some(m),
                     Err(_) => break,
-                }
+                },
+                Some(due) => match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
+                    Ok(m) => Some(m),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                },
             };
-            let mut batch = vec![first];
-            let mut bytes = batch[0].bytes;
-            while batch.len() < self.batch_reqs && bytes < self.batch_bytes {
-                match rx.try_recv() {
-                    Ok(q) => {
-                        bytes += q.bytes;
-                        batch.push(q);
+            let mut jobs = Vec::new();
+            let mut bytes = 0;
+            let mut next = first;
+            loop {
+                match next {
+                    Some(Msg::Job { job, bytes: b }) => {
+                        jobs.push(job);
+                        bytes += b;
                     }
+                    Some(Msg::Wake) | None => {}
+                    Some(Msg::Shutdown) => {
+                        stop = true;
+                        break;
+                    }
+                }
+                if jobs.len() >= self.batch_reqs || bytes >= self.batch_bytes {
+                    break;
+                }
+                match rx.try_recv() {
+                    Ok(m) => next = Some(m),
                     Err(_) => break,
                 }
             }
-            let n = batch.len();
-            let started = std::time::Instant::now();
-            stop = self.commit_batch(batch);
+            let renew = !self.renewals.is_empty()
+                && (!jobs.is_empty() || self.renewed_at.elapsed() >= RENEW_EVERY);
+            if jobs.is_empty() && !renew {
+                self.maybe_compact();
+                continue;
+            }
+            let n = jobs.len();
+            let started = Instant::now();
+            self.commit_batch(jobs, renew);
             let m = metrics();
             m.ingest_commit_seconds.observe_since(started);
             m.ingest_batch_requests.observe(n as f64);
@@ -370,20 +348,32 @@ impl Writer {
         tracing::debug!("writer thread stopped");
     }
 
+    /// When the writer must wake up on its own: to compact, or to apply renewals.
+    fn next_chore(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let compact = self
+            .memtable
+            .size()
+            .2
+            .map(|age| now + COMPACT_AFTER.saturating_sub(age))
+            .map(|t| self.compact_retry_at.map_or(t, |r| t.max(r)));
+        let renew = (!self.renewals.is_empty()).then(|| self.renewed_at + RENEW_EVERY);
+        match (compact, renew) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Compacts the ingest log into `entries` when the memtable is big or old enough.
     fn maybe_compact(&mut self) {
         let (entries, bytes, age) = self.memtable.size();
         let due = entries >= COMPACT_MAX_ENTRIES
             || bytes >= COMPACT_MAX_BYTES
             || age.is_some_and(|a| a >= COMPACT_AFTER);
-        if !due
-            || self
-                .compact_retry_at
-                .is_some_and(|t| std::time::Instant::now() < t)
-        {
+        if !due || self.compact_retry_at.is_some_and(|t| Instant::now() < t) {
             return;
         }
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         match ingest::compact(&mut self.conn) {
             Ok(n) => {
                 // Only now: until this commit, readers must find the entries here.
@@ -395,25 +385,19 @@ impl Writer {
             // are refused once the memtable is far over its size, see `Engine::append`.)
             Err(e) => {
                 tracing::error!(error = %e, "ingest compaction failed");
-                self.compact_retry_at =
-                    Some(std::time::Instant::now() + std::time::Duration::from_secs(1));
+                self.compact_retry_at = Some(Instant::now() + Duration::from_secs(1));
             }
         }
     }
 
-    /// Runs one batch; returns true when a shutdown request was in it.
-    fn commit_batch(&mut self, batch: Vec<Queued>) -> bool {
+    /// Runs one batch (and the pending renewals if `renew`) in one transaction.
+    fn commit_batch(&mut self, jobs: Vec<Box<dyn Job>>, renew: bool) {
         let now = self.clock.now_ms();
-        let mut replies = Vec::with_capacity(batch.len());
-        let mut changed = BTreeSet::new();
-        let mut touches: HashMap<i64, i64> = HashMap::new();
-        let mut stop = false;
-        // A SQL error inside an append (which has no savepoint) fails the whole batch.
-        let mut poisoned: Option<EngineError> = None;
-        // Entries appended, for the memtable once committed.
-        let mut adds = Vec::new();
-        // (entries, bytes) of appends, counted once the commit succeeded.
-        let mut written: Vec<(usize, usize)> = Vec::new();
+        let renewals = if renew {
+            self.renewals.take()
+        } else {
+            HashMap::new()
+        };
         let tx = match self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -421,350 +405,96 @@ impl Writer {
             Ok(tx) => tx,
             Err(e) => {
                 tracing::error!(error = %e, "cannot begin write transaction");
-                fail_all(batch, EngineError::from(e));
-                return false;
+                let e = EngineError::from(e);
+                self.renewals.restore(renewals);
+                for j in jobs {
+                    j.fail(e.clone());
+                }
+                return;
             }
         };
-        let ctx = Ctx {
-            now,
-            tiered: self.tiered,
-            random: [
-                self.clock.random_in(0, u64::MAX),
-                self.clock.random_in(0, u64::MAX),
-            ],
-        };
-        for q in batch {
-            if let Some(err) = &poisoned {
-                // The batch fails as a whole: run nothing more in it.
-                stop |= fail_one(q, err.clone());
-                continue;
-            }
-            match q.cmd {
-                Command::Create(cmd, reply) => {
-                    let r = in_savepoint(&tx, |c| create(c, cmd, &ctx));
-                    if let Ok(CreateOutcome::Created(m)) = &r {
-                        changed.insert(m.id);
-                        let entries = (m.next_pos - m.own_start()) as usize;
-                        if entries > 0 {
-                            written.push((entries, m.pending_bytes as usize));
-                        }
-                    }
-                    replies.push(Reply::Create(reply, r));
-                }
-                Command::Append(cmd, reply) => {
-                    // No savepoint (its page journal is a measurable cost on the hot
-                    // path): `append` returns protocol errors before writing anything, and
-                    // a SQL error fails the whole batch below.
-                    let bytes: usize = cmd.entries.iter().map(Vec::len).sum();
-                    let r = append(&tx, cmd, &ctx);
-                    let r = match r {
-                        Ok((out, added)) => {
-                            changed.insert(added.stream_id);
-                            if out.written > 0 {
-                                written.push((out.written, bytes));
-                            }
-                            adds.push(added);
-                            Ok(out)
-                        }
-                        Err(e) => Err(e),
-                    };
-                    match &r {
-                        Ok(_) => {}
-                        Err(AppendError::Engine(e)) if poisoned.is_none() => {
-                            poisoned = Some(e.clone());
-                        }
-                        Err(_) => {}
-                    }
-                    replies.push(Reply::Append(reply, r));
-                }
-                Command::Delete(name, reply) => {
-                    let r = in_savepoint(&tx, |c| delete(c, &name, &ctx, &mut changed));
-                    replies.push(Reply::Delete(reply, r));
-                }
-                Command::Sweep(limit, reply) => {
-                    let r = in_savepoint(&tx, |c| sweep(c, limit, &ctx, &mut changed));
-                    replies.push(Reply::Count(reply, r));
-                }
-                Command::Tier(cmd, reply) => {
-                    let r = in_savepoint(&tx, |c| tier(c, cmd, &ctx));
-                    replies.push(Reply::Tier(reply, r));
-                }
-                Command::Retain(name, keep, reply) => {
-                    let r = in_savepoint(&tx, |c| retain(c, &name, keep));
-                    replies.push(Reply::Count(reply, r.map(|n| n as usize)));
-                }
-                Command::Touch(id, at) => {
-                    let e = touches.entry(id).or_insert(at);
-                    *e = (*e).max(at);
-                }
-                Command::Shutdown => stop = true,
-            }
-            // After some errors (a full disk, an I/O error) SQLite has already rolled the
-            // whole transaction back; statements run now would each commit on their own.
-            if poisoned.is_none() && tx.is_autocommit() {
-                poisoned = Some(replies.last().and_then(Reply::engine_error).unwrap_or_else(
-                    || EngineError::Storage("SQLite rolled the transaction back".into()),
-                ));
-            }
-        }
-        if poisoned.is_some() {
-            touches.clear();
-        }
-        for (id, at) in touches {
+        let mut poisoned: Option<EngineError> = None;
+        // Renewals first, so that expiry checks in this batch see them.
+        for (&id, &at) in &renewals {
             if let Err(e) = streams::touch(&tx, id, at) {
                 tracing::warn!(error = %e, "TTL renewal failed");
+                poisoned = Some(e.into());
+                break;
+            }
+        }
+        let mut fx = Effects::default();
+        let mut ran: Vec<Box<dyn Job>> = Vec::with_capacity(jobs.len());
+        {
+            let mut b = Batch::new(&tx, now, self.tiered, &self.clock);
+            for mut job in jobs {
+                if let Some(err) = &poisoned {
+                    // The batch fails as a whole: run nothing more in it.
+                    job.fail(err.clone());
+                    continue;
+                }
+                poisoned = job.run(&mut b);
+                fx.merge(b.take_effects());
+                // After some errors (a full disk, an I/O error) SQLite has already rolled
+                // the whole transaction back; statements run now would each commit alone.
+                if poisoned.is_none() && tx.is_autocommit() {
+                    poisoned = Some(job.engine_error().unwrap_or_else(|| {
+                        EngineError::Storage("SQLite rolled the transaction back".into())
+                    }));
+                }
+                ran.push(job);
             }
         }
         if let Some(err) = poisoned {
-            tracing::error!(error = %err, "an append failed inside the batch; rolling it back");
+            tracing::error!(error = %err, "a write failed inside the batch; rolling it back");
             drop(tx);
-            for r in replies {
-                r.fail(err.clone());
+            self.renewals.restore(renewals);
+            for j in ran {
+                j.fail(err.clone());
             }
-            return stop;
+            return;
         }
         // Into the memtable before the commit: a reader whose snapshot includes the commit
         // must find the entries (readers never look past their snapshot's tail, so
         // entries of a commit that fails are never seen, and are taken back below).
-        let pushed: Vec<(i64, u64)> = adds.iter().map(|a| (a.stream_id, a.first_pos)).collect();
-        for a in adds {
-            self.memtable.push(a.stream_id, a.first_pos, a.entries);
-        }
+        let pushed: Vec<(i64, u64)> = fx
+            .changes
+            .values()
+            .filter(|c| !c.entries.is_empty())
+            .map(|c| {
+                self.memtable.push(c.id, c.first_pos, c.entries.clone());
+                (c.id, c.first_pos)
+            })
+            .collect();
         match tx.commit() {
             Ok(()) => {
+                if renew {
+                    self.renewed_at = Instant::now();
+                }
                 let m = metrics();
-                for (entries, bytes) in written {
+                for (entries, bytes) in fx.appends {
                     m.appends.inc();
                     m.append_entries.add(entries as u64);
                     m.append_bytes.add(bytes as u64);
                 }
-                for r in replies {
-                    r.send();
+                for j in ran {
+                    j.reply();
                 }
-                self.notifier.notify(changed);
+                self.notifier.publish(fx.changes);
             }
             Err(e) => {
                 tracing::error!(error = %e, "commit failed; failing the whole batch");
                 for (id, first_pos) in pushed.into_iter().rev() {
                     self.memtable.retract(id, first_pos);
                 }
+                self.renewals.restore(renewals);
                 let err = EngineError::from(e);
-                for r in replies {
-                    r.fail(err.clone());
+                for j in ran {
+                    j.fail(err.clone());
                 }
             }
         }
-        stop
     }
-}
-
-fn fail_all(batch: Vec<Queued>, e: EngineError) {
-    for q in batch {
-        fail_one(q, e.clone());
-    }
-}
-
-/// Answers a request that will not run with `e`; true if it was the shutdown request.
-fn fail_one(q: Queued, e: EngineError) -> bool {
-    match q.cmd {
-        Command::Create(_, r) => drop(r.send(Err(e.into()))),
-        Command::Append(_, r) => drop(r.send(Err(e.into()))),
-        Command::Delete(_, r) => drop(r.send(Err(e.into()))),
-        Command::Sweep(_, r) => drop(r.send(Err(e))),
-        Command::Retain(_, _, r) => drop(r.send(Err(e))),
-        Command::Tier(_, r) => drop(r.send(Err(e))),
-        Command::Touch(..) => {}
-        Command::Shutdown => return true,
-    }
-    false
-}
-
-/// Runs one request inside a savepoint, undoing its partial writes if it fails.
-fn in_savepoint<T, E: FromSql>(
-    conn: &Connection,
-    f: impl FnOnce(&Connection) -> Result<T, E>,
-) -> Result<T, E> {
-    conn.execute_batch("SAVEPOINT req").map_err(E::sql)?;
-    let r = f(conn);
-    let end = if r.is_ok() {
-        "RELEASE req"
-    } else {
-        "ROLLBACK TO req; RELEASE req"
-    };
-    conn.execute_batch(end).map_err(E::sql)?;
-    r
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn handle(max_reqs: usize, max_bytes: usize) -> (WriterHandle, mpsc::Receiver<Queued>) {
-        let (tx, rx) = mpsc::channel();
-        let h = WriterHandle {
-            tx,
-            queued_reqs: Arc::new(AtomicUsize::new(0)),
-            queued_bytes: Arc::new(AtomicUsize::new(0)),
-            max_reqs,
-            max_bytes,
-            thread: Mutex::new(None),
-        };
-        (h, rx)
-    }
-
-    fn sweep() -> Command {
-        Command::Sweep(1, oneshot::channel().0)
-    }
-
-    #[test]
-    fn queue_refuses_requests_over_the_count_limit() {
-        let (h, _rx) = handle(2, 1 << 20);
-        h.submit(sweep(), 0).unwrap();
-        h.submit(sweep(), 0).unwrap();
-        assert!(matches!(h.submit(sweep(), 0), Err(EngineError::Overloaded)));
-        assert_eq!(
-            h.queued_reqs.load(Ordering::SeqCst),
-            2,
-            "a refused request is not counted"
-        );
-    }
-
-    #[test]
-    fn queue_refuses_requests_over_the_byte_limit_but_never_starves_a_big_one() {
-        let (h, _rx) = handle(100, 10);
-        h.submit(sweep(), 64).unwrap(); // alone in the queue: accepted even though large
-        assert!(matches!(h.submit(sweep(), 1), Err(EngineError::Overloaded)));
-        assert_eq!(h.queued_bytes.load(Ordering::SeqCst), 64);
-    }
-
-    #[test]
-    fn a_stopped_writer_reports_shutdown() {
-        let (h, rx) = handle(10, 10);
-        drop(rx);
-        assert!(matches!(
-            h.submit(sweep(), 1),
-            Err(EngineError::ShuttingDown)
-        ));
-        assert_eq!(h.queued_reqs.load(Ordering::SeqCst), 0);
-    }
-
-    fn writer(path: &Path) -> (Writer, Arc<Memtable>) {
-        let memtable = Arc::new(Memtable::default());
-        let w = Writer {
-            conn: db::open_writer(path).unwrap(),
-            tiered: false,
-            clock: crate::clock::ManualClock::new(1_000),
-            notifier: Notifier::default(),
-            memtable: memtable.clone(),
-            compact_retry_at: None,
-            queued_reqs: Arc::new(AtomicUsize::new(0)),
-            queued_bytes: Arc::new(AtomicUsize::new(0)),
-            batch_reqs: 100,
-            batch_bytes: 1 << 30,
-        };
-        (w, memtable)
-    }
-
-    type AppendRx = oneshot::Receiver<Result<AppendOutcome, AppendError>>;
-
-    fn create(name: &str) -> Queued {
-        let (tx, _rx) = oneshot::channel();
-        let cmd = CreateCmd {
-            name: name.into(),
-            content_type: Some("text/plain".into()),
-            expiry: None,
-            closed: false,
-            fork: None,
-            body: vec![],
-            local_only: false,
-        };
-        Queued {
-            cmd: Command::Create(cmd, tx),
-            bytes: 0,
-        }
-    }
-
-    fn append(name: &str, data: Vec<u8>, producer_seq: Option<u64>) -> (Queued, AppendRx) {
-        let (tx, rx) = oneshot::channel();
-        let cmd = AppendCmd {
-            name: name.into(),
-            content_type: Some("text/plain".into()),
-            entries: vec![data],
-            close: false,
-            producer: producer_seq.map(|seq| crate::protocol::headers::Producer {
-                id: "p".into(),
-                epoch: 0,
-                seq,
-            }),
-            stream_seq: None,
-            framing_error: None,
-        };
-        (
-            Queued {
-                cmd: Command::Append(cmd, tx),
-                bytes: 0,
-            },
-            rx,
-        )
-    }
-
-    fn next_pos(w: &Writer, name: &str) -> i64 {
-        w.conn
-            .query_row(
-                "SELECT next_pos FROM streams WHERE name = ?1",
-                [name],
-                |r| r.get(0),
-            )
-            .unwrap()
-    }
-
-    /// SQLite rolls the whole transaction back on some errors (here: the database may not
-    /// grow, as on a full disk). Nothing after that point may run on its own, every
-    /// request of the batch fails, and the memtable stays in step with the database.
-    #[test]
-    fn a_transaction_rolled_back_by_sqlite_fails_the_whole_batch() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut w, memtable) = writer(&dir.path().join("db.sqlite"));
-        w.commit_batch(vec![create("s"), create("t")]);
-        let (q, mut r) = append("t", b"t0".to_vec(), None);
-        w.commit_batch(vec![q]);
-        assert!(r.try_recv().unwrap().is_ok());
-
-        let pages: i64 = w
-            .conn
-            .query_row("PRAGMA page_count", [], |r| r.get(0))
-            .unwrap();
-        w.conn
-            .execute_batch(&format!("PRAGMA max_page_count = {}", pages + 2))
-            .unwrap();
-        let (big, mut r_big) = append("s", vec![7u8; 200_000], None);
-        let (small, mut r_small) = append("t", b"t1".to_vec(), None);
-        let (prod, mut r_prod) = append("t", vec![9u8; 10], Some(0));
-        w.commit_batch(vec![big, small, prod]);
-        for r in [&mut r_big, &mut r_small, &mut r_prod] {
-            assert!(matches!(
-                r.try_recv().unwrap(),
-                Err(AppendError::Engine(EngineError::DiskFull(_)))
-            ));
-        }
-        assert_eq!(
-            next_pos(&w, "t"),
-            1,
-            "nothing of the failed batch was stored"
-        );
-        assert_eq!(memtable.lock().range(2, 0, 10, 1 << 20, 100, true).len(), 1);
-
-        // Space again: the producer's retry is a first write, not a duplicate, and the
-        // memtable continues where the database does.
-        w.conn
-            .execute_batch("PRAGMA max_page_count = 1073741823")
-            .unwrap();
-        let (prod, mut r_prod) = append("t", vec![9u8; 10], Some(0));
-        let (small, mut r_small) = append("t", b"t1".to_vec(), None);
-        w.commit_batch(vec![prod, small]);
-        let out = r_prod.try_recv().unwrap().unwrap();
-        assert_eq!((out.next_pos, out.written), (2, 1));
-        assert_eq!(r_small.try_recv().unwrap().unwrap().next_pos, 3);
-        assert_eq!(memtable.lock().range(2, 0, 10, 1 << 20, 100, true).len(), 3);
-    }
-}
+mod tests;

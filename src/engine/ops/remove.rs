@@ -1,0 +1,136 @@
+//! Taking data away: deleting a stream (DELETE), reclaiming expired streams (the sweeper),
+//! and trimming an internal stream to its retention.
+//!
+//! A stream that forks still read is only marked deleted (410 on its name) or detached
+//! (out of the namespace); its rows go when the last fork does, up the chain. In full mode
+//! a removed incarnation's objects are queued for deletion in the same transaction.
+
+use crate::engine::db::{entries, object_gc, producers, segments, streams};
+use crate::engine::meta::StreamMeta;
+use crate::engine::writer::{Batch, Submit};
+use crate::engine::{Engine, EngineError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("stream not found")]
+    NotFound,
+    #[error("stream was deleted")]
+    Gone,
+}
+
+super::write_error!(DeleteError);
+
+impl Engine {
+    pub async fn delete(&self, name: &str) -> Result<(), DeleteError> {
+        let name = name.to_string();
+        self.writer()
+            .call(Submit::request(0), move |b| delete(b, &name))
+            .await
+    }
+
+    /// Reclaims up to `limit` expired streams; returns how many.
+    pub async fn sweep_expired(&self, limit: usize) -> Result<usize, EngineError> {
+        self.writer()
+            .call(Submit::internal(), move |b| sweep(b, limit))
+            .await
+    }
+
+    /// Keeps only the newest `keep` entries of an internal stream; returns how many
+    /// entries were removed.
+    pub async fn retain(&self, name: &str, keep: u64) -> Result<u64, EngineError> {
+        let name = name.to_string();
+        self.writer()
+            .call(Submit::internal(), move |b| retain(b, &name, keep))
+            .await
+    }
+}
+
+fn delete(b: &mut Batch<'_>, name: &str) -> Result<(), DeleteError> {
+    let c = b.conn();
+    let m = match streams::by_name(c, name)? {
+        None => return Err(DeleteError::NotFound),
+        Some(m) if m.life.deleted => return Err(DeleteError::Gone),
+        Some(m) => m,
+    };
+    if m.is_expired(b.now) {
+        retire(b, &m)?;
+        return Err(DeleteError::NotFound);
+    }
+    b.gone(m.id);
+    if m.life.ref_count > 0 {
+        streams::set_soft_deleted(c, m.id)?;
+    } else {
+        remove(b, m.id)?;
+    }
+    Ok(())
+}
+
+fn sweep(b: &mut Batch<'_>, limit: usize) -> Result<usize, EngineError> {
+    let mut n = 0;
+    for m in streams::with_expiry(b.conn(), limit)? {
+        if !m.is_expired(b.now) {
+            break;
+        }
+        retire(b, &m)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Trims an internal (SQLite-only) stream to its newest `keep` entries. Other streams are
+/// never trimmed.
+fn retain(b: &mut Batch<'_>, name: &str, keep: u64) -> Result<u64, EngineError> {
+    let c = b.conn();
+    let Some(m) = streams::by_name(c, name)? else {
+        return Ok(0);
+    };
+    let target = m.tail.next_pos.saturating_sub(keep);
+    if !m.config.local_only || target <= m.tier.trimmed_pos {
+        return Ok(0);
+    }
+    entries::delete_below(c, m.id, target)?;
+    streams::set_trimmed(c, m.id, target)?;
+    Ok(target - m.tier.trimmed_pos)
+}
+
+/// Takes an expired stream out of the namespace: removed, or detached if forks need it.
+pub(super) fn retire(b: &mut Batch<'_>, m: &StreamMeta) -> rusqlite::Result<()> {
+    b.gone(m.id);
+    if m.life.ref_count > 0 {
+        streams::detach(b.conn(), m.id)
+    } else {
+        remove(b, m.id)
+    }
+}
+
+/// Hard-deletes an incarnation, then any deleted ancestor that no fork needs any more.
+fn remove(b: &mut Batch<'_>, id: i64) -> rusqlite::Result<()> {
+    let c = b.conn();
+    let mut next = Some(id);
+    while let Some(id) = next.take() {
+        let Some(m) = streams::by_id(c, id)? else {
+            break;
+        };
+        if b.tiered && !m.config.local_only {
+            let prefix = crate::objstore::keys::stream_prefix(&m.config.incarnation);
+            object_gc::insert(c, &prefix, b.now)?;
+        }
+        entries::delete_stream(c, id)?;
+        producers::delete_stream(c, id)?;
+        segments::delete_stream(c, id)?;
+        streams::delete_row(c, id)?;
+        if let Some(f) = m.config.fork {
+            let left = streams::add_ref(c, f.source_id, -1)?;
+            if left <= 0 {
+                if let Some(src) = streams::by_id(c, f.source_id)? {
+                    if src.life.deleted {
+                        next = Some(src.id);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,257 @@
+//! The writer's seam: a write operation is a closure that runs inside the batch
+//! transaction with a [`Batch`], and whose typed result is sent back once the batch has
+//! committed.
+//!
+//! A feature adds a write operation by writing one function `fn(&mut Batch, ...) ->
+//! Result<T, E>` in its own module and submitting it with
+//! [`WriterHandle::call`](super::WriterHandle::call); nothing in the writer changes. The
+//! effects an operation has besides its rows (entries for the memtable, the committed
+//! state to publish to readers, metrics) are recorded on the `Batch` and applied by the
+//! writer only if the operation succeeded and the batch committed.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use super::super::committed::StreamChange;
+use super::super::EngineError;
+use crate::clock::SharedClock;
+
+/// An operation's error type: it can carry a storage error, and report one.
+pub(crate) trait WriteError: From<EngineError> + Send + 'static {
+    /// The storage error this is, if it is one (it then fails the batch when the
+    /// operation ran without a savepoint).
+    fn engine(&self) -> Option<&EngineError>;
+}
+
+impl WriteError for EngineError {
+    fn engine(&self) -> Option<&EngineError> {
+        Some(self)
+    }
+}
+
+/// What an operation sees while it runs: the transaction, the batch's time, and where it
+/// records its effects.
+pub(crate) struct Batch<'a> {
+    conn: &'a Connection,
+    /// The batch's wall time (one value for every operation in it).
+    pub now: i64,
+    /// Full mode: streams have segments, manifests and objects.
+    pub tiered: bool,
+    clock: &'a SharedClock,
+    fx: Effects,
+}
+
+impl<'a> Batch<'a> {
+    pub(super) fn new(conn: &'a Connection, now: i64, tiered: bool, clock: &'a SharedClock) -> Self {
+        Batch {
+            conn,
+            now,
+            tiered,
+            clock,
+            fx: Effects::default(),
+        }
+    }
+
+    /// The batch transaction.
+    pub fn conn(&self) -> &'a Connection {
+        self.conn
+    }
+
+    /// A fresh random 128-bit token in hex (names a new incarnation's objects).
+    pub fn token(&self) -> String {
+        format!(
+            "{:016x}{:016x}",
+            self.clock.random_in(0, u64::MAX),
+            self.clock.random_in(0, u64::MAX)
+        )
+    }
+
+    /// Entries appended to stream `id` at positions `first_pos..`: they go into the
+    /// memtable and to the stream's readers once the batch commits.
+    pub fn appended(&mut self, id: i64, name: Option<&str>, first_pos: u64, entries: Vec<Bytes>) {
+        let n = entries.len();
+        let bytes: usize = entries.iter().map(Bytes::len).sum();
+        let c = self.fx.change(id, name, first_pos);
+        debug_assert_eq!(c.next_pos, first_pos, "appends to a stream are contiguous");
+        c.next_pos = first_pos + n as u64;
+        c.entries.extend(entries);
+        if n > 0 {
+            self.fx.appends.push((n, bytes));
+        }
+    }
+
+    /// Counts entries written outside [`appended`](Self::appended) (a create's initial
+    /// body) in the append metrics.
+    pub fn count_append(&mut self, entries: usize, bytes: usize) {
+        if entries > 0 {
+            self.fx.appends.push((entries, bytes));
+        }
+    }
+
+    /// The stream's committed state after this operation: its tail and closed flag.
+    pub fn tail(&mut self, id: i64, name: Option<&str>, next_pos: u64, closed: bool) {
+        let c = self.fx.change(id, name, next_pos);
+        c.next_pos = next_pos;
+        c.closed = closed;
+    }
+
+    /// The stream left the namespace (deleted, expired, removed): its readers stop.
+    pub fn gone(&mut self, id: i64) {
+        self.fx.change(id, None, 0).gone = true;
+    }
+
+    /// Takes the effects recorded since the last call.
+    pub(super) fn take_effects(&mut self) -> Effects {
+        std::mem::take(&mut self.fx)
+    }
+}
+
+/// Effects of the operations of a batch, applied after it commits.
+#[derive(Default)]
+pub(crate) struct Effects {
+    /// Per stream: the committed state to publish, with the entries appended.
+    pub changes: BTreeMap<i64, StreamChange>,
+    /// `(entries, bytes)` of each append, for the metrics.
+    pub appends: Vec<(usize, usize)>,
+}
+
+impl Effects {
+    fn change(&mut self, id: i64, name: Option<&str>, pos: u64) -> &mut StreamChange {
+        let c = self.changes.entry(id).or_insert_with(|| StreamChange {
+            id,
+            name: None,
+            next_pos: pos,
+            closed: false,
+            gone: false,
+            first_pos: pos,
+            entries: Vec::new(),
+        });
+        if c.name.is_none() {
+            c.name = name.map(str::to_string);
+        }
+        c
+    }
+
+    /// Adds a later operation's effects to these.
+    pub fn merge(&mut self, later: Effects) {
+        for (id, c) in later.changes {
+            match self.changes.get_mut(&id) {
+                None => {
+                    self.changes.insert(id, c);
+                }
+                Some(prev) => {
+                    if prev.entries.is_empty() {
+                        prev.first_pos = c.first_pos;
+                    }
+                    prev.entries.extend(c.entries);
+                    prev.next_pos = c.next_pos;
+                    prev.closed = c.closed;
+                    prev.gone |= c.gone;
+                    if prev.name.is_none() {
+                        prev.name = c.name;
+                    }
+                }
+            }
+        }
+        self.appends.extend(later.appends);
+    }
+}
+
+/// A queued operation, type-erased for the writer.
+pub(crate) trait Job: Send {
+    /// Runs the operation in the transaction. Returns the storage error that fails the
+    /// whole batch, if any (only operations without a savepoint can do that).
+    fn run(&mut self, b: &mut Batch<'_>) -> Option<EngineError>;
+    /// The operation's own storage error, if it failed with one.
+    fn engine_error(&self) -> Option<EngineError>;
+    /// Sends the result (after the commit).
+    fn reply(self: Box<Self>);
+    /// Sends `e` instead of the result (the batch failed).
+    fn fail(self: Box<Self>, e: EngineError);
+}
+
+/// A closure and where its result goes.
+pub(crate) struct Call<T, E, F> {
+    f: Option<F>,
+    savepoint: bool,
+    result: Option<Result<T, E>>,
+    tx: oneshot::Sender<Result<T, E>>,
+}
+
+impl<T, E, F> Call<T, E, F> {
+    pub fn new(f: F, savepoint: bool, tx: oneshot::Sender<Result<T, E>>) -> Self {
+        Call {
+            f: Some(f),
+            savepoint,
+            result: None,
+            tx,
+        }
+    }
+}
+
+impl<T, E, F> Job for Call<T, E, F>
+where
+    T: Send + 'static,
+    E: WriteError,
+    F: FnOnce(&mut Batch<'_>) -> Result<T, E> + Send + 'static,
+{
+    fn run(&mut self, b: &mut Batch<'_>) -> Option<EngineError> {
+        let f = self.f.take()?;
+        let r = if self.savepoint {
+            in_savepoint(b, f)
+        } else {
+            f(b)
+        };
+        if r.is_err() {
+            // A failed operation has no effects (its rows were rolled back, or it
+            // returned before writing).
+            b.fx = Effects::default();
+        }
+        let poison = match &r {
+            Err(e) if !self.savepoint => e.engine().cloned(),
+            _ => None,
+        };
+        self.result = Some(r);
+        poison
+    }
+
+    fn engine_error(&self) -> Option<EngineError> {
+        match &self.result {
+            Some(Err(e)) => e.engine().cloned(),
+            _ => None,
+        }
+    }
+
+    fn reply(self: Box<Self>) {
+        let r = self
+            .result
+            .unwrap_or_else(|| Err(EngineError::ShuttingDown.into()));
+        // A dropped receiver means the client went away; nothing to do.
+        let _ = self.tx.send(r);
+    }
+
+    fn fail(self: Box<Self>, e: EngineError) {
+        let _ = self.tx.send(Err(e.into()));
+    }
+}
+
+/// Runs `f` inside a savepoint, undoing its writes if it fails.
+fn in_savepoint<T, E: WriteError>(
+    b: &mut Batch<'_>,
+    f: impl FnOnce(&mut Batch<'_>) -> Result<T, E>,
+) -> Result<T, E> {
+    let conn = b.conn;
+    conn.execute_batch("SAVEPOINT op")
+        .map_err(|e| E::from(e.into()))?;
+    let r = f(b);
+    let end = if r.is_ok() {
+        "RELEASE op"
+    } else {
+        "ROLLBACK TO op; RELEASE op"
+    };
+    conn.execute_batch(end).map_err(|e| E::from(e.into()))?;
+    r
+}

@@ -1,0 +1,260 @@
+//! Tests of the writer thread's batch semantics, driving `Writer::commit_batch` directly.
+
+use super::*;
+use crate::engine::{AppendCmd, AppendError, AppendOutcome, CreateCmd, CreateError, CreateOutcome};
+
+fn handle(max_reqs: usize, max_bytes: usize) -> (WriterHandle, mpsc::Receiver<Msg>) {
+    let (tx, rx) = mpsc::channel();
+    let h = WriterHandle {
+        tx,
+        queued_reqs: Arc::new(AtomicUsize::new(0)),
+        queued_bytes: Arc::new(AtomicUsize::new(0)),
+        max_reqs,
+        max_bytes,
+        renewals: Arc::default(),
+        thread: Mutex::new(None),
+    };
+    (h, rx)
+}
+
+type Rx<T, E> = oneshot::Receiver<Result<T, E>>;
+
+/// A job that returns `v`, with its result receiver.
+fn job<T: Send + 'static>(v: T) -> (Box<dyn Job>, Rx<T, EngineError>) {
+    let (tx, rx) = oneshot::channel();
+    let f = move |_: &mut Batch<'_>| Ok::<T, EngineError>(v);
+    (Box::new(Call::new(f, true, tx)), rx)
+}
+
+#[test]
+fn queue_refuses_requests_over_the_count_limit_but_never_internal_work() {
+    let (h, _rx) = handle(2, 1 << 20);
+    h.enqueue(job(()).0, Submit::request(0)).unwrap();
+    h.enqueue(job(()).0, Submit::request(0)).unwrap();
+    assert!(matches!(
+        h.enqueue(job(()).0, Submit::request(0)),
+        Err(EngineError::Overloaded)
+    ));
+    assert_eq!(
+        h.queued_reqs.load(Ordering::SeqCst),
+        2,
+        "a refused request is not counted"
+    );
+    h.enqueue(job(()).0, Submit::internal()).unwrap();
+}
+
+#[test]
+fn queue_refuses_requests_over_the_byte_limit_but_never_starves_a_big_one() {
+    let (h, _rx) = handle(100, 10);
+    h.enqueue(job(()).0, Submit::request(64)).unwrap(); // alone: accepted even though large
+    assert!(matches!(
+        h.enqueue(job(()).0, Submit::request(1)),
+        Err(EngineError::Overloaded)
+    ));
+    assert_eq!(h.queued_bytes.load(Ordering::SeqCst), 64);
+}
+
+#[test]
+fn a_stopped_writer_reports_shutdown() {
+    let (h, rx) = handle(10, 10);
+    drop(rx);
+    assert!(matches!(
+        h.enqueue(job(()).0, Submit::request(1)),
+        Err(EngineError::ShuttingDown)
+    ));
+    assert_eq!(h.queued_reqs.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn renewals_are_coalesced_and_wake_the_writer_once() {
+    let (h, rx) = handle(1, 1);
+    h.renew(1, 10);
+    h.renew(1, 30);
+    h.renew(1, 20);
+    h.renew(2, 5);
+    assert_eq!(h.pending_renewal(1), Some(30));
+    assert_eq!(h.pending_renewal(3), None);
+    let wakes = rx.try_iter().filter(|m| matches!(m, Msg::Wake)).count();
+    assert_eq!(wakes, 1, "one wake-up while the map is non-empty");
+    assert_eq!(
+        h.queued_reqs.load(Ordering::SeqCst),
+        0,
+        "renewals never count as queued requests"
+    );
+}
+
+fn writer(path: &Path) -> (Writer, Arc<Memtable>, Notifier) {
+    let memtable = Arc::new(Memtable::default());
+    let notifier = Notifier::default();
+    let w = Writer {
+        conn: db::open_writer(path).unwrap(),
+        tiered: true,
+        clock: crate::clock::ManualClock::new(1_000),
+        notifier: notifier.clone(),
+        memtable: memtable.clone(),
+        compact_retry_at: None,
+        renewals: Arc::default(),
+        renewed_at: Instant::now(),
+        queued_reqs: Arc::new(AtomicUsize::new(0)),
+        queued_bytes: Arc::new(AtomicUsize::new(0)),
+        batch_reqs: 100,
+        batch_bytes: 1 << 30,
+    };
+    (w, memtable, notifier)
+}
+
+fn create(name: &str) -> (Box<dyn Job>, Rx<CreateOutcome, CreateError>) {
+    let (tx, rx) = oneshot::channel();
+    let cmd = CreateCmd {
+        name: name.into(),
+        content_type: Some("text/plain".into()),
+        expiry: None,
+        closed: false,
+        fork: None,
+        body: vec![],
+        local_only: false,
+    };
+    let f = move |b: &mut Batch<'_>| crate::engine::ops::create::run(b, cmd);
+    (Box::new(Call::new(f, true, tx)), rx)
+}
+
+fn append(
+    name: &str,
+    data: Vec<u8>,
+    producer_seq: Option<u64>,
+) -> (Box<dyn Job>, Rx<AppendOutcome, AppendError>) {
+    let (tx, rx) = oneshot::channel();
+    let cmd = AppendCmd {
+        name: name.into(),
+        content_type: Some("text/plain".into()),
+        entries: vec![data],
+        close: false,
+        producer: producer_seq.map(|seq| crate::protocol::headers::Producer {
+            id: "p".into(),
+            epoch: 0,
+            seq,
+        }),
+        stream_seq: None,
+        framing_error: None,
+    };
+    let f = move |b: &mut Batch<'_>| crate::engine::ops::append::run(b, cmd);
+    (Box::new(Call::new(f, false, tx)), rx)
+}
+
+fn next_pos(w: &Writer, name: &str) -> i64 {
+    w.conn
+        .query_row(
+            "SELECT next_pos FROM streams WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+#[test]
+fn streams_created_in_one_batch_get_their_own_incarnation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, _, _) = writer(&dir.path().join("db.sqlite"));
+    let (a, mut ra) = create("a");
+    let (b, mut rb) = create("b");
+    w.commit_batch(vec![a, b], false);
+    let inc = |r: &mut Rx<CreateOutcome, CreateError>| match r.try_recv().unwrap().unwrap() {
+        CreateOutcome::Created(m) => m.config.incarnation,
+        other => panic!("{other:?}"),
+    };
+    assert_ne!(inc(&mut ra), inc(&mut rb));
+}
+
+#[test]
+fn a_commit_publishes_each_streams_tail_and_entries_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, _, notifier) = writer(&dir.path().join("db.sqlite"));
+    let (c, _r) = create("s");
+    w.commit_batch(vec![c], false);
+    let mut rx = notifier.subscribe(1);
+    let mut feed = notifier.feed();
+    let (a1, _r1) = append("s", b"one".to_vec(), None);
+    let (a2, _r2) = append("s", b"two".to_vec(), None);
+    let (bad, mut rbad) = append("missing", b"x".to_vec(), None);
+    w.commit_batch(vec![a1, bad, a2], false);
+    assert!(matches!(rbad.try_recv().unwrap(), Err(AppendError::NotFound)));
+    let state = rx.borrow_and_update().clone().unwrap();
+    let c = &state.change;
+    assert_eq!((c.first_pos, c.next_pos, c.closed, c.gone), (0, 2, false, false));
+    assert_eq!(c.entries, vec![&b"one"[..], &b"two"[..]]);
+    assert_eq!(c.name.as_deref(), Some("s"));
+    match feed.rx.try_recv() {
+        Ok(commit) => assert_eq!(commit.streams.len(), 1),
+        Err(e) => panic!("{e:?}"),
+    }
+}
+
+/// SQLite rolls the whole transaction back on some errors (here: the database may not
+/// grow, as on a full disk). Nothing after that point may run on its own, every
+/// request of the batch fails, and the memtable stays in step with the database.
+#[test]
+fn a_transaction_rolled_back_by_sqlite_fails_the_whole_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, memtable, _) = writer(&dir.path().join("db.sqlite"));
+    let (s, _) = create("s");
+    let (t, _) = create("t");
+    w.commit_batch(vec![s, t], false);
+    let (q, mut r) = append("t", b"t0".to_vec(), None);
+    w.commit_batch(vec![q], false);
+    assert!(r.try_recv().unwrap().is_ok());
+
+    let pages: i64 = w
+        .conn
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .unwrap();
+    w.conn
+        .execute_batch(&format!("PRAGMA max_page_count = {}", pages + 2))
+        .unwrap();
+    let (big, mut r_big) = append("s", vec![7u8; 200_000], None);
+    let (small, mut r_small) = append("t", b"t1".to_vec(), None);
+    let (prod, mut r_prod) = append("t", vec![9u8; 10], Some(0));
+    w.commit_batch(vec![big, small, prod], false);
+    for r in [&mut r_big, &mut r_small, &mut r_prod] {
+        assert!(matches!(
+            r.try_recv().unwrap(),
+            Err(AppendError::Engine(EngineError::DiskFull(_)))
+        ));
+    }
+    assert_eq!(
+        next_pos(&w, "t"),
+        1,
+        "nothing of the failed batch was stored"
+    );
+    assert_eq!(memtable.lock().range(2, 0, 10, 1 << 20, 100, true).len(), 1);
+
+    // Space again: the producer's retry is a first write, not a duplicate, and the
+    // memtable continues where the database does.
+    w.conn
+        .execute_batch("PRAGMA max_page_count = 1073741823")
+        .unwrap();
+    let (prod, mut r_prod) = append("t", vec![9u8; 10], Some(0));
+    let (small, mut r_small) = append("t", b"t1".to_vec(), None);
+    w.commit_batch(vec![prod, small], false);
+    let out = r_prod.try_recv().unwrap().unwrap();
+    assert_eq!((out.next_pos, out.written), (2, 1));
+    assert_eq!(r_small.try_recv().unwrap().unwrap().next_pos, 3);
+    assert_eq!(memtable.lock().range(2, 0, 10, 1 << 20, 100, true).len(), 3);
+}
+
+#[test]
+fn renewals_are_applied_with_the_next_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, _, _) = writer(&dir.path().join("db.sqlite"));
+    let (c, _) = create("s");
+    w.commit_batch(vec![c], false);
+    w.renewals.record(1, 5_000);
+    w.commit_batch(vec![job(()).0], true);
+    let at: i64 = w
+        .conn
+        .query_row("SELECT last_access_ms FROM streams WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(at, 5_000);
+    assert!(w.renewals.is_empty());
+}
