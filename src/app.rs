@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::health::Health;
 use std::sync::Arc;
 
 use crate::engine::tier::Tier;
@@ -43,6 +44,11 @@ pub enum AppError {
     },
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    #[error("{component} failed: {cause}")]
+    Fatal {
+        component: &'static str,
+        cause: String,
+    },
 }
 
 impl AppError {
@@ -129,7 +135,8 @@ impl BoundServer {
                 Some(Arc::new(Tier::new(store, t.clone(), &config.root)))
             }
         };
-        let engine = Engine::open(config.db_path.clone(), &config.limits, tier, clock)?;
+        let health = Health::new(clock.clone());
+        let engine = Engine::open(config.db_path.clone(), &config.limits, tier, clock, health)?;
         let service = StreamService::new(engine.clone(), config.limits.clone());
         let want = SocketAddr::new(config.host, config.port);
         let listener = match TcpListener::bind(want).await {
@@ -176,39 +183,64 @@ impl BoundServer {
             ..
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
+        let health = engine.health().clone();
         engine.start_background(stop_rx.clone()).await?;
-        let reporter = tokio::spawn(crate::telemetry::report::run(
-            Duration::from_millis(config.reports.interval_ms.max(1)),
-            config.reports.stats,
-            config.reports.hist,
-            stop_rx.clone(),
-        ));
-        let emitter = tokio::spawn(emit_metrics(
-            service.clone(),
-            config.limits.metrics_flush_ms,
-            config.limits.metrics_retention_entries,
-            stop_rx.clone(),
-        ));
-        let sweeper = spawn_sweeper(
-            service.clone(),
-            config.limits.expiry_sweep_ms,
-            stop_rx.clone(),
+        let reporter = health.spawn("stats-reporter", {
+            let run = crate::telemetry::report::run(
+                Duration::from_millis(config.reports.interval_ms.max(1)),
+                config.reports.stats,
+                config.reports.hist,
+                stop_rx.clone(),
+            );
+            async move {
+                run.await;
+                Ok(())
+            }
+        });
+        let emitter = health.spawn("metrics-emitter", {
+            let run = emit_metrics(
+                service.clone(),
+                config.limits.metrics_flush_ms,
+                config.limits.metrics_retention_entries,
+                stop_rx.clone(),
+            );
+            async move {
+                run.await;
+                Ok(())
+            }
+        });
+        let sweeper = health.spawn(
+            "expiry-sweeper",
+            sweep_expired(
+                service.clone(),
+                config.limits.expiry_sweep_ms,
+                stop_rx.clone(),
+            ),
+        );
+        let request_ids = crate::telemetry::request_id::RequestIds::new(
+            engine.clock().random_in(0, u64::from(u32::MAX)),
         );
         let app = router(AppState {
             service,
             db_path: config.db_path.clone(),
             started: std::time::Instant::now(),
             auth: config.auth.clone(),
+            request_ids,
+            health: health.clone(),
         });
-        let server = tokio::spawn(serve_connections(
-            listener,
-            app,
-            config.limits.clone(),
-            stop_rx,
-        ));
+        let server = health.spawn_critical("http-server", {
+            let run = serve_connections(listener, app, config.limits.clone(), stop_rx);
+            async move {
+                run.await;
+                Ok(())
+            }
+        });
         tracing::info!(%addr, db = %config.db_path.display(), "prisma-streams listening");
 
-        shutdown.await;
+        let fatal = tokio::select! {
+            _ = shutdown => None,
+            f = health.fatal() => Some(f),
+        };
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
         if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
@@ -223,7 +255,13 @@ impl BoundServer {
         tokio::task::spawn_blocking(move || engine.shutdown())
             .await
             .map_err(|e| AppError::Serve(std::io::Error::other(e)))?;
-        Ok(())
+        match fatal {
+            None => Ok(()),
+            Some(f) => Err(AppError::Fatal {
+                component: f.component,
+                cause: f.cause,
+            }),
+        }
     }
 }
 
@@ -352,29 +390,28 @@ async fn emit_metrics(
     }
 }
 
-fn spawn_sweeper(
+/// Reclaims expired streams every `every_ms` (0: never) until `stop`.
+async fn sweep_expired(
     service: StreamService,
     every_ms: u64,
     mut stop: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        if every_ms == 0 {
-            return;
+) -> Result<(), String> {
+    if every_ms == 0 {
+        return Ok(());
+    }
+    let mut tick = tokio::time::interval(Duration::from_millis(every_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return Ok(()),
         }
-        let mut tick = tokio::time::interval(Duration::from_millis(every_ms));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.wait_for(|s| *s) => return,
-            }
-            match service.sweep_expired().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(streams = n, "reclaimed expired streams"),
-                Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
-            }
+        match service.sweep_expired().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(streams = n, "reclaimed expired streams"),
+            Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
         }
-    })
+    }
 }
 
 /// A future that resolves on SIGTERM, SIGINT, or (if asked) end of standard input. The
@@ -431,6 +468,52 @@ pub fn shutdown_signal(exit_on_stdin_eof: bool) -> impl Future<Output = ()> + Se
         tokio::select! {
             _ = signalled => {}
             _ = stdin_eof => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{ObjectStoreKind, ServerArgs};
+    use crate::config::Env;
+
+    /// A fatal failure (here: the writer thread panics) stops the server, which returns
+    /// the failure so that the process exits non-zero.
+    #[tokio::test]
+    async fn a_fatal_failure_stops_the_server_with_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = ServerArgs {
+            object_store: ObjectStoreKind::Memory,
+            exit_on_stdin_eof: false,
+            bootstrap_from_r2: false,
+            auto_tune: None,
+            stats: false,
+            hist: false,
+            allow_unauthenticated: false,
+        };
+        let root = dir.path().display().to_string();
+        let env = Env::from_pairs([("DS_ROOT", root.as_str()), ("PORT", "0")]);
+        let config = Config::for_server(&args, &env).unwrap();
+        let bound = BoundServer::bind(config, Arc::new(crate::clock::SystemClock))
+            .await
+            .unwrap();
+        let engine = bound.engine.clone();
+        let served = tokio::spawn(bound.serve(std::future::pending()));
+        let r = engine
+            .writer()
+            .call(
+                crate::engine::writer::Submit::internal(),
+                |_| -> Result<(), crate::engine::EngineError> { panic!("injected") },
+            )
+            .await;
+        assert!(r.is_err());
+        match served.await.unwrap() {
+            Err(AppError::Fatal { component, cause }) => {
+                assert_eq!(component, "writer");
+                assert!(cause.contains("injected"), "{cause}");
+            }
+            other => panic!("expected a fatal error, got {other:?}"),
         }
     }
 }

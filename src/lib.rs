@@ -1,13 +1,14 @@
 //! Prisma Streams: a Durable Streams HTTP server in one binary.
 //!
 //! Layers (data flows one way): `http` → `service` → `engine`. `protocol`, `config`,
-//! `clock` and `telemetry` are leaves any layer may use.
+//! `clock`, `health` and `telemetry` are leaves any layer may use.
 
 pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod health;
 pub mod http;
 pub mod local;
 pub mod objstore;

@@ -168,7 +168,7 @@ async fn a_locked_database_answers_503_and_recovers() {
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(header(&r, "retry-after").as_deref(), Some("1"));
     let e: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(e["error"]["code"], "unavailable", "{e}");
+    assert_eq!(e["error"]["code"], "database_busy", "{e}");
     assert!(
         e["error"]["message"].as_str().unwrap().contains("locked"),
         "{e}"

@@ -10,7 +10,14 @@ use prisma_streams::service::{AppendParams, CreateParams, ServiceError, StreamSe
 
 fn service(dir: &std::path::Path, clock: Arc<ManualClock>) -> StreamService {
     let limits = Limits::default();
-    let engine = Engine::open(dir.join("t.sqlite"), &limits, None, clock).unwrap();
+    let engine = Engine::open(
+        dir.join("t.sqlite"),
+        &limits,
+        None,
+        clock.clone(),
+        prisma_streams::health::Health::new(clock),
+    )
+    .unwrap();
     StreamService::new(engine, limits)
 }
 

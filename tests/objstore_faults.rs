@@ -167,8 +167,8 @@ async fn write_streams(c: &reqwest::Client, s: &InProcess) -> Vec<(String, Vec<u
 }
 
 /// Reads a whole stream (JSON messages joined, see `common::Pages::joined`);
-/// `Err(status)` when a page failed, which must be a JSON 503 `unavailable` naming the
-/// object store.
+/// `Err(status)` when a page failed, which must be a JSON 503 `object_store_unavailable`
+/// that names the object store but none of its keys.
 async fn try_read_all(c: &reqwest::Client, url: &str) -> Result<Vec<u8>, StatusCode> {
     let r = match common::read_pages(c, url).await {
         Ok(pages) => return Ok(pages.joined()),
@@ -178,9 +178,14 @@ async fn try_read_all(c: &reqwest::Client, url: &str) -> Result<Vec<u8>, StatusC
     assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(common::header(&r, "retry-after").as_deref(), Some("1"));
     let e: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(e["error"]["code"], "unavailable", "{e}");
+    assert_eq!(e["error"]["code"], "object_store_unavailable", "{e}");
     let message = e["error"]["message"].as_str().unwrap();
     assert!(message.contains("object store"), "{e}");
+    assert!(
+        !message.contains("streams/"),
+        "no object key in a response: {e}"
+    );
+    assert!(e["error"]["request_id"].is_string(), "{e}");
     Err(st)
 }
 

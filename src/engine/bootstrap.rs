@@ -28,7 +28,7 @@ pub struct Summary {
 }
 
 fn err(e: impl std::fmt::Display) -> EngineError {
-    EngineError::Storage(format!("bootstrap: {e}"))
+    EngineError::Bootstrap(e.to_string())
 }
 
 /// Deletes local state and rebuilds it from `store`. Runs before the engine opens.
@@ -309,7 +309,11 @@ mod tests {
         assert_eq!(fork.config.fork.unwrap().source_id, src.id);
         assert!(streams::by_name(&c, "orphan").unwrap().is_none());
         assert_eq!(
-            streams::by_name(&c, "dup").unwrap().unwrap().config.incarnation,
+            streams::by_name(&c, "dup")
+                .unwrap()
+                .unwrap()
+                .config
+                .incarnation,
             "new"
         );
         let gc = db::object_gc::pending(&c, 10).unwrap();

@@ -168,7 +168,9 @@ mod tests {
             assert_eq!(b, Bytes::from_static(b"page"));
         }
         assert_eq!(made, 1);
-        let other = c.encoded(EncodingKey { kind: 2, from: 0 }, || Bytes::from_static(b"x"));
+        let other = c.encoded(EncodingKey { kind: 2, from: 0 }, || {
+            Bytes::from_static(b"x")
+        });
         assert_eq!(other, Bytes::from_static(b"x"));
     }
 }

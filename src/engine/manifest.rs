@@ -89,7 +89,8 @@ impl Manifest {
             closed_by: m.tail.closed_by.clone(),
             deleted: m.life.deleted,
             fork: m
-                .config.fork
+                .config
+                .fork
                 .zip(fork_source_incarnation)
                 .map(|(f, inc)| ManifestFork {
                     source_incarnation: inc,

@@ -1,26 +1,32 @@
-//! Persistence: the single SQLite writer thread, the read pool, and the notifier that
-//! wakes live readers after a commit.
+//! Persistence: the single SQLite writer thread, the read pool, the metadata cache, and
+//! the notifier that publishes the committed state to live readers.
 //!
-//! Concurrency model: every mutation is a [`writer::Command`] sent to one dedicated thread
-//! that owns the read-write connection. It drains whatever is queued into one transaction,
-//! commits, then answers each request and notifies readers, so nothing is visible or
-//! acknowledged before it is durable. Reads use a small pool of read-only connections on
-//! tokio's blocking threads; WAL mode lets them run beside the writer.
+//! Concurrency model: every mutation is an operation (`ops/`, a closure run by
+//! `writer::Batch`) sent to one dedicated thread that owns the read-write connection. It
+//! drains whatever is queued into one transaction, commits, updates the metadata cache,
+//! answers each operation and publishes the committed state, so nothing is visible or
+//! acknowledged before it is durable. Blocking reads (SQLite, local files) run on the
+//! bounded read pool (`read_pool.rs`), never on an async worker; the request path's hot
+//! cases (a cached stream, the tail in the memtable, a woken reader) need no blocking
+//! read at all.
 
 pub mod bootstrap;
 pub mod committed;
 pub mod db;
+mod error;
 pub mod manifest;
 pub(crate) mod memtable;
 pub mod meta;
+mod meta_cache;
 mod notifier;
 mod ops;
+mod read_pool;
 mod reader;
 pub mod segment;
 mod segmenter;
 pub mod tier;
 mod uploader;
-mod writer;
+pub(crate) mod writer;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,9 +35,11 @@ use tokio::sync::watch;
 
 use crate::clock::SharedClock;
 use crate::config::Limits;
+use crate::health::Health;
 use crate::protocol::expiry::Expiry;
 
 pub use committed::{Commit, CommitFeed, Committed, EncodingKey, FeedEvent, StreamChange};
+pub use error::EngineError;
 pub use meta::{ForkInfo, Lifecycle, StreamConfig, StreamMeta, Tail, TierState};
 pub use notifier::TailReceiver;
 pub use ops::append::{AppendCmd, AppendError, AppendOutcome};
@@ -40,41 +48,13 @@ pub use ops::remove::DeleteError;
 pub(crate) use ops::tiering::TierCmd;
 pub use reader::ReadBatch;
 
-/// Failures of the storage layer itself.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum EngineError {
-    #[error("storage error: {0}")]
-    Storage(String),
-    /// SQLite could not grow its files: the disk (or quota) is full.
-    #[error("disk full: {0}")]
-    DiskFull(String),
-    /// Another process holds a lock on the database longer than the busy timeout.
-    #[error("database busy: {0}")]
-    Busy(String),
-    /// The object store did not answer usefully after every retry.
-    #[error("object store unavailable: {0}")]
-    ObjectStore(String),
-    #[error("ingest queue full")]
-    Overloaded,
-    #[error("server shutting down")]
-    ShuttingDown,
-}
-
-impl From<rusqlite::Error> for EngineError {
-    fn from(e: rusqlite::Error) -> Self {
-        use rusqlite::ErrorCode;
-        match e.sqlite_error_code() {
-            Some(ErrorCode::DiskFull) => EngineError::DiskFull(e.to_string()),
-            Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
-                EngineError::Busy(e.to_string())
-            }
-            _ => EngineError::Storage(e.to_string()),
-        }
-    }
-}
-
 /// Expiry requested on create: `None` = not given (forks inherit their source's).
 pub type ExpirySpec = Option<Expiry>;
+
+/// Streams whose metadata the request path finds without a SQLite read.
+const META_CACHE_ENTRIES: usize = 16_384;
+/// Read tasks that may wait per read connection before reads are refused (503).
+const READ_QUEUE_PER_CONNECTION: usize = 256;
 
 /// The storage engine handle; cheap to clone.
 #[derive(Clone)]
@@ -84,11 +64,13 @@ pub struct Engine {
 
 struct Inner {
     writer: writer::WriterHandle,
-    reader: reader::ReadPool,
+    reader: read_pool::ReadPool,
     memtable: Arc<memtable::Memtable>,
+    cache: Arc<meta_cache::MetaCache>,
     notifier: notifier::Notifier,
     clock: SharedClock,
     tier: Option<Arc<tier::Tier>>,
+    health: Arc<Health>,
     background: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -99,24 +81,34 @@ impl Engine {
         limits: &Limits,
         tier: Option<Arc<tier::Tier>>,
         clock: SharedClock,
+        health: Arc<Health>,
     ) -> Result<Engine, EngineError> {
         if let Some(dir) = db_path.parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir)
-                    .map_err(|e| EngineError::Storage(format!("create {}: {e}", dir.display())))?;
+                    .map_err(|e| EngineError::io(format!("create {}", dir.display()), e))?;
             }
         }
         let notifier = notifier::Notifier::default();
         let memtable = Arc::new(memtable::Memtable::default());
+        let cache = Arc::new(meta_cache::MetaCache::new(META_CACHE_ENTRIES));
         let writer = writer::spawn(
             &db_path,
             limits,
             tier.is_some(),
-            clock.clone(),
-            notifier.clone(),
-            memtable.clone(),
+            writer::Shared {
+                clock: clock.clone(),
+                notifier: notifier.clone(),
+                memtable: memtable.clone(),
+                cache: cache.clone(),
+                health: health.clone(),
+            },
         )?;
-        let reader = reader::ReadPool::new(db_path, limits.read_connections);
+        let reader = read_pool::ReadPool::new(
+            db_path,
+            limits.read_connections,
+            limits.read_connections * READ_QUEUE_PER_CONNECTION,
+        )?;
         if let Some(t) = &tier {
             t.remove_temp_files();
         }
@@ -125,23 +117,35 @@ impl Engine {
                 writer,
                 reader,
                 memtable,
+                cache,
                 notifier,
                 clock,
                 tier,
+                health,
                 background: std::sync::Mutex::new(Vec::new()),
             }),
         })
     }
 
-    /// Starts the segmenter and uploader (full mode); they stop when `stop` turns true.
+    /// Starts the segmenter and uploader (full mode), supervised; they stop when `stop`
+    /// turns true.
     pub async fn start_background(&self, stop: watch::Receiver<bool>) -> Result<(), EngineError> {
         let Some(t) = self.inner.tier.clone() else {
             return Ok(());
         };
         uploader::warm_cache(self, &t).await?;
+        let health = &self.inner.health;
+        let segmenter = segmenter::run(self.clone(), t.clone(), stop.clone());
+        let uploader = uploader::run(self.clone(), t, stop);
         let handles = vec![
-            tokio::spawn(segmenter::run(self.clone(), t.clone(), stop.clone())),
-            tokio::spawn(uploader::run(self.clone(), t, stop)),
+            health.spawn("segmenter", async move {
+                segmenter.await;
+                Ok(())
+            }),
+            health.spawn("uploader", async move {
+                uploader.await;
+                Ok(())
+            }),
         ];
         self.inner
             .background
@@ -165,7 +169,7 @@ impl Engine {
         }
     }
 
-    pub(crate) fn reader(&self) -> &reader::ReadPool {
+    pub(crate) fn reader(&self) -> &read_pool::ReadPool {
         &self.inner.reader
     }
 
@@ -182,13 +186,31 @@ impl Engine {
         &self.inner.clock
     }
 
+    /// Failures of the engine's threads and tasks.
+    pub fn health(&self) -> &Arc<Health> {
+        &self.inner.health
+    }
+
     /// The current incarnation named `name`, in whatever state it is. Its last access
     /// includes renewals the writer has not applied yet.
     pub async fn lookup(&self, name: &str) -> Result<Option<StreamMeta>, EngineError> {
-        let mut meta = self
-            .inner
-            .reader
-            .run_inline(|c| db::streams::by_name(c, name))?;
+        let cache = &self.inner.cache;
+        let mut meta = match cache.get(name) {
+            Some(m) => Some(m),
+            None => {
+                let version = cache.version();
+                let owned = name.to_string();
+                let loaded = self
+                    .inner
+                    .reader
+                    .run(move |c| db::streams::by_name(c, &owned))
+                    .await?;
+                if let Some(m) = &loaded {
+                    cache.insert_if_unchanged(version, m.clone());
+                }
+                loaded
+            }
+        };
         if let Some(m) = &mut meta {
             if let Some(at) = self.inner.writer.pending_renewal(m.id) {
                 m.tail.last_access_ms = m.tail.last_access_ms.max(at);
@@ -254,10 +276,15 @@ impl Engine {
             );
             let step = match self.tail_from_memory(meta, pos, left_bytes, left_records, first) {
                 Some(rows) => reader::Step::Rows(rows),
-                None => self.inner.reader.run_inline(|c| {
-                    let mem = &self.inner.memtable;
-                    reader::plan(c, mem, meta, pos, left_bytes, left_records, first)
-                })?,
+                None => {
+                    let (mem, meta) = (self.inner.memtable.clone(), meta.clone());
+                    self.inner
+                        .reader
+                        .run(move |c| {
+                            reader::plan(c, &mem, &meta, pos, left_bytes, left_records, first)
+                        })
+                        .await?
+                }
             };
             let got: Vec<bytes::Bytes> = match step {
                 reader::Step::End => break,
@@ -268,14 +295,14 @@ impl Engine {
                     to,
                 } => {
                     let tier = self.inner.tier.as_ref().ok_or_else(|| {
-                        EngineError::Storage("segment read without an object store".into())
+                        EngineError::Internal("segment read without an object store".into())
                     })?;
                     let limits = tier::PageLimits {
                         max_bytes: left_bytes,
                         max_records: left_records,
                         first,
                     };
-                    tier.read(&incarnation, &seg, pos..to, limits)
+                    tier.read(&self.inner.reader, &incarnation, &seg, pos..to, limits)
                         .await?
                         .into_iter()
                         .map(bytes::Bytes::from)
@@ -342,5 +369,39 @@ impl Engine {
     /// Stops the writer after it finished what is queued.
     pub fn shutdown(&self) {
         self.inner.writer.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The writer thread's death is fatal: recorded with its cause, and every later write
+    /// fails instead of hanging.
+    #[tokio::test]
+    async fn a_panicking_writer_is_a_fatal_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = crate::clock::ManualClock::new(0);
+        let health = Health::new(clock.clone());
+        let engine = Engine::open(
+            dir.path().join("t.sqlite"),
+            &Limits::default(),
+            None,
+            clock,
+            health.clone(),
+        )
+        .unwrap();
+        let r = engine
+            .writer()
+            .call(writer::Submit::internal(), |_| -> Result<(), EngineError> {
+                panic!("injected writer fault")
+            })
+            .await;
+        assert!(matches!(r, Err(EngineError::ShuttingDown)), "{r:?}");
+        let f = health.fatal().await;
+        assert_eq!(f.component, "writer");
+        assert!(f.cause.contains("injected writer fault"), "{}", f.cause);
+        let r = engine.sweep_expired(1).await;
+        assert!(matches!(r, Err(EngineError::ShuttingDown)), "{r:?}");
     }
 }

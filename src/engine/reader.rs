@@ -1,9 +1,5 @@
-//! The read side: a pool of read-only SQLite connections (used inline for bounded reads,
-//! on tokio's blocking threads for long ones), and the range read that stitches a fork's
-//! inherited prefix, its segments, `entries` and the memtable together.
-
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+//! The range read that stitches a fork's inherited prefix, its segments, `entries` and
+//! the memtable together (run on the read pool).
 
 use bytes::Bytes;
 use rusqlite::Connection;
@@ -21,62 +17,6 @@ pub struct ReadBatch {
     pub next_pos: u64,
     /// Payload bytes in `entries`.
     pub bytes: usize,
-}
-
-#[derive(Clone)]
-pub struct ReadPool {
-    path: Arc<PathBuf>,
-    idle: Arc<Mutex<Vec<Connection>>>,
-    max_idle: usize,
-}
-
-impl ReadPool {
-    pub fn new(path: PathBuf, max_idle: usize) -> ReadPool {
-        ReadPool {
-            path: Arc::new(path),
-            idle: Arc::new(Mutex::new(Vec::new())),
-            max_idle,
-        }
-    }
-
-    /// Runs `f` with a read connection right here, on the calling (async) thread. For
-    /// reads bounded by a page (`DS_READ_MAX_BYTES`) or a single row: a hand-off to a
-    /// blocking thread costs more CPU than such a read (two context switches and a
-    /// wake-up), and the pages they touch are hot in SQLite's and the OS's caches.
-    pub fn run_inline<T, E, F>(&self, f: F) -> Result<T, EngineError>
-    where
-        E: Into<EngineError>,
-        F: FnOnce(&Connection) -> Result<T, E>,
-    {
-        let conn = {
-            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-            idle.pop()
-        };
-        let conn = match conn {
-            Some(c) => c,
-            None => db::open_reader(&self.path).map_err(EngineError::from)?,
-        };
-        let out = f(&conn);
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < self.max_idle {
-            idle.push(conn);
-        }
-        out.map_err(Into::into)
-    }
-
-    /// Runs `f` with a read connection on a blocking thread (for long reads: segment
-    /// building, listings).
-    pub async fn run<T, E, F>(&self, f: F) -> Result<T, EngineError>
-    where
-        T: Send + 'static,
-        E: Into<EngineError>,
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
-    {
-        let pool = self.clone();
-        tokio::task::spawn_blocking(move || pool.run_inline(f))
-            .await
-            .map_err(|e| EngineError::Storage(format!("read task failed: {e}")))?
-    }
 }
 
 /// The incarnations a stream's positions come from: `(incarnation, first pos, end pos)`,
@@ -141,7 +81,7 @@ pub fn plan(
     max_bytes: usize,
     max_records: usize,
     first: bool,
-) -> rusqlite::Result<Step> {
+) -> Result<Step, EngineError> {
     loop {
         let generation = mem.generation();
         if let Some(step) = plan_once(
@@ -165,7 +105,7 @@ fn plan_once(
     meta: &StreamMeta,
     from: u64,
     (max_bytes, max_records, first): (usize, usize, bool),
-) -> rusqlite::Result<Option<Step>> {
+) -> Result<Option<Step>, EngineError> {
     // Ends (rolls back, harmlessly: it only reads) when dropped.
     let snapshot = conn.unchecked_transaction()?;
     let conn: &Connection = &snapshot;
@@ -182,8 +122,8 @@ fn plan_once(
         let from = from.max(lo);
         if from < part.tier.uploaded_pos {
             let Some(seg) = db::segments::covering(conn, part.id, from)? else {
-                return Err(rusqlite::Error::InvalidParameterName(format!(
-                    "catalog error: no segment holds position {from} of incarnation {}",
+                return Err(EngineError::Corrupt(format!(
+                    "catalog: no segment holds position {from} of incarnation {}",
                     part.config.incarnation
                 )));
             };

@@ -53,7 +53,7 @@ pub async fn seal_round(engine: &Engine, tier: &Arc<Tier>) -> Result<usize, Engi
     let now = engine.clock().now_ms();
     let candidates = engine
         .reader()
-        .run(move |c| {
+        .run_background(move |c| {
             db::streams::seal_candidates(
                 c,
                 cfg.segment_target_rows,
@@ -81,7 +81,10 @@ pub async fn seal_round(engine: &Engine, tier: &Arc<Tier>) -> Result<usize, Engi
 async fn seal_one(engine: &Engine, tier: &Arc<Tier>, m: StreamMeta) -> Result<bool, EngineError> {
     let t = tier.clone();
     let now = engine.clock().now_ms();
-    let built = engine.reader().run(move |c| build(c, &t, &m, now)).await?;
+    let built = engine
+        .reader()
+        .run_background(move |c| build(c, &t, &m, now))
+        .await?;
     let Some(Built {
         seg,
         payload_bytes,
@@ -111,7 +114,7 @@ struct Built {
 }
 
 fn io_err(e: std::io::Error) -> EngineError {
-    EngineError::Storage(format!("segment write: {e}"))
+    EngineError::io("segment write", e)
 }
 
 /// Writes the next segment of `m` from SQLite; `None` if there is nothing to seal.

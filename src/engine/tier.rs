@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::db::segments::SegmentRow;
+use super::read_pool::ReadPool;
 use super::segment::{self, Footer, SegmentError, TRAILER_LEN};
 use super::EngineError;
 use crate::config::Tiering;
@@ -70,11 +71,11 @@ struct DiskCache {
 }
 
 fn corrupt(key: &str, e: SegmentError) -> EngineError {
-    EngineError::Storage(format!("segment {key} is unreadable: {e}"))
+    EngineError::Corrupt(format!("segment {key} is unreadable: {e}"))
 }
 
 fn store_err(e: crate::objstore::StoreError) -> EngineError {
-    EngineError::ObjectStore(e.to_string())
+    e.into()
 }
 
 impl Tier {
@@ -193,24 +194,30 @@ impl Tier {
 
     async fn read_range(
         &self,
+        pool: &ReadPool,
         key: &str,
         size: u64,
         range: std::ops::Range<u64>,
     ) -> Result<Vec<u8>, EngineError> {
         let path = self.local_path(key);
-        // Read inline: a block (`DS_BLOCK_MAX_BYTES`) of a recently used local file,
-        // cheaper than a hand-off to a blocking thread.
-        let local = (|| -> std::io::Result<Option<Vec<u8>>> {
-            let mut f = match std::fs::File::open(&path) {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(e),
-            };
-            f.seek(SeekFrom::Start(range.start))?;
-            let mut buf = vec![0u8; (range.end - range.start) as usize];
-            f.read_exact(&mut buf)?;
-            Ok(Some(buf))
-        })();
+        // The local file (a block of at most `DS_BLOCK_MAX_BYTES`), read on the read pool.
+        let (p, r) = (path.clone(), range.clone());
+        let local = pool
+            .run_io(move || {
+                let read = || -> std::io::Result<Option<Vec<u8>>> {
+                    let mut f = match std::fs::File::open(&p) {
+                        Ok(f) => f,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                        Err(e) => return Err(e),
+                    };
+                    f.seek(SeekFrom::Start(r.start))?;
+                    let mut buf = vec![0u8; (r.end - r.start) as usize];
+                    f.read_exact(&mut buf)?;
+                    Ok(Some(buf))
+                };
+                Ok(read())
+            })
+            .await?;
         match local {
             Ok(Some(b)) => {
                 self.cache_touch(&path);
@@ -231,7 +238,12 @@ impl Tier {
         }
     }
 
-    async fn footer(&self, key: &str, size: u64) -> Result<Arc<Footer>, EngineError> {
+    async fn footer(
+        &self,
+        pool: &ReadPool,
+        key: &str,
+        size: u64,
+    ) -> Result<Arc<Footer>, EngineError> {
         if let Some(f) = self
             .footers
             .lock()
@@ -244,14 +256,14 @@ impl Tier {
             return Err(corrupt(key, SegmentError::Truncated));
         }
         let t = self
-            .read_range(key, size, size - TRAILER_LEN as u64..size)
+            .read_range(pool, key, size, size - TRAILER_LEN as u64..size)
             .await?;
         let (flen, crc) = segment::parse_trailer(&t).map_err(|e| corrupt(key, e))?;
         let fstart = (size - TRAILER_LEN as u64)
             .checked_sub(flen as u64)
             .ok_or_else(|| corrupt(key, SegmentError::Truncated))?;
         let fb = self
-            .read_range(key, size, fstart..size - TRAILER_LEN as u64)
+            .read_range(pool, key, size, fstart..size - TRAILER_LEN as u64)
             .await?;
         let footer = Arc::new(segment::decode_footer(&fb, crc, size).map_err(|e| corrupt(key, e))?);
         self.footers
@@ -265,6 +277,7 @@ impl Tier {
     /// one entry is returned when `limits.first` is set).
     pub async fn read(
         &self,
+        pool: &ReadPool,
         incarnation: &str,
         seg: &SegmentRow,
         range: std::ops::Range<u64>,
@@ -277,7 +290,7 @@ impl Tier {
             first,
         } = limits;
         let key = Tier::key(incarnation, seg.index);
-        let footer = self.footer(&key, seg.size_bytes).await?;
+        let footer = self.footer(pool, &key, seg.size_bytes).await?;
         if footer.start_pos != seg.start_pos || footer.end_pos != seg.end_pos {
             return Err(corrupt(
                 &key,
@@ -294,7 +307,12 @@ impl Tier {
         while pos < to && bi < footer.blocks.len() && !full {
             let b = footer.blocks[bi];
             let bytes = self
-                .read_range(&key, seg.size_bytes, b.offset..b.offset + b.len as u64)
+                .read_range(
+                    pool,
+                    &key,
+                    seg.size_bytes,
+                    b.offset..b.offset + b.len as u64,
+                )
                 .await?;
             let mut p = b.first_pos;
             segment::visit_block(&bytes, &b, |_key, data| {

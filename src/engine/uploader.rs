@@ -78,7 +78,7 @@ async fn round(
     let mut done = 0;
     let pending = engine
         .reader()
-        .run(|c| db::segments::not_uploaded(c, BATCH))
+        .run_background(|c| db::segments::not_uploaded(c, BATCH))
         .await?;
     let met = metrics();
     met.segments_waiting.set(pending.len() as i64);
@@ -90,7 +90,7 @@ async fn round(
         let id = seg.stream_id;
         let inc = engine
             .reader()
-            .run(move |c| db::streams::by_id(c, id))
+            .run_background(move |c| db::streams::by_id(c, id))
             .await?
             .map(|m| m.config.incarnation);
         if let Some(inc) = inc {
@@ -134,7 +134,7 @@ async fn round(
 
     let dirty = engine
         .reader()
-        .run(|c| db::streams::manifest_dirty(c, BATCH))
+        .run_background(|c| db::streams::manifest_dirty(c, BATCH))
         .await?;
     for m in dirty {
         if backoff.blocked(m.id) {
@@ -157,7 +157,7 @@ async fn round(
 
     let gc = engine
         .reader()
-        .run(|c| db::object_gc::pending(c, BATCH))
+        .run_background(|c| db::object_gc::pending(c, BATCH))
         .await?;
     for (id, prefix) in gc {
         match delete_prefix(tier, &prefix).await {
@@ -178,7 +178,7 @@ async fn publish(engine: &Engine, tier: &Arc<Tier>, m: StreamMeta) -> Result<(),
     let source = m.config.fork.map(|f| f.source_id);
     let (segs, source_inc) = engine
         .reader()
-        .run(move |c| {
+        .run_background(move |c| {
             let segs = db::segments::of_stream(c, id)?;
             let inc = match source {
                 Some(s) => db::streams::by_id(c, s)?.map(|s| s.config.incarnation),
@@ -207,9 +207,11 @@ async fn publish(engine: &Engine, tier: &Arc<Tier>, m: StreamMeta) -> Result<(),
             // The object is not the one we last recorded: after a crash between a PUT and
             // its record, it is our own newer write. Adopt it only if it is.
             let current = Manifest::decode(&tier.store.get(&key).await.map_err(store)?)
-                .map_err(|e| EngineError::Storage(e.to_string()))?;
-            if current.incarnation != m.config.incarnation || current.generation < m.tier.manifest_generation {
-                return Err(EngineError::Storage(format!(
+                .map_err(|e| EngineError::Corrupt(format!("manifest {key}: {e}")))?;
+            if current.incarnation != m.config.incarnation
+                || current.generation < m.tier.manifest_generation
+            {
+                return Err(EngineError::Corrupt(format!(
                     "manifest {key} was changed by another writer (generation {})",
                     current.generation
                 )));
@@ -240,7 +242,7 @@ async fn publish(engine: &Engine, tier: &Arc<Tier>, m: StreamMeta) -> Result<(),
 }
 
 fn store(e: StoreError) -> EngineError {
-    EngineError::ObjectStore(e.to_string())
+    e.into()
 }
 
 async fn delete_prefix(tier: &Arc<Tier>, prefix: &str) -> Result<(), EngineError> {
@@ -256,10 +258,7 @@ async fn delete_prefix(tier: &Arc<Tier>, prefix: &str) -> Result<(), EngineError
     match std::fs::remove_dir_all(&dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(EngineError::Storage(format!(
-            "remove {}: {e}",
-            dir.display()
-        ))),
+        Err(e) => Err(EngineError::io(format!("remove {}", dir.display()), e)),
     }
 }
 
@@ -268,7 +267,7 @@ async fn delete_prefix(tier: &Arc<Tier>, prefix: &str) -> Result<(), EngineError
 pub async fn warm_cache(engine: &Engine, tier: &Arc<Tier>) -> Result<(), EngineError> {
     let keys: Vec<String> = engine
         .reader()
-        .run(|c| {
+        .run_background(|c| {
             let mut stmt = c.prepare(
                 "SELECT s.incarnation, g.seg_index FROM segments g JOIN streams s ON s.id = g.stream_id \
                  WHERE g.uploaded_at_ms IS NOT NULL AND g.start_pos < s.uploaded_pos",

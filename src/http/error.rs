@@ -7,9 +7,14 @@ use axum::response::{IntoResponse, Response};
 use crate::protocol::headers::names;
 use crate::service::ServiceError;
 
-/// A JSON error response.
+/// A JSON error response. The body names the request id (see `telemetry::request_id`) so that a
+/// client reporting an error can point at its log lines.
 pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
+    let mut error = serde_json::json!({ "code": code, "message": message });
+    if let Some(id) = crate::telemetry::request_id::current() {
+        error["request_id"] = id.into();
+    }
+    let body = serde_json::json!({ "error": error }).to_string();
     let mut res = (status, body).into_response();
     let h = res.headers_mut();
     h.insert(
@@ -32,62 +37,84 @@ fn with(mut res: Response, pairs: &[(&'static str, String)]) -> Response {
     res
 }
 
+/// Status code and machine code of each error. Codes are stable: clients may match on
+/// them (docs/errors.md lists them).
+fn status_and_code(e: &ServiceError) -> (StatusCode, &'static str) {
+    use ServiceError as E;
+    match e {
+        E::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+        E::ProducerSeqStart => (StatusCode::BAD_REQUEST, "producer_seq_invalid"),
+        E::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+        E::ForkSourceNotFound => (StatusCode::NOT_FOUND, "fork_source_not_found"),
+        E::Gone => (StatusCode::GONE, "stream_deleted"),
+        E::Trimmed => (StatusCode::GONE, "retention"),
+        E::StreamExists => (StatusCode::CONFLICT, "stream_exists"),
+        E::StreamSoftDeleted => (StatusCode::CONFLICT, "stream_soft_deleted"),
+        E::ForkSourceDeleted => (StatusCode::CONFLICT, "fork_source_deleted"),
+        E::ForkContentType => (StatusCode::CONFLICT, "fork_content_type_mismatch"),
+        E::ContentTypeMismatch => (StatusCode::CONFLICT, "content_type_mismatch"),
+        E::Closed { .. } => (StatusCode::CONFLICT, "stream_closed"),
+        E::StaleEpoch { .. } => (StatusCode::FORBIDDEN, "producer_fenced"),
+        E::ProducerGap { .. } => (StatusCode::CONFLICT, "producer_seq_gap"),
+        E::StreamSeq { .. } => (StatusCode::CONFLICT, "seq_conflict"),
+        E::Overloaded => (StatusCode::TOO_MANY_REQUESTS, "overloaded"),
+        E::TooManyReaders => (StatusCode::SERVICE_UNAVAILABLE, "too_many_readers"),
+        E::ReadBusy => (StatusCode::SERVICE_UNAVAILABLE, "read_busy"),
+        E::DiskFull => (StatusCode::INSUFFICIENT_STORAGE, "disk_full"),
+        E::DatabaseBusy => (StatusCode::SERVICE_UNAVAILABLE, "database_busy"),
+        E::ObjectStoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "object_store_unavailable"),
+        E::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        E::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    }
+}
+
 impl IntoResponse for ServiceError {
     fn into_response(self) -> Response {
-        let msg = self.to_string();
+        let (status, code) = status_and_code(&self);
+        let res = json_error(status, code, &self.to_string());
+        use ServiceError as E;
         match self {
-            ServiceError::BadRequest(_) => json_error(StatusCode::BAD_REQUEST, "bad_request", &msg),
-            ServiceError::NotFound(_) => json_error(StatusCode::NOT_FOUND, "not_found", &msg),
-            ServiceError::Gone => json_error(StatusCode::GONE, "gone", &msg),
-            ServiceError::Trimmed => json_error(StatusCode::GONE, "retention", &msg),
-            ServiceError::Conflict(_) => json_error(StatusCode::CONFLICT, "conflict", &msg),
-            ServiceError::Closed { next_offset } => with(
-                json_error(StatusCode::CONFLICT, "stream_closed", &msg),
+            E::Closed { next_offset } => with(
+                res,
                 &[
                     (names::STREAM_CLOSED, "true".into()),
                     (names::STREAM_NEXT_OFFSET, next_offset.encode()),
                 ],
             ),
-            ServiceError::StaleEpoch { current } => with(
-                json_error(StatusCode::FORBIDDEN, "stale_producer_epoch", &msg),
-                &[(names::PRODUCER_EPOCH, current.to_string())],
-            ),
-            ServiceError::ProducerGap { expected, received } => with(
-                json_error(StatusCode::CONFLICT, "producer_sequence_gap", &msg),
+            E::StaleEpoch { current } => with(res, &[(names::PRODUCER_EPOCH, current.to_string())]),
+            E::ProducerGap { expected, received } => with(
+                res,
                 &[
                     (names::PRODUCER_EXPECTED_SEQ, expected.to_string()),
                     (names::PRODUCER_RECEIVED_SEQ, received.to_string()),
                 ],
             ),
-            ServiceError::StreamSeq { last, received } => with(
-                json_error(StatusCode::CONFLICT, "sequence_conflict", &msg),
+            E::StreamSeq { last, received } => with(
+                res,
                 &[
                     ("stream-expected-seq", last),
                     ("stream-received-seq", received),
                 ],
             ),
-            ServiceError::Overloaded => with(
-                json_error(StatusCode::TOO_MANY_REQUESTS, "overloaded", &msg),
-                &[("retry-after", "1".into())],
-            ),
-            ServiceError::TooManyReaders => with(
-                json_error(StatusCode::SERVICE_UNAVAILABLE, "too_many_readers", &msg),
-                &[("retry-after", "1".into())],
-            ),
-            ServiceError::DiskFull => with(
-                json_error(StatusCode::INSUFFICIENT_STORAGE, "disk_full", &msg),
-                &[("retry-after", "5".into())],
-            ),
-            ServiceError::Unavailable(_) => with(
-                json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &msg),
-                &[("retry-after", "1".into())],
-            ),
-            ServiceError::ShuttingDown => {
-                json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &msg)
-            }
-            ServiceError::Internal(_) => {
-                json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", &msg)
-            }
+            E::Overloaded
+            | E::TooManyReaders
+            | E::ReadBusy
+            | E::DatabaseBusy
+            | E::ObjectStoreUnavailable => with(res, &[("retry-after", "1".into())]),
+            E::DiskFull => with(res, &[("retry-after", "5".into())]),
+            E::BadRequest(_)
+            | E::ProducerSeqStart
+            | E::NotFound(_)
+            | E::ForkSourceNotFound
+            | E::Gone
+            | E::Trimmed
+            | E::StreamExists
+            | E::StreamSoftDeleted
+            | E::ForkSourceDeleted
+            | E::ForkContentType
+            | E::ContentTypeMismatch
+            | E::ShuttingDown
+            | E::Internal => res,
         }
     }
 }
@@ -125,7 +152,7 @@ mod tests {
         let res = ServiceError::StaleEpoch { current: 4 }.into_response();
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
         assert_eq!(res.headers()["producer-epoch"], "4");
-        let res = ServiceError::Internal("x".into()).into_response();
+        let res = ServiceError::Internal.into_response();
         assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body_json(res).await["error"]["code"], "internal");
     }

@@ -23,7 +23,6 @@ use crate::telemetry::metrics::{metrics, render_prometheus, Route, Sampled};
 use crate::telemetry::process;
 
 /// Shared state of the HTTP handlers.
-#[derive(Clone)]
 pub struct AppState {
     pub service: StreamService,
     /// The SQLite file (its `-wal` size is reported in `/metrics`).
@@ -31,6 +30,9 @@ pub struct AppState {
     pub started: std::time::Instant,
     /// The bearer token requests must carry, if authentication is on.
     pub auth: Option<crate::config::AuthToken>,
+    pub request_ids: crate::telemetry::request_id::RequestIds,
+    /// Failures of the server's threads and tasks, reported by `/health`.
+    pub health: std::sync::Arc<crate::health::Health>,
 }
 
 const ALLOW_METHODS: &str = "GET, POST, PUT, DELETE, HEAD, OPTIONS";
@@ -55,11 +57,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(
-            state,
+            state.clone(),
             auth::authenticate,
         ))
         .layer(axum::middleware::map_response(common_headers))
-        .layer(axum::middleware::from_fn(observe))
+        .layer(axum::middleware::from_fn_with_state(state, observe))
 }
 
 /// CORS and security headers on every response, errors included.
@@ -106,14 +108,26 @@ fn route_of(req: &Request) -> Route {
     }
 }
 
-/// One span per request (method, path), closed by an event with its status and duration
-/// (at debug level), and the HTTP metrics.
-async fn observe(req: Request, next: axum::middleware::Next) -> Response {
+/// One span per request (method, path, request id), closed by an event with its status
+/// and duration (at debug level), the HTTP metrics, and the `x-request-id` header.
+async fn observe(
+    State(st): State<Arc<AppState>>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
     use tracing::Instrument as _;
     let route = route_of(&req);
-    let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path());
+    let id = st.request_ids.mint();
+    let span =
+        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), id = %id);
     let started = std::time::Instant::now();
-    let res = next.run(req).instrument(span.clone()).await;
+    let mut res =
+        crate::telemetry::request_id::scope(id.clone(), next.run(req).instrument(span.clone()))
+            .await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut()
+            .insert(header::HeaderName::from_static("x-request-id"), v);
+    }
     let status = res.status().as_u16();
     metrics().http(route, status, started);
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -145,13 +159,35 @@ async fn metrics_text(State(st): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-async fn health() -> Response {
+/// `{"ok":true}`, or 503 naming each failed component and when it failed (the cause is
+/// in the log).
+async fn health(State(st): State<Arc<AppState>>) -> Response {
+    let failures = st.health.failures();
+    let (status, body) = if failures.is_empty() {
+        (StatusCode::OK, serde_json::json!({ "ok": true }))
+    } else {
+        let failed: Vec<_> = failures
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "component": f.component,
+                    "since": crate::protocol::headers::format_rfc3339_ms(f.at_ms),
+                    "fatal": f.fatal,
+                })
+            })
+            .collect();
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({ "ok": false, "failed": failed }),
+        )
+    };
     (
+        status,
         [
             (header::CONTENT_TYPE, "application/json"),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        "{\"ok\":true}",
+        body.to_string(),
     )
         .into_response()
 }

@@ -1,5 +1,7 @@
-//! The errors every service operation can return. `http::error` maps each variant to a
-//! status code and JSON body, exhaustively.
+//! The errors every service operation can return, one variant per cause. `http::error`
+//! maps each variant to a status code, a stable machine code and a JSON body,
+//! exhaustively. Storage failures are logged here, with their detail, inside the request's
+//! span (which carries its request id); the variants they become carry no internal text.
 
 use crate::engine::{AppendError, CreateError, DeleteError, EngineError};
 use crate::protocol::offset::Offset;
@@ -10,16 +12,28 @@ pub enum ServiceError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("fork source stream not found")]
+    ForkSourceNotFound,
     #[error("stream was deleted")]
     Gone,
     #[error("offset is below the retained range of this stream")]
     Trimmed,
-    #[error("{0}")]
-    Conflict(String),
+    #[error("stream already exists with a different configuration")]
+    StreamExists,
+    #[error("stream was deleted and is still referenced by forks; its name cannot be reused yet")]
+    StreamSoftDeleted,
+    #[error("fork source stream was deleted")]
+    ForkSourceDeleted,
+    #[error("content type differs from the fork source")]
+    ForkContentType,
+    #[error("content-type mismatch")]
+    ContentTypeMismatch,
     #[error("stream is closed")]
     Closed { next_offset: Offset },
     #[error("producer epoch is stale")]
     StaleEpoch { current: u64 },
+    #[error("invalid producer sequence: a new producer or epoch must start at Producer-Seq 0")]
+    ProducerSeqStart,
     #[error("producer sequence gap")]
     ProducerGap { expected: u64, received: u64 },
     #[error("Stream-Seq must be greater than the last one")]
@@ -28,39 +42,50 @@ pub enum ServiceError {
     Overloaded,
     #[error("too many live readers; retry later")]
     TooManyReaders,
+    #[error("too many reads in progress; retry later")]
+    ReadBusy,
     #[error("the disk is full; the write was not stored")]
     DiskFull,
-    #[error("{0}")]
-    Unavailable(String),
-
+    #[error("the database is locked by another process; retry later")]
+    DatabaseBusy,
+    #[error("the object store is unavailable; retry later")]
+    ObjectStoreUnavailable,
     #[error("server shutting down")]
     ShuttingDown,
-    #[error("{0}")]
-    Internal(String),
+    /// A failure the client cannot act on; its detail is in the log.
+    #[error("internal error")]
+    Internal,
 }
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
 impl From<EngineError> for ServiceError {
     fn from(e: EngineError) -> Self {
+        let id = crate::telemetry::request_id::current();
+        let id = id.as_deref().unwrap_or("-");
         match e {
-            EngineError::Storage(m) => {
-                tracing::error!(error = %m, "storage error");
-                ServiceError::Internal(format!("storage error: {m}"))
-            }
-            EngineError::DiskFull(m) => {
-                tracing::error!(error = %m, "disk full");
+            EngineError::DiskFull(_) => {
+                tracing::error!(request_id = id, error = %e, "disk full");
                 ServiceError::DiskFull
             }
-            EngineError::Busy(m) => {
-                tracing::warn!(error = %m, "database busy");
-                ServiceError::Unavailable("the database is locked by another process".into())
+            EngineError::Busy(_) => {
+                tracing::warn!(request_id = id, error = %e, "database busy");
+                ServiceError::DatabaseBusy
             }
-            EngineError::ObjectStore(m) => {
-                tracing::warn!(error = %m, "object store read failed");
-                ServiceError::Unavailable(format!("object store unavailable: {m}"))
+            EngineError::ObjectStore(_) => {
+                tracing::warn!(request_id = id, error = %e, "object store read failed");
+                ServiceError::ObjectStoreUnavailable
+            }
+            EngineError::Database(_)
+            | EngineError::Io { .. }
+            | EngineError::Corrupt(_)
+            | EngineError::Bootstrap(_)
+            | EngineError::Internal(_) => {
+                tracing::error!(request_id = id, error = %e, "request failed");
+                ServiceError::Internal
             }
             EngineError::Overloaded => ServiceError::Overloaded,
+            EngineError::ReadBusy => ServiceError::ReadBusy,
             EngineError::ShuttingDown => ServiceError::ShuttingDown,
         }
     }
@@ -70,16 +95,11 @@ impl From<CreateError> for ServiceError {
     fn from(e: CreateError) -> Self {
         match e {
             CreateError::Engine(e) => e.into(),
-            CreateError::ConfigMismatch => ServiceError::Conflict("stream config mismatch".into()),
-            CreateError::SoftDeleted => ServiceError::Conflict(
-                "stream was deleted and is still referenced by forks; its name cannot be reused yet"
-                    .into(),
-            ),
-            CreateError::SourceNotFound => ServiceError::NotFound("fork source stream not found".into()),
-            CreateError::SourceDeleted => ServiceError::Conflict("fork source stream was deleted".into()),
-            CreateError::SourceContentType => {
-                ServiceError::Conflict("content type differs from the fork source".into())
-            }
+            CreateError::ConfigMismatch => ServiceError::StreamExists,
+            CreateError::SoftDeleted => ServiceError::StreamSoftDeleted,
+            CreateError::SourceNotFound => ServiceError::ForkSourceNotFound,
+            CreateError::SourceDeleted => ServiceError::ForkSourceDeleted,
+            CreateError::SourceContentType => ServiceError::ForkContentType,
             CreateError::BadFork(m) | CreateError::BadBody(m) => ServiceError::BadRequest(m),
         }
     }
@@ -94,12 +114,9 @@ impl From<AppendError> for ServiceError {
             AppendError::Closed { next_pos } => ServiceError::Closed {
                 next_offset: Offset::at(next_pos),
             },
-            AppendError::ContentType => ServiceError::Conflict("content-type mismatch".into()),
+            AppendError::ContentType => ServiceError::ContentTypeMismatch,
             AppendError::StaleEpoch { current } => ServiceError::StaleEpoch { current },
-            AppendError::EpochSeq => ServiceError::BadRequest(
-                "invalid producer sequence: a new producer or epoch must start at Producer-Seq 0"
-                    .into(),
-            ),
+            AppendError::EpochSeq => ServiceError::ProducerSeqStart,
             AppendError::Gap { expected, received } => {
                 ServiceError::ProducerGap { expected, received }
             }

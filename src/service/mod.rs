@@ -237,11 +237,18 @@ impl StreamService {
         let Some(src) = self.engine.lookup(source).await? else {
             return Ok(None);
         };
-        if content_type::is_json(&src.config.content_type) || src.life.deleted || pos >= src.tail.next_pos {
+        if content_type::is_json(&src.config.content_type)
+            || src.life.deleted
+            || pos >= src.tail.next_pos
+        {
             return Ok(None);
         }
         let batch = self.engine.read(&src, pos, usize::MAX, 1).await?;
-        Ok(batch.entries.into_iter().next().map(|e| (src.id, e.to_vec())))
+        Ok(batch
+            .entries
+            .into_iter()
+            .next()
+            .map(|e| (src.id, e.to_vec())))
     }
 
     pub async fn append(

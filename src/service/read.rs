@@ -360,9 +360,8 @@ impl StreamService {
                     Some(p) => Some(p),
                     None => {
                         let batch = self.read_batch(&meta, pos).await?;
-                        (!batch.entries.is_empty()).then(|| {
-                            (frame(&meta, &batch.entries), batch.next_pos, batch.bytes)
-                        })
+                        (!batch.entries.is_empty())
+                            .then(|| (frame(&meta, &batch.entries), batch.next_pos, batch.bytes))
                     }
                 };
                 if let Some((body, next, bytes)) = page {

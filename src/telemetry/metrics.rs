@@ -205,6 +205,7 @@ pub struct Metrics {
     pub append_bytes: Counter,
     pub append_entries: Counter,
     pub overloaded: Counter,
+    pub read_busy: Counter,
     pub ingest_queue_requests: Gauge,
     pub ingest_queue_bytes: Gauge,
     pub ingest_batch_requests: Histogram,
@@ -241,6 +242,7 @@ impl Metrics {
             append_bytes: Counter::default(),
             append_entries: Counter::default(),
             overloaded: Counter::default(),
+            read_busy: Counter::default(),
             ingest_queue_requests: Gauge::default(),
             ingest_queue_bytes: Gauge::default(),
             ingest_batch_requests: Histogram::new(COUNT_BUCKETS),
@@ -398,6 +400,12 @@ fn plain_series(m: &Metrics) -> Vec<(&'static str, &'static str, &'static str, f
             "counter",
             "Write requests refused with 429 because the ingest queue was full.",
             m.overloaded.get() as f64,
+        ),
+        (
+            "ds_read_busy_total",
+            "counter",
+            "Reads refused with 503 because the read pool's queue was full.",
+            m.read_busy.get() as f64,
         ),
         (
             "ds_ingest_queue_requests",

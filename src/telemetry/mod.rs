@@ -5,6 +5,7 @@
 pub mod metrics;
 pub mod process;
 pub mod report;
+pub mod request_id;
 
 use std::path::PathBuf;
 

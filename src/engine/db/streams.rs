@@ -80,10 +80,7 @@ fn u(v: i64) -> u64 {
 }
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<StreamMeta> {
-    let expiry = match (
-        get!(r, "ttl_seconds")?,
-        get!(r, "expires_at_ms")?,
-    ) {
+    let expiry = match (get!(r, "ttl_seconds")?, get!(r, "expires_at_ms")?) {
         (Some(t), _) => Expiry::Ttl(u(t)),
         (None, Some(a)) => Expiry::At(a),
         (None, None) => Expiry::None,
@@ -112,8 +109,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<StreamMeta> {
             created_at_ms: get!(r, "created_at_ms")?,
             expiry,
             fork,
-            incarnation: get!(r, "incarnation")
-                .map(|i: Option<String>| i.unwrap_or_default())?,
+            incarnation: get!(r, "incarnation").map(|i: Option<String>| i.unwrap_or_default())?,
             local_only: get!(r, "local_only").map(|v: i64| v != 0)?,
         },
         tail: Tail {

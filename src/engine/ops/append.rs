@@ -167,20 +167,22 @@ pub(crate) fn run(b: &mut Batch<'_>, cmd: AppendCmd) -> Result<AppendOutcome, Ap
         added.push(Bytes::from(data));
     }
     if cmd.close {
-        m.tier.manifest_dirty = b.tiered && !m.config.local_only;
+        m.tier.manifest_dirty |= b.tiered && !m.config.local_only;
         m.tail.closed = true;
         m.tail.closed_by = cmd
             .producer
             .as_ref()
             .map(|p| (p.id.clone(), p.epoch, p.seq));
     }
-    m.tail.last_access_ms = now;
+    m.tail.last_access_ms = m.tail.last_access_ms.max(now);
     streams::update_tail(c, &m)?;
     b.appended(m.id, m.name.as_deref(), first_pos, added);
     b.tail(m.id, m.name.as_deref(), m.tail.next_pos, m.tail.closed);
+    let (next_pos, closed) = (m.tail.next_pos, m.tail.closed);
+    b.fresh(m);
     Ok(AppendOutcome {
-        next_pos: m.tail.next_pos,
-        closed: m.tail.closed,
+        next_pos,
+        closed,
         written,
         producer: cmd.producer.as_ref().map(|p| (p.epoch, p.seq)),
     })

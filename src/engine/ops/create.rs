@@ -217,6 +217,7 @@ pub(crate) fn run(b: &mut Batch<'_>, cmd: CreateCmd) -> Result<CreateOutcome, Cr
         (meta.tail.next_pos - start) as usize,
         meta.tier.pending_bytes as usize,
     );
+    b.fresh(meta.clone());
     Ok(CreateOutcome::Created(meta))
 }
 

@@ -16,7 +16,9 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::super::committed::StreamChange;
+use super::super::meta::StreamMeta;
 use super::super::EngineError;
+use super::Touched;
 use crate::clock::SharedClock;
 
 /// An operation's error type: it can carry a storage error, and report one.
@@ -36,6 +38,7 @@ impl WriteError for EngineError {
 /// records its effects.
 pub(crate) struct Batch<'a> {
     conn: &'a Connection,
+    touched: &'a Touched,
     /// The batch's wall time (one value for every operation in it).
     pub now: i64,
     /// Full mode: streams have segments, manifests and objects.
@@ -45,9 +48,16 @@ pub(crate) struct Batch<'a> {
 }
 
 impl<'a> Batch<'a> {
-    pub(super) fn new(conn: &'a Connection, now: i64, tiered: bool, clock: &'a SharedClock) -> Self {
+    pub(super) fn new(
+        conn: &'a Connection,
+        touched: &'a Touched,
+        now: i64,
+        tiered: bool,
+        clock: &'a SharedClock,
+    ) -> Self {
         Batch {
             conn,
+            touched,
             now,
             tiered,
             clock,
@@ -98,6 +108,13 @@ impl<'a> Batch<'a> {
         c.closed = closed;
     }
 
+    /// The stream's row as this operation left it, exactly: the metadata cache takes it
+    /// instead of dropping the stream, unless a later write in the batch touches the row.
+    pub fn fresh(&mut self, meta: StreamMeta) {
+        let seq = self.touched.seq();
+        self.fx.fresh.insert(meta.id, (meta, seq));
+    }
+
     /// The stream left the namespace (deleted, expired, removed): its readers stop.
     pub fn gone(&mut self, id: i64) {
         self.fx.change(id, None, 0).gone = true;
@@ -116,6 +133,9 @@ pub(crate) struct Effects {
     pub changes: BTreeMap<i64, StreamChange>,
     /// `(entries, bytes)` of each append, for the metrics.
     pub appends: Vec<(usize, usize)>,
+    /// Rows known exactly (see [`Batch::fresh`]), with the row-change sequence number
+    /// at the time they were recorded.
+    pub fresh: std::collections::HashMap<i64, (StreamMeta, u64)>,
 }
 
 impl Effects {
@@ -157,6 +177,7 @@ impl Effects {
             }
         }
         self.appends.extend(later.appends);
+        self.fresh.extend(later.fresh);
     }
 }
 

@@ -29,6 +29,7 @@ use tokio::sync::oneshot;
 
 use super::db::{self, ingest, streams};
 use super::memtable::Memtable;
+use super::meta_cache::MetaCache;
 use super::notifier::Notifier;
 use super::EngineError;
 use crate::clock::SharedClock;
@@ -46,7 +47,10 @@ const COMPACT_AFTER: Duration = Duration::from_millis(200);
 pub const RENEW_EVERY: Duration = Duration::from_secs(1);
 
 enum Msg {
-    Job { job: Box<dyn Job>, bytes: usize },
+    Job {
+        job: Box<dyn Job>,
+        bytes: usize,
+    },
     /// Renewals are pending (sent when the map stops being empty).
     Wake,
     Shutdown,
@@ -88,6 +92,37 @@ impl Submit {
             savepoint: false,
             ..self
         }
+    }
+}
+
+/// Rows of `streams` written since the last commit, as SQLite's update hook reports them:
+/// id → sequence number of the row's last change. The writer evicts these from the
+/// metadata cache after the commit (or puts the exact row an operation recorded with
+/// [`Batch::fresh`] if no later change touched it).
+#[derive(Debug, Default)]
+pub(crate) struct Touched {
+    inner: Mutex<(u64, HashMap<i64, u64>)>,
+}
+
+impl Touched {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, HashMap<i64, u64>)> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn record(&self, id: i64) {
+        let mut g = self.lock();
+        g.0 += 1;
+        let seq = g.0;
+        g.1.insert(id, seq);
+    }
+
+    /// The sequence number of the last change recorded.
+    pub fn seq(&self) -> u64 {
+        self.lock().0
+    }
+
+    fn take(&self) -> HashMap<i64, u64> {
+        std::mem::take(&mut self.lock().1)
     }
 }
 
@@ -200,17 +235,34 @@ impl WriterHandle {
     }
 }
 
+/// What the writer thread shares with the rest of the engine.
+pub struct Shared {
+    pub clock: SharedClock,
+    /// Publishes the committed state.
+    pub notifier: Notifier,
+    pub memtable: Arc<Memtable>,
+    pub cache: Arc<MetaCache>,
+    /// Where the thread's death is reported (fatal).
+    pub health: Arc<crate::health::Health>,
+}
+
 /// Opens the write connection (migrating the schema) and starts the thread.
 pub fn spawn(
     path: &Path,
     limits: &Limits,
     tiered: bool,
-    clock: SharedClock,
-    notifier: Notifier,
-    memtable: Arc<Memtable>,
+    shared: Shared,
 ) -> Result<WriterHandle, EngineError> {
+    let Shared {
+        clock,
+        notifier,
+        memtable,
+        cache,
+        health,
+    } = shared;
     let mut conn = db::open_writer(path)?;
     recover_ingest(&mut conn, &memtable)?;
+    let touched = watch_stream_rows(&conn);
     let (tx, rx) = mpsc::channel();
     let queued_reqs = Arc::new(AtomicUsize::new(0));
     let queued_bytes = Arc::new(AtomicUsize::new(0));
@@ -221,6 +273,8 @@ pub fn spawn(
         clock,
         notifier,
         memtable,
+        cache,
+        touched,
         compact_retry_at: None,
         renewals: renewals.clone(),
         renewed_at: Instant::now(),
@@ -231,8 +285,14 @@ pub fn spawn(
     };
     let thread = std::thread::Builder::new()
         .name("sqlite-writer".into())
-        .spawn(move || w.run(rx))
-        .map_err(|e| EngineError::Storage(format!("spawn writer thread: {e}")))?;
+        .spawn(move || {
+            // Nothing can be stored without this thread: its death is fatal.
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.run(rx)));
+            if let Err(panic) = run {
+                health.record("writer", crate::health::panic_message(&*panic), true);
+            }
+        })
+        .map_err(|e| EngineError::io("spawn writer thread", e))?;
     Ok(WriterHandle {
         tx,
         queued_reqs,
@@ -242,6 +302,21 @@ pub fn spawn(
         renewals,
         thread: Mutex::new(Some(thread)),
     })
+}
+
+/// Installs SQLite's update hook on the write connection: every row of `streams` written
+/// is recorded in the returned [`Touched`].
+fn watch_stream_rows(conn: &Connection) -> Arc<Touched> {
+    let touched = Arc::new(Touched::default());
+    let hook = touched.clone();
+    conn.update_hook(Some(
+        move |_: rusqlite::hooks::Action, _: &str, table: &str, rowid: i64| {
+            if table == "streams" {
+                hook.record(rowid);
+            }
+        },
+    ));
+    touched
 }
 
 /// Whatever a crash left in the ingest log goes where readers look for it: into `entries`
@@ -271,6 +346,10 @@ struct Writer {
     notifier: Notifier,
     /// Appends committed to `ingest` but not yet compacted into `entries`.
     memtable: Arc<Memtable>,
+    /// Stream metadata for the request path, updated after every commit.
+    cache: Arc<MetaCache>,
+    /// Rows of `streams` the current batch wrote (filled by SQLite's update hook).
+    touched: Arc<Touched>,
     /// After a failed compaction: not before this instant.
     compact_retry_at: Option<Instant>,
     renewals: Arc<Renewals>,
@@ -390,6 +469,20 @@ impl Writer {
         }
     }
 
+    /// Evicts the streams the committed batch wrote from the metadata cache, or puts the
+    /// exact rows operations recorded.
+    fn update_cache(&self, fx: &mut Effects) {
+        let mut put = Vec::new();
+        let mut evict = Vec::new();
+        for (id, last_change) in self.touched.take() {
+            match fx.fresh.remove(&id) {
+                Some((m, seq)) if seq >= last_change => put.push(m),
+                _ => evict.push(id),
+            }
+        }
+        self.cache.apply(evict, put);
+    }
+
     /// Runs one batch (and the pending renewals if `renew`) in one transaction.
     fn commit_batch(&mut self, jobs: Vec<Box<dyn Job>>, renew: bool) {
         let now = self.clock.now_ms();
@@ -398,6 +491,7 @@ impl Writer {
         } else {
             HashMap::new()
         };
+        self.touched.take();
         let tx = match self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -425,7 +519,7 @@ impl Writer {
         let mut fx = Effects::default();
         let mut ran: Vec<Box<dyn Job>> = Vec::with_capacity(jobs.len());
         {
-            let mut b = Batch::new(&tx, now, self.tiered, &self.clock);
+            let mut b = Batch::new(&tx, &self.touched, now, self.tiered, &self.clock);
             for mut job in jobs {
                 if let Some(err) = &poisoned {
                     // The batch fails as a whole: run nothing more in it.
@@ -438,7 +532,7 @@ impl Writer {
                 // the whole transaction back; statements run now would each commit alone.
                 if poisoned.is_none() && tx.is_autocommit() {
                     poisoned = Some(job.engine_error().unwrap_or_else(|| {
-                        EngineError::Storage("SQLite rolled the transaction back".into())
+                        EngineError::Internal("SQLite rolled the transaction back".into())
                     }));
                 }
                 ran.push(job);
@@ -470,6 +564,9 @@ impl Writer {
                 if renew {
                     self.renewed_at = Instant::now();
                 }
+                // Before anyone hears of the commit, so that a lookup after a reply or a
+                // published change sees it.
+                self.update_cache(&mut fx);
                 let m = metrics();
                 for (entries, bytes) in fx.appends {
                     m.appends.inc();

@@ -86,12 +86,16 @@ fn renewals_are_coalesced_and_wake_the_writer_once() {
 fn writer(path: &Path) -> (Writer, Arc<Memtable>, Notifier) {
     let memtable = Arc::new(Memtable::default());
     let notifier = Notifier::default();
+    let conn = db::open_writer(path).unwrap();
+    let touched = watch_stream_rows(&conn);
     let w = Writer {
-        conn: db::open_writer(path).unwrap(),
+        conn,
         tiered: true,
         clock: crate::clock::ManualClock::new(1_000),
         notifier: notifier.clone(),
         memtable: memtable.clone(),
+        cache: Arc::new(MetaCache::new(100)),
+        touched,
         compact_retry_at: None,
         renewals: Arc::default(),
         renewed_at: Instant::now(),
@@ -177,10 +181,16 @@ fn a_commit_publishes_each_streams_tail_and_entries_once() {
     let (a2, _r2) = append("s", b"two".to_vec(), None);
     let (bad, mut rbad) = append("missing", b"x".to_vec(), None);
     w.commit_batch(vec![a1, bad, a2], false);
-    assert!(matches!(rbad.try_recv().unwrap(), Err(AppendError::NotFound)));
+    assert!(matches!(
+        rbad.try_recv().unwrap(),
+        Err(AppendError::NotFound)
+    ));
     let state = rx.borrow_and_update().clone().unwrap();
     let c = &state.change;
-    assert_eq!((c.first_pos, c.next_pos, c.closed, c.gone), (0, 2, false, false));
+    assert_eq!(
+        (c.first_pos, c.next_pos, c.closed, c.gone),
+        (0, 2, false, false)
+    );
     assert_eq!(c.entries, vec![&b"one"[..], &b"two"[..]]);
     assert_eq!(c.name.as_deref(), Some("s"));
     match feed.rx.try_recv() {
@@ -257,4 +267,43 @@ fn renewals_are_applied_with_the_next_batch() {
         .unwrap();
     assert_eq!(at, 5_000);
     assert!(w.renewals.is_empty());
+}
+
+#[test]
+fn the_metadata_cache_gets_appended_rows_and_loses_every_other_written_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, _, _) = writer(&dir.path().join("db.sqlite"));
+    let (a, _) = create("a");
+    let (b, _) = create("b");
+    w.commit_batch(vec![a, b], false);
+    // Created streams are cached as created.
+    assert_eq!(w.cache.get("a").unwrap().tail.next_pos, 0);
+    let (x, _) = append("a", b"x".to_vec(), None);
+    w.commit_batch(vec![x], false);
+    let a = w.cache.get("a").unwrap();
+    assert_eq!(a.tail.next_pos, 1);
+    assert_eq!(
+        Some(a),
+        crate::engine::db::streams::by_name(&w.conn, "a").unwrap()
+    );
+    // A write no operation recorded (here: a renewal) evicts the row.
+    w.renewals.record(2, 9_999);
+    w.commit_batch(vec![job(()).0], true);
+    assert!(w.cache.get("b").is_none());
+    assert!(w.cache.get("a").is_some());
+    // An append followed in the same batch by another write to the row: evicted, since
+    // the recorded row is no longer exact.
+    let (y, _) = append("a", b"y".to_vec(), None);
+    let (_, other_rx) = oneshot::channel::<Result<(), EngineError>>();
+    drop(other_rx);
+    let touch = Box::new(Call::new(
+        |b: &mut Batch<'_>| {
+            crate::engine::db::streams::touch(b.conn(), 1, 12_345)?;
+            Ok::<(), EngineError>(())
+        },
+        true,
+        oneshot::channel().0,
+    ));
+    w.commit_batch(vec![y, touch], false);
+    assert!(w.cache.get("a").is_none());
 }
