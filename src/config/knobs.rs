@@ -129,7 +129,12 @@ knobs! {
     DS_SEGMENT_FOOTER_CACHE_ENTRIES: Literal("2048"), Full,
         "Parsed segment footers kept in memory.";
     DS_OBJECTSTORE_TIMEOUT_MS: Literal("5000"), Full,
-        "Timeout of each attempt of an object-store call.";
+        "Timeout of each attempt of an object-store call, plus the transfer allowance of \
+         `DS_OBJECTSTORE_MIN_BYTES_PER_SEC`.";
+    DS_OBJECTSTORE_MIN_BYTES_PER_SEC: Literal("65536"), Full,
+        "The slowest transfer tolerated: an attempt that moves n bytes (a PUT, one part of \
+         a multipart upload, a ranged GET) may take n / this rate seconds longer than \
+         `DS_OBJECTSTORE_TIMEOUT_MS`.";
     DS_OBJECTSTORE_RETRIES: Literal("3"), Full,
         "Attempts after the first of an object-store call that failed or timed out.";
     DS_OBJECTSTORE_RETRY_BASE_MS: Literal("50"), Full,

@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::knobs as k;
 use super::{ConfigError, Env};
@@ -63,11 +64,14 @@ pub struct Tiering {
     pub retry: RetryPolicy,
 }
 
-/// Object-store call retries.
+/// Object-store call timeouts and retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// `DS_OBJECTSTORE_TIMEOUT_MS`: per attempt.
+    /// `DS_OBJECTSTORE_TIMEOUT_MS`: per attempt, before the transfer allowance.
     pub timeout_ms: u64,
+    /// `DS_OBJECTSTORE_MIN_BYTES_PER_SEC`: the slowest transfer tolerated; an attempt that
+    /// moves `n` bytes gets `n / min_bytes_per_sec` seconds more (see [`Self::timeout_for`]).
+    pub min_bytes_per_sec: u64,
     /// `DS_OBJECTSTORE_RETRIES`: attempts after the first.
     pub retries: u32,
     /// `DS_OBJECTSTORE_RETRY_BASE_MS` / `_MAX_MS`: exponential backoff bounds.
@@ -91,10 +95,21 @@ impl RetryPolicy {
     pub fn from_env(env: &Env) -> Result<RetryPolicy, ConfigError> {
         Ok(RetryPolicy {
             timeout_ms: env.positive(&k::DS_OBJECTSTORE_TIMEOUT_MS)?,
+            min_bytes_per_sec: env.positive(&k::DS_OBJECTSTORE_MIN_BYTES_PER_SEC)?,
             retries: env.num(&k::DS_OBJECTSTORE_RETRIES)?,
             base_ms: env.positive(&k::DS_OBJECTSTORE_RETRY_BASE_MS)?,
             max_ms: env.positive(&k::DS_OBJECTSTORE_RETRY_MAX_MS)?,
         })
+    }
+
+    /// The timeout of one attempt that sends or receives `bytes` bytes (0 when unknown):
+    /// the base timeout plus the time those bytes take at the slowest tolerated rate.
+    pub fn timeout_for(&self, bytes: u64) -> Duration {
+        let rate = self.min_bytes_per_sec.max(1);
+        let rest = u128::from(bytes % rate) * 1_000_000_000 / u128::from(rate);
+        // `rest` < 10^9 because `bytes % rate` < `rate`.
+        let allowance = Duration::new(bytes / rate, u32::try_from(rest).unwrap_or(0));
+        Duration::from_millis(self.timeout_ms).saturating_add(allowance)
     }
 }
 
@@ -211,6 +226,37 @@ mod tests {
             ),
             (5000, 3, 50, 2000)
         );
+    }
+
+    #[test]
+    fn an_attempt_gets_time_for_its_bytes_at_the_slowest_rate() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.min_bytes_per_sec, 65536);
+        assert_eq!(p.timeout_for(0), Duration::from_millis(5000));
+        // A 5 MiB part at 64 KiB/s: 80 s on top of the base.
+        assert_eq!(p.timeout_for(5 << 20), Duration::from_secs(85));
+        assert_eq!(
+            p.timeout_for(1),
+            Duration::from_nanos(5_000_000_000 + 15_258)
+        );
+        let fast = RetryPolicy {
+            timeout_ms: 200,
+            min_bytes_per_sec: 1 << 20,
+            ..p
+        };
+        assert_eq!(fast.timeout_for(16 << 20), Duration::from_millis(16_200));
+        assert!(
+            p.timeout_for(u64::MAX) > Duration::from_secs(1 << 40),
+            "no overflow"
+        );
+        let e = RetryPolicy::from_env(&Env::from_pairs([(
+            "DS_OBJECTSTORE_MIN_BYTES_PER_SEC",
+            "0",
+        )]));
+        assert!(e
+            .unwrap_err()
+            .0
+            .contains("DS_OBJECTSTORE_MIN_BYTES_PER_SEC"));
     }
 
     #[test]
