@@ -7,6 +7,8 @@
 mod common;
 #[path = "common/faulty.rs"]
 mod faulty;
+#[path = "common/inproc.rs"]
+mod inproc;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,87 +16,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use faulty::{Faulty, Policy};
-use prisma_streams::app::BoundServer;
-use prisma_streams::cli::{ObjectStoreKind, ServerArgs};
-use prisma_streams::clock::SystemClock;
-use prisma_streams::config::{Config, Env, RetryPolicy};
+use inproc::{direct, objects, InProcess};
 use prisma_streams::engine::manifest::Manifest;
 use prisma_streams::objstore::{keys, Store};
 use reqwest::StatusCode;
 
-struct InProcess {
-    url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl InProcess {
-    async fn start(root: &Path, store: Arc<Faulty>, bootstrap: bool) -> InProcess {
-        let mut pairs: Vec<(&str, String)> = common::tier::TINY
-            .iter()
-            .map(|(k, v)| (*k, v.to_string()))
-            .collect();
-        pairs.extend([
-            ("DS_ROOT", root.display().to_string()),
-            ("PORT", "0".into()),
-            ("DS_METRICS_FLUSH_MS", "0".into()),
-            ("DS_OBJECTSTORE_TIMEOUT_MS", "200".into()),
-            ("DS_OBJECTSTORE_RETRIES", "2".into()),
-            ("DS_OBJECTSTORE_RETRY_BASE_MS", "5".into()),
-            ("DS_OBJECTSTORE_RETRY_MAX_MS", "40".into()),
-        ]);
-        let env = Env::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
-        let args = ServerArgs {
-            object_store: ObjectStoreKind::Local,
-            exit_on_stdin_eof: false,
-            bootstrap_from_r2: bootstrap,
-            auto_tune: None,
-            stats: false,
-            hist: false,
-            allow_unauthenticated: false,
-        };
-        let config = Config::for_server(&args, &env).expect("config");
-        let retry: RetryPolicy = config.tiering.as_ref().unwrap().retry;
-        let client = Store::from_object_store(store, retry);
-        let bound = BoundServer::bind_with_store(config, Arc::new(SystemClock), Some(client))
-            .await
-            .expect("bind");
-        let url = format!("http://{}", bound.addr());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            bound
-                .serve(async move {
-                    let _ = rx.await;
-                })
-                .await
-                .expect("serve");
-        });
-        InProcess {
-            url,
-            stop: Some(tx),
-            task: Some(task),
-        }
-    }
-
-    fn stream(&self, name: &str) -> String {
-        format!("{}/v1/stream/{name}", self.url)
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.take().unwrap().await.unwrap();
-    }
-}
-
-fn objects(root: &Path) -> Arc<dyn object_store::ObjectStore> {
-    let dir = root.join("objects");
-    std::fs::create_dir_all(&dir).unwrap();
-    Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir).unwrap())
-}
-
-/// Direct access to the objects (no faults) for checks.
-fn direct(root: &Path) -> Store {
-    Store::from_object_store(objects(root), RetryPolicy::default())
+/// The server of these tests: tiny segments, fast ticks and short object-store timeouts.
+async fn start(root: &Path, store: Arc<Faulty>, bootstrap: bool) -> InProcess {
+    let mut pairs: Vec<(&str, String)> = common::tier::TINY
+        .iter()
+        .map(|(k, v)| (*k, v.to_string()))
+        .collect();
+    pairs.extend([
+        ("DS_OBJECTSTORE_TIMEOUT_MS", "200".into()),
+        ("DS_OBJECTSTORE_RETRIES", "2".into()),
+        ("DS_OBJECTSTORE_RETRY_BASE_MS", "5".into()),
+        ("DS_OBJECTSTORE_RETRY_MAX_MS", "40".into()),
+    ]);
+    InProcess::start(root, store, bootstrap, &pairs).await
 }
 
 /// Checks that every manifest names only segments that exist; returns the manifests.
@@ -206,7 +145,7 @@ async fn a_flaky_store_loses_nothing_and_never_publishes_a_dangling_manifest() {
         slow_ms: 20,
     };
     let store = Faulty::new(objects(&root), flaky, 7);
-    let s = InProcess::start(&root, store.clone(), false).await;
+    let s = start(&root, store.clone(), false).await;
     let c = common::client();
 
     // A watcher checks the manifest invariant the whole time.
@@ -265,7 +204,7 @@ async fn a_flaky_store_loses_nothing_and_never_publishes_a_dangling_manifest() {
     let objects_dir = root.join("objects");
     std::os::unix::fs::symlink(&objects_dir, fresh.join("objects")).unwrap();
     let rebuilt_store = Faulty::new(objects(&fresh), Policy { hang: 0.0, ..flaky }, 11);
-    let s = InProcess::start(&fresh, rebuilt_store.clone(), true).await;
+    let s = start(&fresh, rebuilt_store.clone(), true).await;
     rebuilt_store.set(Policy::HEALTHY);
     for (url, want) in &expected {
         let url = url.replace(&url[..url.find("/v1/").unwrap()], &s.url);
@@ -280,7 +219,7 @@ async fn a_store_that_is_down_fails_reads_clearly_and_catches_up_later() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let store = Faulty::new(objects(&root), Policy::HEALTHY, 3);
-    let s = InProcess::start(&root, store.clone(), false).await;
+    let s = start(&root, store.clone(), false).await;
     let c = common::client();
     let expected = write_streams(&c, &s).await;
     let names = ["faults/json", "faults/bin", "faults/text"];

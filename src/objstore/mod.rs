@@ -2,6 +2,12 @@
 //! call has a per-attempt timeout and retries with exponential backoff and jitter. Errors
 //! that retrying cannot fix (not found, precondition failed, unsupported) are returned at
 //! once. `keys` names every object.
+//!
+//! An attempt that moves a known number of bytes (a PUT, a ranged GET) gets time for them
+//! at the slowest tolerated rate on top of the base timeout ([`RetryPolicy::timeout_for`]).
+//! Large files are uploaded in parts that we drive ourselves: each part has its own
+//! timeout, and an upload that fails part-way is aborted (so no orphaned parts stay
+//! billed) before the whole upload is retried as a fresh one.
 
 pub mod keys;
 
@@ -15,8 +21,8 @@ use bytes::Bytes;
 use futures_util::TryStreamExt as _;
 use object_store::path::Path;
 use object_store::{
-    ObjectMeta, ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload, UpdateVersion,
-    WriteMultipart,
+    MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload,
+    PutResult, UpdateVersion,
 };
 use tokio::io::AsyncReadExt as _;
 
@@ -25,7 +31,10 @@ use crate::telemetry::metrics::metrics;
 
 /// Files above this size are uploaded in parts.
 const MULTIPART_THRESHOLD: u64 = 8 << 20;
-const PART_SIZE: usize = 5 << 20;
+/// Every part but the last has this size (S3's minimum; R2 wants them all equal).
+const PART_SIZE: u64 = 5 << 20;
+/// Parts of one upload sent at the same time.
+const PARTS_IN_FLIGHT: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -126,7 +135,14 @@ impl Store {
         }
     }
 
-    async fn with_retry<T, F, Fut>(&self, what: &str, mut f: F) -> Result<T, StoreError>
+    /// Runs `f` until it succeeds, fails for good or the retries are used up. Each attempt
+    /// is cut off after `limit`; `None` is for attempts that bound each of their own steps.
+    async fn with_retry<T, F, Fut>(
+        &self,
+        what: &str,
+        limit: Option<Duration>,
+        mut f: F,
+    ) -> Result<T, StoreError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
@@ -140,11 +156,9 @@ impl Store {
         );
         loop {
             let started = std::time::Instant::now();
-            let r = match tokio::time::timeout(Duration::from_millis(self.retry.timeout_ms), f())
-                .await
-            {
-                Ok(r) => r,
-                Err(_) => Err(StoreError::Timeout(self.retry.timeout_ms)),
+            let r = match limit {
+                Some(limit) => bounded(limit, f()).await,
+                None => f().await,
             };
             m.store_seconds.observe_since(started);
             if let Some(i) = op {
@@ -171,7 +185,8 @@ impl Store {
     /// Writes an object (overwriting).
     pub async fn put(&self, key: &str, data: Bytes) -> Result<Option<String>, StoreError> {
         let path = Path::from(key);
-        self.with_retry("put", || async {
+        let limit = self.retry.timeout_for(data.len() as u64);
+        self.with_retry("put", Some(limit), || async {
             let r = self
                 .inner
                 .put(&path, PutPayload::from(data.clone()))
@@ -190,20 +205,71 @@ impl Store {
             return self.put(key, Bytes::from(data)).await;
         }
         let path = Path::from(key);
-        self.with_retry("put_multipart", || async {
-            let upload = self.inner.put_multipart(&path).await?;
-            let mut w = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
-            let mut f = tokio::fs::File::open(file).await.map_err(local)?;
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = f.read(&mut buf).await.map_err(local)?;
-                if n == 0 {
-                    break;
+        self.with_retry("put_multipart", None, || {
+            self.multipart_attempt(&path, file, len)
+        })
+        .await
+    }
+
+    /// One attempt at a multipart upload: a fresh upload, the file's parts, `complete`.
+    /// When anything fails the upload is aborted, so that its parts do not stay behind.
+    async fn multipart_attempt(
+        &self,
+        path: &Path,
+        file: &FsPath,
+        len: u64,
+    ) -> Result<Option<String>, StoreError> {
+        let base = self.retry.timeout_for(0);
+        let mut upload = bounded(base, async { Ok(self.inner.put_multipart(path).await?) }).await?;
+        match self.send_parts(upload.as_mut(), file, len).await {
+            Ok(done) => Ok(done.e_tag),
+            Err(e) => {
+                if let Err(abort) = bounded(base, async { Ok(upload.abort().await?) }).await {
+                    tracing::warn!(
+                        key = %path, error = %abort,
+                        "cannot abort a failed multipart upload; its parts stay in the store \
+                         until a lifecycle rule removes them"
+                    );
                 }
-                w.wait_for_capacity(2).await?;
-                w.write(&buf[..n]);
+                Err(e)
             }
-            Ok(w.finish().await?.e_tag)
+        }
+    }
+
+    /// Sends `len` bytes of `file` as parts of `upload`, each with its own timeout, and
+    /// completes it. Parts still in flight when this fails are cancelled.
+    async fn send_parts(
+        &self,
+        upload: &mut dyn MultipartUpload,
+        file: &FsPath,
+        len: u64,
+    ) -> Result<PutResult, StoreError> {
+        let local = |e| StoreError::Local(file.display().to_string(), e);
+        let mut f = tokio::fs::File::open(file).await.map_err(local)?;
+        // A part's number is fixed when `put_part` is called, so a failed part cannot be
+        // sent again in the same upload (it would leave a gap): any failure ends it.
+        let mut parts = tokio::task::JoinSet::new();
+        let mut left = len;
+        while left > 0 {
+            while parts.len() >= PARTS_IN_FLIGHT {
+                if let Some(sent) = parts.join_next().await {
+                    part_result(sent)?;
+                }
+            }
+            let n = left.min(PART_SIZE);
+            let mut buf = vec![0u8; n as usize];
+            f.read_exact(&mut buf).await.map_err(local)?;
+            left -= n;
+            let part = upload.put_part(PutPayload::from(buf));
+            parts.spawn(bounded(self.retry.timeout_for(n), async move {
+                Ok(part.await?)
+            }));
+        }
+        while let Some(sent) = parts.join_next().await {
+            part_result(sent)?;
+        }
+        bounded(self.retry.timeout_for(0), async {
+            Ok(upload.complete().await?)
         })
         .await
     }
@@ -225,8 +291,9 @@ impl Store {
                 version: None,
             }),
         };
+        let limit = self.retry.timeout_for(data.len() as u64);
         let r = self
-            .with_retry("put_conditional", || async {
+            .with_retry("put_conditional", Some(limit), || async {
                 let opts = PutOptions::from(mode.clone());
                 match self
                     .inner
@@ -245,10 +312,10 @@ impl Store {
         }
     }
 
-    /// Reads a whole object.
+    /// Reads a whole object (a manifest: small, of unknown size, so only the base timeout).
     pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
         let path = Path::from(key);
-        self.with_retry("get", || async {
+        self.with_retry("get", Some(self.retry.timeout_for(0)), || async {
             Ok(self.inner.get(&path).await?.bytes().await?)
         })
         .await
@@ -257,7 +324,10 @@ impl Store {
     /// Reads a byte range of an object.
     pub async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
         let path = Path::from(key);
-        self.with_retry("get_range", || async {
+        let limit = self
+            .retry
+            .timeout_for(range.end.saturating_sub(range.start));
+        self.with_retry("get_range", Some(limit), || async {
             Ok(self.inner.get_range(&path, range.clone()).await?)
         })
         .await
@@ -265,14 +335,16 @@ impl Store {
 
     pub async fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
         let path = Path::from(key);
-        self.with_retry("head", || async { Ok(self.inner.head(&path).await?) })
-            .await
+        self.with_retry("head", Some(self.retry.timeout_for(0)), || async {
+            Ok(self.inner.head(&path).await?)
+        })
+        .await
     }
 
     /// Deletes an object; a missing object is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let path = Path::from(key);
-        self.with_retry("delete", || async {
+        self.with_retry("delete", Some(self.retry.timeout_for(0)), || async {
             match self.inner.delete(&path).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
                 Err(e) => Err(e.into()),
@@ -284,12 +356,32 @@ impl Store {
     /// Every key under `prefix`.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let path = Path::from(prefix);
-        self.with_retry("list", || async {
+        self.with_retry("list", Some(self.retry.timeout_for(0)), || async {
             let metas: Vec<ObjectMeta> = self.inner.list(Some(&path)).try_collect().await?;
             Ok(metas.into_iter().map(|m| m.location.to_string()).collect())
         })
         .await
     }
+}
+
+/// `fut`, cut off after `limit`.
+async fn bounded<T>(
+    limit: Duration,
+    fut: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(StoreError::Timeout(
+            u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+        )),
+    }
+}
+
+/// The outcome of one part's task.
+fn part_result(
+    sent: Result<Result<(), StoreError>, tokio::task::JoinError>,
+) -> Result<(), StoreError> {
+    sent.map_err(|e| StoreError::Other(format!("multipart upload part: {e}")))?
 }
 
 #[cfg(test)]
@@ -369,11 +461,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = store(&dir.path().join("store"));
         let file = dir.path().join("big");
-        let data: Vec<u8> = (0..(MULTIPART_THRESHOLD as usize + 3_000_000))
-            .map(|i| (i % 251) as u8)
-            .collect();
-        std::fs::write(&file, &data).unwrap();
-        s.put_file("big.seg", &file).await.unwrap();
-        assert_eq!(s.get("big.seg").await.unwrap().as_ref(), &data[..]);
+        // An odd last part, and parts that fill the file exactly.
+        for len in [MULTIPART_THRESHOLD + 3_000_000, 3 * PART_SIZE] {
+            let data: Vec<u8> = (0..len as usize).map(|i| (i % 251) as u8).collect();
+            std::fs::write(&file, &data).unwrap();
+            s.put_file("big.seg", &file).await.unwrap();
+            assert_eq!(s.get("big.seg").await.unwrap().as_ref(), &data[..]);
+        }
     }
 }

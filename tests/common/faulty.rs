@@ -1,6 +1,9 @@
 //! A real `ObjectStore` that wraps another and injects faults by policy: errors before the
 //! call, errors after a write that did happen ("lost acknowledgements"), calls that never
-//! answer (cut off by the server's per-attempt timeout) and slow answers.
+//! answer (cut off by the server's per-attempt timeout) and slow answers. It can also
+//! throttle the bytes written (one bandwidth limit shared by all calls), fail a chosen part
+//! of a multipart upload, and counts multipart uploads, parts, completions and aborts.
+#![allow(dead_code)]
 
 use std::fmt;
 use std::ops::Range;
@@ -14,10 +17,11 @@ use futures_util::stream::{self, BoxStream, StreamExt as _};
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result, UploadPart,
 };
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
+use tokio::time::Instant;
 
 /// Probabilities (0..=1) of each fault per call, and the longest added delay.
 #[derive(Debug, Clone, Copy, Default)]
@@ -61,6 +65,106 @@ pub struct Faulty {
     policy: Mutex<Policy>,
     rng: Mutex<StdRng>,
     pub injected: Injected,
+    throttle: Arc<Throttle>,
+    pub multipart: Arc<Multipart>,
+}
+
+/// A bandwidth limit shared by every call, token-bucket style: the bytes of each write
+/// pass in small chunks, and each chunk waits for its share of the limit, so concurrent
+/// writes split the bandwidth between them. Idle time does not build up credit.
+#[derive(Debug)]
+struct Throttle {
+    /// 0: no limit.
+    bytes_per_sec: AtomicU64,
+    /// When the bytes passed so far will have gone through at the limit.
+    busy_until: Mutex<Instant>,
+}
+
+/// The unit in which concurrent writes share the bandwidth.
+const THROTTLE_CHUNK: u64 = 16 << 10;
+
+impl Throttle {
+    async fn pass(&self, bytes: u64) {
+        let rate = self.bytes_per_sec.load(Ordering::Relaxed);
+        if rate == 0 {
+            return;
+        }
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(THROTTLE_CHUNK);
+            left -= n;
+            let until = {
+                let mut busy = self.busy_until.lock().unwrap();
+                *busy =
+                    (*busy).max(Instant::now()) + Duration::from_secs_f64(n as f64 / rate as f64);
+                *busy
+            };
+            tokio::time::sleep_until(until).await;
+        }
+    }
+}
+
+/// What happened to multipart uploads, and a part to fail.
+#[derive(Debug, Default)]
+pub struct Multipart {
+    pub uploads: AtomicU64,
+    pub parts: AtomicU64,
+    pub completes: AtomicU64,
+    pub aborts: AtomicU64,
+    /// Fail the part with this index (0-based, counted per upload) once.
+    fail_part: Mutex<Option<usize>>,
+}
+
+/// An upload of the inner store with the throttle applied to its parts.
+#[derive(Debug)]
+struct FaultyUpload {
+    inner: Box<dyn MultipartUpload>,
+    throttle: Arc<Throttle>,
+    state: Arc<Multipart>,
+    next_part: usize,
+}
+
+#[async_trait]
+impl MultipartUpload for FaultyUpload {
+    fn put_part(&mut self, data: PutPayload) -> UploadPart {
+        let index = self.next_part;
+        self.next_part += 1;
+        self.state.parts.fetch_add(1, Ordering::Relaxed);
+        let len = data.content_length() as u64;
+        // The inner store numbers parts as they are asked for: a failed part still uses up
+        // its number, as a real store's would.
+        let part = self.inner.put_part(data);
+        let fail = {
+            let mut f = self.state.fail_part.lock().unwrap();
+            let hit = *f == Some(index);
+            if hit {
+                *f = None;
+            }
+            hit
+        };
+        if fail {
+            drop(part);
+            return Box::pin(async { Err(injected("part error")) });
+        }
+        let throttle = self.throttle.clone();
+        Box::pin(async move {
+            throttle.pass(len).await;
+            part.await
+        })
+    }
+
+    async fn complete(&mut self) -> Result<PutResult> {
+        let r = self.inner.complete().await;
+        if r.is_ok() {
+            self.state.completes.fetch_add(1, Ordering::Relaxed);
+        }
+        r
+    }
+
+    async fn abort(&mut self) -> Result<()> {
+        self.state.aborts.fetch_add(1, Ordering::Relaxed);
+        self.inner.abort().await
+    }
 }
 
 enum Fault {
@@ -77,11 +181,30 @@ impl Faulty {
             policy: Mutex::new(policy),
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             injected: Injected::default(),
+            throttle: Arc::new(Throttle {
+                bytes_per_sec: AtomicU64::new(0),
+                busy_until: Mutex::new(Instant::now()),
+            }),
+            multipart: Arc::new(Multipart::default()),
         })
     }
 
     pub fn set(&self, policy: Policy) {
         *self.policy.lock().unwrap() = policy;
+    }
+
+    /// Limits the bytes of PUT bodies and multipart parts, all calls together, to
+    /// `bytes_per_sec` (0: no limit).
+    pub fn throttle(&self, bytes_per_sec: u64) {
+        self.throttle
+            .bytes_per_sec
+            .store(bytes_per_sec, Ordering::Relaxed);
+    }
+
+    /// Fails the part with this 0-based index of the next multipart upload that gets that
+    /// far, once.
+    pub fn fail_part_once(&self, index: usize) {
+        *self.multipart.fail_part.lock().unwrap() = Some(index);
     }
 
     fn roll(&self, write: bool) -> (Fault, Duration) {
@@ -160,8 +283,12 @@ impl ObjectStore for Faulty {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        self.around(true, self.inner.put_opts(location, payload, opts))
-            .await
+        let len = payload.content_length() as u64;
+        self.around(true, async {
+            self.throttle.pass(len).await;
+            self.inner.put_opts(location, payload, opts).await
+        })
+        .await
     }
 
     async fn put_multipart_opts(
@@ -169,8 +296,16 @@ impl ObjectStore for Faulty {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
-        self.around(false, self.inner.put_multipart_opts(location, opts))
-            .await
+        let inner = self
+            .around(false, self.inner.put_multipart_opts(location, opts))
+            .await?;
+        self.multipart.uploads.fetch_add(1, Ordering::Relaxed);
+        Ok(Box::new(FaultyUpload {
+            inner,
+            throttle: self.throttle.clone(),
+            state: self.multipart.clone(),
+            next_part: 0,
+        }))
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {

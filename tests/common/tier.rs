@@ -45,7 +45,18 @@ pub async fn wait_uploaded(store: &Store, name: &str, end: u64) {
 /// Waits until the manifest of `name` covers `end` entries and, when `closed`, also records
 /// the close (which the server publishes in a later manifest than the data before it).
 pub async fn wait_manifest(store: &Store, name: &str, end: u64, closed: bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    wait_manifest_within(store, name, end, closed, Duration::from_secs(30)).await
+}
+
+/// [`wait_manifest`] with a given patience.
+pub async fn wait_manifest_within(
+    store: &Store,
+    name: &str,
+    end: u64,
+    closed: bool,
+    patience: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + patience;
     loop {
         let mut seen = None;
         for key in store.list(keys::STREAMS_PREFIX).await.unwrap_or_default() {
