@@ -374,3 +374,94 @@ async fn wait_readers(c: &reqwest::Client, base: &str, mode: &str, n: u64) {
     }
     panic!("never saw {want}");
 }
+
+/// Bodies count against one ingest budget (`DS_INGEST_MAX_QUEUE_BYTES`) from the first
+/// byte: while slow uploads hold it, a new body is refused at once with 429 instead of
+/// being buffered, and the budget comes back when they finish.
+#[tokio::test]
+async fn request_bodies_share_one_memory_budget() {
+    let dir = tmp();
+    let s = Server::start(
+        dir.path(),
+        &[
+            ("DS_INGEST_MAX_QUEUE_BYTES", "1000000"),
+            ("DS_APPEND_MAX_BODY_BYTES", "600000"),
+        ],
+    );
+    let c = client();
+    let url = s.stream_url("b");
+    put(&c, &url, "application/octet-stream", "").await;
+    let path = "/v1/stream/b";
+
+    // A slow upload that declares 600 kB holds 600 kB of the budget...
+    let mut slow = raw(&s.url);
+    write!(
+        slow,
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/octet-stream\r\ncontent-length: 600000\r\n\r\n"
+    )
+    .unwrap();
+    slow.write_all(&[b'a'; 1000]).unwrap();
+    wait_budget(&c, &s.url, 600_000).await;
+    // ...so a second one of 600 kB does not fit, and is refused before it is read.
+    let mut second = raw(&s.url);
+    write!(
+        second,
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/octet-stream\r\ncontent-length: 600000\r\n\r\n"
+    )
+    .unwrap();
+    let answer = read_until_closed(&mut second);
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.contains("\"overloaded\""), "{answer}");
+    // A chunked body without a length is refused once it outgrows what is left.
+    let r = c
+        .post(&url)
+        .header("content-type", "application/octet-stream")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            (0..10).map(|_| Ok::<_, std::io::Error>(vec![b'c'; 100_000])),
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Small bodies still fit beside the slow one.
+    assert_eq!(
+        post(&c, &url, "application/octet-stream", "x")
+            .await
+            .status(),
+        204
+    );
+
+    // The slow upload completes and gives its share back.
+    slow.write_all(&vec![b'a'; 599_000]).unwrap();
+    let mut head = [0u8; 12];
+    slow.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 204");
+    let r = post(&c, &url, "application/octet-stream", vec![b'd'; 600_000]).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let stored = common::read_pages(&c, &url).await.unwrap().joined();
+    assert_eq!(stored.len(), 1 + 600_000 + 600_000);
+}
+
+/// Waits until `/metrics` reports at least `bytes` reserved in the ingest budget.
+async fn wait_budget(c: &reqwest::Client, base: &str, bytes: u64) {
+    for _ in 0..500 {
+        let text = c
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let held: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("ds_ingest_budget_bytes "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("ds_ingest_budget_bytes in /metrics");
+        if held >= bytes {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the slow upload never reserved its body");
+}

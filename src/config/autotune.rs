@@ -21,7 +21,8 @@ impl AutoTune {
         let mb = 1u64 << 20;
         let values: [(Knob, u64); 7] = [
             (k::DS_SEGMENT_CACHE_MAX_BYTES, p / 4 * mb),
-            (k::DS_INGEST_MAX_QUEUE_BYTES, (p / 16).max(4) * mb),
+            // At least the largest body (`DS_APPEND_MAX_BODY_BYTES`, 10 MiB by default).
+            (k::DS_INGEST_MAX_QUEUE_BYTES, (p / 16).max(16) * mb),
             (k::DS_INGEST_MAX_BATCH_BYTES, (p / 64).max(1) * mb),
             (k::DS_INGEST_MAX_QUEUE_REQS, p * 100),
             (k::DS_SEGMENT_FOOTER_CACHE_ENTRIES, p * 4),

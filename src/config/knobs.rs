@@ -97,7 +97,9 @@ knobs! {
     DS_INGEST_MAX_QUEUE_REQS: Literal("50000"), Servers,
         "Write requests waiting for the writer before new ones get 429.";
     DS_INGEST_MAX_QUEUE_BYTES: Literal("67108864"), Servers,
-        "Payload bytes waiting for the writer before new ones get 429.";
+        "Payload bytes of write requests in the server at once (bodies being received, \
+         queued for the writer, or being committed); a request that would go over gets 429. \
+         At least `DS_APPEND_MAX_BODY_BYTES`.";
     DS_INGEST_MAX_BATCH_REQS: Literal("1000"), Servers,
         "Requests committed in one transaction at most.";
     DS_INGEST_MAX_BATCH_BYTES: Literal("8388608"), Servers,
@@ -108,7 +110,13 @@ knobs! {
     DS_EXPIRY_SWEEP_LIMIT: Literal("100"), Servers,
         "Streams removed per sweep.";
     DS_READ_CONNECTIONS: Literal("4"), Servers,
-        "Idle SQLite read connections kept open.";
+        "Threads that run blocking reads (SQLite queries, local segment files), each with \
+         its own read-only connection.";
+    DS_READ_QUEUE: Literal("1024"), Servers,
+        "Reads waiting for a read thread before new ones get 503 with `Retry-After`.";
+    DS_META_CACHE_ENTRIES: Literal("16384"), Servers,
+        "Streams whose metadata is kept in memory so that requests find them without a \
+         SQLite read (`0` disables the cache).";
     DS_SEGMENT_MAX_BYTES: Literal("16777216"), Full,
         "Unsealed payload bytes that trigger a segment, and a segment's payload cap.";
     DS_SEGMENT_TARGET_ROWS: Literal("50000"), Full,

@@ -30,8 +30,12 @@ pub struct Limits {
     pub expiry_sweep_ms: u64,
     /// `DS_EXPIRY_SWEEP_LIMIT`: streams reclaimed per sweep.
     pub expiry_sweep_limit: usize,
-    /// `DS_READ_CONNECTIONS`: SQLite read connections.
+    /// `DS_READ_CONNECTIONS`: threads (and connections) of the read pool.
     pub read_connections: usize,
+    /// `DS_READ_QUEUE`: reads waiting for the read pool before 503.
+    pub read_queue: usize,
+    /// `DS_META_CACHE_ENTRIES`: streams in the metadata cache (0 disables it).
+    pub meta_cache_entries: usize,
     /// `DS_METRICS_FLUSH_MS`: how often a metrics event is appended to
     /// `__stream_metrics__` (0 disables; local mode defaults to 0).
     pub metrics_flush_ms: u64,
@@ -66,7 +70,7 @@ impl Default for Limits {
 impl Limits {
     /// Reads the limits from the environment.
     pub fn from_env(env: &Env) -> Result<Limits, ConfigError> {
-        Ok(Limits {
+        let limits = Limits {
             long_poll_timeout_ms: env.num(&k::DS_LONG_POLL_TIMEOUT_MS)?,
             sse_max_duration_ms: env.num(&k::DS_SSE_MAX_DURATION_MS)?,
             read_max_bytes: env.positive(&k::DS_READ_MAX_BYTES)?,
@@ -79,6 +83,8 @@ impl Limits {
             expiry_sweep_ms: env.num(&k::DS_EXPIRY_SWEEP_MS)?,
             expiry_sweep_limit: env.positive(&k::DS_EXPIRY_SWEEP_LIMIT)?,
             read_connections: env.positive(&k::DS_READ_CONNECTIONS)?,
+            read_queue: env.positive(&k::DS_READ_QUEUE)?,
+            meta_cache_entries: env.num(&k::DS_META_CACHE_ENTRIES)?,
             metrics_flush_ms: env.num(&k::DS_METRICS_FLUSH_MS)?,
             metrics_retention_entries: env.positive(&k::DS_METRICS_RETENTION_ENTRIES)?,
             header_read_timeout_ms: env.positive(&k::DS_HEADER_READ_TIMEOUT_MS)?,
@@ -92,7 +98,15 @@ impl Limits {
                 n => n,
             },
             max_live_readers: env.positive(&k::DS_MAX_LIVE_READERS)?,
-        })
+        };
+        // A body is reserved in the ingest budget as it arrives: the largest one must fit.
+        if limits.ingest_max_queue_bytes < limits.append_max_body_bytes {
+            return Err(ConfigError(format!(
+                "DS_INGEST_MAX_QUEUE_BYTES ({}) must be at least DS_APPEND_MAX_BODY_BYTES ({})",
+                limits.ingest_max_queue_bytes, limits.append_max_body_bytes
+            )));
+        }
+        Ok(limits)
     }
 }
 
@@ -109,6 +123,16 @@ mod tests {
         assert_eq!(d.ingest_max_queue_bytes, 64 * 1024 * 1024);
         assert_eq!(d.max_header_bytes, 64 * 1024);
         assert_eq!(d.metrics_retention_entries, 8640);
+    }
+
+    #[test]
+    fn the_ingest_budget_holds_the_largest_body() {
+        let env = Env::from_pairs([
+            ("DS_INGEST_MAX_QUEUE_BYTES", "1000"),
+            ("DS_APPEND_MAX_BODY_BYTES", "1001"),
+        ]);
+        let e = Limits::from_env(&env).unwrap_err();
+        assert!(e.0.contains("DS_APPEND_MAX_BODY_BYTES"), "{e}");
     }
 
     #[test]

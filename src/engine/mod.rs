@@ -11,6 +11,7 @@
 //! read at all.
 
 pub mod bootstrap;
+mod budget;
 pub mod committed;
 pub mod db;
 mod error;
@@ -38,6 +39,7 @@ use crate::config::Limits;
 use crate::health::Health;
 use crate::protocol::expiry::Expiry;
 
+pub use budget::{IngestBudget, Reservation};
 pub use committed::{Commit, CommitFeed, Committed, EncodingKey, FeedEvent, StreamChange};
 pub use error::EngineError;
 pub use meta::{ForkInfo, Lifecycle, StreamConfig, StreamMeta, Tail, TierState};
@@ -51,11 +53,6 @@ pub use reader::ReadBatch;
 /// Expiry requested on create: `None` = not given (forks inherit their source's).
 pub type ExpirySpec = Option<Expiry>;
 
-/// Streams whose metadata the request path finds without a SQLite read.
-const META_CACHE_ENTRIES: usize = 16_384;
-/// Read tasks that may wait per read connection before reads are refused (503).
-const READ_QUEUE_PER_CONNECTION: usize = 256;
-
 /// The storage engine handle; cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
@@ -67,6 +64,7 @@ struct Inner {
     reader: read_pool::ReadPool,
     memtable: Arc<memtable::Memtable>,
     cache: Arc<meta_cache::MetaCache>,
+    budget: IngestBudget,
     notifier: notifier::Notifier,
     clock: SharedClock,
     tier: Option<Arc<tier::Tier>>,
@@ -91,7 +89,7 @@ impl Engine {
         }
         let notifier = notifier::Notifier::default();
         let memtable = Arc::new(memtable::Memtable::default());
-        let cache = Arc::new(meta_cache::MetaCache::new(META_CACHE_ENTRIES));
+        let cache = Arc::new(meta_cache::MetaCache::new(limits.meta_cache_entries));
         let writer = writer::spawn(
             &db_path,
             limits,
@@ -104,11 +102,7 @@ impl Engine {
                 health: health.clone(),
             },
         )?;
-        let reader = read_pool::ReadPool::new(
-            db_path,
-            limits.read_connections,
-            limits.read_connections * READ_QUEUE_PER_CONNECTION,
-        )?;
+        let reader = read_pool::ReadPool::new(db_path, limits.read_connections, limits.read_queue)?;
         if let Some(t) = &tier {
             t.remove_temp_files();
         }
@@ -118,6 +112,7 @@ impl Engine {
                 reader,
                 memtable,
                 cache,
+                budget: IngestBudget::new(limits.ingest_max_queue_bytes),
                 notifier,
                 clock,
                 tier,
@@ -175,6 +170,12 @@ impl Engine {
 
     pub(crate) fn writer(&self) -> &writer::WriterHandle {
         &self.inner.writer
+    }
+
+    /// The budget write requests reserve their bodies in as they arrive
+    /// (`DS_INGEST_MAX_QUEUE_BYTES`).
+    pub fn ingest_budget(&self) -> &IngestBudget {
+        &self.inner.budget
     }
 
     /// Bytes held in the memtable (appends not yet compacted).

@@ -144,6 +144,7 @@ async fn metrics_text(State(st): State<Arc<AppState>>) -> Response {
         cpu_seconds: process::cpu_seconds(),
         wal_bytes: std::fs::metadata(&wal).ok().map(|m| m.len()),
         streams: st.service.count_streams().await.ok(),
+        ingest_budget_bytes: st.service.ingest_budget().in_use() as u64,
         uptime_seconds: st.started.elapsed().as_secs_f64(),
     };
     (

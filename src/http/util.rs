@@ -5,6 +5,10 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCod
 use http_body_util::BodyExt;
 use std::time::Duration;
 
+use axum::response::IntoResponse as _;
+use bytes::Bytes;
+
+use crate::engine::IngestBudget;
 use crate::protocol::name::percent_decode;
 use crate::service::{ServiceError, ServiceResult};
 
@@ -55,39 +59,50 @@ impl Query {
 }
 
 /// Reads a PUT/POST body within the service's limits (`DS_APPEND_MAX_BODY_BYTES`,
-/// `DS_BODY_READ_TIMEOUT_MS`).
+/// `DS_BODY_READ_TIMEOUT_MS`), reserving its bytes in the ingest budget as they arrive.
 pub async fn read_append_body(
     svc: &crate::service::StreamService,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Vec<u8>, Response<Body>> {
+) -> Result<crate::service::Body, Response<Body>> {
     let l = svc.limits();
     let idle = Duration::from_millis(l.body_read_timeout_ms);
-    read_body(headers, body, l.append_max_body_bytes, idle).await
+    read_body(
+        headers,
+        body,
+        l.append_max_body_bytes,
+        idle,
+        svc.ingest_budget(),
+    )
+    .await
 }
 
 /// Reads a request body of at most `max` bytes; a larger one is answered with 413
-/// without reading it all, and one that sends nothing for `idle` with 408.
+/// without reading it all, and one that sends nothing for `idle` with 408. Every byte of
+/// buffer is reserved in `budget` before it is allocated; when the budget is spent the
+/// request gets 429 (the server holds as many body bytes as it can commit soon, no more).
 pub async fn read_body(
     headers: &HeaderMap,
     mut body: Body,
     max: usize,
     idle: Duration,
-) -> Result<Vec<u8>, Response<Body>> {
+    budget: &IngestBudget,
+) -> Result<crate::service::Body, Response<Body>> {
     // The rest of the body is never read, so the connection cannot be reused.
-    let closing = |status, code, msg: &str| {
-        let mut res = super::error::json_error(status, code, msg);
+    let closing = |res: Response<Body>| {
+        let mut res = res;
         res.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         res
     };
     let too_large = || {
-        closing(
+        closing(super::error::json_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             &format!("body too large (max {max} bytes)"),
-        )
+        ))
     };
+    let overloaded = || closing(ServiceError::Overloaded.into_response());
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -95,32 +110,52 @@ pub async fn read_body(
     if declared.is_some_and(|len| len > max as u64) {
         return Err(too_large());
     }
-    let mut buf = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    let mut hold = budget.reservation();
+    let declared = declared.unwrap_or(0) as usize;
+    if budget.grow(&mut hold, declared).is_err() {
+        return Err(overloaded());
+    }
+    let mut buf = Vec::with_capacity(declared);
     loop {
         let frame = match tokio::time::timeout(idle, body.frame()).await {
             Err(_) => {
-                return Err(closing(
+                return Err(closing(super::error::json_error(
                     StatusCode::REQUEST_TIMEOUT,
                     "body_timeout",
                     &format!(
                         "no request body data for {} ms; send the body promptly",
                         idle.as_millis()
                     ),
-                ))
+                )))
             }
-            Ok(None) => return Ok(buf),
+            Ok(None) => {
+                return Ok(crate::service::Body {
+                    bytes: Bytes::from(buf),
+                    hold,
+                })
+            }
             Ok(Some(Err(e))) => {
-                return Err(closing(
+                return Err(closing(super::error::json_error(
                     StatusCode::BAD_REQUEST,
                     "bad_request",
                     &format!("could not read request body: {e}"),
-                ))
+                )))
             }
             Ok(Some(Ok(frame))) => frame,
         };
         if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > max {
+            let need = buf.len() + data.len();
+            if need > max {
                 return Err(too_large());
+            }
+            if need > buf.capacity() {
+                // Grow geometrically (within `max`), reserving the new capacity first.
+                let cap = need.max(buf.capacity() * 2).min(max);
+                let more = cap - hold.bytes().min(cap);
+                if budget.grow(&mut hold, more).is_err() {
+                    return Err(overloaded());
+                }
+                buf.reserve_exact(cap - buf.len());
             }
             buf.extend_from_slice(&data);
         }

@@ -6,7 +6,11 @@ pub mod error;
 pub mod read;
 
 use crate::config::Limits;
-use crate::engine::{AppendCmd, CreateCmd, CreateOutcome, Engine, ForkSpec, StreamMeta};
+use bytes::Bytes;
+
+use crate::engine::{
+    AppendCmd, CreateCmd, CreateOutcome, Engine, ForkSpec, IngestBudget, Reservation, StreamMeta,
+};
 use crate::protocol::expiry::Expiry;
 use crate::protocol::headers::{self, Producer};
 use crate::protocol::offset::{Offset, OffsetParam};
@@ -72,6 +76,24 @@ impl StreamInfo {
     }
 }
 
+/// A request body, with its bytes reserved in the ingest budget (see
+/// [`StreamService::ingest_budget`]) until the writer has run the request.
+#[derive(Debug, Default)]
+pub struct Body {
+    pub bytes: Bytes,
+    pub hold: Reservation,
+}
+
+/// Bytes outside the budget (internal writes and in-process callers).
+impl<T: Into<Bytes>> From<T> for Body {
+    fn from(b: T) -> Body {
+        Body {
+            bytes: b.into(),
+            hold: Reservation::default(),
+        }
+    }
+}
+
 /// Result of a create.
 #[derive(Debug)]
 pub struct Created {
@@ -122,6 +144,11 @@ impl StreamService {
         &self.engine
     }
 
+    /// The budget request bodies reserve their bytes in as they arrive.
+    pub fn ingest_budget(&self) -> &IngestBudget {
+        self.engine.ingest_budget()
+    }
+
     /// Parses the raw path remainder after `/v1/stream/`.
     pub fn parse_name(raw: &str) -> ServiceResult<String> {
         name::parse(raw).map_err(|e| bad(e.to_string()))
@@ -150,8 +177,9 @@ impl StreamService {
         &self,
         name: &str,
         p: CreateParams,
-        body: Vec<u8>,
+        body: impl Into<Body>,
     ) -> ServiceResult<Created> {
+        let body: Body = body.into();
         let expiry = match (&p.ttl, &p.expires_at) {
             (Some(_), Some(_)) => {
                 return Err(bad(
@@ -216,7 +244,8 @@ impl StreamService {
             expiry,
             closed: headers::is_true(p.closed.as_deref()),
             fork,
-            body,
+            body: body.bytes,
+            hold: body.hold,
             local_only: false,
         };
         match self.engine.create(cmd).await? {
@@ -255,8 +284,9 @@ impl StreamService {
         &self,
         name: &str,
         p: AppendParams,
-        body: Vec<u8>,
+        body: impl Into<Body>,
     ) -> ServiceResult<Appended> {
+        let Body { bytes: body, hold } = body.into();
         let close = headers::is_true(p.closed.as_deref());
         if body.is_empty() && !close {
             return Err(bad("empty body"));
@@ -303,6 +333,7 @@ impl StreamService {
                 producer,
                 stream_seq,
                 framing_error,
+                hold,
             })
             .await?;
         Ok(Appended {
@@ -335,7 +366,8 @@ impl StreamService {
             expiry: None,
             closed: false,
             fork: None,
-            body: Vec::new(),
+            body: Bytes::new(),
+            hold: Reservation::default(),
             local_only: true,
         };
         match self.engine.create(cmd).await {
@@ -357,11 +389,12 @@ impl StreamService {
             .append(AppendCmd {
                 name: name.to_string(),
                 content_type: Some("application/json".into()),
-                entries: vec![event],
+                entries: vec![Bytes::from(event)],
                 close: false,
                 producer: None,
                 stream_seq: None,
                 framing_error: None,
+                hold: Reservation::default(),
             })
             .await?;
         self.engine.retain(name, keep).await?;

@@ -309,6 +309,8 @@ pub struct Sampled {
     pub cpu_seconds: Option<f64>,
     pub wal_bytes: Option<u64>,
     pub streams: Option<u64>,
+    /// Bytes of request bodies reserved in the ingest budget.
+    pub ingest_budget_bytes: u64,
     pub uptime_seconds: f64,
 }
 
@@ -633,6 +635,14 @@ pub fn render_prometheus(s: &Sampled) -> String {
     if let Some(v) = s.streams {
         one(&mut o, "ds_streams", "gauge", "Live streams.", v);
     }
+    one(
+        &mut o,
+        "ds_ingest_budget_bytes",
+        "gauge",
+        "Bytes of write-request bodies held now (received, queued or being committed), \
+         within DS_INGEST_MAX_QUEUE_BYTES.",
+        s.ingest_budget_bytes,
+    );
     if let Some(v) = s.rss_bytes {
         one(
             &mut o,
@@ -689,6 +699,7 @@ mod tests {
             cpu_seconds: Some(0.5),
             wal_bytes: Some(2),
             streams: Some(3),
+            ingest_budget_bytes: 4,
             uptime_seconds: 1.0,
         });
         let mut declared = std::collections::HashSet::new();

@@ -8,22 +8,24 @@ use crate::engine::db::{ingest, producers, streams};
 use crate::engine::memtable;
 use crate::engine::meta::StreamMeta;
 use crate::engine::writer::{Batch, Submit};
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, Reservation};
 use crate::protocol::content_type;
 
 /// An append (POST) request, validated by the service. `entries` is already framed for
 /// the stream's content type (JSON messages split), empty for a close-only request.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct AppendCmd {
     pub name: String,
     pub content_type: Option<String>,
-    pub entries: Vec<Vec<u8>>,
+    pub entries: Vec<Bytes>,
     pub close: bool,
     pub producer: Option<crate::protocol::headers::Producer>,
     pub stream_seq: Option<Vec<u8>>,
     /// Set when the body could not be framed (invalid JSON); reported only after the
     /// closed and content-type checks, so conflicts are answered in the protocol's order.
     pub framing_error: Option<String>,
+    /// The body's bytes in the ingest budget, given back once the writer ran the append.
+    pub hold: Reservation,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +71,7 @@ impl Engine {
         if self.memtable_bytes() > memtable::HARD_MAX_BYTES {
             return Err(EngineError::Overloaded.into());
         }
-        let bytes = cmd.entries.iter().map(Vec::len).sum();
+        let bytes = cmd.entries.iter().map(Bytes::len).sum();
         self.writer()
             .call(Submit::request(bytes).without_savepoint(), move |b| {
                 run(b, cmd)
@@ -159,13 +161,12 @@ pub(crate) fn run(b: &mut Batch<'_>, cmd: AppendCmd) -> Result<AppendOutcome, Ap
     }
     let written = cmd.entries.len();
     let first_pos = m.tail.next_pos;
-    let mut added = Vec::with_capacity(written);
-    for data in cmd.entries {
-        ingest::insert(c, m.id, m.tail.next_pos, &data)?;
+    for data in &cmd.entries {
+        ingest::insert(c, m.id, m.tail.next_pos, data)?;
         m.tail.next_pos += 1;
         m.tier.pending_bytes += data.len() as u64;
-        added.push(Bytes::from(data));
     }
+    let added = cmd.entries;
     if cmd.close {
         m.tier.manifest_dirty |= b.tiered && !m.config.local_only;
         m.tail.closed = true;

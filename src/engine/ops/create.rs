@@ -1,17 +1,18 @@
 //! Creating a stream (PUT): a new incarnation, a fork of another stream, or an idempotent
 //! repeat of an existing create.
 
+use bytes::Bytes;
 use rusqlite::Connection;
 
 use super::remove::retire;
 use crate::engine::db::{entries, streams};
 use crate::engine::meta::{ForkInfo, Lifecycle, StreamConfig, StreamMeta, Tail, TierState};
 use crate::engine::writer::{Batch, Submit};
-use crate::engine::{Engine, EngineError, ExpirySpec};
+use crate::engine::{Engine, EngineError, ExpirySpec, Reservation};
 use crate::protocol::{content_type, expiry::Expiry, json};
 
 /// A create (PUT) request, validated by the service.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CreateCmd {
     pub name: String,
     /// `None` = not given: `application/octet-stream`, or the fork source's type.
@@ -20,7 +21,9 @@ pub struct CreateCmd {
     pub closed: bool,
     pub fork: Option<ForkSpec>,
     /// The initial body, not yet split (its framing depends on the final content type).
-    pub body: Vec<u8>,
+    pub body: Bytes,
+    /// The body's bytes in the ingest budget, given back once the writer ran the create.
+    pub hold: Reservation,
     /// The server's own streams: kept in SQLite only, with retention (never set from HTTP).
     pub local_only: bool,
 }
@@ -153,7 +156,7 @@ pub(crate) fn run(b: &mut Batch<'_>, cmd: CreateCmd) -> Result<CreateOutcome, Cr
                             "Stream-Fork-Sub-Offset is past the end of the append at the fork offset".into(),
                         ));
                     }
-                    materialized = Some(entry[..cut].to_vec());
+                    materialized = Some(Bytes::copy_from_slice(&entry[..cut]));
                 }
             }
             streams::add_ref(c, src.id, 1)?;

@@ -1,8 +1,9 @@
 //! The single writer thread and its group commit.
 //!
-//! Operations ([`job`]) queue on an unbounded channel whose size is bounded by accounting
-//! (request count and payload bytes; over either limit a client request is refused with
-//! `Overloaded`, which the HTTP layer answers with 429). The thread blocks for the first
+//! Operations ([`job`]) queue on an unbounded channel whose size is bounded by accounting:
+//! over `DS_INGEST_MAX_QUEUE_REQS` a client request is refused with `Overloaded`, which the
+//! HTTP layer answers with 429; their payload bytes were reserved in the ingest budget
+//! (`budget.rs`) before they were even read. The thread blocks for the first
 //! operation, takes everything else already queued (up to the batch limits), runs it all in
 //! one `BEGIN IMMEDIATE` transaction, commits, and only then answers the operations and
 //! publishes the committed state to readers. There is no timer: an idle server commits a
@@ -172,9 +173,10 @@ impl Renewals {
 pub struct WriterHandle {
     tx: mpsc::Sender<Msg>,
     queued_reqs: Arc<AtomicUsize>,
+    /// Payload bytes queued (for the gauge; the bytes are bounded by the ingest budget,
+    /// which request bodies reserve as they arrive: see `budget.rs`).
     queued_bytes: Arc<AtomicUsize>,
     max_reqs: usize,
-    max_bytes: usize,
     renewals: Arc<Renewals>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -197,9 +199,8 @@ impl WriterHandle {
     fn enqueue(&self, job: Box<dyn Job>, how: Submit) -> Result<(), EngineError> {
         let bytes = how.bytes;
         let reqs = self.queued_reqs.fetch_add(1, Ordering::AcqRel);
-        let queued = self.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
-        let full = reqs >= self.max_reqs || (queued > 0 && queued + bytes > self.max_bytes);
-        if full && !how.internal {
+        self.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
+        if reqs >= self.max_reqs && !how.internal {
             self.queued_reqs.fetch_sub(1, Ordering::AcqRel);
             self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
             metrics().overloaded.inc();
@@ -298,7 +299,6 @@ pub fn spawn(
         queued_reqs,
         queued_bytes,
         max_reqs: limits.ingest_max_queue_reqs,
-        max_bytes: limits.ingest_max_queue_bytes,
         renewals,
         thread: Mutex::new(Some(thread)),
     })

@@ -3,14 +3,13 @@
 use super::*;
 use crate::engine::{AppendCmd, AppendError, AppendOutcome, CreateCmd, CreateError, CreateOutcome};
 
-fn handle(max_reqs: usize, max_bytes: usize) -> (WriterHandle, mpsc::Receiver<Msg>) {
+fn handle(max_reqs: usize) -> (WriterHandle, mpsc::Receiver<Msg>) {
     let (tx, rx) = mpsc::channel();
     let h = WriterHandle {
         tx,
         queued_reqs: Arc::new(AtomicUsize::new(0)),
         queued_bytes: Arc::new(AtomicUsize::new(0)),
         max_reqs,
-        max_bytes,
         renewals: Arc::default(),
         thread: Mutex::new(None),
     };
@@ -28,7 +27,7 @@ fn job<T: Send + 'static>(v: T) -> (Box<dyn Job>, Rx<T, EngineError>) {
 
 #[test]
 fn queue_refuses_requests_over_the_count_limit_but_never_internal_work() {
-    let (h, _rx) = handle(2, 1 << 20);
+    let (h, _rx) = handle(2);
     h.enqueue(job(()).0, Submit::request(0)).unwrap();
     h.enqueue(job(()).0, Submit::request(0)).unwrap();
     assert!(matches!(
@@ -44,19 +43,8 @@ fn queue_refuses_requests_over_the_count_limit_but_never_internal_work() {
 }
 
 #[test]
-fn queue_refuses_requests_over_the_byte_limit_but_never_starves_a_big_one() {
-    let (h, _rx) = handle(100, 10);
-    h.enqueue(job(()).0, Submit::request(64)).unwrap(); // alone: accepted even though large
-    assert!(matches!(
-        h.enqueue(job(()).0, Submit::request(1)),
-        Err(EngineError::Overloaded)
-    ));
-    assert_eq!(h.queued_bytes.load(Ordering::SeqCst), 64);
-}
-
-#[test]
 fn a_stopped_writer_reports_shutdown() {
-    let (h, rx) = handle(10, 10);
+    let (h, rx) = handle(10);
     drop(rx);
     assert!(matches!(
         h.enqueue(job(()).0, Submit::request(1)),
@@ -67,7 +55,7 @@ fn a_stopped_writer_reports_shutdown() {
 
 #[test]
 fn renewals_are_coalesced_and_wake_the_writer_once() {
-    let (h, rx) = handle(1, 1);
+    let (h, rx) = handle(1);
     h.renew(1, 10);
     h.renew(1, 30);
     h.renew(1, 20);
@@ -115,7 +103,8 @@ fn create(name: &str) -> (Box<dyn Job>, Rx<CreateOutcome, CreateError>) {
         expiry: None,
         closed: false,
         fork: None,
-        body: vec![],
+        body: bytes::Bytes::new(),
+        hold: Default::default(),
         local_only: false,
     };
     let f = move |b: &mut Batch<'_>| crate::engine::ops::create::run(b, cmd);
@@ -131,7 +120,7 @@ fn append(
     let cmd = AppendCmd {
         name: name.into(),
         content_type: Some("text/plain".into()),
-        entries: vec![data],
+        entries: vec![data.into()],
         close: false,
         producer: producer_seq.map(|seq| crate::protocol::headers::Producer {
             id: "p".into(),
@@ -140,6 +129,7 @@ fn append(
         }),
         stream_seq: None,
         framing_error: None,
+        hold: Default::default(),
     };
     let f = move |b: &mut Batch<'_>| crate::engine::ops::append::run(b, cmd);
     (Box::new(Call::new(f, false, tx)), rx)
