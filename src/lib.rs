@@ -1,6 +1,6 @@
 //! Prisma Streams: a Durable Streams HTTP server in one binary.
 //!
-//! Layers (data flows one way): `http` → `service` → `engine`. `protocol`, `config`,
+//! Layers (data flows one way): `http` → `service` → `engine`. `protocol`, `config`, `lock`,
 //! `clock` and `telemetry` are leaves any layer may use.
 
 pub mod app;
@@ -10,6 +10,7 @@ pub mod config;
 pub mod engine;
 pub mod http;
 pub mod local;
+pub mod lock;
 pub mod objstore;
 pub mod protocol;
 pub mod service;
