@@ -38,6 +38,8 @@ pub enum AppError {
     Locked(#[from] DataDirLockError),
     #[error("cannot open storage: {0}")]
     Storage(#[from] crate::engine::EngineError),
+    #[error(transparent)]
+    Bootstrap(#[from] bootstrap::BootstrapError),
     #[error("cannot set up the object store: {0}")]
     ObjectStore(#[from] crate::objstore::StoreError),
     #[error("cannot listen on {addr}: {source}")]
@@ -156,14 +158,28 @@ impl BoundServer {
                     None => Store::build(&t.store, t.retry)?,
                 };
                 if config.bootstrap {
-                    let s = bootstrap::run(&config.db_path, &config.root, &store, clock.now_ms())
-                        .await?;
+                    let s = bootstrap::run(
+                        &config.db_path,
+                        &config.root,
+                        &store,
+                        clock.now_ms(),
+                        config.bootstrap_discard_local,
+                    )
+                    .await?;
                     tracing::info!(
                         streams = s.streams,
                         segments = s.segments,
                         skipped = s.skipped,
                         "bootstrapped from the object store"
                     );
+                    if let Some(b) = &s.backup {
+                        let segments = s.segments_backup.as_deref().map(Path::display);
+                        tracing::warn!(
+                            database = %b.display(),
+                            segments = segments.map(tracing::field::display),
+                            "the replaced database is kept; delete it when no longer needed"
+                        );
+                    }
                 }
                 Some(Arc::new(Tier::new(store, t.clone(), &config.root)))
             }
