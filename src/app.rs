@@ -13,12 +13,13 @@ use tokio::sync::watch;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::health::Health;
 use std::sync::Arc;
 
 use crate::engine::tier::Tier;
 use crate::engine::{bootstrap, Engine};
+use crate::health::Health;
 use crate::http::{router, AppState};
+use crate::lock::{DataDirLock, DataDirLockError};
 use crate::objstore::Store;
 use crate::service::StreamService;
 
@@ -33,8 +34,13 @@ pub enum AppError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Another process serves this data directory (exit code 3).
+    #[error(transparent)]
+    Locked(#[from] DataDirLockError),
     #[error("cannot open storage: {0}")]
     Storage(#[from] crate::engine::EngineError),
+    #[error(transparent)]
+    Bootstrap(#[from] bootstrap::BootstrapError),
     #[error("cannot set up the object store: {0}")]
     ObjectStore(#[from] crate::objstore::StoreError),
     #[error("cannot listen on {addr}: {source}")]
@@ -55,6 +61,14 @@ impl AppError {
     /// True when the listen address is taken by another process.
     pub fn is_addr_in_use(&self) -> bool {
         matches!(self, AppError::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse)
+    }
+
+    /// The full-mode exit code: 3 when another process holds the data directory, else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AppError::Locked(DataDirLockError::InUse { .. }) => 3,
+            _ => 1,
+        }
     }
 }
 
@@ -96,10 +110,21 @@ pub struct BoundServer {
     listener: TcpListener,
     addr: SocketAddr,
     db_path: PathBuf,
+    /// Held until `serve` returns: no other process opens this data directory meanwhile.
+    lock: DataDirLock,
+}
+
+/// Creates the data directory and takes its lock ([`DataDirLock`]).
+pub fn lock_data_dir(config: &Config) -> Result<DataDirLock, AppError> {
+    std::fs::create_dir_all(&config.root).map_err(|source| AppError::DataDir {
+        path: config.root.clone(),
+        source,
+    })?;
+    Ok(DataDirLock::acquire(&config.root, &config.db_path)?)
 }
 
 impl BoundServer {
-    /// Opens storage and binds the listener.
+    /// Locks the data directory, opens storage and binds the listener.
     pub async fn bind(config: Config, clock: SharedClock) -> Result<BoundServer, AppError> {
         Self::bind_with_store(config, clock, None).await
     }
@@ -111,10 +136,26 @@ impl BoundServer {
         clock: SharedClock,
         store: Option<Store>,
     ) -> Result<BoundServer, AppError> {
-        std::fs::create_dir_all(&config.root).map_err(|source| AppError::DataDir {
-            path: config.root.clone(),
-            source,
-        })?;
+        let lock = lock_data_dir(&config)?;
+        Self::open(config, clock, store, lock).await
+    }
+
+    /// Like [`BoundServer::bind`], under a lock the caller took with [`lock_data_dir`]
+    /// (local mode, which reports a running server its own way).
+    pub async fn bind_locked(
+        config: Config,
+        clock: SharedClock,
+        lock: DataDirLock,
+    ) -> Result<BoundServer, AppError> {
+        Self::open(config, clock, None, lock).await
+    }
+
+    async fn open(
+        config: Config,
+        clock: SharedClock,
+        store: Option<Store>,
+        lock: DataDirLock,
+    ) -> Result<BoundServer, AppError> {
         let tier = match &config.tiering {
             None => None,
             Some(t) => {
@@ -123,14 +164,28 @@ impl BoundServer {
                     None => Store::build(&t.store, t.retry)?,
                 };
                 if config.bootstrap {
-                    let s = bootstrap::run(&config.db_path, &config.root, &store, clock.now_ms())
-                        .await?;
+                    let s = bootstrap::run(
+                        &config.db_path,
+                        &config.root,
+                        &store,
+                        clock.now_ms(),
+                        config.bootstrap_discard_local,
+                    )
+                    .await?;
                     tracing::info!(
                         streams = s.streams,
                         segments = s.segments,
                         skipped = s.skipped,
                         "bootstrapped from the object store"
                     );
+                    if let Some(b) = &s.backup {
+                        let segments = s.segments_backup.as_deref().map(Path::display);
+                        tracing::warn!(
+                            database = %b.display(),
+                            segments = segments.map(tracing::field::display),
+                            "the replaced database is kept; delete it when no longer needed"
+                        );
+                    }
                 }
                 Some(Arc::new(Tier::new(store, t.clone(), &config.root)))
             }
@@ -157,6 +212,7 @@ impl BoundServer {
             listener,
             addr,
             db_path,
+            lock,
         })
     }
 
@@ -169,22 +225,36 @@ impl BoundServer {
         &self.db_path
     }
 
-    /// Serves until `shutdown` resolves, then stops in order.
+    /// Serves until `shutdown` resolves, then stops in order and releases the lock.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
+        let (served, lock) = self.serve_holding_lock(shutdown).await;
+        drop(lock);
+        served
+    }
+
+    /// Like [`BoundServer::serve`], but hands the data-directory lock back: the caller can
+    /// tidy up before another process may start on the directory.
+    pub async fn serve_holding_lock(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> (Result<(), AppError>, DataDirLock) {
         let BoundServer {
             config,
             engine,
             service,
             listener,
             addr,
+            lock,
             ..
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let health = engine.health().clone();
-        engine.start_background(stop_rx.clone()).await?;
+        if let Err(e) = engine.start_background(stop_rx.clone()).await {
+            return (Err(e.into()), lock);
+        }
         let reporter = health.spawn("stats-reporter", {
             let run = crate::telemetry::report::run(
                 Duration::from_millis(config.reports.interval_ms.max(1)),
@@ -252,16 +322,18 @@ impl BoundServer {
         // The segmenter and uploader finish the step they are in (their results still
         // need the writer), then the writer commits what is queued and stops.
         engine.join_background().await;
-        tokio::task::spawn_blocking(move || engine.shutdown())
+        let stopped = tokio::task::spawn_blocking(move || engine.shutdown())
             .await
-            .map_err(|e| AppError::Serve(std::io::Error::other(e)))?;
-        match fatal {
-            None => Ok(()),
-            Some(f) => Err(AppError::Fatal {
+            .map_err(|e| AppError::Serve(std::io::Error::other(e)));
+        let served = match (stopped, fatal) {
+            (Err(e), _) => Err(e),
+            (Ok(()), None) => Ok(()),
+            (Ok(()), Some(f)) => Err(AppError::Fatal {
                 component: f.component,
                 cause: f.cause,
             }),
-        }
+        };
+        (served, lock)
     }
 }
 
@@ -487,6 +559,7 @@ mod tests {
             object_store: ObjectStoreKind::Memory,
             exit_on_stdin_eof: false,
             bootstrap_from_r2: false,
+            bootstrap_discard_local: false,
             auto_tune: None,
             stats: false,
             hist: false,

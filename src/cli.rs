@@ -117,9 +117,15 @@ pub struct ServerArgs {
     /// Exit when standard input reaches end-of-file (used by supervisors).
     #[arg(long)]
     pub exit_on_stdin_eof: bool,
-    /// Delete local state and rebuild it from the object store's manifests, then serve.
+    /// Rebuild local state from the object store's manifests, then serve. Refuses if the
+    /// existing database holds data not uploaded yet; the replaced database is kept as
+    /// <db>.pre-bootstrap.
     #[arg(long)]
     pub bootstrap_from_r2: bool,
+    /// With --bootstrap-from-r2: replace the existing database even if it holds data not
+    /// uploaded yet (that data is then only in the kept <db>.pre-bootstrap).
+    #[arg(long, requires = "bootstrap_from_r2")]
+    pub bootstrap_discard_local: bool,
     /// Size caches, queues and concurrency for a memory budget in MB (default: a quarter
     /// of the machine's memory). Variables set explicitly win over the preset.
     #[arg(long, value_name = "MB", num_args = 0..=1, require_equals = true, default_missing_value = "0")]

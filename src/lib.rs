@@ -1,7 +1,7 @@
 //! Prisma Streams: a Durable Streams HTTP server in one binary.
 //!
 //! Layers (data flows one way): `http` → `service` → `engine`. `protocol`, `config`,
-//! `clock`, `health` and `telemetry` are leaves any layer may use.
+//! `lock`, `clock`, `health` and `telemetry` are leaves any layer may use.
 
 pub mod app;
 pub mod cli;
@@ -11,6 +11,7 @@ pub mod engine;
 pub mod health;
 pub mod http;
 pub mod local;
+pub mod lock;
 pub mod objstore;
 pub mod protocol;
 pub mod service;

@@ -39,7 +39,10 @@ fn main() -> ExitCode {
             });
             match served {
                 Ok(Ok(())) => ExitCode::SUCCESS,
-                Ok(Err(e)) => fail(&anyhow::Error::from(e), 1),
+                Ok(Err(e)) => {
+                    let code = e.exit_code();
+                    fail(&anyhow::Error::from(e), code)
+                }
                 Err(e) => fail(&e, 1),
             }
         }

@@ -36,6 +36,16 @@ fn usage_and_config_errors_exit_two_with_one_line() {
     assert_eq!(out.status.code(), Some(2), "--object-store is required");
     let out = run(&["server", "--object-store", "floppy"], &[]);
     assert_eq!(out.status.code(), Some(2));
+    let out = run(
+        &[
+            "server",
+            "--object-store",
+            "local",
+            "--bootstrap-discard-local",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "only with --bootstrap-from-r2");
     for (k, v) in [
         ("PORT", "99999"),
         ("DS_HOST", "nowhere"),

@@ -41,6 +41,8 @@ pub struct Config {
     pub tiering: Option<Tiering>,
     /// Rebuild the node from the object store's manifests before starting.
     pub bootstrap: bool,
+    /// Bootstrap even if the existing database holds data not in the object store.
+    pub bootstrap_discard_local: bool,
     /// What `--auto-tune` chose, if it was given.
     pub auto_tune: Option<AutoTune>,
     pub reports: Reports,
@@ -115,6 +117,7 @@ impl Config {
             root: data_dir,
             tiering: None,
             bootstrap: false,
+            bootstrap_discard_local: false,
             auto_tune: None,
             reports: Reports::default(),
             exit_on_stdin_eof,
@@ -151,6 +154,7 @@ impl Config {
             db_path,
             tiering: Some(tiering),
             bootstrap: args.bootstrap_from_r2,
+            bootstrap_discard_local: args.bootstrap_discard_local,
             auto_tune,
             reports: Reports {
                 stats: args.stats,
@@ -174,6 +178,7 @@ mod tests {
             object_store: ObjectStoreKind::Memory,
             exit_on_stdin_eof: false,
             bootstrap_from_r2: false,
+            bootstrap_discard_local: false,
             auto_tune: None,
             stats: false,
             hist: false,

@@ -1,15 +1,20 @@
-//! `--bootstrap-from-r2`: rebuilds a node whose local state is gone from the object
-//! store's manifests alone.
+//! `--bootstrap-from-r2`: rebuilds a node from the object store's manifests alone.
 //!
-//! The local database, its WAL and shared-memory files and the local segment folder are
-//! deleted; then every manifest under `streams/` is read, checked, and turned back into a
-//! stream row (tail = end of the uploaded data) and its segment rows, after checking that
-//! each segment object exists. Forks are re-linked to their sources by incarnation.
-//! What was never uploaded is gone, and so is idempotent-producer state (see
-//! docs/reliability.md).
+//! It runs under the data directory's lock, before the engine opens, and never loses what
+//! the node's existing database holds. First that database is inspected: if it has data
+//! the object store lacks, the bootstrap refuses unless told to discard it. Then every
+//! manifest under `streams/` is read and checked, with each segment object it names. Only
+//! then is a new database built, in a temporary file: a stream row per incarnation
+//! (tail = end of the uploaded data) and its segment rows, forks re-linked to their
+//! sources by incarnation. The finished file replaces the old database, which is kept as
+//! `<db>.pre-bootstrap` with its segment folder as `segments.pre-bootstrap`
+//! ([`local_db`]). What was never uploaded is not restored, nor is idempotent-producer
+//! state (see docs/reliability.md).
+
+mod local_db;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::db::segments::SegmentRow;
 use super::db::{self, segments, streams};
@@ -25,64 +30,79 @@ pub struct Summary {
     pub streams: usize,
     pub segments: usize,
     pub skipped: usize,
+    /// The replaced database, kept under this name.
+    pub backup: Option<PathBuf>,
+    /// The replaced database's local segment folder, kept under this name.
+    pub segments_backup: Option<PathBuf>,
+}
+
+/// Why a bootstrap did not happen or did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error("--bootstrap-from-r2 refused, nothing was changed: {} holds data not in the object store yet ({what}); start without --bootstrap-from-r2 to let it upload, or add --bootstrap-discard-local to replace it anyway (it is then kept as {})", .db.display(), .backup.display())]
+    NotUploaded {
+        db: PathBuf,
+        what: String,
+        backup: PathBuf,
+    },
+    #[error("--bootstrap-from-r2 refused, nothing was changed: cannot tell whether {} holds data not in the object store yet ({why}); add --bootstrap-discard-local to replace it anyway (it is then kept as {})", .db.display(), .backup.display())]
+    Unreadable {
+        db: PathBuf,
+        why: String,
+        backup: PathBuf,
+    },
+    #[error("--bootstrap-from-r2 failed, nothing was changed: {0}")]
+    Failed(String),
+    /// Replacing the old files failed part-way; the database path always names either the
+    /// old or the new database, complete.
+    #[error("--bootstrap-from-r2 did not finish replacing the local files: {0}")]
+    Swap(String),
+}
+
+fn failed(e: impl std::fmt::Display) -> BootstrapError {
+    BootstrapError::Failed(e.to_string())
 }
 
 fn err(e: impl std::fmt::Display) -> EngineError {
     EngineError::Bootstrap(e.to_string())
 }
 
-/// Deletes local state and rebuilds it from `store`. Runs before the engine opens.
+/// Rebuilds the database at `db_path` from `store`. Runs before the engine opens, with
+/// the data directory locked. With `discard_local`, a database holding data the store
+/// lacks is replaced too (and kept as a backup) instead of refusing.
 pub async fn run(
     db_path: &Path,
     root: &Path,
     store: &Store,
     now_ms: i64,
-) -> Result<Summary, EngineError> {
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let mut p = db_path.as_os_str().to_owned();
-        p.push(suffix);
-        match std::fs::remove_file(&p) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(err(format!("remove {}: {e}", Path::new(&p).display()))),
+    discard_local: bool,
+) -> Result<Summary, BootstrapError> {
+    let backup = local_db::backup_path(db_path);
+    match local_db::inspect(db_path) {
+        local_db::OldDb::Pending(what) if !discard_local => {
+            return Err(BootstrapError::NotUploaded {
+                db: db_path.to_path_buf(),
+                what,
+                backup,
+            })
         }
-    }
-    match std::fs::remove_dir_all(root.join("segments")) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(err(e)),
-    }
-
-    let mut manifests = Vec::new();
-    for key in store.list(keys::STREAMS_PREFIX).await.map_err(err)? {
-        if !keys::is_manifest(&key) {
-            continue;
+        local_db::OldDb::Unreadable(why) if !discard_local => {
+            return Err(BootstrapError::Unreadable {
+                db: db_path.to_path_buf(),
+                why,
+                backup,
+            })
         }
-        let bytes = store.get(&key).await.map_err(err)?;
-        let m = Manifest::decode(&bytes).map_err(|e| err(format!("{key}: {e}")))?;
-        if keys::manifest(&keys::stream_prefix(&m.incarnation)) != key {
-            return Err(err(format!(
-                "{key}: manifest names incarnation {}",
-                m.incarnation
-            )));
+        local_db::OldDb::Pending(what) => {
+            tracing::warn!(db = %db_path.display(), %what, "discarding data not in the object store (--bootstrap-discard-local)")
         }
-        let etag = store.head(&key).await.map_err(err)?.e_tag;
-        for s in &m.segments {
-            let skey = keys::segment(&keys::stream_prefix(&m.incarnation), s.index);
-            let head = store
-                .head(&skey)
-                .await
-                .map_err(|e| err(format!("{skey}: {e}")))?;
-            if head.size != s.size_bytes {
-                return Err(err(format!(
-                    "{skey}: size {} but the manifest says {}",
-                    head.size, s.size_bytes
-                )));
-            }
+        local_db::OldDb::Unreadable(why) => {
+            tracing::warn!(db = %db_path.display(), %why, "replacing a database that cannot be inspected (--bootstrap-discard-local)")
         }
-        manifests.push((m, etag));
+        local_db::OldDb::Absent | local_db::OldDb::Uploaded => {}
     }
 
+    let manifests = read_manifests(store).await?;
     // If two live incarnations claim one name (a removal whose object deletion had not
     // finished), the newer one wins.
     let mut owner: HashMap<String, (i64, String)> = HashMap::new();
@@ -98,22 +118,91 @@ pub async fn run(
     }
 
     let db_path = db_path.to_path_buf();
-    let summary = tokio::task::spawn_blocking(move || restore(&db_path, manifests, &owner, now_ms))
+    let root = root.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let temp = local_db::temp_path(&db_path);
+        let built = build(&temp, manifests, &owner, now_ms);
+        let mut summary = match built {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = local_db::remove_with_sidecars(&temp);
+                return Err(e);
+            }
+        };
+        let swapped = local_db::swap(&db_path, &temp, &root).map_err(BootstrapError::Swap)?;
+        summary.backup = swapped.backup;
+        summary.segments_backup = swapped.segments_backup;
+        Ok(summary)
+    })
+    .await
+    .map_err(failed)?
+}
+
+/// Lists and reads every manifest and checks the segment objects each one names.
+async fn read_manifests(store: &Store) -> Result<Vec<(Manifest, Option<String>)>, BootstrapError> {
+    let mut manifests = Vec::new();
+    let listed = store
+        .list(keys::STREAMS_PREFIX)
         .await
-        .map_err(err)??;
+        .map_err(|e| failed(format!("cannot list {}: {e}", keys::STREAMS_PREFIX)))?;
+    for key in listed {
+        if !keys::is_manifest(&key) {
+            continue;
+        }
+        let cannot_read =
+            |e: crate::objstore::StoreError| failed(format!("cannot read {key}: {e}"));
+        let bytes = store.get(&key).await.map_err(cannot_read)?;
+        let m = Manifest::decode(&bytes).map_err(|e| failed(format!("{key}: {e}")))?;
+        if keys::manifest(&keys::stream_prefix(&m.incarnation)) != key {
+            return Err(failed(format!(
+                "{key}: manifest names incarnation {}",
+                m.incarnation
+            )));
+        }
+        let etag = store.head(&key).await.map_err(cannot_read)?.e_tag;
+        for s in &m.segments {
+            let skey = keys::segment(&keys::stream_prefix(&m.incarnation), s.index);
+            let head = store
+                .head(&skey)
+                .await
+                .map_err(|e| failed(format!("{skey} (named by {key}): {e}")))?;
+            if head.size != s.size_bytes {
+                return Err(failed(format!(
+                    "{skey}: size {} but the manifest says {}",
+                    head.size, s.size_bytes
+                )));
+            }
+        }
+        manifests.push((m, etag));
+    }
+    Ok(manifests)
+}
+
+/// Writes the rebuilt database to `temp` (replacing a leftover of an earlier attempt) and
+/// seals it for the swap.
+fn build(
+    temp: &Path,
+    manifests: Vec<(Manifest, Option<String>)>,
+    owner: &HashMap<String, (i64, String)>,
+    now_ms: i64,
+) -> Result<Summary, BootstrapError> {
+    if let Some(dir) = temp.parent() {
+        std::fs::create_dir_all(dir).map_err(failed)?;
+    }
+    local_db::remove_with_sidecars(temp)
+        .map_err(|e| failed(format!("cannot remove {}: {e}", temp.display())))?;
+    let conn = db::open_writer(temp).map_err(failed)?;
+    let summary = restore(&conn, manifests, owner, now_ms).map_err(failed)?;
+    local_db::seal_new(conn, temp).map_err(failed)?;
     Ok(summary)
 }
 
 fn restore(
-    db_path: &Path,
+    conn: &rusqlite::Connection,
     manifests: Vec<(Manifest, Option<String>)>,
     owner: &HashMap<String, (i64, String)>,
     now_ms: i64,
 ) -> Result<Summary, EngineError> {
-    if let Some(dir) = db_path.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
-    let conn = db::open_writer(db_path)?;
     let tx = conn.unchecked_transaction()?;
     let mut summary = Summary::default();
     let mut ids: HashMap<String, i64> = HashMap::new();
@@ -296,10 +385,10 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let db_path = dir.path().join("wal.sqlite");
-        std::fs::write(&db_path, b"stale local state").unwrap();
-        let s = run(&db_path, dir.path(), &store, 10).await.unwrap();
+        let s = run(&db_path, dir.path(), &store, 10, false).await.unwrap();
         assert_eq!(s.streams, 3);
         assert_eq!(s.skipped, 2);
+        assert_eq!(s.backup, None, "there was no database to keep");
 
         let c = db::open_writer(&db_path).unwrap();
         let src = streams::by_name(&c, "src").unwrap().unwrap();
@@ -341,12 +430,134 @@ mod tests {
             .await
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let e = run(&dir.path().join("wal.sqlite"), dir.path(), &store, 10)
+        let db_path = dir.path().join("wal.sqlite");
+        let e = run(&db_path, dir.path(), &store, 10, false)
             .await
             .unwrap_err();
         assert!(
             e.to_string().contains("segments/0000000000000000.seg"),
             "{e}"
         );
+        assert!(!db_path.exists());
+        assert!(!local_db::temp_path(&db_path).exists());
+    }
+
+    fn memory() -> Store {
+        Store::build(&ObjectStoreConfig::Memory, RetryPolicy::default()).unwrap()
+    }
+
+    /// A node with one stream `s` (tail 3, `uploaded` of it uploaded) and a local segment
+    /// file; returns the database's bytes.
+    fn node(root: &Path, uploaded: i64) -> Vec<u8> {
+        let db_path = root.join("wal.sqlite");
+        let c = db::open_writer(&db_path).unwrap();
+        c.execute(
+            "INSERT INTO streams (name, content_type, created_at_ms, last_access_ms, next_pos, \
+             incarnation, sealed_pos, uploaded_pos) VALUES ('s', 'text/plain', 0, 0, 3, 'i', ?1, ?1)",
+            [uploaded],
+        )
+        .unwrap();
+        drop(c);
+        std::fs::create_dir_all(root.join("segments/streams/i")).unwrap();
+        std::fs::write(root.join("segments/streams/i/x.seg"), b"segment").unwrap();
+        std::fs::read(&db_path).unwrap()
+    }
+
+    #[tokio::test]
+    async fn unuploaded_data_is_refused_untouched_unless_discarded_then_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let db_path = root.join("wal.sqlite");
+        let before = node(root, 0);
+        let e = run(&db_path, root, &memory(), 10, false).await.unwrap_err();
+        assert!(matches!(e, BootstrapError::NotUploaded { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .contains("1 streams with entries not uploaded"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(&db_path).unwrap(), before);
+        assert!(root.join("segments/streams/i/x.seg").exists());
+        assert!(!local_db::backup_path(&db_path).exists());
+
+        let s = run(&db_path, root, &memory(), 10, true).await.unwrap();
+        assert_eq!(s.backup, Some(local_db::backup_path(&db_path)));
+        assert_eq!(s.segments_backup, Some(root.join("segments.pre-bootstrap")));
+        assert!(root.join("segments.pre-bootstrap/streams/i/x.seg").exists());
+        assert!(!root.join("segments").exists());
+        let c = db::open_writer(&db_path).unwrap();
+        assert!(streams::by_name(&c, "s").unwrap().is_none());
+        let old = db::open_writer(&local_db::backup_path(&db_path)).unwrap();
+        assert_eq!(
+            streams::by_name(&old, "s").unwrap().unwrap().tail.next_pos,
+            3
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fully_uploaded_database_is_replaced_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let db_path = dir.path().join("wal.sqlite");
+        node(dir.path(), 3);
+        let s = run(&db_path, dir.path(), &memory(), 10, false)
+            .await
+            .unwrap();
+        assert_eq!(s.backup, Some(local_db::backup_path(&db_path)));
+        let old = db::open_writer(&local_db::backup_path(&db_path)).unwrap();
+        assert!(streams::by_name(&old, "s").unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_database_is_refused_unless_discarded() {
+        let dir = tempfile::tempdir().unwrap();
+        let db_path = dir.path().join("wal.sqlite");
+        std::fs::write(&db_path, b"stale local state").unwrap();
+        let e = run(&db_path, dir.path(), &memory(), 10, false)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, BootstrapError::Unreadable { .. }), "{e}");
+        assert_eq!(std::fs::read(&db_path).unwrap(), b"stale local state");
+        run(&db_path, dir.path(), &memory(), 10, true)
+            .await
+            .unwrap();
+        let backup = local_db::backup_path(&db_path);
+        assert_eq!(std::fs::read(backup).unwrap(), b"stale local state");
+    }
+
+    #[tokio::test]
+    async fn a_failed_listing_changes_nothing() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let down = Store::build(
+            &ObjectStoreConfig::S3 {
+                endpoint: format!("http://127.0.0.1:{port}"),
+                bucket: "b".into(),
+                region: "us-east-1".into(),
+                access_key_id: "k".into(),
+                secret_access_key: "s".into(),
+                allow_http: true,
+            },
+            RetryPolicy {
+                timeout_ms: 1000,
+                retries: 0,
+                base_ms: 1,
+                max_ms: 1,
+                ..RetryPolicy::default()
+            },
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db_path = dir.path().join("wal.sqlite");
+        let before = node(dir.path(), 0);
+        let e = run(&db_path, dir.path(), &down, 10, true)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, BootstrapError::Failed(_)), "{e}");
+        assert_eq!(std::fs::read(&db_path).unwrap(), before);
+        assert!(dir.path().join("segments/streams/i/x.seg").exists());
+        assert!(!local_db::backup_path(&db_path).exists());
     }
 }

@@ -6,7 +6,6 @@
 //! input (name, hostname, environment), 3 the name is in use by a running server,
 //! 4 the address is in use.
 
-mod lock;
 mod paths;
 mod state;
 
@@ -15,10 +14,13 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::app::{announce, http_url, ready_line, shutdown_signal, AppError, BoundServer};
+use crate::app::{
+    announce, http_url, lock_data_dir, ready_line, shutdown_signal, AppError, BoundServer,
+};
 use crate::cli::LocalServerArgs;
 use crate::clock::SharedClock;
 use crate::config::{local_data_root, Config, Env};
+use crate::lock::{self, DataDirLockError};
 use crate::protocol::headers::format_rfc3339_ms;
 
 pub use paths::{normalize_name, ServerPaths};
@@ -87,25 +89,24 @@ pub async fn run(
         env,
     )
     .map_err(|e| LocalError::Invalid(e.to_string()))?;
-    std::fs::create_dir_all(&paths.dir).map_err(io("cannot create", &paths.dir))?;
-    let _lock = lock::InstanceLock::acquire(&paths.lock()).map_err(|e| match e {
-        lock::LockError::Held(pid) => LocalError::Locked {
+    let held = lock_data_dir(&config).map_err(|e| match e {
+        AppError::Locked(DataDirLockError::InUse { pid, .. }) => LocalError::Locked {
             name: paths.name.clone(),
             pid,
             url: state::read(&paths.server_json()).map(|s| s.http.url),
         },
-        lock::LockError::Io(e) => {
-            LocalError::Failed(format!("cannot lock {}: {e}", paths.lock().display()))
-        }
+        e => LocalError::Failed(e.to_string()),
     })?;
     let started_at = format_rfc3339_ms(clock.now_ms());
-    let bound = BoundServer::bind(config, clock).await.map_err(|e| {
-        if e.is_addr_in_use() {
-            LocalError::AddrInUse(e.to_string())
-        } else {
-            LocalError::Failed(e.to_string())
-        }
-    })?;
+    let bound = BoundServer::bind_locked(config, clock, held)
+        .await
+        .map_err(|e| {
+            if e.is_addr_in_use() {
+                LocalError::AddrInUse(e.to_string())
+            } else {
+                LocalError::Failed(e.to_string())
+            }
+        })?;
     let addr = bound.addr();
     let info = state::ServerJson {
         version: 1,
@@ -123,9 +124,10 @@ pub async fn run(
     state::write(&paths.server_json(), &info).map_err(io("cannot write", &paths.server_json()))?;
     let stop = shutdown_signal(daemon);
     announce(&ready_line(addr, bound.db_path(), Some(&paths.name)));
-    let served = bound.serve(stop).await;
+    let (served, held) = bound.serve_holding_lock(stop).await;
     // The lock is still held here, so no other server wrote this file in the meantime.
     let _ = std::fs::remove_file(paths.server_json());
+    drop(held);
     served.map_err(|e: AppError| LocalError::Failed(e.to_string()))
 }
 

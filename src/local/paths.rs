@@ -47,7 +47,7 @@ impl ServerPaths {
     }
 
     pub fn lock(&self) -> PathBuf {
-        self.dir.join("server.lock")
+        self.dir.join(crate::lock::LOCK_FILE)
     }
 }
 

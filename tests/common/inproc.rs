@@ -38,6 +38,7 @@ impl InProcess {
             object_store: ObjectStoreKind::Local,
             exit_on_stdin_eof: false,
             bootstrap_from_r2: bootstrap,
+            bootstrap_discard_local: false,
             auto_tune: None,
             stats: false,
             hist: false,

@@ -31,29 +31,10 @@ impl Server {
     /// Starts a full-mode server with the given object store; `DURABLE_STREAMS_S3_*` from
     /// the test's environment are passed on.
     pub fn start_full(root: &Path, store: &str, env: &[(&str, &str)], extra: &[&str]) -> Server {
-        let mut cmd = Command::new(BIN);
-        cmd.args(["server", "--object-store", store])
-            .args(extra)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DS_ROOT", root)
-            .env("PORT", "0")
-            .env("DS_HOST", "127.0.0.1")
-            .env("DS_LONG_POLL_TIMEOUT_MS", "500")
-            .env("DS_LOG", "warn")
-            // No metrics events unless a test asks for them (they add a stream).
-            .env("DS_METRICS_FLUSH_MS", "0")
-            .stdin(Stdio::piped())
+        let mut cmd = full_command(root, store, env, extra);
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        for (k, v) in std::env::vars() {
-            if k.starts_with("DURABLE_STREAMS_S3_") {
-                cmd.env(k, v);
-            }
-        }
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
         let mut child = cmd.spawn().expect("spawn server");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
@@ -77,6 +58,10 @@ impl Server {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn stream_url(&self, name: &str) -> String {
         format!("{}/v1/stream/{name}", self.url)
     }
@@ -93,6 +78,47 @@ impl Server {
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         self.child.wait().expect("wait for server")
     }
+}
+
+/// The command [`Server::start_full`] runs.
+fn full_command(root: &Path, store: &str, env: &[(&str, &str)], extra: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["server", "--object-store", store])
+        .args(extra)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DS_ROOT", root)
+        .env("PORT", "0")
+        .env("DS_HOST", "127.0.0.1")
+        .env("DS_LONG_POLL_TIMEOUT_MS", "500")
+        .env("DS_LOG", "warn")
+        // No metrics events unless a test asks for them (they add a stream).
+        .env("DS_METRICS_FLUSH_MS", "0");
+    for (k, v) in std::env::vars() {
+        if k.starts_with("DURABLE_STREAMS_S3_") {
+            cmd.env(k, v);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Runs a full-mode server that is expected to stop on its own (a refused start), to its
+/// exit. Its standard input is closed and `--exit-on-stdin-eof` given, so one that does
+/// start anyway stops right after its readiness line instead of running on.
+pub fn run_full(
+    root: &Path,
+    store: &str,
+    env: &[(&str, &str)],
+    extra: &[&str],
+) -> std::process::Output {
+    let mut cmd = full_command(root, store, env, extra);
+    cmd.arg("--exit-on-stdin-eof")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run server")
 }
 
 impl Drop for Server {
