@@ -293,7 +293,7 @@ impl BoundServer {
         let app = router(AppState {
             service,
             db_path: config.db_path.clone(),
-            started: std::time::Instant::now(),
+            started: crate::clock::monotonic(),
             auth: config.auth.clone(),
             request_ids,
             health: health.clone(),
@@ -363,7 +363,7 @@ async fn serve_connections(
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
                 tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                crate::clock::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
@@ -418,7 +418,7 @@ async fn emit_metrics(
     let mut prev: std::collections::HashMap<String, f64> = counter_series().into_iter().collect();
     let mut window_start = clock.now_ms();
     let period = Duration::from_millis(every_ms);
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let mut tick = tokio::time::interval_at(crate::clock::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

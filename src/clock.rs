@@ -1,8 +1,44 @@
-//! The only reader of wall-clock time and randomness. Production code gets a
-//! [`SystemClock`]; tests inject a [`ManualClock`] and move time by hand.
+//! The only reader of time and randomness (`clippy.toml` forbids the std, tokio and rand
+//! entry points everywhere else).
+//!
+//! - Wall time and the randomness that decisions depend on go through the injected
+//!   [`Clock`]: production code gets a [`SystemClock`]; tests inject a [`ManualClock`] and
+//!   move time by hand.
+//! - Deadlines and waits inside the async runtime use tokio's clock ([`now`], [`sleep`]),
+//!   which tests pause and advance (`#[tokio::test(start_paused = true)]`).
+//! - Threads outside the runtime (the SQLite writer, command-line helpers) measure
+//!   durations with [`monotonic`] and wait with [`sleep_blocking`].
+#![allow(clippy::disallowed_methods)] // this module is where time is read
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// Now, on tokio's clock (paused in tests that ask for it).
+pub fn now() -> tokio::time::Instant {
+    tokio::time::Instant::now()
+}
+
+/// Waits on tokio's clock.
+pub async fn sleep(d: Duration) {
+    tokio::time::sleep(d).await
+}
+
+/// Now, on the monotonic clock of the operating system (for threads outside the async
+/// runtime, and for measuring how long something took).
+pub fn monotonic() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+/// Blocks the current (non-async) thread.
+pub fn sleep_blocking(d: Duration) {
+    std::thread::sleep(d)
+}
+
+/// A random factor in `[0.9, 1.1)` to spread retries (no decision depends on its value).
+pub fn jitter() -> f64 {
+    0.9 + rand::random::<f64>() * 0.2
+}
 
 /// Wall time and randomness, injected everywhere that needs them.
 pub trait Clock: Send + Sync + 'static {

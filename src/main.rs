@@ -1,4 +1,7 @@
 //! `prisma-streams`: parse the command line, set up logging, run the chosen mode.
+//! Commands other than the servers print their answer on stdout (the servers print only
+//! their readiness line, through `app::announce`).
+#![allow(clippy::print_stdout)]
 
 use std::future::Future;
 use std::process::ExitCode;

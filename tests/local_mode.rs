@@ -1,4 +1,5 @@
 //! Local mode lifecycle: start, status, single instance per name, stop, reset, kill -9.
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test and benchmark code: real time, unwrap on failure
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! `ObjectStore` around the local file system). Appends are never affected, uploads get
 //! through by retrying, no manifest ever names a missing segment, reads either return the
 //! right bytes or a clear 503, and a node rebuilt from the objects has everything.
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test and benchmark code: real time, unwrap on failure
 
 mod common;
 #[path = "common/faulty.rs"]

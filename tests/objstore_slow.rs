@@ -2,6 +2,7 @@
 //! a whole segment fits in the base timeout still gets every segment (each request and
 //! each part of a multipart upload has time for its bytes), and a multipart upload that
 //! fails part-way is aborted and then redone from scratch.
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test and benchmark code: real time, unwrap on failure
 
 mod common;
 #[path = "common/faulty.rs"]

@@ -1,4 +1,5 @@
 //! `/metrics` and log files.
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test and benchmark code: real time, unwrap on failure
 
 mod common;
 

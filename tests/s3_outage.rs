@@ -2,6 +2,7 @@
 //! from local files, and uploads catch up afterwards without losing or duplicating
 //! anything. It pauses the shared S3 server, so it lives in its own test binary (cargo
 //! runs test binaries one after another).
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test and benchmark code: real time, unwrap on failure
 
 mod common;
 
@@ -13,7 +14,7 @@ use common::{client, Server};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_are_acknowledged_while_s3_is_unreachable() {
     let (Ok(pid), true) = (std::env::var("MOTO_PID"), s3_available()) else {
-        eprintln!("skipped: no S3 server (run through tests/s3/with-moto.sh)");
+        common::missing_dependency("no S3 server (run through tests/s3/with-moto.sh)");
         return;
     };
     let signal = |sig: &str| {

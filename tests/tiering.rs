@@ -4,6 +4,7 @@
 //!
 //! The S3 variants run against a real S3-compatible server (moto) when started through
 //! `tests/s3/with-moto.sh` (as `tests/run-all.sh` does); they say so and return otherwise.
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test and benchmark code: real time, unwrap on failure
 
 mod common;
 
@@ -115,7 +116,7 @@ async fn local_store_bootstrap_rebuilds_the_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_bootstrap_rebuilds_the_node() {
     if !s3_available() {
-        eprintln!("skipped: no S3 server (run through tests/s3/with-moto.sh)");
+        common::missing_dependency("no S3 server (run through tests/s3/with-moto.sh)");
         return;
     }
     bootstrap_round_trip("s3").await;

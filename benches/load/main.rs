@@ -9,6 +9,12 @@
 //! Scenarios: append-own, append-shared, catchup, latency, fanout, many, ping. See
 //! docs/performance.md for what each measures; benches/compare.sh runs them all against
 //! every server. Only loopback targets are accepted.
+#![allow(
+    clippy::disallowed_methods,
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    unsafe_code
+)] // benchmark tool: real time, reports on stdout, sysconf
 
 mod http;
 mod measure;

@@ -106,7 +106,7 @@ impl Memtable {
         let mut g = self.lock();
         g.entries += entries.len();
         g.bytes += entries.iter().map(Bytes::len).sum::<usize>();
-        g.since.get_or_insert_with(Instant::now);
+        g.since.get_or_insert_with(crate::clock::monotonic);
         let tail = g.tails.entry(id).or_insert_with(|| Tail {
             base: first_pos,
             data: Vec::new(),

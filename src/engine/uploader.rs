@@ -41,13 +41,13 @@ impl Backoff {
     fn blocked(&self, id: i64) -> bool {
         self.until
             .get(&id)
-            .is_some_and(|(t, _)| Instant::now() < *t)
+            .is_some_and(|(t, _)| crate::clock::now() < *t)
     }
     fn fail(&mut self, id: i64) {
         let n = self.until.get(&id).map_or(0, |(_, n)| *n) + 1;
         let ms = (500u64 << (n - 1).min(7)).min(60_000);
         self.until
-            .insert(id, (Instant::now() + Duration::from_millis(ms), n));
+            .insert(id, (crate::clock::now() + Duration::from_millis(ms), n));
     }
     fn ok(&mut self, id: i64) {
         self.until.remove(&id);

@@ -120,7 +120,7 @@ async fn observe(
     let id = st.request_ids.mint();
     let span =
         tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), id = %id);
-    let started = std::time::Instant::now();
+    let started = crate::clock::monotonic();
     let mut res =
         crate::telemetry::request_id::scope(id.clone(), next.run(req).instrument(span.clone()))
             .await;

@@ -12,7 +12,7 @@ mod state;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::app::{
     announce, http_url, lock_data_dir, ready_line, shutdown_signal, AppError, BoundServer,
@@ -238,12 +238,12 @@ pub fn stop(env: &Env, name: Option<&str>) -> Result<String, LocalError> {
     })?;
     signal(pid, false)?;
     let released = |timeout: Duration| {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
+        let deadline = crate::clock::monotonic() + timeout;
+        while crate::clock::monotonic() < deadline {
             if matches!(lock::holder(&lock_path), Ok(None)) {
                 return true;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            crate::clock::sleep_blocking(Duration::from_millis(50));
         }
         false
     };
@@ -262,6 +262,7 @@ pub fn stop(env: &Env, name: Option<&str>) -> Result<String, LocalError> {
 }
 
 #[cfg(unix)]
+#[allow(unsafe_code)] // the one foreign call of the crate
 fn signal(pid: u32, kill: bool) -> Result<(), LocalError> {
     let sig = if kill { libc::SIGKILL } else { libc::SIGTERM };
     let pid =

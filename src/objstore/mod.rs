@@ -155,7 +155,7 @@ impl Store {
                 .trim_end_matches("_range"),
         );
         loop {
-            let started = std::time::Instant::now();
+            let started = crate::clock::monotonic();
             let r = match limit {
                 Some(limit) => bounded(limit, f()).await,
                 None => f().await,
@@ -171,10 +171,10 @@ impl Store {
                 Err(e) if e.retryable() && attempt < self.retry.retries => {
                     attempt += 1;
                     m.store_retries.inc();
-                    let jitter = 0.9 + rand::random::<f64>() * 0.2;
+                    let jitter = crate::clock::jitter();
                     let sleep = ((delay as f64) * jitter) as u64;
                     tracing::debug!(what, attempt, error = %e, sleep_ms = sleep, "retrying object store call");
-                    tokio::time::sleep(Duration::from_millis(sleep.min(self.retry.max_ms))).await;
+                    crate::clock::sleep(Duration::from_millis(sleep.min(self.retry.max_ms))).await;
                     delay = (delay * 2).min(self.retry.max_ms);
                 }
                 other => return other,

@@ -254,7 +254,7 @@ impl StreamService {
                     meta,
                     pos,
                     client_cursor: p.cursor,
-                    started: Instant::now(),
+                    started: crate::clock::now(),
                     first: true,
                     done: false,
                 })))
@@ -349,7 +349,8 @@ impl StreamService {
         let _active = Active::new(self, ReadMode::LongPoll)?;
         let mut rx = self.engine.subscribe(meta.id);
         let mut meta = self.refresh_if_committed(meta, commits).await?;
-        let deadline = Instant::now() + Duration::from_millis(self.limits.long_poll_timeout_ms);
+        let deadline =
+            crate::clock::now() + Duration::from_millis(self.limits.long_poll_timeout_ms);
         let mut woken_by: Option<Arc<Committed>> = None;
         loop {
             if pos < meta.tail.next_pos {
@@ -514,7 +515,7 @@ impl SseSession {
                 self.done = true;
                 return None;
             }
-            let deadline = (Instant::now() + wait).min(self.started + max);
+            let deadline = (crate::clock::now() + wait).min(self.started + max);
             let Some(c) = wait_commit(&mut self.rx, deadline).await else {
                 // Idle: a heartbeat control event keeps intermediaries from timing out.
                 if self.started.elapsed() >= max {

@@ -154,7 +154,7 @@ pub async fn run(interval: Duration, stats: bool, hist: bool, mut stop: watch::R
         emit("[hist] per route: request count, p50/p99/max as bucket upper bounds, |sparkline| over buckets 0.1ms..5s,>5s");
     }
     let mut last = snapshot();
-    let mut last_at = tokio::time::Instant::now();
+    let mut last_at = crate::clock::now();
     let mut tick = tokio::time::interval_at(last_at + interval, interval);
     loop {
         tokio::select! {
@@ -172,7 +172,7 @@ pub async fn run(interval: Duration, stats: bool, hist: bool, mut stop: watch::R
             }
         }
         last = now;
-        last_at = tokio::time::Instant::now();
+        last_at = crate::clock::now();
     }
 }
 

@@ -67,6 +67,8 @@ pub struct Faulty {
     pub injected: Injected,
     throttle: Arc<Throttle>,
     pub multipart: Arc<Multipart>,
+    /// A bug in the client library: every PUT panics.
+    panic_on_put: std::sync::atomic::AtomicBool,
 }
 
 /// A bandwidth limit shared by every call, token-bucket style: the bytes of each write
@@ -186,7 +188,13 @@ impl Faulty {
                 busy_until: Mutex::new(Instant::now()),
             }),
             multipart: Arc::new(Multipart::default()),
+            panic_on_put: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Makes every later PUT panic (as a buggy client library would).
+    pub fn panic_on_put(&self) {
+        self.panic_on_put.store(true, Ordering::Relaxed);
     }
 
     pub fn set(&self, policy: Policy) {
@@ -284,6 +292,9 @@ impl ObjectStore for Faulty {
         opts: PutOptions,
     ) -> Result<PutResult> {
         let len = payload.content_length() as u64;
+        if self.panic_on_put.load(Ordering::Relaxed) {
+            panic!("injected panic in the object-store client");
+        }
         self.around(true, async {
             self.throttle.pass(len).await;
             self.inner.put_opts(location, payload, opts).await

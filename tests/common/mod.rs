@@ -10,6 +10,16 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_prisma-streams");
 
+/// A test's real dependency (root for a tmpfs, an S3 server) is missing. With
+/// `PRISMA_STREAMS_TEST_STRICT` set (the test script sets it where everything must run,
+/// as in CI) this fails the test; otherwise it says why the test did not run.
+pub fn missing_dependency(what: &str) {
+    if std::env::var_os("PRISMA_STREAMS_TEST_STRICT").is_some() {
+        panic!("{what}: this test must run (PRISMA_STREAMS_TEST_STRICT is set)");
+    }
+    eprintln!("skipped: {what}");
+}
+
 pub struct Server {
     pub child: Child,
     pub url: String,

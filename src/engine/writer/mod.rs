@@ -278,7 +278,7 @@ pub fn spawn(
         touched,
         compact_retry_at: None,
         renewals: renewals.clone(),
-        renewed_at: Instant::now(),
+        renewed_at: crate::clock::monotonic(),
         queued_reqs: queued_reqs.clone(),
         queued_bytes: queued_bytes.clone(),
         batch_reqs: limits.ingest_max_batch_reqs,
@@ -371,7 +371,9 @@ impl Writer {
                     Ok(m) => Some(m),
                     Err(_) => break,
                 },
-                Some(due) => match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
+                Some(due) => match rx
+                    .recv_timeout(due.saturating_duration_since(crate::clock::monotonic()))
+                {
                     Ok(m) => Some(m),
                     Err(mpsc::RecvTimeoutError::Timeout) => None,
                     Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -407,7 +409,7 @@ impl Writer {
                 continue;
             }
             let n = jobs.len();
-            let started = Instant::now();
+            let started = crate::clock::monotonic();
             self.commit_batch(jobs, renew);
             let m = metrics();
             m.ingest_commit_seconds.observe_since(started);
@@ -429,7 +431,7 @@ impl Writer {
 
     /// When the writer must wake up on its own: to compact, or to apply renewals.
     fn next_chore(&self) -> Option<Instant> {
-        let now = Instant::now();
+        let now = crate::clock::monotonic();
         let compact = self
             .memtable
             .size()
@@ -449,10 +451,14 @@ impl Writer {
         let due = entries >= COMPACT_MAX_ENTRIES
             || bytes >= COMPACT_MAX_BYTES
             || age.is_some_and(|a| a >= COMPACT_AFTER);
-        if !due || self.compact_retry_at.is_some_and(|t| Instant::now() < t) {
+        if !due
+            || self
+                .compact_retry_at
+                .is_some_and(|t| crate::clock::monotonic() < t)
+        {
             return;
         }
-        let started = Instant::now();
+        let started = crate::clock::monotonic();
         match ingest::compact(&mut self.conn) {
             Ok(n) => {
                 // Only now: until this commit, readers must find the entries here.
@@ -464,7 +470,7 @@ impl Writer {
             // are refused once the memtable is far over its size, see `Engine::append`.)
             Err(e) => {
                 tracing::error!(error = %e, "ingest compaction failed");
-                self.compact_retry_at = Some(Instant::now() + Duration::from_secs(1));
+                self.compact_retry_at = Some(crate::clock::monotonic() + Duration::from_secs(1));
             }
         }
     }
@@ -562,7 +568,7 @@ impl Writer {
         match tx.commit() {
             Ok(()) => {
                 if renew {
-                    self.renewed_at = Instant::now();
+                    self.renewed_at = crate::clock::monotonic();
                 }
                 // Before anyone hears of the commit, so that a lookup after a reply or a
                 // published change sees it.

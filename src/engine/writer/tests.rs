@@ -86,7 +86,7 @@ fn writer(path: &Path) -> (Writer, Arc<Memtable>, Notifier) {
         touched,
         compact_retry_at: None,
         renewals: Arc::default(),
-        renewed_at: Instant::now(),
+        renewed_at: crate::clock::monotonic(),
         queued_reqs: Arc::new(AtomicUsize::new(0)),
         queued_bytes: Arc::new(AtomicUsize::new(0)),
         batch_reqs: 100,
