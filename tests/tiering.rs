@@ -11,6 +11,31 @@ mod common;
 use common::tier::{read_all, s3_available, store_for, wait_manifest, wait_uploaded, TINY};
 use common::{client, header, Server};
 
+/// The ETag and status of the first page of `url` (with `If-None-Match` if given).
+async fn page_etag(c: &reqwest::Client, url: &str, inm: Option<&str>) -> (String, u16) {
+    let mut req = c.get(format!("{url}?offset=-1"));
+    if let Some(tag) = inm {
+        req = req.header("if-none-match", tag);
+    }
+    let r = req.send().await.unwrap();
+    (header(&r, "etag").expect("ETag"), r.status().as_u16())
+}
+
+/// The incarnation token of the stream `name`, from its manifest.
+async fn incarnation(store: &prisma_streams::objstore::Store, name: &str) -> String {
+    use prisma_streams::engine::manifest::Manifest;
+    use prisma_streams::objstore::keys;
+    for key in store.list(keys::STREAMS_PREFIX).await.unwrap() {
+        if keys::is_manifest(&key) {
+            let m = Manifest::decode(&store.get(&key).await.unwrap()).unwrap();
+            if m.name.as_deref() == Some(name) {
+                return m.incarnation;
+            }
+        }
+    }
+    panic!("no manifest for {name}");
+}
+
 async fn bootstrap_round_trip(kind: &str) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("node");
@@ -75,6 +100,10 @@ async fn bootstrap_round_trip(kind: &str) {
     for (u, e) in before.iter().zip(&expected) {
         assert_eq!(&read_all(&c, u).await, e, "{u} after upload");
     }
+    // A page's ETag names the incarnation's token, which the rebuilt node keeps.
+    let etag = page_etag(&c, &a, None).await.0;
+    let inc = incarnation(&store, "events/a").await;
+    assert_eq!(etag, format!("\"{inc}:0:7\""));
     drop(s);
 
     // Lose the node: everything local goes (the local store's objects stay, as a bucket would).
@@ -98,7 +127,10 @@ async fn bootstrap_round_trip(kind: &str) {
         header(&c.head(&b).send().await.unwrap(), "stream-closed").as_deref(),
         Some("true")
     );
+    // The same page has the same ETag on the rebuilt node, so a cached copy revalidates.
     let a = s.stream_url("events/a");
+    assert_eq!(page_etag(&c, &a, None).await, (etag.clone(), 200));
+    assert_eq!(page_etag(&c, &a, Some(&etag)).await, (etag, 304));
     let r = common::post(&c, &a, "application/json", r#"{"after":"bootstrap"}"#).await;
     assert_eq!(r.status(), 204);
     let next = header(&r, "stream-next-offset").unwrap();
