@@ -402,8 +402,10 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            // Renewals ride along with any batch, are due on their own after a second, and
+            // are written before a clean stop.
             let renew = !self.renewals.is_empty()
-                && (!jobs.is_empty() || self.renewed_at.elapsed() >= RENEW_EVERY);
+                && (!jobs.is_empty() || stop || self.renewed_at.elapsed() >= RENEW_EVERY);
             if jobs.is_empty() && !renew {
                 self.maybe_compact();
                 continue;
@@ -412,8 +414,10 @@ impl Writer {
             let started = crate::clock::monotonic();
             self.commit_batch(jobs, renew);
             let m = metrics();
-            m.ingest_commit_seconds.observe_since(started);
-            m.ingest_batch_requests.observe(n as f64);
+            if n > 0 {
+                m.ingest_commit_seconds.observe_since(started);
+                m.ingest_batch_requests.observe(n as f64);
+            }
             let reqs = self
                 .queued_reqs
                 .fetch_sub(n, Ordering::AcqRel)
