@@ -413,17 +413,38 @@ async fn request_bodies_share_one_memory_budget() {
     let answer = read_until_closed(&mut second);
     assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
     assert!(answer.contains("\"overloaded\""), "{answer}");
-    // A chunked body without a length is refused once it outgrows what is left.
-    let r = c
-        .post(&url)
-        .header("content-type", "application/octet-stream")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-            (0..10).map(|_| Ok::<_, std::io::Error>(vec![b'c'; 100_000])),
-        )))
-        .send()
-        .await
+    // A chunked body without a length is refused once its buffer outgrows what is left
+    // (400 kB; the buffer grows geometrically, so it is refused at 200 to 400 kB). Chunks
+    // go one at a time, and the answer is looked for after each, so that it is read
+    // before the server closes the connection.
+    let mut chunked = raw(&s.url);
+    write!(
+        chunked,
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/octet-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
+    .unwrap();
+    chunked
+        .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let mut answer = Vec::new();
+    for sent in 1..=10 {
+        let mut chunk = format!("{:x}\r\n", 100_000).into_bytes();
+        chunk.extend_from_slice(&[b'c'; 100_000]);
+        chunk.extend_from_slice(b"\r\n");
+        let written = chunked.write_all(&chunk);
+        let mut buf = [0u8; 4096];
+        if let Ok(n @ 1..) = chunked.read(&mut buf) {
+            answer.extend_from_slice(&buf[..n]);
+            assert!(sent >= 2, "refused after {sent} chunks of 100 kB");
+            break;
+        }
+        assert!(
+            written.is_ok(),
+            "closed without an answer after {sent} chunks"
+        );
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
     // Small bodies still fit beside the slow one.
     assert_eq!(
         post(&c, &url, "application/octet-stream", "x")
