@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use crate::engine::tier::Tier;
 use crate::engine::{bootstrap, Engine};
-use crate::health::Health;
+use crate::health::{task, Health};
 use crate::http::{router, AppState};
 use crate::lock::{DataDirLock, DataDirLockError};
 use crate::objstore::Store;
@@ -255,37 +255,31 @@ impl BoundServer {
         if let Err(e) = engine.start_background(stop_rx.clone()).await {
             return (Err(e.into()), lock);
         }
-        let reporter = health.spawn("stats-reporter", {
-            let run = crate::telemetry::report::run(
+        let reporter = health.spawn(
+            "stats-reporter",
+            task(crate::telemetry::report::run(
                 Duration::from_millis(config.reports.interval_ms.max(1)),
                 config.reports.stats,
                 config.reports.hist,
                 stop_rx.clone(),
-            );
-            async move {
-                run.await;
-                Ok(())
-            }
-        });
-        let emitter = health.spawn("metrics-emitter", {
-            let run = emit_metrics(
+            )),
+        );
+        let emitter = health.spawn(
+            "metrics-emitter",
+            task(emit_metrics(
                 service.clone(),
                 config.limits.metrics_flush_ms,
                 config.limits.metrics_retention_entries,
                 stop_rx.clone(),
-            );
-            async move {
-                run.await;
-                Ok(())
-            }
-        });
+            )),
+        );
         let sweeper = health.spawn(
             "expiry-sweeper",
-            sweep_expired(
+            Box::pin(sweep_expired(
                 service.clone(),
                 config.limits.expiry_sweep_ms,
                 stop_rx.clone(),
-            ),
+            )),
         );
         let request_ids = crate::telemetry::request_id::RequestIds::new(
             engine.clock().random_in(0, u64::from(u32::MAX)),
@@ -298,13 +292,15 @@ impl BoundServer {
             request_ids,
             health: health.clone(),
         });
-        let server = health.spawn_critical("http-server", {
-            let run = serve_connections(listener, app, config.limits.clone(), stop_rx);
-            async move {
-                run.await;
-                Ok(())
-            }
-        });
+        let server = health.spawn_critical(
+            "http-server",
+            task(serve_connections(
+                listener,
+                app,
+                config.limits.clone(),
+                stop_rx,
+            )),
+        );
         tracing::info!(%addr, db = %config.db_path.display(), "prisma-streams listening");
 
         let fatal = tokio::select! {
@@ -547,7 +543,7 @@ pub fn shutdown_signal(exit_on_stdin_eof: bool) -> impl Future<Output = ()> + Se
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{ObjectStoreKind, ServerArgs};
+    use crate::cli::ServerArgs;
     use crate::config::Env;
 
     /// A fatal failure (here: the writer thread panics) stops the server, which returns
@@ -555,16 +551,7 @@ mod tests {
     #[tokio::test]
     async fn a_fatal_failure_stops_the_server_with_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let args = ServerArgs {
-            object_store: ObjectStoreKind::Memory,
-            exit_on_stdin_eof: false,
-            bootstrap_from_r2: false,
-            bootstrap_discard_local: false,
-            auto_tune: None,
-            stats: false,
-            hist: false,
-            allow_unauthenticated: false,
-        };
+        let args = ServerArgs::memory();
         let root = dir.path().display().to_string();
         let env = Env::from_pairs([("DS_ROOT", root.as_str()), ("PORT", "0")]);
         let config = Config::for_server(&args, &env).unwrap();

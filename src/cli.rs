@@ -141,3 +141,20 @@ pub struct ServerArgs {
     #[arg(long)]
     pub allow_unauthenticated: bool,
 }
+
+#[cfg(test)]
+impl ServerArgs {
+    /// `server --object-store memory` without any other flag (unit tests).
+    pub fn memory() -> ServerArgs {
+        ServerArgs {
+            object_store: ObjectStoreKind::Memory,
+            exit_on_stdin_eof: false,
+            bootstrap_from_r2: false,
+            bootstrap_discard_local: false,
+            auto_tune: None,
+            stats: false,
+            hist: false,
+            allow_unauthenticated: false,
+        }
+    }
+}

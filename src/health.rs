@@ -8,12 +8,25 @@
 //! [`Health::fatal`] resolves, on which the server shuts down and exits non-zero so that a
 //! supervisor (systemd, Kubernetes, the npm shim) restarts it.
 
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
+use futures_util::future::BoxFuture;
 use futures_util::FutureExt as _;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A supervised task: `Err` carries the cause of a failure.
+pub type Task = BoxFuture<'static, Result<(), String>>;
+
+/// A task that only fails by panicking.
+pub fn task(run: impl std::future::Future<Output = ()> + Send + 'static) -> Task {
+    async move {
+        run.await;
+        Ok(())
+    }
+    .boxed()
+}
 
 /// A component that stopped working.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,39 +109,22 @@ impl Health {
 
     /// Spawns a supervised task: a panic or an `Err` is recorded as a failure of
     /// `component`.
-    pub fn spawn<F>(
-        self: &Arc<Self>,
-        component: &'static str,
-        task: F,
-    ) -> tokio::task::JoinHandle<()>
-    where
-        F: Future<Output = Result<(), String>> + Send + 'static,
-    {
+    pub fn spawn(self: &Arc<Self>, component: &'static str, task: Task) -> JoinHandle<()> {
         self.supervise(component, task, false)
     }
 
     /// Like [`spawn`](Self::spawn), for a task the server cannot run without: its failure
     /// is fatal.
-    pub fn spawn_critical<F>(
-        self: &Arc<Self>,
-        component: &'static str,
-        task: F,
-    ) -> tokio::task::JoinHandle<()>
-    where
-        F: Future<Output = Result<(), String>> + Send + 'static,
-    {
+    pub fn spawn_critical(self: &Arc<Self>, component: &'static str, task: Task) -> JoinHandle<()> {
         self.supervise(component, task, true)
     }
 
-    fn supervise<F>(
+    fn supervise(
         self: &Arc<Self>,
         component: &'static str,
-        task: F,
+        task: Task,
         fatal: bool,
-    ) -> tokio::task::JoinHandle<()>
-    where
-        F: Future<Output = Result<(), String>> + Send + 'static,
-    {
+    ) -> JoinHandle<()> {
         let health = self.clone();
         tokio::spawn(async move {
             match AssertUnwindSafe(task).catch_unwind().await {
@@ -158,11 +154,13 @@ mod tests {
     #[tokio::test]
     async fn panics_and_errors_are_recorded_and_fatal_failures_resolve() {
         let h = Health::new(crate::clock::ManualClock::new(7));
-        h.spawn("a", async { panic!("boom") }).await.unwrap();
-        h.spawn("b", async { Err("it broke".to_string()) })
+        h.spawn("a", async { panic!("boom") }.boxed())
             .await
             .unwrap();
-        h.spawn("c", async { Ok(()) }).await.unwrap();
+        h.spawn("b", async { Err("it broke".to_string()) }.boxed())
+            .await
+            .unwrap();
+        h.spawn("c", async { Ok(()) }.boxed()).await.unwrap();
         let f = h.failures();
         assert_eq!(f.len(), 2);
         assert_eq!(

@@ -174,16 +174,7 @@ mod tests {
     use crate::cli::ObjectStoreKind;
 
     fn args() -> ServerArgs {
-        ServerArgs {
-            object_store: ObjectStoreKind::Memory,
-            exit_on_stdin_eof: false,
-            bootstrap_from_r2: false,
-            bootstrap_discard_local: false,
-            auto_tune: None,
-            stats: false,
-            hist: false,
-            allow_unauthenticated: false,
-        }
+        ServerArgs::memory()
     }
 
     #[test]

@@ -130,17 +130,15 @@ impl Engine {
         };
         uploader::warm_cache(self, &t).await?;
         let health = &self.inner.health;
-        let segmenter = segmenter::run(self.clone(), t.clone(), stop.clone());
-        let uploader = uploader::run(self.clone(), t, stop);
         let handles = vec![
-            health.spawn("segmenter", async move {
-                segmenter.await;
-                Ok(())
-            }),
-            health.spawn("uploader", async move {
-                uploader.await;
-                Ok(())
-            }),
+            health.spawn(
+                "segmenter",
+                crate::health::task(segmenter::run(self.clone(), t.clone(), stop.clone())),
+            ),
+            health.spawn(
+                "uploader",
+                crate::health::task(uploader::run(self.clone(), t, stop)),
+            ),
         ];
         self.inner
             .background
