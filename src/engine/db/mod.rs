@@ -8,6 +8,9 @@ pub mod producers;
 pub mod segments;
 pub mod streams;
 
+#[cfg(test)]
+mod background_tests;
+
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
@@ -29,6 +32,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0004_ingest",
         include_str!("../../../migrations/0004_ingest.sql"),
+    ),
+    (
+        "0005_background_indexes",
+        include_str!("../../../migrations/0005_background_indexes.sql"),
     ),
 ];
 
