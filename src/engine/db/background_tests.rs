@@ -3,8 +3,9 @@
 //! the work SQLite does for them must not depend on how many idle rows there are.
 //!
 //! "Work" is counted by SQLite itself per statement (`sqlite3_stmt_status`): virtual
-//! machine steps, full-scan steps and sorts. These counts are deterministic, so the test
-//! compares them between 3,000 and 30,000 idle streams instead of timing anything.
+//! machine steps, full-scan steps, sorts and re-preparations. These counts are
+//! deterministic, so the test compares them between 3,000 and 30,000 idle streams instead
+//! of timing anything.
 
 use rusqlite::{params, Connection, StatementStatus};
 
@@ -32,6 +33,7 @@ struct Work {
     vm_steps: i32,
     fullscan_steps: i32,
     sorts: i32,
+    reprepares: i32,
 }
 
 /// Runs `run` (which executes `sql` through the statement cache) and returns its result
@@ -43,6 +45,7 @@ fn measure<T>(c: &Connection, sql: &str, run: impl FnOnce(&Connection) -> T) -> 
             StatementStatus::VmStep,
             StatementStatus::FullscanStep,
             StatementStatus::Sort,
+            StatementStatus::RePrepare,
         ] {
             s.reset_status(st);
         }
@@ -53,6 +56,7 @@ fn measure<T>(c: &Connection, sql: &str, run: impl FnOnce(&Connection) -> T) -> 
         vm_steps: s.get_status(StatementStatus::VmStep),
         fullscan_steps: s.get_status(StatementStatus::FullscanStep),
         sorts: s.get_status(StatementStatus::Sort),
+        reprepares: s.get_status(StatementStatus::RePrepare),
     };
     (out, work)
 }
@@ -302,6 +306,18 @@ fn background_queries_do_the_same_work_for_3000_and_30000_idle_streams() {
             y.sorts, 0,
             "{what} sorts instead of reading an index in order"
         );
+    }
+
+    // Run again (the cached statement, its parameters bound anew): not parsed and planned
+    // again every time.
+    let again = observe(&large);
+    for (what, w) in [
+        ("seal candidates", again.seal.1),
+        ("manifest dirty", again.dirty.1),
+        ("expired", again.expired.1),
+        ("idle producers", again.producers.1),
+    ] {
+        assert_eq!(w.reprepares, 0, "{what} is re-prepared on every run");
     }
 
     // The plans name the indexes of migration 0005 and sort nothing.
