@@ -458,7 +458,8 @@ async fn emit_metrics(
     }
 }
 
-/// Reclaims expired streams every `every_ms` (0: never) until `stop`.
+/// Reclaims expired streams and collects idle producer state every `every_ms` (0: never)
+/// until `stop`.
 async fn sweep_expired(
     service: StreamService,
     every_ms: u64,
@@ -478,6 +479,26 @@ async fn sweep_expired(
             Ok(0) => {}
             Ok(n) => tracing::info!(streams = n, "reclaimed expired streams"),
             Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+        }
+        // Idle producer state, one bounded writer call at a time until none is left.
+        let batch = service.limits().expiry_sweep_limit;
+        let mut collected = 0;
+        loop {
+            match service.collect_producers().await {
+                Ok(n) => {
+                    collected += n;
+                    if n < batch || *stop.borrow() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "collecting idle producer state failed");
+                    break;
+                }
+            }
+        }
+        if collected > 0 {
+            tracing::info!(producers = collected, "collected idle producer state");
         }
     }
 }

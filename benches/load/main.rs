@@ -6,7 +6,7 @@
 //! cargo bench --bench load -- free-port
 //! ```
 //!
-//! Scenarios: append-own, append-shared, catchup, latency, fanout, many, ping. See
+//! Scenarios: append-own, append-shared, catchup, latency, fanout, many, ping, idle. See
 //! docs/performance.md for what each measures; benches/compare.sh runs them all against
 //! every server. Only loopback targets are accepted.
 #![allow(
@@ -36,13 +36,14 @@ const SCENARIOS: &[&str] = &[
     "fanout",
     "many",
     "ping",
+    "idle",
 ];
 
 #[derive(Parser, Clone, Debug)]
 #[command(
     name = "load",
     about = "Durable Streams load generator (loopback only)",
-    after_help = "Scenarios: append-own, append-shared, catchup, latency, fanout, many, ping.\n\
+    after_help = "Scenarios: append-own, append-shared, catchup, latency, fanout, many, ping, idle.\n\
                   Utilities: `table --results FILE [--baseline LABEL]` prints a markdown table of\n\
                   --json lines; `free-port` prints a free loopback TCP port."
 )]
@@ -92,9 +93,13 @@ pub struct Opts {
     /// Long-poll readers (fanout).
     #[arg(long, default_value_t = 100)]
     pub readers: usize,
-    /// Streams to create (many).
+    /// Streams to create (many, idle).
     #[arg(long, default_value_t = 10_000)]
     pub streams: u64,
+    /// Longest wait for the server to become idle after the streams are written (idle),
+    /// seconds.
+    #[arg(long, default_value_t = 1200.0)]
+    pub settle_max: f64,
     /// Path GET by the ping scenario.
     #[arg(long, default_value = "/health")]
     pub ping_path: String,
@@ -197,6 +202,7 @@ fn run(opts: Opts, scenario: &str) -> i32 {
                 }
                 "many" => scenarios::many(ctx, &mut rep).await,
                 "ping" => scenarios::ping(ctx, &mut rep).await,
+                "idle" => scenarios::idle(ctx, &mut rep).await,
                 _ => unreachable!("checked by main"),
             }
         })

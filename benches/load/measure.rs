@@ -26,6 +26,36 @@ fn clk_tck() -> f64 {
     }
 }
 
+/// CPU seconds of each thread of `pid`, by thread id, with the thread's name, from
+/// `/proc/<pid>/task/<tid>/{stat,comm}`.
+pub fn proc_thread_cpu_secs(pid: u32) -> Vec<(u32, String, f64)> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in dir.flatten() {
+        let Some(tid) = e.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else {
+            continue;
+        };
+        let base = format!("/proc/{pid}/task/{tid}");
+        let Ok(stat) = std::fs::read_to_string(format!("{base}/stat")) else {
+            continue;
+        };
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let name = std::fs::read_to_string(format!("{base}/comm")).unwrap_or_default();
+        out.push((
+            tid,
+            name.trim().to_string(),
+            (ticks(11) + ticks(12)) as f64 / clk_tck(),
+        ));
+    }
+    out
+}
+
 /// (VmRSS, VmHWM) in KiB from `/proc/<pid>/status`. VmHWM is the peak resident set
 /// since the process started.
 pub fn proc_mem_kb(pid: u32) -> Option<(u64, u64)> {

@@ -686,3 +686,156 @@ pub async fn ping(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
     rep.note(format!("statuses: {statuses:?}"));
     Ok(())
 }
+
+/// The server's `/metrics` figures named in `names` (Prometheus text, unlabelled series);
+/// `None` if the server has no such endpoint.
+async fn scrape(conn: &mut Conn, names: &[&str]) -> Result<Option<Vec<f64>>> {
+    let mut body = Vec::new();
+    let h = conn
+        .request("GET", "/metrics", None, &[], &mut body)
+        .await
+        .context("GET /metrics")?;
+    if h.status != 200 {
+        return Ok(None);
+    }
+    let text = String::from_utf8_lossy(&body);
+    let value = |name: &str| {
+        text.lines()
+            .filter_map(|l| l.split_once(' '))
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Ok(Some(names.iter().map(|n| value(n)).collect()))
+}
+
+/// `idle`: what a server costs while nothing happens. Creates `--streams` streams with one
+/// `--msg-bytes` message each, waits until the server's background work on them is done
+/// (this server: every stream sealed, uploaded and its manifest published, the
+/// `/metrics` counters still for 5 s; a server without `/metrics`: 5 s), then sends
+/// nothing for `--duration` seconds and reports the server's CPU over that window as a
+/// percentage of one core, with the busiest threads.
+pub async fn idle(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
+    let n = ctx.opts.concurrency.max(1);
+    let total = ctx.opts.streams;
+    let conns = connect_n(&ctx.target, n).await?;
+    let next = Arc::new(AtomicU64::new(0));
+    let a = Snapshot::take(ctx.pid());
+    let mut handles = Vec::new();
+    for (w, mut conn) in conns.into_iter().enumerate() {
+        let ctx = ctx.clone();
+        let next = next.clone();
+        handles.push(tokio::spawn(async move {
+            let mut body = Vec::new();
+            let mut msg = Vec::new();
+            let mut made = 0u64;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let path = ctx.target.stream_path(&ctx.name(&format!("idle-{i}")));
+                msg.clear();
+                message_into(&mut msg, ctx.opts.msg_bytes, w, i, 0);
+                let h = conn
+                    .request("PUT", &path, Some(JSON), &msg, &mut body)
+                    .await
+                    .with_context(|| format!("PUT {path}"))?;
+                if h.status != 201 {
+                    bail!("PUT {path}: HTTP {} {}", h.status, body_text(&body));
+                }
+                made += 1;
+            }
+            Ok((made, conn))
+        }));
+    }
+    let res = join_all(handles).await?;
+    let b = Snapshot::take(ctx.pid());
+    let created: u64 = res.iter().map(|(m, _)| m).sum();
+    let mut conn = match res.into_iter().next() {
+        Some((_, c)) => c,
+        None => Conn::connect(&ctx.target).await?,
+    };
+    rep.add("streams", "streams created", created as f64, None);
+    rep.phase(
+        "creates",
+        "creates",
+        "create",
+        &Phase::between(a, b, created),
+    );
+
+    // Settle: wait for the background work the writes caused.
+    const NAMES: &[&str] = &[
+        "ds_segments_sealed_total",
+        "ds_uploads_total",
+        "ds_segments_waiting",
+        "ds_manifests_published_total",
+    ];
+    let settle_start = Instant::now();
+    let settle_max = Duration::from_secs_f64(ctx.opts.settle_max.max(1.0));
+    let mut last: Option<(Vec<f64>, Instant)> = None;
+    loop {
+        let Some(v) = scrape(&mut conn, NAMES).await? else {
+            rep.note("no /metrics: waited 5 s instead of for the background work");
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            break;
+        };
+        let done = v[0] >= created as f64 && v[1] >= v[0] && v[2] == 0.0 && v[3] > 0.0;
+        let still = match &last {
+            Some((prev, since)) if *prev == v => since.elapsed() >= Duration::from_secs(5),
+            _ => {
+                last = Some((v.clone(), Instant::now()));
+                false
+            }
+        };
+        if done && still {
+            rep.add(
+                "settle_s",
+                "seconds until the background work was done",
+                settle_start.elapsed().as_secs_f64(),
+                None,
+            );
+            break;
+        }
+        if settle_start.elapsed() > settle_max {
+            bail!("not idle after {settle_max:?}: sealed, uploaded, waiting, manifests = {v:?}");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    drop(conn);
+
+    // Measure: nothing is sent.
+    let threads_a = ctx.pid().map(crate::measure::proc_thread_cpu_secs);
+    let a = Snapshot::take(ctx.pid());
+    tokio::time::sleep(ctx.duration()).await;
+    let b = Snapshot::take(ctx.pid());
+    let ph = Phase::between(a, b, 0);
+    if let Some(pct) = ph.server_cpu_pct() {
+        rep.add(
+            "idle_server_cpu_pct",
+            "server CPU % of a core (idle)",
+            pct,
+            Some("lower"),
+        );
+    }
+    if let (Some(pid), Some(before)) = (ctx.pid(), threads_a) {
+        let after = crate::measure::proc_thread_cpu_secs(pid);
+        let mut by_name = std::collections::BTreeMap::<String, f64>::new();
+        for (tid, name, secs) in after {
+            let was = before
+                .iter()
+                .find(|(t, _, _)| *t == tid)
+                .map_or(0.0, |(_, _, s)| *s);
+            *by_name.entry(name).or_default() += secs - was;
+        }
+        let mut busy: Vec<(String, f64)> = by_name.into_iter().filter(|(_, s)| *s > 0.0).collect();
+        busy.sort_by(|x, y| y.1.total_cmp(&x.1));
+        let list: Vec<String> = busy
+            .iter()
+            .take(6)
+            .map(|(n, s)| format!("{n} {:.2}%", s * 100.0 / ph.secs.max(1e-9)))
+            .collect();
+        rep.note(format!("idle CPU by thread: {}", list.join(", ")));
+    }
+    Ok(())
+}

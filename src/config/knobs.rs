@@ -109,6 +109,11 @@ knobs! {
          answer 404 either way).";
     DS_EXPIRY_SWEEP_LIMIT: Literal("100"), Servers,
         "Streams removed per sweep.";
+    DS_PRODUCER_STATE_TTL_MS: Literal("604800000"), Servers,
+        "Idempotent-producer state (`Producer-Id`, epoch, last sequence) that no append has \
+         updated for this long is deleted by the expiry sweeper (`0` keeps it forever). A \
+         producer seen again after that is new: it must start at sequence 0, and a retry \
+         of a write older than this is not recognised as a duplicate.";
     DS_READ_CONNECTIONS: Literal("4"), Servers,
         "Threads that run blocking reads (SQLite queries, local segment files), each with \
          its own read-only connection.";

@@ -30,6 +30,9 @@ pub struct Limits {
     pub expiry_sweep_ms: u64,
     /// `DS_EXPIRY_SWEEP_LIMIT`: streams reclaimed per sweep.
     pub expiry_sweep_limit: usize,
+    /// `DS_PRODUCER_STATE_TTL_MS`: producer state not updated for this long is collected
+    /// by the expiry sweeper (0 keeps it forever).
+    pub producer_state_ttl_ms: u64,
     /// `DS_READ_CONNECTIONS`: threads (and connections) of the read pool.
     pub read_connections: usize,
     /// `DS_READ_QUEUE`: reads waiting for the read pool before 503.
@@ -82,6 +85,7 @@ impl Limits {
             ingest_max_batch_bytes: env.positive(&k::DS_INGEST_MAX_BATCH_BYTES)?,
             expiry_sweep_ms: env.num(&k::DS_EXPIRY_SWEEP_MS)?,
             expiry_sweep_limit: env.positive(&k::DS_EXPIRY_SWEEP_LIMIT)?,
+            producer_state_ttl_ms: env.num(&k::DS_PRODUCER_STATE_TTL_MS)?,
             read_connections: env.positive(&k::DS_READ_CONNECTIONS)?,
             read_queue: env.positive(&k::DS_READ_QUEUE)?,
             meta_cache_entries: env.num(&k::DS_META_CACHE_ENTRIES)?,
@@ -123,6 +127,7 @@ mod tests {
         assert_eq!(d.ingest_max_queue_bytes, 64 * 1024 * 1024);
         assert_eq!(d.max_header_bytes, 64 * 1024);
         assert_eq!(d.metrics_retention_entries, 8640);
+        assert_eq!(d.producer_state_ttl_ms, 7 * 24 * 3600 * 1000);
     }
 
     #[test]

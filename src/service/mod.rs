@@ -413,6 +413,19 @@ impl StreamService {
             .sweep_expired(self.limits.expiry_sweep_limit)
             .await?)
     }
+
+    /// Deletes up to `DS_EXPIRY_SWEEP_LIMIT` producer states idle for longer than
+    /// `DS_PRODUCER_STATE_TTL_MS` (the background sweeper calls this; 0 disables it).
+    pub async fn collect_producers(&self) -> ServiceResult<usize> {
+        let ttl = self.limits.producer_state_ttl_ms;
+        if ttl == 0 {
+            return Ok(0);
+        }
+        Ok(self
+            .engine
+            .collect_producers(ttl, self.limits.expiry_sweep_limit)
+            .await?)
+    }
 }
 
 /// `Stream-Forked-From`: a path `/v1/stream/<name>` (or an absolute URL with that path).

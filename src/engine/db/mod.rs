@@ -8,8 +8,12 @@ pub mod producers;
 pub mod segments;
 pub mod streams;
 
+#[cfg(test)]
+mod background_tests;
+
 use std::path::Path;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 /// Migrations, embedded at build time, applied in order; `user_version` records progress.
@@ -30,6 +34,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_ingest",
         include_str!("../../../migrations/0004_ingest.sql"),
     ),
+    (
+        "0005_background_indexes",
+        include_str!("../../../migrations/0005_background_indexes.sql"),
+    ),
 ];
 
 /// The schema version a fully migrated database has.
@@ -37,6 +45,11 @@ pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
 fn apply_pragmas(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Plans never depend on bound values (the query planner stability guarantee). Without
+    // it SQLite marks a statement whose `LIMIT ?` it planned around as expired each time
+    // the parameter is bound, so every run of a cached query (the background tasks' polls)
+    // would be parsed and planned again.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     conn.pragma_update(None, "foreign_keys", "OFF")?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())

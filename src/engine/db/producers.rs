@@ -39,3 +39,27 @@ pub fn delete_stream(conn: &Connection, stream_id: i64) -> rusqlite::Result<()> 
         .execute([stream_id])?;
     Ok(())
 }
+
+/// Producers whose state was last updated at or before `before_ms`, oldest first, as
+/// `(stream_id, producer_id)`. Reads only those rows (the `producers_updated` index).
+pub fn idle(
+    conn: &Connection,
+    before_ms: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<(i64, String)>> {
+    let mut stmt = conn.prepare_cached(IDLE_SQL)?;
+    let rows = stmt.query_map(params![before_ms, limit as i64], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
+    rows.collect()
+}
+
+pub(super) const IDLE_SQL: &str = "SELECT stream_id, producer_id FROM producers \
+     WHERE updated_at_ms <= ?1 ORDER BY updated_at_ms LIMIT ?2";
+
+/// Forgets one producer's state.
+pub fn delete(conn: &Connection, stream_id: i64, producer: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM producers WHERE stream_id = ?1 AND producer_id = ?2")?
+        .execute(params![stream_id, producer])?;
+    Ok(())
+}

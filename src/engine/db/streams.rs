@@ -165,15 +165,27 @@ pub fn list(
     rows.collect()
 }
 
-/// Named streams that have an expiry, soonest deadline first, for the sweeper.
-pub fn with_expiry(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<StreamMeta>> {
-    let mut stmt = conn.prepare_cached(&format!(
+/// The sweeper's candidates: named streams whose expiry deadline is at or before `now_ms`
+/// (expired, see [`Expiry::is_expired`]), soonest first. Walks the `streams_deadline`
+/// index from its start, so it reads only expired rows however many streams have an
+/// expiry.
+pub fn expired(conn: &Connection, now_ms: i64, limit: usize) -> rusqlite::Result<Vec<StreamMeta>> {
+    let mut stmt = conn.prepare_cached(&expired_sql())?;
+    let rows = stmt.query_map(params![now_ms, limit as i64], from_row)?;
+    rows.collect()
+}
+
+/// The deadline expression of the `streams_deadline` index (migration 0005); a query
+/// must repeat it exactly for SQLite to use the index.
+const DEADLINE: &str = "coalesce(expires_at_ms, last_access_ms + ttl_seconds * 1000)";
+
+pub(super) fn expired_sql() -> String {
+    // The first three terms are the index's WHERE, word for word.
+    format!(
         "SELECT {SELECT} FROM streams WHERE name IS NOT NULL AND deleted = 0 \
          AND (ttl_seconds IS NOT NULL OR expires_at_ms IS NOT NULL) \
-         ORDER BY coalesce(expires_at_ms, last_access_ms + ttl_seconds * 1000) LIMIT ?1"
-    ))?;
-    let rows = stmt.query_map([limit as i64], from_row)?;
-    rows.collect()
+         AND {DEADLINE} <= ?1 ORDER BY {DEADLINE} LIMIT ?2"
+    )
 }
 
 /// Inserts a new incarnation and returns its id.
@@ -338,7 +350,8 @@ pub fn set_trimmed(conn: &Connection, id: i64, pos: u64) -> rusqlite::Result<()>
 }
 
 /// Streams that have something to seal: enough pending entries or bytes, or entries older
-/// than the interval.
+/// than the interval. Reads only streams with unsealed entries (the `streams_unsealed`
+/// index), never the sealed ones.
 pub fn seal_candidates(
     conn: &Connection,
     rows: u64,
@@ -347,12 +360,7 @@ pub fn seal_candidates(
     now_ms: i64,
     limit: usize,
 ) -> rusqlite::Result<Vec<StreamMeta>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {SELECT} FROM streams WHERE deleted = 0 AND local_only = 0 AND next_pos > sealed_pos \
-         AND (next_pos - sealed_pos >= ?1 OR pending_bytes >= ?2 \
-              OR (?3 > 0 AND ?4 - last_cut_ms >= ?3)) \
-         ORDER BY pending_bytes DESC LIMIT ?5"
-    ))?;
+    let mut stmt = conn.prepare_cached(&seal_candidates_sql())?;
     let rows = stmt.query_map(
         params![
             rows as i64,
@@ -366,13 +374,30 @@ pub fn seal_candidates(
     rows.collect()
 }
 
-/// Streams whose manifest needs publishing.
+pub(super) fn seal_candidates_sql() -> String {
+    // The first three terms are the `streams_unsealed` index's WHERE, word for word.
+    format!(
+        "SELECT {SELECT} FROM streams WHERE next_pos > sealed_pos AND deleted = 0 \
+         AND local_only = 0 \
+         AND (next_pos - sealed_pos >= ?1 OR pending_bytes >= ?2 \
+              OR (?3 > 0 AND ?4 - last_cut_ms >= ?3)) \
+         ORDER BY pending_bytes DESC LIMIT ?5"
+    )
+}
+
+/// Streams whose manifest needs publishing, in id order. Reads only those (the
+/// `streams_manifest_dirty` index).
 pub fn manifest_dirty(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<StreamMeta>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {SELECT} FROM streams WHERE manifest_dirty = 1 AND local_only = 0 ORDER BY id LIMIT ?1"
-    ))?;
+    let mut stmt = conn.prepare_cached(&manifest_dirty_sql())?;
     let rows = stmt.query_map([limit as i64], from_row)?;
     rows.collect()
+}
+
+pub(super) fn manifest_dirty_sql() -> String {
+    format!(
+        "SELECT {SELECT} FROM streams WHERE manifest_dirty = 1 AND local_only = 0 \
+         ORDER BY id LIMIT ?1"
+    )
 }
 
 pub fn add_ref(conn: &Connection, id: i64, delta: i64) -> rusqlite::Result<i64> {

@@ -5,6 +5,7 @@
 
 pub mod append;
 pub mod create;
+pub mod gc;
 pub mod remove;
 pub mod tiering;
 

@@ -69,9 +69,11 @@ fn delete(b: &mut Batch<'_>, name: &str) -> Result<(), DeleteError> {
 
 fn sweep(b: &mut Batch<'_>, limit: usize) -> Result<usize, EngineError> {
     let mut n = 0;
-    for m in streams::with_expiry(b.conn(), limit)? {
+    for m in streams::expired(b.conn(), b.now, limit)? {
+        // The query selects exactly these; checked again in Rust, which saturates
+        // where SQLite's arithmetic would turn into floating point.
         if !m.is_expired(b.now) {
-            break;
+            continue;
         }
         retire(b, &m)?;
         n += 1;
