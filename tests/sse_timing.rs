@@ -111,7 +111,12 @@ async fn a_commit_wakes_a_session_with_its_data_at_once() {
         content_type: Some("text/plain".into()),
         ..Default::default()
     };
+    // The writer thread publishes right after acknowledging; wait for it here, since the
+    // paused clock would otherwise jump to the session's heartbeat while it does.
+    let id = svc.engine().lookup("s").await.unwrap().unwrap().id;
+    let mut published = svc.engine().subscribe(id);
     svc.append("s", p, b"hello\nworld".to_vec()).await.unwrap();
+    published.changed().await.unwrap();
     let got = events(&s.next_chunk().await.unwrap());
     assert_eq!(got[0], ("data".to_string(), "hello\nworld".to_string()));
     assert_eq!(got[1].0, "control");

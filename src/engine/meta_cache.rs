@@ -55,12 +55,13 @@ impl Inner {
                 self.evict(id);
             }
         }
-        if let Some(old) = self.by_name.insert(name.clone(), Arc::new(meta.clone())) {
-            if old.id != meta.id {
+        let id = meta.id;
+        if let Some(old) = self.by_name.insert(name.clone(), Arc::new(meta)) {
+            if old.id != id {
                 self.names.remove(&old.id);
             }
         }
-        self.names.insert(meta.id, name);
+        self.names.insert(id, name);
     }
 }
 

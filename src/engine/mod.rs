@@ -4,7 +4,7 @@
 //! Concurrency model: every mutation is an operation (`ops/`, a closure run by
 //! `writer::Batch`) sent to one dedicated thread that owns the read-write connection. It
 //! drains whatever is queued into one transaction, commits, updates the metadata cache,
-//! publishes the committed state and answers each operation, so nothing is visible or
+//! answers each operation and publishes the committed state, so nothing is visible or
 //! acknowledged before it is durable. Blocking reads (SQLite, local files) run on the
 //! bounded read pool (`read_pool.rs`), never on an async worker; the request path's hot
 //! cases (a cached stream, the tail in the memtable, a woken reader) need no blocking

@@ -5,8 +5,8 @@
 //! HTTP layer answers with 429; their payload bytes were reserved in the ingest budget
 //! (`budget.rs`) before they were even read. The thread blocks for the first
 //! operation, takes everything else already queued (up to the batch limits), runs it all in
-//! one `BEGIN IMMEDIATE` transaction, commits, and only then publishes the committed
-//! state to readers and answers the operations. There is no timer: an idle server commits a
+//! one `BEGIN IMMEDIATE` transaction, commits, and only then answers the operations and
+//! publishes the committed state to readers. There is no timer: an idle server commits a
 //! lone request at once, a busy one batches whatever arrived during the last commit.
 //!
 //! Besides operations the thread owns two chores: compacting the ingest log (see
@@ -574,8 +574,8 @@ impl Writer {
                 if renew {
                     self.renewed_at = crate::clock::monotonic();
                 }
-                // Before anyone hears of the commit, so that a lookup after a published
-                // change or a reply sees it.
+                // Before anyone hears of the commit, so that a lookup after a reply or a
+                // published change sees it.
                 self.update_cache(&mut fx);
                 let m = metrics();
                 for (entries, bytes) in fx.appends {
@@ -583,11 +583,12 @@ impl Writer {
                     m.append_entries.add(entries as u64);
                     m.append_bytes.add(bytes as u64);
                 }
-                // Readers first (they wait; the writers' acknowledgements follow at once).
-                self.notifier.publish(fx.changes);
+                // Writers first: with many readers woken, the acknowledgement would otherwise
+                // wait behind their deliveries.
                 for j in ran {
                     j.reply();
                 }
+                self.notifier.publish(fx.changes);
             }
             Err(e) => {
                 tracing::error!(error = %e, "commit failed; failing the whole batch");
