@@ -385,19 +385,17 @@ impl StreamService {
         event: Vec<u8>,
         keep: u64,
     ) -> ServiceResult<()> {
-        self.engine
-            .append(AppendCmd {
-                name: name.to_string(),
-                content_type: Some("application/json".into()),
-                entries: vec![Bytes::from(event)],
-                close: false,
-                producer: None,
-                stream_seq: None,
-                framing_error: None,
-                hold: Reservation::default(),
-            })
-            .await?;
-        self.engine.retain(name, keep).await?;
+        let cmd = AppendCmd {
+            name: name.to_string(),
+            content_type: Some("application/json".into()),
+            entries: vec![Bytes::from(event)],
+            close: false,
+            producer: None,
+            stream_seq: None,
+            framing_error: None,
+            hold: Reservation::default(),
+        };
+        self.engine.append_retained(cmd, keep).await?;
         Ok(())
     }
 

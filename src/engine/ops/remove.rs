@@ -1,5 +1,5 @@
 //! Taking data away: deleting a stream (DELETE), reclaiming expired streams (the sweeper),
-//! and trimming an internal stream to its retention.
+//! and keeping an internal stream to its retention as it is appended to.
 //!
 //! A stream that forks still read is only marked deleted (410 on its name) or detached
 //! (out of the namespace); its rows go when the last fork does, up the chain. In full mode
@@ -8,7 +8,7 @@
 use crate::engine::db::{entries, object_gc, producers, segments, streams};
 use crate::engine::meta::StreamMeta;
 use crate::engine::writer::{Batch, Submit};
-use crate::engine::{Engine, EngineError};
+use crate::engine::{AppendCmd, AppendError, AppendOutcome, Engine, EngineError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeleteError {
@@ -37,12 +37,20 @@ impl Engine {
             .await
     }
 
-    /// Keeps only the newest `keep` entries of an internal stream; returns how many
-    /// entries were removed.
-    pub async fn retain(&self, name: &str, keep: u64) -> Result<u64, EngineError> {
-        let name = name.to_string();
+    /// Appends to an internal stream and trims it to its newest `keep` entries in the same
+    /// transaction, so that no reader ever sees more than `keep`.
+    pub async fn append_retained(
+        &self,
+        cmd: AppendCmd,
+        keep: u64,
+    ) -> Result<AppendOutcome, AppendError> {
         self.writer()
-            .call(Submit::internal(), move |b| retain(b, &name, keep))
+            .call(Submit::internal().without_savepoint(), move |b| {
+                let name = cmd.name.clone();
+                let out = super::append::run(b, cmd)?;
+                retain(b, &name, keep)?;
+                Ok(out)
+            })
             .await
     }
 }
