@@ -33,7 +33,7 @@ async fn session(svc: &StreamService) -> Box<SseSession> {
     let params = ReadParams {
         offset: Some("-1".into()),
         live: Some("sse".into()),
-        cursor: None,
+        ..Default::default()
     };
     match svc.read("s", params).await.unwrap() {
         ReadOutcome::Sse(s) => s,

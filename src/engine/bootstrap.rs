@@ -258,6 +258,8 @@ fn restore(
                 ref_count: 0,
                 deleted: m.deleted,
             },
+            // The keys of restored segments are not recorded yet (see engine/keys.rs).
+            keys_complete: m.segments.is_empty(),
         };
         let mut row = meta.clone();
         row.config.fork = None;

@@ -15,6 +15,8 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
+use super::entry::Entry;
+
 /// One stream's state after a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamChange {
@@ -29,7 +31,7 @@ pub struct StreamChange {
     /// Position of the first entry in `entries`.
     pub first_pos: u64,
     /// Entries the commit appended: positions `first_pos..next_pos`.
-    pub entries: Vec<Bytes>,
+    pub entries: Vec<Entry>,
 }
 
 impl StreamChange {
@@ -39,7 +41,7 @@ impl StreamChange {
     }
 
     /// The entries from `pos` on (empty unless [`covers`](Self::covers)).
-    pub fn entries_from(&self, pos: u64) -> &[Bytes] {
+    pub fn entries_from(&self, pos: u64) -> &[Entry] {
         if !self.covers(pos) {
             return &[];
         }
@@ -135,7 +137,11 @@ mod tests {
             gone: false,
             first_pos: first,
             entries: (first..first + n)
-                .map(|i| Bytes::from(i.to_string()))
+                .map(|i| Entry {
+                    data: Bytes::from(i.to_string()),
+                    key: None,
+                    ts_ms: 0,
+                })
                 .collect(),
         }
     }
@@ -146,7 +152,8 @@ mod tests {
         assert!(!c.covers(4));
         assert!(c.covers(5) && c.covers(7));
         assert!(!c.covers(8));
-        assert_eq!(c.entries_from(6), &[Bytes::from("6"), Bytes::from("7")]);
+        let data: Vec<&Bytes> = c.entries_from(6).iter().map(|e| &e.data).collect();
+        assert_eq!(data, [&Bytes::from("6"), &Bytes::from("7")]);
         assert!(c.entries_from(8).is_empty());
         let gone = StreamChange {
             gone: true,

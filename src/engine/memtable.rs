@@ -23,13 +23,14 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use bytes::Bytes;
+use super::collect::Collect;
+use super::entry::Entry;
 
 /// The recent entries of one stream incarnation: positions `base..base + data.len()`.
 #[derive(Debug)]
 struct Tail {
     base: u64,
-    data: Vec<Bytes>,
+    data: Vec<Entry>,
 }
 
 #[derive(Debug, Default)]
@@ -53,33 +54,52 @@ impl Tails {
         self.tails.get(&id).map(|t| t.base)
     }
 
-    /// Entries of stream `id` from `from` (at least `base`) up to `to`, within the limits;
-    /// the first entry is returned whatever its size when `first` is set.
-    pub fn range(
-        &self,
-        id: i64,
-        from: u64,
-        to: u64,
-        max_bytes: usize,
-        max_records: usize,
-        first: bool,
-    ) -> Vec<Bytes> {
+    /// Offers the entries of stream `id` from `c.next_pos` (at least `base`) up to `to` to
+    /// the page being collected, until it is full.
+    pub fn collect(&self, id: i64, to: u64, c: &mut Collect) {
         let Some(t) = self.tails.get(&id) else {
-            return Vec::new();
+            return;
         };
-        let mut out = Vec::new();
-        let mut bytes = 0usize;
-        let start = from.saturating_sub(t.base) as usize;
+        let start = c.next_pos.saturating_sub(t.base) as usize;
         let end = (to.saturating_sub(t.base) as usize).min(t.data.len());
-        for d in t.data.get(start..end).unwrap_or_default() {
-            let allow_first = first && out.is_empty();
-            if !allow_first && (out.len() >= max_records || bytes + d.len() > max_bytes) {
+        for (i, e) in t
+            .data
+            .get(start..end)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let pos = t.base + (start + i) as u64;
+            if !c.offer(pos, e.key.as_deref(), || e.data.clone()) {
                 break;
             }
-            bytes += d.len();
-            out.push(d.clone());
         }
-        out
+    }
+
+    /// Distinct non-empty routing keys of stream `id` held here.
+    pub fn keys(&self, id: i64) -> Vec<bytes::Bytes> {
+        let mut keys: Vec<bytes::Bytes> = self
+            .tails
+            .get(&id)
+            .map(|t| t.data.iter().filter_map(|e| e.key.clone()).collect())
+            .unwrap_or_default();
+        keys.retain(|k| !k.is_empty());
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// The position of the first entry of stream `id` from `from` on with an append time
+    /// at or after `since_ms` (and the key, if given), if one is held here.
+    pub fn seek_time(&self, id: i64, from: u64, since_ms: i64, key: Option<&[u8]>) -> Option<u64> {
+        let t = self.tails.get(&id)?;
+        let start = from.saturating_sub(t.base) as usize;
+        t.data
+            .iter()
+            .enumerate()
+            .skip(start)
+            .find(|(_, e)| e.ts_ms >= since_ms && e.matches(key))
+            .map(|(i, _)| t.base + i as u64)
     }
 }
 
@@ -99,13 +119,13 @@ impl Memtable {
     }
 
     /// Adds committed entries of stream `id` starting at `first_pos`.
-    pub fn push(&self, id: i64, first_pos: u64, entries: Vec<Bytes>) {
+    pub fn push(&self, id: i64, first_pos: u64, entries: Vec<Entry>) {
         if entries.is_empty() {
             return;
         }
         let mut g = self.lock();
         g.entries += entries.len();
-        g.bytes += entries.iter().map(Bytes::len).sum::<usize>();
+        g.bytes += entries.iter().map(|e| e.data.len()).sum::<usize>();
         g.since.get_or_insert_with(crate::clock::monotonic);
         let tail = g.tails.entry(id).or_insert_with(|| Tail {
             base: first_pos,
@@ -125,12 +145,12 @@ impl Memtable {
         if keep >= t.data.len() {
             return;
         }
-        let removed: Vec<Bytes> = t.data.drain(keep..).collect();
+        let removed: Vec<Entry> = t.data.drain(keep..).collect();
         if t.data.is_empty() {
             g.tails.remove(&id);
         }
         g.entries -= removed.len();
-        g.bytes -= removed.iter().map(Bytes::len).sum::<usize>();
+        g.bytes -= removed.iter().map(|e| e.data.len()).sum::<usize>();
         if g.entries == 0 {
             g.since = None;
         }
@@ -161,35 +181,64 @@ impl Memtable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::collect::ReadLimits;
+    use bytes::Bytes;
 
-    fn b(s: &str) -> Bytes {
-        Bytes::copy_from_slice(s.as_bytes())
+    fn e(s: &str, key: Option<&str>, ts: i64) -> Entry {
+        Entry {
+            data: Bytes::copy_from_slice(s.as_bytes()),
+            key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
+            ts_ms: ts,
+        }
+    }
+
+    fn page(
+        g: &Tails,
+        id: i64,
+        from: u64,
+        to: u64,
+        max_bytes: usize,
+        key: Option<&str>,
+    ) -> Vec<String> {
+        let mut c = Collect::new(
+            from,
+            ReadLimits {
+                max_bytes,
+                max_records: 100,
+                key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
+            },
+        );
+        g.collect(id, to, &mut c);
+        c.entries
+            .iter()
+            .map(|d| String::from_utf8(d.to_vec()).unwrap())
+            .collect()
     }
 
     #[test]
-    fn ranges_respect_positions_and_limits() {
+    fn ranges_respect_positions_limits_and_keys() {
         let m = Memtable::default();
-        m.push(1, 10, vec![b("a"), b("bb")]);
-        m.push(1, 12, vec![b("ccc")]);
-        m.push(2, 0, vec![b("x")]);
+        m.push(1, 10, vec![e("a", Some("k1"), 5), e("bb", None, 6)]);
+        m.push(1, 12, vec![e("ccc", Some("k2"), 7)]);
+        m.push(2, 0, vec![e("x", None, 1)]);
         let g = m.lock();
         assert_eq!(g.base(1), Some(10));
         assert_eq!(g.base(3), None);
-        assert_eq!(
-            g.range(1, 10, 13, 100, 100, true),
-            vec![b("a"), b("bb"), b("ccc")]
-        );
-        assert_eq!(g.range(1, 11, 13, 100, 100, true), vec![b("bb"), b("ccc")]);
-        assert_eq!(g.range(1, 10, 12, 100, 100, true), vec![b("a"), b("bb")]);
-        assert_eq!(g.range(1, 10, 13, 3, 100, true), vec![b("a"), b("bb")]);
-        assert_eq!(g.range(1, 12, 13, 1, 100, true), vec![b("ccc")]);
-        assert_eq!(g.range(1, 12, 13, 1, 100, false), Vec::<Bytes>::new());
-        assert_eq!(g.range(1, 10, 13, 100, 1, false), vec![b("a")]);
-        assert_eq!(g.range(1, 13, 20, 100, 100, true), Vec::<Bytes>::new());
+        assert_eq!(page(&g, 1, 10, 13, 100, None), ["a", "bb", "ccc"]);
+        assert_eq!(page(&g, 1, 11, 13, 100, None), ["bb", "ccc"]);
+        assert_eq!(page(&g, 1, 10, 12, 100, None), ["a", "bb"]);
+        assert_eq!(page(&g, 1, 10, 13, 3, None), ["a", "bb"]);
+        assert_eq!(page(&g, 1, 12, 13, 1, None), ["ccc"]);
+        assert_eq!(page(&g, 1, 13, 20, 100, None), Vec::<String>::new());
+        assert_eq!(page(&g, 1, 10, 13, 100, Some("k2")), ["ccc"]);
+        assert_eq!(g.keys(1), vec![Bytes::from("k1"), Bytes::from("k2")]);
+        assert_eq!(g.seek_time(1, 10, 6, None), Some(11));
+        assert_eq!(g.seek_time(1, 10, 6, Some(b"k2")), Some(12));
+        assert_eq!(g.seek_time(1, 10, 8, None), None);
         drop(g);
         assert_eq!(m.size().0, 4);
         m.retract(1, 11);
-        assert_eq!(m.lock().range(1, 10, 13, 100, 100, true), vec![b("a")]);
+        assert_eq!(page(&m.lock(), 1, 10, 13, 100, None), ["a"]);
         m.retract(2, 0);
         assert_eq!(m.lock().base(2), None);
         assert_eq!(m.size().0, 1);

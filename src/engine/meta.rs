@@ -21,6 +21,9 @@ pub struct StreamMeta {
     pub tail: Tail,
     pub tier: TierState,
     pub life: Lifecycle,
+    /// `stream_keys` holds every routing key of the stream's own entries (false on a node
+    /// rebuilt from the object store until its segments' keys are read).
+    pub keys_complete: bool,
 }
 
 /// Set at creation, never changed afterwards.

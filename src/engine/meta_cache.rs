@@ -144,6 +144,7 @@ mod tests {
             },
             tier: TierState::default(),
             life: Lifecycle::default(),
+            keys_complete: true,
         }
     }
 

@@ -12,9 +12,12 @@
 
 pub mod bootstrap;
 mod budget;
+pub mod collect;
 pub mod committed;
 pub mod db;
+pub mod entry;
 mod error;
+mod keys;
 pub mod manifest;
 pub(crate) mod memtable;
 pub mod meta;
@@ -40,8 +43,11 @@ use crate::health::Health;
 use crate::protocol::expiry::Expiry;
 
 pub use budget::{IngestBudget, Reservation};
+pub use collect::{Collect, ReadLimits};
 pub use committed::{Commit, CommitFeed, Committed, EncodingKey, FeedEvent, StreamChange};
+pub use entry::Entry;
 pub use error::EngineError;
+pub use keys::KeyPage;
 pub use meta::{ForkInfo, Lifecycle, StreamConfig, StreamMeta, Tail, TierState};
 pub use notifier::TailReceiver;
 pub use ops::append::{AppendCmd, AppendError, AppendOutcome};
@@ -176,6 +182,14 @@ impl Engine {
         &self.inner.budget
     }
 
+    pub(crate) fn memtable(&self) -> &memtable::Memtable {
+        &self.inner.memtable
+    }
+
+    pub(crate) fn tier(&self) -> Option<&Arc<tier::Tier>> {
+        self.inner.tier.as_ref()
+    }
+
     /// Bytes held in the memtable (appends not yet compacted).
     pub(crate) fn memtable_bytes(&self) -> usize {
         self.inner.memtable.size().1
@@ -249,45 +263,35 @@ impl Engine {
     }
 
     /// Reads entries of `meta` from position `from`, bounded by the limits (at least one
-    /// entry if any is available), never past `meta.tail.next_pos`, from SQLite and segments.
+    /// entry if any is available; only entries with `limits.key` if set), never past
+    /// `meta.tail.next_pos`, from the memtable, SQLite and segments.
     pub async fn read(
         &self,
         meta: &StreamMeta,
         from: u64,
-        max_bytes: usize,
-        max_records: usize,
+        limits: ReadLimits,
     ) -> Result<ReadBatch, EngineError> {
-        let mut batch = ReadBatch {
-            entries: Vec::new(),
-            next_pos: from,
-            bytes: 0,
-        };
+        let mut c = Collect::new(from, limits);
         let end = meta.tail.next_pos;
-        while batch.next_pos < end
-            && batch.entries.len() < max_records
-            && (batch.entries.is_empty() || batch.bytes < max_bytes)
-        {
-            let pos = batch.next_pos;
-            let first = batch.entries.is_empty();
-            let (left_bytes, left_records) = (
-                max_bytes - batch.bytes.min(max_bytes),
-                max_records - batch.entries.len(),
-            );
-            let step = match self.tail_from_memory(meta, pos, left_bytes, left_records, first) {
-                Some(rows) => reader::Step::Rows(rows),
-                None => {
-                    let (mem, meta) = (self.inner.memtable.clone(), meta.clone());
-                    self.inner
-                        .reader
-                        .run(move |c| {
-                            reader::plan(c, &mem, &meta, pos, left_bytes, left_records, first)
-                        })
-                        .await?
-                }
-            };
-            let got: Vec<bytes::Bytes> = match step {
+        while c.next_pos < end && !c.is_full() {
+            let before = c.next_pos;
+            if self.tail_from_memory(meta, end, &mut c) {
+                break;
+            }
+            let (mem, m) = (self.inner.memtable.clone(), meta.clone());
+            let (back, step) = self
+                .inner
+                .reader
+                .run(move |conn| {
+                    let mut c = c;
+                    let step = reader::plan(conn, &mem, &m, &mut c)?;
+                    Ok::<_, EngineError>((c, step))
+                })
+                .await?;
+            c = back;
+            match step {
                 reader::Step::End => break,
-                reader::Step::Rows(rows) => rows,
+                reader::Step::Collected => {}
                 reader::Step::Segment {
                     incarnation,
                     seg,
@@ -296,57 +300,85 @@ impl Engine {
                     let tier = self.inner.tier.as_ref().ok_or_else(|| {
                         EngineError::Internal("segment read without an object store".into())
                     })?;
-                    let limits = tier::PageLimits {
-                        max_bytes: left_bytes,
-                        max_records: left_records,
-                        first,
-                    };
-                    tier.read(&self.inner.reader, &incarnation, &seg, pos..to, limits)
-                        .await?
-                        .into_iter()
-                        .map(bytes::Bytes::from)
-                        .collect()
+                    tier.read(&self.inner.reader, &incarnation, &seg, to, &mut c)
+                        .await?;
                 }
-            };
-            if got.is_empty() {
-                break;
             }
-            for e in got {
-                batch.bytes += e.len();
-                batch.entries.push(e);
-                batch.next_pos += 1;
+            if c.next_pos == before {
+                break; // nothing more below the tail (a concurrent removal)
             }
         }
-        Ok(batch)
+        Ok(c.into())
     }
 
-    /// Entries of the stream's own tail from `pos`, straight from the memtable, when `pos`
-    /// is at or above the memtable's base for it (`None` otherwise: ask SQLite). `meta`
-    /// comes from a committed snapshot, so everything below its tail that the memtable
-    /// holds is committed, and nothing below the base is needed.
-    fn tail_from_memory(
+    /// The position of the first entry from `from` on that was appended at or after
+    /// `since_ms` (and has `key`, if given); the tail when there is none.
+    pub async fn seek_time(
         &self,
         meta: &StreamMeta,
-        pos: u64,
-        max_bytes: usize,
-        max_records: usize,
-        first: bool,
-    ) -> Option<Vec<bytes::Bytes>> {
-        if pos < meta.own_start() {
-            return None;
+        from: u64,
+        since_ms: i64,
+        key: Option<bytes::Bytes>,
+    ) -> Result<u64, EngineError> {
+        let end = meta.tail.next_pos;
+        let mut from = from;
+        while from < end {
+            let (mem, m, k) = (self.inner.memtable.clone(), meta.clone(), key.clone());
+            let step = self
+                .inner
+                .reader
+                .run(move |conn| reader::seek_time(conn, &mem, &m, from, since_ms, k.as_deref()))
+                .await?;
+            match step {
+                reader::SeekStep::Found(p) => return Ok(p),
+                reader::SeekStep::NotFound => return Ok(end),
+                reader::SeekStep::Segment {
+                    incarnation,
+                    seg,
+                    to,
+                } => {
+                    let tier = self.inner.tier.as_ref().ok_or_else(|| {
+                        EngineError::Internal("segment read without an object store".into())
+                    })?;
+                    let found = tier
+                        .seek_time(
+                            &self.inner.reader,
+                            &incarnation,
+                            &seg,
+                            from..to,
+                            since_ms,
+                            key.as_deref(),
+                        )
+                        .await?;
+                    if let Some(p) = found {
+                        return Ok(p);
+                    }
+                    if to <= from {
+                        return Ok(end);
+                    }
+                    from = to;
+                }
+            }
+        }
+        Ok(end)
+    }
+
+    /// Offers the stream's own tail from `c.next_pos` straight from the memtable, when the
+    /// position is at or above the memtable's base for it; false otherwise (ask SQLite).
+    /// `meta` comes from a committed snapshot, so everything below its tail that the
+    /// memtable holds is committed, and nothing below the base is needed.
+    fn tail_from_memory(&self, meta: &StreamMeta, end: u64, c: &mut Collect) -> bool {
+        if c.next_pos < meta.own_start() {
+            return false;
         }
         let tails = self.inner.memtable.lock();
-        let base = tails.base(meta.id)?;
-        (pos >= base).then(|| {
-            tails.range(
-                meta.id,
-                pos,
-                meta.tail.next_pos,
-                max_bytes,
-                max_records,
-                first,
-            )
-        })
+        match tails.base(meta.id) {
+            Some(base) if c.next_pos >= base => {
+                tails.collect(meta.id, end, c);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Commits announced to readers so far (see [`notifier::Notifier::commits`]).

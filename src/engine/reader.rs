@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use rusqlite::Connection;
 
+use super::collect::Collect;
 use super::db;
 use super::db::segments::SegmentRow;
 use super::memtable::Memtable;
@@ -13,10 +14,24 @@ use super::{EngineError, StreamMeta};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReadBatch {
     pub entries: Vec<Bytes>,
-    /// Position after the last entry returned (the request position if none).
+    /// The position of each entry.
+    pub positions: Vec<u64>,
+    /// Position after the last entry scanned: after the last one returned, or further
+    /// for a keyed read that skipped entries of other keys (the request position if none).
     pub next_pos: u64,
     /// Payload bytes in `entries`.
     pub bytes: usize,
+}
+
+impl From<Collect> for ReadBatch {
+    fn from(c: Collect) -> ReadBatch {
+        ReadBatch {
+            entries: c.entries,
+            positions: c.positions,
+            next_pos: c.next_pos,
+            bytes: c.bytes,
+        }
+    }
 }
 
 /// The incarnations a stream's positions come from: `(incarnation, first pos, end pos)`,
@@ -53,8 +68,9 @@ pub(crate) fn chain(
 /// What to read next for a position.
 #[derive(Debug)]
 pub enum Step {
-    /// Entries read from SQLite or the memtable (possibly none if the range is empty).
-    Rows(Vec<Bytes>),
+    /// Entries were offered from SQLite or the memtable (possibly none if the range is
+    /// empty).
+    Collected,
     /// The position lives in this segment of this incarnation; read `[from, to)` from it.
     Segment {
         incarnation: String,
@@ -65,10 +81,10 @@ pub enum Step {
     End,
 }
 
-/// Decides where position `from` of `meta` lives and, if it is in SQLite or the memtable,
-/// reads entries up to the limits. Runs in one read transaction, so the stream rows and
-/// the entries it sees are one consistent snapshot (the writer may be moving entries into
-/// segments, or from the memtable into `entries`).
+/// Decides where position `c.next_pos` of `meta` lives and, if it is in SQLite or the
+/// memtable, offers entries from there to the page. Runs in one read transaction, so the
+/// stream rows and the entries it sees are one consistent snapshot (the writer may be
+/// moving entries into segments, or from the memtable into `entries`).
 ///
 /// The memtable is consulted after the snapshot is pinned and only for a moment, never
 /// across SQL: its generation, read before the snapshot and checked after, proves that no
@@ -77,34 +93,23 @@ pub fn plan(
     conn: &Connection,
     mem: &Memtable,
     meta: &StreamMeta,
-    from: u64,
-    max_bytes: usize,
-    max_records: usize,
-    first: bool,
+    c: &mut Collect,
 ) -> Result<Step, EngineError> {
     loop {
         let generation = mem.generation();
-        if let Some(step) = plan_once(
-            conn,
-            mem,
-            generation,
-            meta,
-            from,
-            (max_bytes, max_records, first),
-        )? {
+        if let Some(step) = plan_once(conn, mem, generation, meta, c)? {
             return Ok(step);
         }
     }
 }
 
-/// One attempt of [`plan`]; `None` if a compaction intervened.
+/// One attempt of [`plan`]; `None` if a compaction intervened (nothing was offered then).
 fn plan_once(
     conn: &Connection,
     mem: &Memtable,
     generation: u64,
     meta: &StreamMeta,
-    from: u64,
-    (max_bytes, max_records, first): (usize, usize, bool),
+    c: &mut Collect,
 ) -> Result<Option<Step>, EngineError> {
     // Ends (rolls back, harmlessly: it only reads) when dropped.
     let snapshot = conn.unchecked_transaction()?;
@@ -116,10 +121,14 @@ fn plan_once(
     let mut bounded = fresh;
     bounded.tail.next_pos = meta.tail.next_pos.min(bounded.tail.next_pos);
     for (part, lo, hi) in chain(conn, &bounded)? {
+        let from = c.next_pos;
         if from >= hi || hi <= lo {
             continue;
         }
-        let from = from.max(lo);
+        if from < lo {
+            c.skip_to(lo);
+        }
+        let from = c.next_pos;
         if from < part.tier.uploaded_pos {
             let Some(seg) = db::segments::covering(conn, part.id, from)? else {
                 return Err(EngineError::Corrupt(format!(
@@ -141,28 +150,95 @@ fn plan_once(
             }
             let base = tails.base(part.id).unwrap_or(u64::MAX);
             if from >= base {
-                let rows = tails.range(part.id, from, to, max_bytes, max_records, first);
-                return Ok(Some(Step::Rows(rows)));
+                tails.collect(part.id, to, c);
+                return Ok(Some(Step::Collected));
             }
             base
         };
-        let mut rows = Vec::new();
-        let mut bytes = 0usize;
-        let mut expect = from;
-        db::entries::scan(conn, part.id, from, to.min(base), |pos, data| {
-            if pos != expect {
-                return false; // a gap can only mean a concurrent removal: stop here
-            }
-            let allow_first = first && rows.is_empty();
-            if !allow_first && (rows.len() >= max_records || bytes + data.len() > max_bytes) {
-                return false;
-            }
-            rows.push(Bytes::copy_from_slice(data));
-            bytes += data.len();
-            expect += 1;
-            true
-        })?;
-        return Ok(Some(Step::Rows(rows)));
+        db::entries::collect(conn, part.id, to.min(base), c)?;
+        return Ok(Some(Step::Collected));
     }
     Ok(Some(Step::End))
+}
+
+/// Where a time seek goes next (see [`seek_time`]).
+#[derive(Debug)]
+pub enum SeekStep {
+    /// Found at this position.
+    Found(u64),
+    /// Not in SQLite or the memtable up to here: look in this segment next.
+    Segment {
+        incarnation: String,
+        seg: SegmentRow,
+        to: u64,
+    },
+    /// Nothing from `from` to `end`.
+    NotFound,
+}
+
+/// The first position from `from` (below the tail of `meta`) whose entry was appended at
+/// or after `since_ms` and has `key` if given, in SQLite or the memtable, or the segment
+/// to search next. The same snapshot and memtable rules as [`plan`].
+pub fn seek_time(
+    conn: &Connection,
+    mem: &Memtable,
+    meta: &StreamMeta,
+    from: u64,
+    since_ms: i64,
+    key: Option<&[u8]>,
+) -> Result<SeekStep, EngineError> {
+    'attempt: loop {
+        let generation = mem.generation();
+        let snapshot = conn.unchecked_transaction()?;
+        let conn: &Connection = &snapshot;
+        let Some(fresh) = db::streams::by_id(conn, meta.id)? else {
+            return Ok(SeekStep::NotFound);
+        };
+        let mut bounded = fresh;
+        bounded.tail.next_pos = meta.tail.next_pos.min(bounded.tail.next_pos);
+        let mut from = from;
+        for (part, lo, hi) in chain(conn, &bounded)? {
+            if from >= hi || hi <= lo {
+                continue;
+            }
+            from = from.max(lo);
+            if from < part.tier.uploaded_pos {
+                let Some(seg) = db::segments::covering(conn, part.id, from)? else {
+                    return Err(EngineError::Corrupt(format!(
+                        "catalog: no segment holds position {from} of incarnation {}",
+                        part.config.incarnation
+                    )));
+                };
+                return Ok(SeekStep::Segment {
+                    incarnation: part.config.incarnation,
+                    to: hi.min(seg.end_pos),
+                    seg,
+                });
+            }
+            let to = hi.min(bounded.tail.next_pos);
+            let (base, in_memory) = {
+                let tails = mem.lock();
+                if tails.generation() != generation {
+                    continue 'attempt;
+                }
+                let base = tails.base(part.id).unwrap_or(u64::MAX);
+                let found = tails
+                    .seek_time(part.id, from.max(base), since_ms, key)
+                    .filter(|p| *p < to);
+                (base, found)
+            };
+            if from < base {
+                if let Some(p) =
+                    db::entries::seek_time(conn, part.id, from, to.min(base), since_ms, key)?
+                {
+                    return Ok(SeekStep::Found(p));
+                }
+            }
+            if let Some(p) = in_memory {
+                return Ok(SeekStep::Found(p));
+            }
+            from = to;
+        }
+        return Ok(SeekStep::NotFound);
+    }
 }

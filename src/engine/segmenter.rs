@@ -142,17 +142,23 @@ fn build(
     let max_bytes = tier.cfg.segment_max_bytes;
     let mut io_failure = None;
     let mut expect = m.tier.sealed_pos;
-    db::entries::scan(c, m.id, m.tier.sealed_pos, m.tail.next_pos, |pos, data| {
-        if pos != expect {
-            return false;
-        }
-        if let Err(e) = b.push(Vec::new(), data.to_vec()) {
-            io_failure = Some(e);
-            return false;
-        }
-        expect += 1;
-        b.records() < max_rows && b.payload_bytes() < max_bytes
-    })?;
+    db::entries::scan(
+        c,
+        m.id,
+        m.tier.sealed_pos,
+        m.tail.next_pos,
+        |pos, data, key, ts| {
+            if pos != expect {
+                return false;
+            }
+            if let Err(e) = b.push(key, data, ts) {
+                io_failure = Some(e);
+                return false;
+            }
+            expect += 1;
+            b.records() < max_rows && b.payload_bytes() < max_bytes
+        },
+    )?;
     if let Some(e) = io_failure {
         let _ = std::fs::remove_file(&tmp);
         return Err(io_err(e));

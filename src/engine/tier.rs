@@ -11,21 +11,15 @@ use std::io::{Read as _, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
+
+use super::collect::Collect;
 use super::db::segments::SegmentRow;
 use super::read_pool::ReadPool;
 use super::segment::{self, Footer, SegmentError, TRAILER_LEN};
 use super::EngineError;
 use crate::config::Tiering;
 use crate::objstore::{keys, Store};
-
-/// What is left of a read page.
-#[derive(Debug, Clone, Copy)]
-pub struct PageLimits {
-    pub max_bytes: usize,
-    pub max_records: usize,
-    /// Nothing was read yet: one entry is allowed whatever its size.
-    pub first: bool,
-}
 
 /// Segment storage of a full-mode engine.
 pub struct Tier {
@@ -273,22 +267,18 @@ impl Tier {
         Ok(footer)
     }
 
-    /// Entries `[from, to)` of a segment, block by block, stopping at the limits (at least
-    /// one entry is returned when `limits.first` is set).
+    /// Offers the entries of positions `[c.next_pos, to)` of a segment to the page, block
+    /// by block, until it is full. A keyed read checks each block's key filter (after the
+    /// block's checksums) and skips a block that cannot hold its key without
+    /// decompressing it.
     pub async fn read(
         &self,
         pool: &ReadPool,
         incarnation: &str,
         seg: &SegmentRow,
-        range: std::ops::Range<u64>,
-        limits: PageLimits,
-    ) -> Result<Vec<Vec<u8>>, EngineError> {
-        let (from, to) = (range.start, range.end);
-        let PageLimits {
-            mut max_bytes,
-            mut max_records,
-            first,
-        } = limits;
+        to: u64,
+        c: &mut Collect,
+    ) -> Result<(), EngineError> {
         let key = Tier::key(incarnation, seg.index);
         let footer = self.footer(pool, &key, seg.size_bytes).await?;
         if footer.start_pos != seg.start_pos || footer.end_pos != seg.end_pos {
@@ -297,15 +287,13 @@ impl Tier {
                 SegmentError::Corrupt("range differs from the catalog"),
             ));
         }
-        let mut out: Vec<Vec<u8>> = Vec::new();
-        let mut pos = from;
-        let Some(mut bi) = footer.block_for(pos) else {
-            return Ok(out);
+        let Some(mut bi) = footer.block_for(c.next_pos) else {
+            return Ok(());
         };
         let to = to.min(seg.end_pos);
-        let mut full = false;
-        while pos < to && bi < footer.blocks.len() && !full {
+        while c.next_pos < to && bi < footer.blocks.len() && !c.is_full() {
             let b = footer.blocks[bi];
+            bi += 1;
             let bytes = self
                 .read_range(
                     pool,
@@ -314,30 +302,118 @@ impl Tier {
                     b.offset..b.offset + b.len as u64,
                 )
                 .await?;
+            if let Some(want) = c.key() {
+                let filter = segment::checked_filter(&bytes, &b).map_err(|e| corrupt(&key, e))?;
+                if b.version < 2 || !segment::filter::might_contain(filter, want) {
+                    c.skip_to(b.end_pos().min(to));
+                    continue;
+                }
+            }
             let mut p = b.first_pos;
-            segment::visit_block(&bytes, &b, |_key, data| {
+            segment::visit_block(&bytes, &b, |rkey, data, _ts| {
                 let this = p;
                 p += 1;
-                if this < pos {
+                if this < c.next_pos {
                     return true;
                 }
                 if this >= to {
                     return false;
                 }
-                let allow_first = first && out.is_empty();
-                if !allow_first && (max_records == 0 || data.len() > max_bytes) {
-                    full = true;
-                    return false;
-                }
-                max_records = max_records.saturating_sub(1);
-                max_bytes = max_bytes.saturating_sub(data.len());
-                out.push(data.to_vec());
-                pos = this + 1;
-                true
+                c.offer(this, rkey, || Bytes::copy_from_slice(data))
             })
             .map_err(|e| corrupt(&key, e))?;
-            bi += 1;
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// The first position in `range` of a segment whose record was appended at or after
+    /// `since_ms` (and has `key`, if given). Blocks whose latest append time is earlier
+    /// are skipped unread.
+    pub async fn seek_time(
+        &self,
+        pool: &ReadPool,
+        incarnation: &str,
+        seg: &SegmentRow,
+        range: std::ops::Range<u64>,
+        since_ms: i64,
+        key: Option<&[u8]>,
+    ) -> Result<Option<u64>, EngineError> {
+        let okey = Tier::key(incarnation, seg.index);
+        let footer = self.footer(pool, &okey, seg.size_bytes).await?;
+        let Some(first) = footer.block_for(range.start) else {
+            return Ok(None);
+        };
+        for b in &footer.blocks[first..] {
+            if b.first_pos >= range.end {
+                break;
+            }
+            if b.version < 2 || b.max_ts_ms < since_ms {
+                continue; // version 1 records have no append time (0)
+            }
+            let bytes = self
+                .read_range(
+                    pool,
+                    &okey,
+                    seg.size_bytes,
+                    b.offset..b.offset + b.len as u64,
+                )
+                .await?;
+            let mut p = b.first_pos;
+            let mut found = None;
+            segment::visit_block(&bytes, b, |rkey, _data, ts| {
+                let this = p;
+                p += 1;
+                if this >= range.end {
+                    return false;
+                }
+                let key_ok = key.is_none_or(|k| rkey == Some(k));
+                if this >= range.start && ts >= since_ms && key_ok {
+                    found = Some(this);
+                    return false;
+                }
+                true
+            })
+            .map_err(|e| corrupt(&okey, e))?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The distinct non-empty routing keys of a segment (every block read).
+    pub async fn keys(
+        &self,
+        pool: &ReadPool,
+        incarnation: &str,
+        seg: &SegmentRow,
+    ) -> Result<std::collections::BTreeSet<Vec<u8>>, EngineError> {
+        let okey = Tier::key(incarnation, seg.index);
+        let footer = self.footer(pool, &okey, seg.size_bytes).await?;
+        let mut keys = std::collections::BTreeSet::new();
+        for b in &footer.blocks {
+            if b.version < 2 {
+                continue;
+            }
+            let bytes = self
+                .read_range(
+                    pool,
+                    &okey,
+                    seg.size_bytes,
+                    b.offset..b.offset + b.len as u64,
+                )
+                .await?;
+            segment::checked_filter(&bytes, b).map_err(|e| corrupt(&okey, e))?;
+            segment::visit_block(&bytes, b, |k, _, _| {
+                if let Some(k) = k.filter(|k| !k.is_empty()) {
+                    if !keys.contains(k) {
+                        keys.insert(k.to_vec());
+                    }
+                }
+                true
+            })
+            .map_err(|e| corrupt(&okey, e))?;
+        }
+        Ok(keys)
     }
 }

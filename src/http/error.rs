@@ -65,6 +65,7 @@ fn status_and_code(e: &ServiceError) -> (StatusCode, &'static str) {
         E::ObjectStoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "object_store_unavailable"),
         E::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         E::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        E::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
     }
 }
 
@@ -114,7 +115,8 @@ impl IntoResponse for ServiceError {
             | E::ForkContentType
             | E::ContentTypeMismatch
             | E::ShuttingDown
-            | E::Internal => res,
+            | E::Internal
+            | E::NotImplemented(_) => res,
         }
     }
 }

@@ -12,18 +12,34 @@ use crate::protocol::headers::names;
 use crate::service::read::{CachePolicy, ReadOutcome, ReadParams};
 use crate::service::StreamService;
 
-pub async fn handle(svc: &StreamService, name: &str, req: Request<Body>) -> Response {
+/// `key`: the routing key of a `/pk/{key}` path, which wins over a `key=` parameter.
+pub async fn handle(
+    svc: &StreamService,
+    name: &str,
+    key: Option<String>,
+    req: Request<Body>,
+) -> Response {
     let q = match Query::parse(req.uri().query()) {
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };
-    let params = match (q.single("offset"), q.single("live"), q.single("cursor")) {
-        (Ok(offset), Ok(live), Ok(cursor)) => ReadParams {
-            offset,
-            live,
-            cursor,
-        },
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return e.into_response(),
+    let one = |k: &str| q.single(k);
+    let params = (|| {
+        Ok::<_, crate::service::ServiceError>(ReadParams {
+            offset: one("offset")?,
+            live: one("live")?,
+            cursor: one("cursor")?,
+            key: match key {
+                Some(k) => Some(k),
+                None => one("key")?,
+            },
+            since: one("since")?,
+            format: one("format")?,
+        })
+    })();
+    let params = match params {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
     };
     let if_none_match = req
         .headers()

@@ -6,6 +6,7 @@ mod delete;
 pub mod error;
 mod get;
 mod head;
+mod keys;
 mod post;
 mod put;
 mod util;
@@ -18,7 +19,8 @@ use axum::routing::any;
 use axum::Router;
 use std::sync::Arc;
 
-use crate::service::StreamService;
+use crate::protocol::route::Sub;
+use crate::service::{ServiceError, StreamService};
 use crate::telemetry::metrics::{metrics, render_prometheus, Route, Sampled};
 use crate::telemetry::process;
 
@@ -268,21 +270,33 @@ async fn stream(State(st): State<Arc<AppState>>, req: Request<Body>) -> Response
         .strip_prefix("/v1/stream/")
         .unwrap_or_default()
         .to_string();
-    let name = match StreamService::parse_name(&raw) {
-        Ok(n) => n,
+    let (name, sub) = match StreamService::parse_path(&raw) {
+        Ok(r) => r,
         Err(e) => return e.into_response(),
     };
     let svc = &st.service;
-    match *req.method() {
-        Method::PUT => put::handle(svc, &name, req).await,
-        Method::POST => post::handle(svc, &name, req).await,
-        Method::GET => get::handle(svc, &name, req).await,
-        Method::HEAD => head::handle(svc, &name).await,
-        Method::DELETE => delete::handle(svc, &name).await,
-        _ => error::json_error(
+    let method = req.method().clone();
+    match (sub, method) {
+        (Sub::Stream, Method::PUT) => put::handle(svc, &name, req).await,
+        (Sub::Stream, Method::POST) => post::handle(svc, &name, req).await,
+        (Sub::Stream, Method::GET) => get::handle(svc, &name, None, req).await,
+        (Sub::Stream, Method::HEAD) => head::handle(svc, &name).await,
+        (Sub::Stream, Method::DELETE) => delete::handle(svc, &name).await,
+        (Sub::Key(key), Method::GET) => get::handle(svc, &name, Some(key), req).await,
+        (Sub::RoutingKeys, Method::GET) => keys::handle(svc, &name, req).await,
+        (Sub::Search | Sub::Aggregate, _) => {
+            ServiceError::NotImplemented("search and aggregation are not available yet")
+                .into_response()
+        }
+        (Sub::TouchMeta | Sub::TouchWait | Sub::TouchActivate, _) => {
+            ServiceError::NotImplemented("live-query touch is not available yet").into_response()
+        }
+        (Sub::Stream, _) => error::json_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             "unsupported method",
         ),
+        // The original answers a wrong method on a sub-resource with 400.
+        _ => ServiceError::BadRequest("unsupported method".into()).into_response(),
     }
 }

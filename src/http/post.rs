@@ -19,6 +19,7 @@ pub async fn handle(svc: &StreamService, name: &str, req: Request<Body>) -> Resp
         producer_id: h(hs, names::PRODUCER_ID),
         producer_epoch: h(hs, names::PRODUCER_EPOCH),
         producer_seq: h(hs, names::PRODUCER_SEQ),
+        stream_key: h(hs, "stream-key"),
     };
     let body = match read_append_body(svc, hs, body).await {
         Ok(b) => b,

@@ -20,6 +20,7 @@ pub async fn handle(svc: &StreamService, name: &str, req: Request<Body>) -> Resp
         forked_from: h(hs, names::STREAM_FORKED_FROM),
         fork_offset: h(hs, names::STREAM_FORK_OFFSET),
         fork_sub_offset: h(hs, names::STREAM_FORK_SUB_OFFSET),
+        stream_key: h(hs, "stream-key"),
     };
     let body = match read_append_body(svc, hs, body).await {
         Ok(b) => b,

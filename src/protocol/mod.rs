@@ -8,4 +8,5 @@ pub mod headers;
 pub mod json;
 pub mod name;
 pub mod offset;
+pub mod route;
 pub mod sse;

@@ -55,6 +55,8 @@ pub enum ServiceError {
     /// A failure the client cannot act on; its detail is in the log.
     #[error("internal error")]
     Internal,
+    #[error("{0}")]
+    NotImplemented(&'static str),
 }
 
 pub type ServiceResult<T> = Result<T, ServiceError>;

@@ -9,12 +9,13 @@ use crate::config::Limits;
 use bytes::Bytes;
 
 use crate::engine::{
-    AppendCmd, CreateCmd, CreateOutcome, Engine, ForkSpec, IngestBudget, Reservation, StreamMeta,
+    AppendCmd, CreateCmd, CreateOutcome, Engine, ForkSpec, IngestBudget, ReadLimits, Reservation,
+    StreamMeta,
 };
 use crate::protocol::expiry::Expiry;
 use crate::protocol::headers::{self, Producer};
 use crate::protocol::offset::{Offset, OffsetParam};
-use crate::protocol::{content_type, json, name};
+use crate::protocol::{content_type, json, name, route};
 
 pub use error::{ServiceError, ServiceResult};
 
@@ -28,6 +29,8 @@ pub struct CreateParams {
     pub forked_from: Option<String>,
     pub fork_offset: Option<String>,
     pub fork_sub_offset: Option<String>,
+    /// `Stream-Key`: the routing key of the initial entries.
+    pub stream_key: Option<String>,
 }
 
 /// Request values of an append (POST), as received.
@@ -39,6 +42,8 @@ pub struct AppendParams {
     pub producer_id: Option<String>,
     pub producer_epoch: Option<String>,
     pub producer_seq: Option<String>,
+    /// `Stream-Key`: the routing key of every entry of the append.
+    pub stream_key: Option<String>,
 }
 
 /// What a stream looks like to clients.
@@ -149,9 +154,10 @@ impl StreamService {
         self.engine.ingest_budget()
     }
 
-    /// Parses the raw path remainder after `/v1/stream/`.
-    pub fn parse_name(raw: &str) -> ServiceResult<String> {
-        name::parse(raw).map_err(|e| bad(e.to_string()))
+    /// Parses the raw path remainder after `/v1/stream/`: the stream and what of it is
+    /// addressed.
+    pub fn parse_path(raw: &str) -> ServiceResult<(String, route::Sub)> {
+        route::parse(raw).map_err(|e| bad(e.to_string()))
     }
 
     /// A live stream (not deleted, not expired) or the matching error.
@@ -164,6 +170,12 @@ impl StreamService {
             }
             Some(m) => Ok(m),
         }
+    }
+
+    /// How `format=json` reads of this stream promote older messages to the current
+    /// schema version (`None`: nothing to promote).
+    pub(crate) fn promoter(&self, _meta: &StreamMeta) -> ServiceResult<Option<read::Promote>> {
+        Ok(None)
     }
 
     /// Renews the sliding TTL of a stream that has one.
@@ -245,6 +257,7 @@ impl StreamService {
             closed: headers::is_true(p.closed.as_deref()),
             fork,
             body: body.bytes,
+            key: p.stream_key.map(|k| Bytes::from(k.into_bytes())),
             hold: body.hold,
             local_only: false,
         };
@@ -272,7 +285,12 @@ impl StreamService {
         {
             return Ok(None);
         }
-        let batch = self.engine.read(&src, pos, usize::MAX, 1).await?;
+        let one = ReadLimits {
+            max_bytes: usize::MAX,
+            max_records: 1,
+            key: None,
+        };
+        let batch = self.engine.read(&src, pos, one).await?;
         Ok(batch
             .entries
             .into_iter()
@@ -323,12 +341,18 @@ impl StreamService {
                 vec![body]
             }
         };
+        // The same `Stream-Key` for every entry of the request.
+        let keys = match &p.stream_key {
+            Some(k) => vec![Some(Bytes::copy_from_slice(k.as_bytes())); entries.len()],
+            None => Vec::new(),
+        };
         let out = self
             .engine
             .append(AppendCmd {
                 name: name.to_string(),
                 content_type,
                 entries,
+                keys,
                 close,
                 producer,
                 stream_seq,
@@ -367,6 +391,7 @@ impl StreamService {
             closed: false,
             fork: None,
             body: Bytes::new(),
+            key: None,
             hold: Reservation::default(),
             local_only: true,
         };
@@ -389,6 +414,7 @@ impl StreamService {
             name: name.to_string(),
             content_type: Some("application/json".into()),
             entries: vec![Bytes::from(event)],
+            keys: Vec::new(),
             close: false,
             producer: None,
             stream_seq: None,
@@ -397,6 +423,47 @@ impl StreamService {
         };
         self.engine.append_retained(cmd, keep).await?;
         Ok(())
+    }
+
+    /// A page of the stream's routing keys, as `_routing_keys` answers it.
+    pub async fn routing_keys(
+        &self,
+        name: &str,
+        limit: usize,
+        after: Option<String>,
+    ) -> ServiceResult<serde_json::Value> {
+        let meta = self.live(name).await?;
+        let started = crate::clock::monotonic();
+        let after = after
+            .filter(|a| !a.is_empty())
+            .map(|a| Bytes::from(a.into_bytes()));
+        let page = self.engine.routing_keys(&meta, after, limit).await?;
+        let keys: Vec<String> = page
+            .keys
+            .iter()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect();
+        let next_after = if page.more {
+            keys.last().cloned()
+        } else {
+            None
+        };
+        Ok(serde_json::json!({
+            "stream": name,
+            "source": { "kind": "routing_key", "name": "" },
+            "took_ms": started.elapsed().as_millis() as u64,
+            "coverage": {
+                "complete": true,
+                "indexed_segments": 0,
+                "scanned_uploaded_segments": page.scanned_segments,
+                "scanned_local_segments": 0,
+                "scanned_wal_rows": 0,
+                "possible_missing_uploaded_segments": 0,
+                "possible_missing_local_segments": 0,
+            },
+            "keys": keys,
+            "next_after": next_after,
+        }))
     }
 
     /// Number of live streams.

@@ -12,7 +12,10 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use super::{bad, ServiceError, ServiceResult, StreamService};
-use crate::engine::{Committed, EncodingKey, ReadBatch, StreamMeta, TailReceiver};
+use crate::engine::{
+    Collect, Committed, EncodingKey, ReadBatch, ReadLimits, StreamMeta, TailReceiver,
+};
+use crate::protocol::headers;
 use crate::protocol::offset::{Offset, OffsetParam};
 use crate::protocol::sse::{self, Control};
 use crate::protocol::{content_type, cursor, json};
@@ -58,6 +61,74 @@ pub struct ReadParams {
     pub offset: Option<String>,
     pub live: Option<String>,
     pub cursor: Option<String>,
+    /// Routing-key filter (`/pk/{key}` or `key=`; empty means none).
+    pub key: Option<String>,
+    /// Start at the first entry appended at or after this time (only without `offset`).
+    pub since: Option<String>,
+    /// `raw` or `json`.
+    pub format: Option<String>,
+}
+
+/// How entries are framed in a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A JSON array of the messages (JSON streams), promoted through the schema's lenses.
+    Json,
+    /// The bytes of the entries, concatenated.
+    Raw,
+}
+
+/// Promotes a stored JSON message at a position to the stream's current schema version.
+pub type Promote = Arc<dyn Fn(u64, &[u8]) -> Result<Vec<u8>, String> + Send + Sync>;
+
+/// What a read session serves: the stream (its tail follows commits), and how.
+#[derive(Clone)]
+struct View {
+    meta: StreamMeta,
+    format: Format,
+    key: Option<Bytes>,
+    promote: Option<Promote>,
+}
+
+impl View {
+    fn limits(&self, svc: &StreamService) -> ReadLimits {
+        ReadLimits {
+            max_bytes: svc.limits.read_max_bytes,
+            max_records: svc.limits.read_max_records,
+            key: self.key.clone(),
+        }
+    }
+
+    /// Frames entries (at `positions`) as a response body.
+    fn frame(&self, entries: &[Bytes], positions: &[u64]) -> ServiceResult<Bytes> {
+        match (self.format, &self.promote) {
+            (Format::Raw, _) => Ok(concat(entries)),
+            (Format::Json, None) => Ok(json_array(entries.iter().map(|e| &e[..]))),
+            (Format::Json, Some(promote)) => {
+                let promoted: Vec<Vec<u8>> = entries
+                    .iter()
+                    .zip(positions)
+                    .map(|(e, &pos)| promote(pos, e).map_err(ServiceError::BadRequest))
+                    .collect::<ServiceResult<_>>()?;
+                Ok(json_array(promoted.iter().map(Vec::as_slice)))
+            }
+        }
+    }
+
+    /// Whether every reader at a position gets the same page (no per-reader filter).
+    fn shareable(&self) -> bool {
+        self.key.is_none()
+    }
+
+    /// The kind of a shared encoding (see [`Committed::encoded`]) for this view.
+    fn encoding(&self, sse: bool) -> u8 {
+        match (self.format, sse) {
+            (Format::Json, false) => 1,
+            (Format::Json, true) => 2,
+            (Format::Raw, false) => 3,
+            (Format::Raw, true) => 4,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,26 +163,22 @@ pub enum ReadOutcome {
     Sse(Box<SseSession>),
 }
 
-/// Frames entries as a response body: a JSON array, or the bytes concatenated.
-fn frame(meta: &StreamMeta, entries: &[Bytes]) -> Bytes {
-    if content_type::is_json(&meta.config.content_type) {
-        let mut out = Vec::with_capacity(json::array_len(entries.iter().map(|e| &e[..])));
-        json::write_array(&mut out, entries.iter().map(|e| &e[..]));
-        Bytes::from(out)
-    } else if entries.len() == 1 {
-        entries[0].clone()
-    } else {
-        let mut out = Vec::with_capacity(entries.iter().map(Bytes::len).sum());
-        for e in entries {
-            out.extend_from_slice(e);
-        }
-        Bytes::from(out)
-    }
+fn json_array<'a>(messages: impl Iterator<Item = &'a [u8]> + Clone) -> Bytes {
+    let mut out = Vec::with_capacity(json::array_len(messages.clone()));
+    json::write_array(&mut out, messages);
+    Bytes::from(out)
 }
 
-/// The kinds of shared encodings of a commit's entries (see [`Committed::encoded`]).
-const ENCODED_BODY: u8 = 1;
-const ENCODED_SSE: u8 = 2;
+fn concat(entries: &[Bytes]) -> Bytes {
+    if entries.len() == 1 {
+        return entries[0].clone();
+    }
+    let mut out = Vec::with_capacity(entries.iter().map(Bytes::len).sum());
+    for e in entries {
+        out.extend_from_slice(e);
+    }
+    Bytes::from(out)
+}
 
 /// The SSE `data` event of a page body (base64 for non-text streams).
 fn sse_data_event(body: &[u8], text: bool) -> Bytes {
@@ -144,38 +211,39 @@ impl StreamService {
         cursor::next_cursor(clock.now_ms(), client, clock.random_in(1, 3600)).to_string()
     }
 
-    async fn read_batch(&self, meta: &StreamMeta, pos: u64) -> ServiceResult<ReadBatch> {
-        Ok(self
-            .engine
-            .read(
-                meta,
-                pos,
-                self.limits.read_max_bytes,
-                self.limits.read_max_records,
-            )
-            .await?)
+    async fn read_batch(&self, view: &View, pos: u64) -> ServiceResult<ReadBatch> {
+        Ok(self.engine.read(&view.meta, pos, view.limits(self)).await?)
     }
 
     fn page(
         &self,
-        meta: &StreamMeta,
+        view: &View,
         from: u64,
         batch: ReadBatch,
         live_cursor: Option<String>,
-    ) -> Page {
+    ) -> ServiceResult<Page> {
+        let meta = &view.meta;
         let up_to_date = batch.next_pos >= meta.tail.next_pos;
         let closed = meta.tail.closed && up_to_date;
         // The incarnation's token, not its row id: it survives a rebuild from the object
-        // store, and another incarnation of the name never shares it.
-        let etag = format!(
-            "\"{}:{}:{}{}\"",
-            meta.config.incarnation,
-            from,
-            batch.next_pos,
-            if closed { ":c" } else { "" }
-        );
-        Page {
-            body: frame(meta, &batch.entries),
+        // store, and another incarnation of the name never shares it. The format and key
+        // are part of what the page holds.
+        let mut etag = format!("\"{}:{}:{}", meta.config.incarnation, from, batch.next_pos);
+        if view.format == Format::Raw && content_type::is_json(&meta.config.content_type) {
+            etag.push_str(":raw");
+        }
+        if let Some(k) = &view.key {
+            etag.push_str(":k");
+            for b in k.iter() {
+                etag.push_str(&format!("{b:02x}"));
+            }
+        }
+        if closed {
+            etag.push_str(":c");
+        }
+        etag.push('"');
+        Ok(Page {
+            body: view.frame(&batch.entries, &batch.positions)?,
             content_type: meta.config.content_type.clone(),
             next_offset: Offset::at(batch.next_pos.max(from)),
             up_to_date,
@@ -187,7 +255,40 @@ impl StreamService {
                 CachePolicy::Public
             },
             cursor: live_cursor,
-        }
+        })
+    }
+
+    /// The view a read asks for: the format (default by content type) and key filter.
+    fn view(&self, meta: StreamMeta, p: &ReadParams) -> ServiceResult<View> {
+        let json = content_type::is_json(&meta.config.content_type);
+        let format = match p.format.as_deref() {
+            None | Some("") => {
+                if json {
+                    Format::Json
+                } else {
+                    Format::Raw
+                }
+            }
+            Some("raw") => Format::Raw,
+            Some("json") if json => Format::Json,
+            Some(_) => return Err(bad("invalid format")),
+        };
+        let key = p
+            .key
+            .as_deref()
+            .filter(|k| !k.is_empty())
+            .map(|k| Bytes::copy_from_slice(k.as_bytes()));
+        let promote = if format == Format::Json {
+            self.promoter(&meta)?
+        } else {
+            None
+        };
+        Ok(View {
+            meta,
+            format,
+            key,
+            promote,
+        })
     }
 
     /// Serves `GET /v1/stream/{name}` in any mode.
@@ -198,8 +299,14 @@ impl StreamService {
             Some("sse") => Mode::Sse,
             Some(other) => return Err(bad(format!("invalid live mode: {other:?}"))),
         };
+        let since = match (&p.offset, p.since.as_deref()) {
+            (None, Some(s)) => Some(
+                headers::parse_expires_at(s).map_err(|_| bad(format!("invalid since: {s:?}")))?,
+            ),
+            _ => None,
+        };
         let offset = match p.offset.as_deref() {
-            None if mode == Mode::CatchUp => OffsetParam::Start,
+            None if mode == Mode::CatchUp || since.is_some() => OffsetParam::Start,
             None => return Err(bad("live reads require an offset")),
             Some("") => return Err(bad("missing offset")),
             Some(o) => OffsetParam::parse(o, true).map_err(|e| bad(e.to_string()))?,
@@ -207,7 +314,9 @@ impl StreamService {
         let commits = self.engine.commits();
         let meta = self.live(name).await?;
         self.renew(&meta);
-        let pos = match offset {
+        let view = self.view(meta, &p)?;
+        let meta = &view.meta;
+        let mut pos = match offset {
             // Internal streams with retention start at their oldest retained entry.
             OffsetParam::Start if meta.config.local_only => meta.tier.trimmed_pos,
             OffsetParam::Start => 0,
@@ -217,15 +326,17 @@ impl StreamService {
             }
             OffsetParam::At(o) => o.pos,
         };
+        if let Some(since) = since {
+            pos = self
+                .engine
+                .seek_time(meta, pos, since, view.key.clone())
+                .await?;
+        }
         match mode {
             Mode::CatchUp => {
                 if offset == OffsetParam::Now {
                     return Ok(ReadOutcome::Page(Page {
-                        body: if content_type::is_json(&meta.config.content_type) {
-                            Bytes::from_static(b"[]")
-                        } else {
-                            Bytes::new()
-                        },
+                        body: view.frame(&[], &[])?,
                         content_type: meta.config.content_type.clone(),
                         next_offset: Offset::at(meta.tail.next_pos),
                         up_to_date: true,
@@ -235,23 +346,24 @@ impl StreamService {
                         cache: CachePolicy::NoStore,
                     }));
                 }
-                let batch = self.read_batch(&meta, pos).await?;
+                let batch = self.read_batch(&view, pos).await?;
                 metrics().read(ReadMode::CatchUp, batch.bytes);
-                Ok(ReadOutcome::Page(self.page(&meta, pos, batch, None)))
+                Ok(ReadOutcome::Page(self.page(&view, pos, batch, None)?))
             }
-            Mode::LongPoll => self.long_poll(meta, commits, pos, p.cursor).await,
+            Mode::LongPoll => self.long_poll(view, commits, pos, p.cursor).await,
             Mode::Sse => {
                 let active = Active::new(self, ReadMode::Sse)?;
-                let rx = self.engine.subscribe(meta.id);
-                let meta = self.refresh_if_committed(meta, commits).await?;
+                let rx = self.engine.subscribe(view.meta.id);
+                let mut view = view;
+                view.meta = self.refresh_if_committed(view.meta, commits).await?;
                 Ok(ReadOutcome::Sse(Box::new(SseSession {
                     _active: active,
                     service: self.clone(),
                     rx,
                     woken_by: None,
-                    sse_text: content_type::is_sse_text(&meta.config.content_type),
+                    sse_text: content_type::is_sse_text(&view.meta.config.content_type),
                     name: name.to_string(),
-                    meta,
+                    view,
                     pos,
                     client_cursor: p.cursor,
                     started: crate::clock::now(),
@@ -289,39 +401,65 @@ impl StreamService {
     }
 
     /// The page a reader at `pos` gets from a commit's published entries, if they hold
-    /// `pos` (a reader woken at the old tail): bounded like any page, encoded once and
-    /// shared by every reader at the same position.
+    /// `pos` (a reader woken at the old tail): bounded and filtered like any page; without
+    /// a key filter it is encoded once and shared by every reader at the same position.
+    /// `None` when the commit does not hold `pos`.
     fn page_from_commit(
         &self,
-        meta: &StreamMeta,
+        view: &View,
         pos: u64,
         c: &Committed,
-    ) -> Option<(Bytes, u64, usize)> {
-        let (n, bytes) = self.page_span(c.change.entries_from(pos));
-        if n == 0 {
-            return None;
+        sse: Option<bool>,
+    ) -> ServiceResult<Option<CommitPage>> {
+        let entries = c.change.entries_from(pos);
+        if entries.is_empty() {
+            return Ok(None);
         }
-        let key = EncodingKey {
-            kind: ENCODED_BODY,
-            from: pos,
-        };
-        let body = c.encoded(key, || frame(meta, &c.change.entries_from(pos)[..n]));
-        Some((body, pos + n as u64, bytes))
-    }
-
-    /// How many of `entries` fit in one page (at least one), and their payload bytes.
-    fn page_span(&self, entries: &[Bytes]) -> (usize, usize) {
-        let (max_bytes, max_records) = (self.limits.read_max_bytes, self.limits.read_max_records);
-        let mut bytes = 0;
-        let mut n = 0;
-        for e in entries {
-            if n > 0 && (n >= max_records || bytes + e.len() > max_bytes) {
+        let mut col = Collect::new(pos, view.limits(self));
+        for (i, e) in entries.iter().enumerate() {
+            if !col.offer(pos + i as u64, e.key.as_deref(), || e.data.clone()) {
                 break;
             }
-            bytes += e.len();
-            n += 1;
         }
-        (n, bytes)
+        let (next, bytes) = (col.next_pos, col.bytes);
+        if col.entries.is_empty() {
+            return Ok(Some(CommitPage {
+                body: None,
+                next,
+                bytes,
+            }));
+        }
+        let make = || -> ServiceResult<Bytes> {
+            let body = view.frame(&col.entries, &col.positions)?;
+            Ok(match sse {
+                Some(text) => sse_data_event(&body, text),
+                None => body,
+            })
+        };
+        let body = if view.shareable() {
+            let key = EncodingKey {
+                kind: view.encoding(sse.is_some()),
+                from: pos,
+            };
+            let mut failed = None;
+            let b = c.encoded(key, || {
+                make().unwrap_or_else(|e| {
+                    failed = Some(e);
+                    Bytes::new()
+                })
+            });
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            b
+        } else {
+            make()?
+        };
+        Ok(Some(CommitPage {
+            body: Some(body),
+            next,
+            bytes,
+        }))
     }
 
     /// Applies a commit's published state to `meta` (same incarnation by construction);
@@ -341,39 +479,45 @@ impl StreamService {
 
     async fn long_poll(
         &self,
-        meta: StreamMeta,
+        mut view: View,
         commits: u64,
-        pos: u64,
+        mut pos: u64,
         client_cursor: Option<String>,
     ) -> ServiceResult<ReadOutcome> {
         let _active = Active::new(self, ReadMode::LongPoll)?;
-        let mut rx = self.engine.subscribe(meta.id);
-        let mut meta = self.refresh_if_committed(meta, commits).await?;
+        let mut rx = self.engine.subscribe(view.meta.id);
+        view.meta = self.refresh_if_committed(view.meta, commits).await?;
         let deadline =
             crate::clock::now() + Duration::from_millis(self.limits.long_poll_timeout_ms);
         let mut woken_by: Option<Arc<Committed>> = None;
         loop {
-            if pos < meta.tail.next_pos {
-                let shared = woken_by
-                    .take()
-                    .and_then(|c| self.page_from_commit(&meta, pos, &c));
-                let page = match shared {
-                    Some(p) => Some(p),
+            // Read (and, with a key, scan past other keys) up to the tail.
+            while pos < view.meta.tail.next_pos {
+                let shared = match woken_by.take() {
+                    Some(c) => self.page_from_commit(&view, pos, &c, None)?,
+                    None => None,
+                };
+                let (body, next, bytes) = match shared {
+                    Some(p) => (p.body, p.next, p.bytes),
                     None => {
-                        let batch = self.read_batch(&meta, pos).await?;
-                        (!batch.entries.is_empty())
-                            .then(|| (frame(&meta, &batch.entries), batch.next_pos, batch.bytes))
+                        let batch = self.read_batch(&view, pos).await?;
+                        let next = batch.next_pos;
+                        let bytes = batch.bytes;
+                        let body = (!batch.entries.is_empty())
+                            .then(|| view.frame(&batch.entries, &batch.positions))
+                            .transpose()?;
+                        (body, next, bytes)
                     }
                 };
-                if let Some((body, next, bytes)) = page {
+                if let Some(body) = body {
                     metrics().read(ReadMode::LongPoll, bytes);
-                    let up_to_date = next >= meta.tail.next_pos;
+                    let up_to_date = next >= view.meta.tail.next_pos;
                     return Ok(ReadOutcome::Page(Page {
                         body,
-                        content_type: meta.config.content_type.clone(),
+                        content_type: view.meta.config.content_type.clone(),
                         next_offset: Offset::at(next),
                         up_to_date,
-                        closed: meta.tail.closed && up_to_date,
+                        closed: view.meta.tail.closed && up_to_date,
                         etag: None,
                         cursor: Some(self.cursor(client_cursor.as_deref())),
                         cache: if up_to_date {
@@ -383,25 +527,38 @@ impl StreamService {
                         },
                     }));
                 }
+                if next <= pos {
+                    break; // nothing readable there (removed meanwhile): wait
+                }
+                pos = next;
             }
-            if meta.tail.closed && pos >= meta.tail.next_pos {
+            let tail = view.meta.tail.next_pos;
+            if view.meta.tail.closed && pos >= tail {
                 return Ok(ReadOutcome::NoContent {
-                    next_offset: Offset::at(meta.tail.next_pos),
+                    next_offset: Offset::at(tail),
                     closed: true,
                     cursor: None,
                 });
             }
             let Some(c) = wait_commit(&mut rx, deadline).await else {
                 return Ok(ReadOutcome::NoContent {
-                    next_offset: Offset::at(meta.tail.next_pos.max(pos)),
+                    next_offset: Offset::at(view.meta.tail.next_pos.max(pos)),
                     closed: false,
                     cursor: Some(self.cursor(client_cursor.as_deref())),
                 });
             };
-            self.follow(&mut meta, &c).await?;
+            self.follow(&mut view.meta, &c).await?;
             woken_by = Some(c);
         }
     }
+}
+
+/// What a commit's entries give a reader: a body if any entry passed its filter, and the
+/// position scanned through.
+struct CommitPage {
+    body: Option<Bytes>,
+    next: u64,
+    bytes: usize,
 }
 
 /// A live SSE read: yields framed event bytes until the stream closes, the connection's
@@ -409,7 +566,7 @@ impl StreamService {
 pub struct SseSession {
     service: StreamService,
     name: String,
-    meta: StreamMeta,
+    view: View,
     pos: u64,
     rx: TailReceiver,
     /// The commit that woke the session, whose entries it serves if they hold `pos`.
@@ -429,7 +586,7 @@ impl SseSession {
     }
 
     fn control(&self, up_to_date: bool) -> Bytes {
-        let closed = self.meta.tail.closed && up_to_date;
+        let closed = self.view.meta.tail.closed && up_to_date;
         let c = Control {
             stream_next_offset: Offset::at(self.pos).encode(),
             stream_cursor: (!closed).then(|| self.service.cursor(self.client_cursor.as_deref())),
@@ -443,32 +600,29 @@ impl SseSession {
         Bytes::from(out)
     }
 
-    /// The next data event from the session's position: from the commit that woke it
-    /// (shared with every session at the same position), else from storage.
-    async fn data_event(&mut self) -> Result<Option<(Bytes, u64)>, ServiceError> {
+    /// The next data event from the session's position (from the commit that woke it if it
+    /// holds the position, else from storage), and the position scanned through. `None`
+    /// as the event when only entries of other keys were there.
+    async fn data_event(&mut self) -> Result<(Option<Bytes>, u64), ServiceError> {
         let pos = self.pos;
         if let Some(c) = self.woken_by.take() {
-            let (n, bytes) = self.service.page_span(c.change.entries_from(pos));
-            if n > 0 {
-                let (meta, text) = (&self.meta, self.sse_text);
-                let key = EncodingKey {
-                    kind: ENCODED_SSE,
-                    from: pos,
-                };
-                let event = c.encoded(key, || {
-                    sse_data_event(&frame(meta, &c.change.entries_from(pos)[..n]), text)
-                });
-                metrics().read(ReadMode::Sse, bytes);
-                return Ok(Some((event, pos + n as u64)));
+            let page = self
+                .service
+                .page_from_commit(&self.view, pos, &c, Some(self.sse_text))?;
+            if let Some(p) = page {
+                if p.body.is_some() {
+                    metrics().read(ReadMode::Sse, p.bytes);
+                }
+                return Ok((p.body, p.next));
             }
         }
-        let batch = self.service.read_batch(&self.meta, pos).await?;
+        let batch = self.service.read_batch(&self.view, pos).await?;
         if batch.entries.is_empty() {
-            return Ok(None);
+            return Ok((None, batch.next_pos));
         }
         metrics().read(ReadMode::Sse, batch.bytes);
-        let body = frame(&self.meta, &batch.entries);
-        Ok(Some((sse_data_event(&body, self.sse_text), batch.next_pos)))
+        let body = self.view.frame(&batch.entries, &batch.positions)?;
+        Ok((Some(sse_data_event(&body, self.sse_text)), batch.next_pos))
     }
 
     /// The next chunk of the event stream, or `None` when the response should end.
@@ -479,20 +633,25 @@ impl SseSession {
         let max = Duration::from_millis(self.service.limits.sse_max_duration_ms);
         let wait = Duration::from_millis(self.service.limits.long_poll_timeout_ms.max(1));
         loop {
-            if self.pos < self.meta.tail.next_pos {
+            while self.pos < self.view.meta.tail.next_pos {
                 match self.data_event().await {
                     Err(e) => {
                         tracing::warn!(error = %e, stream = %self.name, "SSE read failed");
                         self.done = true;
                         return None;
                     }
-                    Ok(None) => {}
-                    Ok(Some((event, next))) => {
+                    Ok((None, next)) => {
+                        if next <= self.pos {
+                            break;
+                        }
+                        self.pos = next;
+                    }
+                    Ok((Some(event), next)) => {
                         self.first = false;
                         self.pos = next;
-                        let up_to_date = self.pos >= self.meta.tail.next_pos;
+                        let up_to_date = self.pos >= self.view.meta.tail.next_pos;
                         let control = self.control(up_to_date);
-                        if self.meta.tail.closed && up_to_date {
+                        if self.view.meta.tail.closed && up_to_date {
                             self.done = true;
                         }
                         let mut out = Vec::with_capacity(event.len() + control.len());
@@ -502,8 +661,8 @@ impl SseSession {
                     }
                 }
             }
-            let at_tail = self.pos >= self.meta.tail.next_pos;
-            if self.meta.tail.closed && at_tail {
+            let at_tail = self.pos >= self.view.meta.tail.next_pos;
+            if self.view.meta.tail.closed && at_tail {
                 self.done = true;
                 return Some(self.control(true));
             }
@@ -524,7 +683,7 @@ impl SseSession {
                 }
                 return Some(self.control(at_tail));
             };
-            if let Err(e) = self.service.follow(&mut self.meta, &c).await {
+            if let Err(e) = self.service.follow(&mut self.view.meta, &c).await {
                 if !matches!(e, ServiceError::NotFound(_) | ServiceError::Gone) {
                     tracing::warn!(error = %e, stream = %self.name, "SSE metadata refresh failed");
                 }

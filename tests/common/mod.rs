@@ -41,7 +41,24 @@ impl Server {
     /// Starts a full-mode server with the given object store; `DURABLE_STREAMS_S3_*` from
     /// the test's environment are passed on.
     pub fn start_full(root: &Path, store: &str, env: &[(&str, &str)], extra: &[&str]) -> Server {
-        let mut cmd = full_command(root, store, env, extra);
+        Self::spawn(full_command(root, store, env, extra), root)
+    }
+
+    /// Starts a local-mode server (`local start`) named `test` under the data root `root`.
+    pub fn start_local(root: &Path, env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["local", "start", "--name", "test", "--port", "0"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DS_LOCAL_DATA_ROOT", root)
+            .env("DS_LONG_POLL_TIMEOUT_MS", "500")
+            .env("DS_LOG", "warn")
+            .envs(env.iter().copied());
+        Self::spawn(cmd, root)
+    }
+
+    /// Spawns a server command and waits for its readiness line.
+    fn spawn(mut cmd: Command, root: &Path) -> Server {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

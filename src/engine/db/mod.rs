@@ -38,6 +38,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_background_indexes",
         include_str!("../../../migrations/0005_background_indexes.sql"),
     ),
+    (
+        "0006_keys_and_times",
+        include_str!("../../../migrations/0006_keys_and_times.sql"),
+    ),
 ];
 
 /// The schema version a fully migrated database has.

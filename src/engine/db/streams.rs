@@ -45,6 +45,7 @@ columns!(
     "manifest_dirty",
     "local_only",
     "trimmed_pos",
+    "keys_complete",
 );
 
 /// Index of `name` in [`COLUMNS`]; a name that is not there fails the build.
@@ -133,6 +134,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<StreamMeta> {
             ref_count: get!(r, "ref_count")?,
             deleted: get!(r, "deleted").map(|v: i64| v != 0)?,
         },
+        keys_complete: get!(r, "keys_complete").map(|v: i64| v != 0)?,
     })
 }
 
@@ -202,12 +204,13 @@ pub fn insert(conn: &Connection, m: &StreamMeta) -> rusqlite::Result<i64> {
          last_access_ms, next_pos, closed, fork_source_id, fork_pos, fork_sub_offset, \
          incarnation, sealed_pos, uploaded_pos, last_cut_ms, deleted, manifest_generation, \
          manifest_etag, ref_count, local_only, trimmed_pos, manifest_dirty, pending_bytes, \
-         closed_producer_id, closed_producer_epoch, closed_producer_seq, stream_seq) \
+         closed_producer_id, closed_producer_epoch, closed_producer_seq, stream_seq, \
+         keys_complete) \
          VALUES (:name, :content_type, :created_at_ms, :ttl_seconds, :expires_at_ms, \
          :last_access_ms, :next_pos, :closed, :fork_source_id, :fork_pos, :fork_sub_offset, \
          :incarnation, :sealed_pos, :uploaded_pos, :last_cut_ms, :deleted, :manifest_generation, \
          :manifest_etag, :ref_count, :local_only, :trimmed_pos, :manifest_dirty, :pending_bytes, \
-         :pid, :pep, :pseq, :stream_seq)",
+         :pid, :pep, :pseq, :stream_seq, :keys_complete)",
     )?
     .execute(rusqlite::named_params! {
         ":name": m.name,
@@ -237,6 +240,7 @@ pub fn insert(conn: &Connection, m: &StreamMeta) -> rusqlite::Result<i64> {
         ":pep": closer.map(|c| c.1 as i64),
         ":pseq": closer.map(|c| c.2 as i64),
         ":stream_seq": m.tail.stream_seq,
+        ":keys_complete": m.keys_complete,
     })?;
     Ok(conn.last_insert_rowid())
 }
@@ -342,6 +346,13 @@ pub fn set_published(
     Ok(())
 }
 
+/// Records that `stream_keys` holds every routing key of the stream.
+pub fn set_keys_complete(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE streams SET keys_complete = 1 WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
 /// Keeps only own entries from `pos` on (an internal stream's retention).
 pub fn set_trimmed(conn: &Connection, id: i64, pos: u64) -> rusqlite::Result<()> {
     conn.prepare_cached("UPDATE streams SET trimmed_pos = ?2 WHERE id = ?1")?
@@ -420,7 +431,7 @@ mod tests {
     #[test]
     fn columns_are_found_by_name_and_every_column_exists() {
         assert_eq!(col("id"), 0);
-        assert_eq!(col("trimmed_pos"), COLUMNS.len() - 1);
+        assert_eq!(col("keys_complete"), COLUMNS.len() - 1);
         assert_eq!(SELECT.split(", ").collect::<Vec<_>>(), COLUMNS);
         let dir = tempfile::tempdir().unwrap();
         let c = super::super::open_writer(&dir.path().join("t.sqlite")).unwrap();
@@ -463,6 +474,7 @@ mod tests {
                 ref_count: 0,
                 deleted: false,
             },
+            keys_complete: true,
         };
         m.id = insert(&c, &m).unwrap();
         assert_eq!(by_name(&c, "a").unwrap().unwrap(), m);

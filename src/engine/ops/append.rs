@@ -8,7 +8,7 @@ use crate::engine::db::{ingest, producers, streams};
 use crate::engine::memtable;
 use crate::engine::meta::StreamMeta;
 use crate::engine::writer::{Batch, Submit};
-use crate::engine::{Engine, EngineError, Reservation};
+use crate::engine::{Engine, EngineError, Entry, Reservation};
 use crate::protocol::content_type;
 
 /// An append (POST) request, validated by the service. `entries` is already framed for
@@ -18,6 +18,8 @@ pub struct AppendCmd {
     pub name: String,
     pub content_type: Option<String>,
     pub entries: Vec<Bytes>,
+    /// The routing key of each entry (empty: none has one).
+    pub keys: Vec<Option<Bytes>>,
     pub close: bool,
     pub producer: Option<crate::protocol::headers::Producer>,
     pub stream_seq: Option<Vec<u8>>,
@@ -161,12 +163,19 @@ pub(crate) fn run(b: &mut Batch<'_>, cmd: AppendCmd) -> Result<AppendOutcome, Ap
     }
     let written = cmd.entries.len();
     let first_pos = m.tail.next_pos;
-    for data in &cmd.entries {
-        ingest::insert(c, m.id, m.tail.next_pos, data)?;
+    let mut keys = cmd.keys.into_iter();
+    let mut added = Vec::with_capacity(written);
+    for data in cmd.entries {
+        let key = keys.next().flatten();
+        ingest::insert(c, m.id, m.tail.next_pos, &data, key.as_deref(), now)?;
         m.tail.next_pos += 1;
         m.tier.pending_bytes += data.len() as u64;
+        added.push(Entry {
+            data,
+            key,
+            ts_ms: now,
+        });
     }
-    let added = cmd.entries;
     if cmd.close {
         m.tier.manifest_dirty |= b.tiered && !m.config.local_only;
         m.tail.closed = true;

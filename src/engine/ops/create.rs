@@ -22,6 +22,8 @@ pub struct CreateCmd {
     pub fork: Option<ForkSpec>,
     /// The initial body, not yet split (its framing depends on the final content type).
     pub body: Bytes,
+    /// The routing key of the initial entries (`Stream-Key`).
+    pub key: Option<Bytes>,
     /// The body's bytes in the ingest budget, given back once the writer ran the create.
     pub hold: Reservation,
     /// The server's own streams: kept in SQLite only, with retention (never set from HTTP).
@@ -207,6 +209,7 @@ pub(crate) fn run(b: &mut Batch<'_>, cmd: CreateCmd) -> Result<CreateOutcome, Cr
             trimmed_pos: start,
         },
         life: Lifecycle::default(),
+        keys_complete: true,
     };
     for data in materialized.iter().chain(body_entries.iter()) {
         meta.tail.next_pos += 1;
@@ -214,7 +217,7 @@ pub(crate) fn run(b: &mut Batch<'_>, cmd: CreateCmd) -> Result<CreateOutcome, Cr
     }
     meta.id = streams::insert(c, &meta)?;
     for (pos, data) in (start..).zip(materialized.iter().chain(body_entries.iter())) {
-        entries::insert(c, meta.id, pos, data)?;
+        entries::insert(c, meta.id, pos, data, cmd.key.as_deref(), now)?;
     }
     b.count_append(
         (meta.tail.next_pos - start) as usize,

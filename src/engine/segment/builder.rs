@@ -44,14 +44,18 @@ impl<W: Write> SegmentBuilder<W> {
     }
 
     /// Appends the record at the next position.
-    pub fn push(&mut self, key: Vec<u8>, data: Vec<u8>) -> std::io::Result<()> {
-        let size = 8 + key.len() + data.len();
+    pub fn push(&mut self, key: Option<&[u8]>, data: &[u8], ts_ms: i64) -> std::io::Result<()> {
+        let size = 16 + key.map_or(0, <[u8]>::len) + data.len();
         if !self.pending.is_empty() && self.pending_bytes + size > self.block_max {
             self.flush_block()?;
         }
         self.payload_bytes += data.len() as u64;
         self.pending_bytes += size;
-        self.pending.push(Record { key, data });
+        self.pending.push(Record {
+            key: key.map(<[u8]>::to_vec),
+            data: data.to_vec(),
+            ts_ms,
+        });
         Ok(())
     }
 
@@ -75,6 +79,8 @@ impl<W: Write> SegmentBuilder<W> {
             first_pos: self.next_pos,
             record_count: self.pending.len() as u32,
             len: block.len() as u32,
+            max_ts_ms: self.pending.iter().map(|r| r.ts_ms).max().unwrap_or(0),
+            version: super::VERSION,
         });
         self.next_pos += self.pending.len() as u64;
         self.out.write_all(&block)?;
@@ -90,6 +96,7 @@ impl<W: Write> SegmentBuilder<W> {
         self.flush_block()?;
         let block_count = self.blocks.len() as u32;
         let footer = Footer {
+            version: super::VERSION,
             start_pos: self.start_pos,
             end_pos: self.next_pos,
             blocks: std::mem::take(&mut self.blocks),

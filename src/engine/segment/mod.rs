@@ -6,18 +6,27 @@
 //! header   := "PSB1" u32 uncompressed_len u32 compressed_len u32 record_count
 //!             u64 first_pos u32 filter_len u32 crc32c(filter ++ frame) u32 crc32c(header[0..32])
 //! frame    := one zstd frame of the records
-//! record   := u32 key_len key[key_len] u32 data_len data[data_len]
-//! footer   := "PSF1" u32 version(=1) u64 start_pos u64 end_pos u32 block_count entry*block_count
+//! record   := (version 2) u64 ts_ms u32 key_len key u32 data_len data
+//!             (version 1) u32 key_len key u32 data_len data
+//! footer   := "PSF1" u32 version u64 start_pos u64 end_pos u32 block_count entry*block_count
 //! entry    := u64 block_offset u64 first_pos u32 record_count u32 block_len
+//!             (version 2 only) u64 max_ts_ms
 //! trailer  := u32 footer_len u32 crc32c(footer) "PSS1"
 //! ```
 //!
 //! All integers are big-endian. `end_pos` is exclusive. `block_len` covers header, filter and
-//! frame, so one ranged read fetches a whole block. The filter is empty today and is reserved
-//! for a per-block routing-key filter. Every byte that is served is covered by a CRC: the
-//! footer by the trailer, each block by its header. See docs/adr/0004-segment-format.md.
+//! frame, so one ranged read fetches a whole block. Every byte that is served is covered by
+//! a CRC: the footer by the trailer, each block by its header.
+//!
+//! Version 2 (written since routing keys exist) adds each record's append time and the
+//! block's latest one (for `since=` reads), a routing key that may be absent (`key_len` =
+//! `0xFFFFFFFF`), and a per-block key filter in the filter slot ([`filter`]), so that a
+//! keyed read skips a block without decompressing it. Version 1 segments are still read
+//! (no keys, append time 0). See docs/adr/0004-segment-format.md and
+//! docs/adr/0007-routing-keys.md.
 
 pub mod builder;
+pub mod filter;
 
 pub const BLOCK_MAGIC: &[u8; 4] = b"PSB1";
 pub const FOOTER_MAGIC: &[u8; 4] = b"PSF1";
@@ -25,7 +34,12 @@ pub const FILE_MAGIC: &[u8; 4] = b"PSS1";
 pub const BLOCK_HEADER_LEN: usize = 36;
 pub const TRAILER_LEN: usize = 12;
 const FOOTER_FIXED_LEN: usize = 4 + 4 + 8 + 8 + 4;
-const ENTRY_LEN: usize = 8 + 8 + 4 + 4;
+const ENTRY_LEN_V1: usize = 8 + 8 + 4 + 4;
+const ENTRY_LEN_V2: usize = ENTRY_LEN_V1 + 8;
+/// The version new segments are written in.
+pub const VERSION: u32 = 2;
+/// `key_len` of a record without a routing key (version 2).
+const NO_KEY: u32 = u32::MAX;
 /// Largest record payload or key a decoder accepts (guards allocations on corrupt input).
 const MAX_FIELD_LEN: u32 = 1 << 30;
 /// Largest uncompressed block accepted (one record of at most `MAX_FIELD_LEN` plus framing).
@@ -57,11 +71,23 @@ pub struct BlockRef {
     pub first_pos: u64,
     pub record_count: u32,
     pub len: u32,
+    /// The latest append time of its records (0 in version 1).
+    pub max_ts_ms: i64,
+    /// The segment's format version (how to read the block's records).
+    pub version: u32,
+}
+
+impl BlockRef {
+    /// Position after its last record.
+    pub fn end_pos(&self) -> u64 {
+        self.first_pos + self.record_count as u64
+    }
 }
 
 /// The parsed footer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Footer {
+    pub version: u32,
     pub start_pos: u64,
     pub end_pos: u64,
     pub blocks: Vec<BlockRef>,
@@ -76,10 +102,16 @@ impl Footer {
         (pos < b.first_pos + b.record_count as u64).then_some(i)
     }
 
+    /// Encodes the footer in its version (1 or 2).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(FOOTER_FIXED_LEN + ENTRY_LEN * self.blocks.len());
+        let entry_len = if self.version >= 2 {
+            ENTRY_LEN_V2
+        } else {
+            ENTRY_LEN_V1
+        };
+        let mut out = Vec::with_capacity(FOOTER_FIXED_LEN + entry_len * self.blocks.len());
         out.extend_from_slice(FOOTER_MAGIC);
-        out.extend_from_slice(&1u32.to_be_bytes());
+        out.extend_from_slice(&self.version.to_be_bytes());
         out.extend_from_slice(&self.start_pos.to_be_bytes());
         out.extend_from_slice(&self.end_pos.to_be_bytes());
         out.extend_from_slice(&(self.blocks.len() as u32).to_be_bytes());
@@ -88,6 +120,9 @@ impl Footer {
             out.extend_from_slice(&b.first_pos.to_be_bytes());
             out.extend_from_slice(&b.record_count.to_be_bytes());
             out.extend_from_slice(&b.len.to_be_bytes());
+            if self.version >= 2 {
+                out.extend_from_slice(&b.max_ts_ms.to_be_bytes());
+            }
         }
         out
     }
@@ -99,13 +134,15 @@ impl Footer {
             return Err(SegmentError::Magic);
         }
         let version = r.u32()?;
-        if version != 1 {
-            return Err(SegmentError::Version(version));
-        }
+        let entry_len = match version {
+            1 => ENTRY_LEN_V1,
+            2 => ENTRY_LEN_V2,
+            v => return Err(SegmentError::Version(v)),
+        };
         let start_pos = r.u64()?;
         let end_pos = r.u64()?;
         let n = r.u32()? as usize;
-        if b.len() != FOOTER_FIXED_LEN + n * ENTRY_LEN {
+        if Some(b.len()) != n.checked_mul(entry_len).map(|e| e + FOOTER_FIXED_LEN) {
             return Err(SegmentError::Corrupt("footer length"));
         }
         let mut blocks = Vec::with_capacity(n);
@@ -117,6 +154,8 @@ impl Footer {
                 first_pos: r.u64()?,
                 record_count: r.u32()?,
                 len: r.u32()?,
+                max_ts_ms: if version >= 2 { r.u64()? as i64 } else { 0 },
+                version,
             };
             if blk.first_pos != expect_pos || blk.offset != expect_off || blk.record_count == 0 {
                 return Err(SegmentError::Corrupt("footer entries are not contiguous"));
@@ -129,6 +168,7 @@ impl Footer {
             return Err(SegmentError::Corrupt("footer range"));
         }
         Ok(Footer {
+            version,
             start_pos,
             end_pos,
             blocks,
@@ -203,21 +243,29 @@ pub fn decode_all(bytes: &[u8]) -> Result<(Footer, Vec<Record>), SegmentError> {
 /// One stored entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
-    pub key: Vec<u8>,
+    pub key: Option<Vec<u8>>,
     pub data: Vec<u8>,
+    pub ts_ms: i64,
 }
 
-/// Encodes one block from records; returns the bytes.
+/// Encodes one block of the current version from records; returns the bytes.
 pub fn encode_block(first_pos: u64, records: &[Record], level: i32) -> std::io::Result<Vec<u8>> {
     let mut raw = Vec::new();
     for r in records {
-        raw.extend_from_slice(&(r.key.len() as u32).to_be_bytes());
-        raw.extend_from_slice(&r.key);
+        raw.extend_from_slice(&r.ts_ms.to_be_bytes());
+        match &r.key {
+            Some(k) => {
+                raw.extend_from_slice(&(k.len() as u32).to_be_bytes());
+                raw.extend_from_slice(k);
+            }
+            None => raw.extend_from_slice(&NO_KEY.to_be_bytes()),
+        }
         raw.extend_from_slice(&(r.data.len() as u32).to_be_bytes());
         raw.extend_from_slice(&r.data);
     }
     let frame = zstd::bulk::compress(&raw, level)?;
-    let filter: &[u8] = &[];
+    let filter = filter::build(records.iter().filter_map(|r| r.key.as_deref()));
+    let filter: &[u8] = &filter;
     let mut body_crc = crc32c::crc32c(filter);
     body_crc = crc32c::crc32c_append(body_crc, &frame);
     let mut out = Vec::with_capacity(BLOCK_HEADER_LEN + frame.len());
@@ -238,23 +286,61 @@ pub fn encode_block(first_pos: u64, records: &[Record], level: i32) -> std::io::
 /// Verifies and decodes one block (header, filter and frame) described by `expect`.
 pub fn decode_block(b: &[u8], expect: &BlockRef) -> Result<Vec<Record>, SegmentError> {
     let mut out = Vec::with_capacity(expect.record_count as usize);
-    visit_block(b, expect, |key, data| {
+    visit_block(b, expect, |key, data, ts_ms| {
         out.push(Record {
-            key: key.to_vec(),
+            key: key.map(<[u8]>::to_vec),
             data: data.to_vec(),
+            ts_ms,
         });
         true
     })?;
     Ok(out)
 }
 
-/// Checks and decompresses a block, then calls `f(key, data)` for its records in order
-/// until it returns false. The whole block is verified before the first call, so a
+/// The key filter of a whole block, after checking its header and body checksums (a
+/// damaged filter could otherwise hide records).
+pub fn checked_filter<'a>(b: &'a [u8], expect: &BlockRef) -> Result<&'a [u8], SegmentError> {
+    if b.len() != expect.len as usize {
+        return Err(SegmentError::Truncated);
+    }
+    let flen = block_filter_len(b)?;
+    let body_crc = u32::from_be_bytes([b[28], b[29], b[30], b[31]]);
+    if crc32c::crc32c(&b[BLOCK_HEADER_LEN..]) != body_crc {
+        return Err(SegmentError::Checksum);
+    }
+    b.get(BLOCK_HEADER_LEN..BLOCK_HEADER_LEN + flen)
+        .ok_or(SegmentError::Truncated)
+}
+
+/// The filter length a block's header declares (after checking the header's CRC).
+fn block_filter_len(header: &[u8]) -> Result<usize, SegmentError> {
+    let h = header
+        .get(..BLOCK_HEADER_LEN)
+        .ok_or(SegmentError::Truncated)?;
+    if &h[..4] != BLOCK_MAGIC {
+        return Err(SegmentError::Magic);
+    }
+    let hcrc = u32::from_be_bytes([h[32], h[33], h[34], h[35]]);
+    if crc32c::crc32c(&h[..32]) != hcrc {
+        return Err(SegmentError::Checksum);
+    }
+    let flen = u32::from_be_bytes([h[24], h[25], h[26], h[27]]);
+    if flen > MAX_FILTER_LEN {
+        return Err(SegmentError::Corrupt("filter length"));
+    }
+    Ok(flen as usize)
+}
+
+/// Largest block filter accepted.
+const MAX_FILTER_LEN: u32 = 1 << 20;
+
+/// Checks and decompresses a block, then calls `f(key, data, ts_ms)` for its records in
+/// order until it returns false. The whole block is verified before the first call, so a
 /// damaged block never yields a record.
 pub fn visit_block(
     b: &[u8],
     expect: &BlockRef,
-    mut f: impl FnMut(&[u8], &[u8]) -> bool,
+    mut f: impl FnMut(Option<&[u8]>, &[u8], i64) -> bool,
 ) -> Result<(), SegmentError> {
     if b.len() != expect.len as usize || b.len() < BLOCK_HEADER_LEN {
         return Err(SegmentError::Truncated);
@@ -293,8 +379,8 @@ pub fn visit_block(
     DECOMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         let (dctx, raw) = &mut *slot;
-        let result =
-            decompress(dctx, frame, ulen, raw).and_then(|()| walk_records(raw, count, &mut f));
+        let result = decompress(dctx, frame, ulen, raw)
+            .and_then(|()| walk_records(raw, count, expect.version, &mut f));
         if raw.capacity() > KEEP_BUFFER_BYTES {
             *raw = Vec::new();
         }
@@ -330,16 +416,30 @@ fn decompress(
 fn walk_records(
     raw: &[u8],
     count: u32,
-    f: &mut impl FnMut(&[u8], &[u8]) -> bool,
+    version: u32,
+    f: &mut impl FnMut(Option<&[u8]>, &[u8], i64) -> bool,
 ) -> Result<(), SegmentError> {
     for pass in 0..2 {
         let mut r = Cursor::new(raw);
         for _ in 0..count {
-            let klen = r.u32()?;
-            let key = r.take_field(klen)?;
+            let (ts, key) = if version >= 2 {
+                let ts = r.u64()? as i64;
+                let klen = r.u32()?;
+                let key = if klen == NO_KEY {
+                    None
+                } else {
+                    Some(r.take_field(klen)?)
+                };
+                (ts, key)
+            } else {
+                // Version 1 stored an empty key for every record: no key.
+                let klen = r.u32()?;
+                let key = r.take_field(klen)?;
+                (0, (!key.is_empty()).then_some(key))
+            };
             let dlen = r.u32()?;
             let data = r.take_field(dlen)?;
-            if pass == 1 && !f(key, data) {
+            if pass == 1 && !f(key, data, ts) {
                 return Ok(());
             }
         }
@@ -397,7 +497,7 @@ mod tests {
     fn build(start: u64, records: &[Record], block_max: usize) -> Vec<u8> {
         let mut b = builder::SegmentBuilder::new(start, block_max, 3);
         for r in records {
-            b.push(r.key.clone(), r.data.clone()).unwrap();
+            b.push(r.key.as_deref(), &r.data, r.ts_ms).unwrap();
         }
         b.finish().unwrap()
     }
@@ -405,14 +505,95 @@ mod tests {
     fn recs(n: usize) -> Vec<Record> {
         (0..n)
             .map(|i| Record {
-                key: if i % 3 == 0 {
-                    vec![]
-                } else {
-                    format!("k{i}").into_bytes()
+                key: match i % 3 {
+                    0 => None,
+                    1 => Some(vec![]),
+                    _ => Some(format!("k{i}").into_bytes()),
                 },
                 data: format!("payload-{i}-{}", "x".repeat(i % 50)).into_bytes(),
+                ts_ms: 1_700_000_000_000 + i as i64,
             })
             .collect()
+    }
+
+    /// A version 1 segment, as written before routing keys.
+    fn build_v1(start: u64, data: &[&[u8]]) -> Vec<u8> {
+        let mut raw = Vec::new();
+        for d in data {
+            raw.extend_from_slice(&0u32.to_be_bytes());
+            raw.extend_from_slice(&(d.len() as u32).to_be_bytes());
+            raw.extend_from_slice(d);
+        }
+        let frame = zstd::bulk::compress(&raw, 3).unwrap();
+        let mut blk = Vec::new();
+        blk.extend_from_slice(BLOCK_MAGIC);
+        blk.extend_from_slice(&(raw.len() as u32).to_be_bytes());
+        blk.extend_from_slice(&(frame.len() as u32).to_be_bytes());
+        blk.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        blk.extend_from_slice(&start.to_be_bytes());
+        blk.extend_from_slice(&0u32.to_be_bytes());
+        blk.extend_from_slice(&crc32c::crc32c(&frame).to_be_bytes());
+        let h = crc32c::crc32c(&blk[..32]);
+        blk.extend_from_slice(&h.to_be_bytes());
+        blk.extend_from_slice(&frame);
+        let footer = Footer {
+            version: 1,
+            start_pos: start,
+            end_pos: start + data.len() as u64,
+            blocks: vec![BlockRef {
+                offset: 0,
+                first_pos: start,
+                record_count: data.len() as u32,
+                len: blk.len() as u32,
+                max_ts_ms: 0,
+                version: 1,
+            }],
+        }
+        .encode();
+        blk.extend_from_slice(&footer);
+        blk.extend_from_slice(&trailer(&footer));
+        blk
+    }
+
+    #[test]
+    fn version_1_segments_are_still_read() {
+        let bytes = build_v1(7, &[b"a", b"bc"]);
+        let (footer, all) = decode_all(&bytes).unwrap();
+        assert_eq!(footer.version, 1);
+        assert_eq!(
+            all,
+            vec![
+                Record {
+                    key: None,
+                    data: b"a".to_vec(),
+                    ts_ms: 0
+                },
+                Record {
+                    key: None,
+                    data: b"bc".to_vec(),
+                    ts_ms: 0
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn blocks_carry_their_latest_time_and_a_filter_of_their_keys() {
+        let r = recs(40);
+        let bytes = build(0, &r, 200);
+        let (footer, _) = decode_all(&bytes).unwrap();
+        assert_eq!(footer.version, VERSION);
+        for b in &footer.blocks {
+            let recs = &r[b.first_pos as usize..b.end_pos() as usize];
+            assert_eq!(b.max_ts_ms, recs.iter().map(|r| r.ts_ms).max().unwrap());
+            let blk = &bytes[b.offset as usize..(b.offset + b.len as u64) as usize];
+            let f = checked_filter(blk, b).unwrap();
+            for rec in recs {
+                if let Some(k) = &rec.key {
+                    assert!(filter::might_contain(f, k), "no false negatives");
+                }
+            }
+        }
     }
 
     #[test]
@@ -456,12 +637,19 @@ mod tests {
         fn round_trip(
             start in 0u64..1_000_000,
             data in proptest::collection::vec(
-                (proptest::collection::vec(any::<u8>(), 0..8), proptest::collection::vec(any::<u8>(), 0..300)),
+                (
+                    proptest::option::of(proptest::collection::vec(any::<u8>(), 0..8)),
+                    proptest::collection::vec(any::<u8>(), 0..300),
+                    any::<i64>(),
+                ),
                 1..60,
             ),
             block_max in 1usize..2048,
         ) {
-            let r: Vec<Record> = data.into_iter().map(|(key, data)| Record { key, data }).collect();
+            let r: Vec<Record> = data
+                .into_iter()
+                .map(|(key, data, ts_ms)| Record { key, data, ts_ms })
+                .collect();
             let bytes = build(start, &r, block_max);
             let (footer, all) = decode_all(&bytes).unwrap();
             prop_assert_eq!(footer.end_pos, start + r.len() as u64);
@@ -472,8 +660,26 @@ mod tests {
         fn arbitrary_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..400)) {
             let _ = decode_all(&b);
             let _ = Footer::decode(&b);
-            let expect = BlockRef { offset: 0, first_pos: 0, record_count: 1, len: b.len() as u32 };
-            let _ = decode_block(&b, &expect);
+            for version in [1, 2] {
+                let expect = BlockRef {
+                    offset: 0,
+                    first_pos: 0,
+                    record_count: 1,
+                    len: b.len() as u32,
+                    max_ts_ms: 0,
+                    version,
+                };
+                let _ = decode_block(&b, &expect);
+            }
+            let expect = BlockRef {
+                offset: 0,
+                first_pos: 0,
+                record_count: 1,
+                len: b.len() as u32,
+                max_ts_ms: 0,
+                version: 2,
+            };
+            let _ = checked_filter(&b, &expect);
         }
     }
 }

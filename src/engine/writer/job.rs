@@ -11,11 +11,11 @@
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::super::committed::StreamChange;
+use super::super::entry::Entry;
 use super::super::meta::StreamMeta;
 use super::super::EngineError;
 use super::Touched;
@@ -81,9 +81,9 @@ impl<'a> Batch<'a> {
 
     /// Entries appended to stream `id` at positions `first_pos..`: they go into the
     /// memtable and to the stream's readers once the batch commits.
-    pub fn appended(&mut self, id: i64, name: Option<&str>, first_pos: u64, entries: Vec<Bytes>) {
+    pub fn appended(&mut self, id: i64, name: Option<&str>, first_pos: u64, entries: Vec<Entry>) {
         let n = entries.len();
-        let bytes: usize = entries.iter().map(Bytes::len).sum();
+        let bytes: usize = entries.iter().map(|e| e.data.len()).sum();
         let c = self.fx.change(id, name, first_pos);
         debug_assert_eq!(c.next_pos, first_pos, "appends to a stream are contiguous");
         c.next_pos = first_pos + n as u64;

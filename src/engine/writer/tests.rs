@@ -104,6 +104,7 @@ fn create(name: &str) -> (Box<dyn Job>, Rx<CreateOutcome, CreateError>) {
         closed: false,
         fork: None,
         body: bytes::Bytes::new(),
+        key: None,
         hold: Default::default(),
         local_only: false,
     };
@@ -121,6 +122,7 @@ fn append(
         name: name.into(),
         content_type: Some("text/plain".into()),
         entries: vec![data.into()],
+        keys: Vec::new(),
         close: false,
         producer: producer_seq.map(|seq| crate::protocol::headers::Producer {
             id: "p".into(),
@@ -181,7 +183,8 @@ fn a_commit_publishes_each_streams_tail_and_entries_once() {
         (c.first_pos, c.next_pos, c.closed, c.gone),
         (0, 2, false, false)
     );
-    assert_eq!(c.entries, vec![&b"one"[..], &b"two"[..]]);
+    let data: Vec<&[u8]> = c.entries.iter().map(|e| &e.data[..]).collect();
+    assert_eq!(data, vec![&b"one"[..], &b"two"[..]]);
     assert_eq!(c.name.as_deref(), Some("s"));
     match feed.rx.try_recv() {
         Ok(commit) => assert_eq!(commit.streams.len(), 1),
@@ -225,7 +228,7 @@ fn a_transaction_rolled_back_by_sqlite_fails_the_whole_batch() {
         1,
         "nothing of the failed batch was stored"
     );
-    assert_eq!(memtable.lock().range(2, 0, 10, 1 << 20, 100, true).len(), 1);
+    assert_eq!(held(&memtable, 2), 1);
 
     // Space again: the producer's retry is a first write, not a duplicate, and the
     // memtable continues where the database does.
@@ -238,7 +241,7 @@ fn a_transaction_rolled_back_by_sqlite_fails_the_whole_batch() {
     let out = r_prod.try_recv().unwrap().unwrap();
     assert_eq!((out.next_pos, out.written), (2, 1));
     assert_eq!(r_small.try_recv().unwrap().unwrap().next_pos, 3);
-    assert_eq!(memtable.lock().range(2, 0, 10, 1 << 20, 100, true).len(), 3);
+    assert_eq!(held(&memtable, 2), 3);
 }
 
 #[test]
@@ -296,4 +299,18 @@ fn the_metadata_cache_gets_appended_rows_and_loses_every_other_written_row() {
     ));
     w.commit_batch(vec![y, touch], false);
     assert!(w.cache.get("a").is_none());
+}
+
+/// Entries of stream `id` the memtable holds.
+fn held(memtable: &Memtable, id: i64) -> usize {
+    let mut c = crate::engine::Collect::new(
+        0,
+        crate::engine::ReadLimits {
+            max_bytes: 1 << 20,
+            max_records: 100,
+            key: None,
+        },
+    );
+    memtable.lock().collect(id, 10, &mut c);
+    c.entries.len()
 }

@@ -1,0 +1,163 @@
+//! Assembling one read page across storage tiers (memtable, SQLite, segments).
+//!
+//! Every tier offers its entries in position order to one [`Collect`], which applies the
+//! page limits (`DS_READ_MAX_BYTES`, `DS_READ_MAX_RECORDS`; the first entry is always
+//! taken whatever its size) and the optional routing-key filter, and tracks the position
+//! *scanned through*: a keyed read moves past entries of other keys, so its next offset
+//! is where scanning stopped, not after the last entry it returned. A keyed read scans at
+//! most [`SCAN_BUDGET`] entries per page, so that a key with few entries in a long stream
+//! costs bounded work per request (the client continues from the next offset).
+
+use bytes::Bytes;
+
+/// Entries a keyed page may scan before it is returned as it is.
+pub const SCAN_BUDGET: usize = 1_000_000;
+
+/// What a read asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ReadLimits {
+    pub max_bytes: usize,
+    pub max_records: usize,
+    /// Only entries with this routing key.
+    pub key: Option<Bytes>,
+}
+
+/// A page being filled.
+#[derive(Debug)]
+pub struct Collect {
+    limits: ReadLimits,
+    scan_left: usize,
+    /// Entries taken, and their positions.
+    pub entries: Vec<Bytes>,
+    pub positions: Vec<u64>,
+    /// Payload bytes taken.
+    pub bytes: usize,
+    /// Position after the last entry scanned (taken or skipped).
+    pub next_pos: u64,
+    full: bool,
+}
+
+impl Collect {
+    pub fn new(from: u64, limits: ReadLimits) -> Collect {
+        Collect {
+            limits,
+            scan_left: SCAN_BUDGET,
+            entries: Vec::new(),
+            positions: Vec::new(),
+            bytes: 0,
+            next_pos: from,
+            full: false,
+        }
+    }
+
+    /// No more entries fit (or the scan budget is spent).
+    pub fn is_full(&self) -> bool {
+        self.full
+    }
+
+    /// The key filter, if any.
+    pub fn key(&self) -> Option<&[u8]> {
+        self.limits.key.as_deref()
+    }
+
+    /// Offers the entry at `pos` (the next position to scan). `data` is called only if the
+    /// entry is taken. Returns false when the page is full: stop offering.
+    pub fn offer(&mut self, pos: u64, key: Option<&[u8]>, data: impl FnOnce() -> Bytes) -> bool {
+        if self.full {
+            return false;
+        }
+        debug_assert_eq!(pos, self.next_pos, "entries are offered in order");
+        if let Some(want) = self.limits.key.as_deref() {
+            if key != Some(want) {
+                self.next_pos = pos + 1;
+                self.scan_left = self.scan_left.saturating_sub(1);
+                if self.scan_left == 0 {
+                    self.full = true;
+                }
+                return !self.full;
+            }
+        }
+        let first = self.entries.is_empty();
+        let d = data();
+        if !first
+            && (self.entries.len() >= self.limits.max_records
+                || self.bytes + d.len() > self.limits.max_bytes)
+        {
+            self.full = true;
+            return false;
+        }
+        self.bytes += d.len();
+        self.entries.push(d);
+        self.positions.push(pos);
+        self.next_pos = pos + 1;
+        if self.entries.len() >= self.limits.max_records || self.bytes >= self.limits.max_bytes {
+            self.full = true;
+        }
+        !self.full
+    }
+
+    /// Positions up to `to` hold no entry of the key (an index or a filter said so):
+    /// scanned without being read.
+    pub fn skip_to(&mut self, to: u64) {
+        if !self.full && to > self.next_pos {
+            self.next_pos = to;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn limits(max_bytes: usize, max_records: usize, key: Option<&str>) -> ReadLimits {
+        ReadLimits {
+            max_bytes,
+            max_records,
+            key: key.map(b),
+        }
+    }
+
+    #[test]
+    fn pages_stop_at_their_limits_but_take_one_entry_whatever_its_size() {
+        let mut c = Collect::new(0, limits(3, 10, None));
+        assert!(c.offer(0, None, || b("ab")));
+        assert!(!c.offer(1, None, || b("cd")), "2 + 2 bytes > 3");
+        assert_eq!((c.entries.len(), c.next_pos), (1, 1));
+        let mut c = Collect::new(5, limits(1, 10, None));
+        assert!(
+            !c.offer(5, None, || b("large")),
+            "full after the first entry"
+        );
+        assert_eq!(c.entries, vec![b("large")]);
+        let mut c = Collect::new(0, limits(100, 2, None));
+        assert!(c.offer(0, None, || b("a")));
+        assert!(!c.offer(1, None, || b("b")));
+        assert!(c.is_full());
+    }
+
+    #[test]
+    fn a_key_filter_skips_other_keys_and_moves_the_next_position_past_them() {
+        let mut c = Collect::new(0, limits(100, 10, Some("k")));
+        let mut taken_calls = 0;
+        for (pos, key) in [(0, Some("x")), (1, Some("k")), (2, None), (3, Some("x"))] {
+            c.offer(pos, key.map(str::as_bytes), || {
+                taken_calls += 1;
+                b("v")
+            });
+        }
+        assert_eq!(taken_calls, 1, "data of skipped entries is never read");
+        assert_eq!(c.positions, vec![1]);
+        assert_eq!(c.next_pos, 4);
+        c.skip_to(10);
+        assert_eq!(c.next_pos, 10);
+        // The empty key is a key like any other.
+        let mut c = Collect::new(0, limits(100, 10, Some("")));
+        c.offer(0, None, || b("none"));
+        c.offer(1, Some(b""), || b("empty"));
+        assert_eq!(c.entries, vec![b("empty")]);
+    }
+}

@@ -1,0 +1,118 @@
+//! Listing a stream's routing keys (`_routing_keys`).
+//!
+//! Compaction records every non-empty key of a stream in `stream_keys`, which outlives the
+//! entries that move to segments; the keys of appends not compacted yet are in the
+//! memtable. A node rebuilt from the object store starts with `keys_complete = 0` on its
+//! streams: the first listing then reads the keys of every segment once and records them.
+//! Keys are listed in byte order (UTF-8 code point order). A fork lists its sources' keys
+//! too (possibly some that only appear after the fork point).
+
+use bytes::Bytes;
+
+use super::db::{self, entries};
+use super::writer::Submit;
+use super::{Engine, EngineError, StreamMeta};
+
+/// One page of a stream's routing keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPage {
+    pub keys: Vec<Bytes>,
+    /// More keys follow the last one.
+    pub more: bool,
+    /// Segments read because their keys were not recorded yet.
+    pub scanned_segments: usize,
+}
+
+impl Engine {
+    /// Up to `limit` routing keys of `meta` greater than `after`, in byte order.
+    pub async fn routing_keys(
+        &self,
+        meta: &StreamMeta,
+        after: Option<Bytes>,
+        limit: usize,
+    ) -> Result<KeyPage, EngineError> {
+        let (id, m) = (meta.id, meta.clone());
+        let parts = self
+            .reader()
+            .run(move |c| {
+                let parts = super::reader::chain(c, &m)?;
+                Ok::<_, rusqlite::Error>(
+                    parts
+                        .into_iter()
+                        .map(|(p, _, _)| (p.id, p.config.incarnation, p.keys_complete))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .await?;
+        let mut scanned = 0;
+        for (pid, inc, complete) in &parts {
+            if !complete {
+                scanned += self.record_segment_keys(*pid, inc).await?;
+            }
+        }
+        let ids: Vec<i64> = parts.iter().map(|(p, _, _)| *p).collect();
+        let want = limit.saturating_add(1);
+        let after2 = after.clone();
+        let mut keys: Vec<Bytes> = self
+            .reader()
+            .run(move |c| {
+                let mut all = Vec::new();
+                for pid in ids {
+                    all.extend(entries::keys_after(c, pid, after2.as_deref(), want)?);
+                }
+                Ok::<_, rusqlite::Error>(all)
+            })
+            .await?
+            .into_iter()
+            .map(Bytes::from)
+            .collect();
+        {
+            let tails = self.memtable().lock();
+            for (pid, _, _) in &parts {
+                keys.extend(
+                    tails
+                        .keys(*pid)
+                        .into_iter()
+                        .filter(|k| after.as_ref().is_none_or(|a| k > a)),
+                );
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        let more = keys.len() > limit;
+        keys.truncate(limit);
+        let _ = id;
+        Ok(KeyPage {
+            keys,
+            more,
+            scanned_segments: scanned,
+        })
+    }
+
+    /// Reads the keys of every segment of incarnation `id` and records them with the
+    /// stream as complete; returns how many segments were read.
+    async fn record_segment_keys(&self, id: i64, incarnation: &str) -> Result<usize, EngineError> {
+        let Some(tier) = self.tier() else {
+            return Ok(0);
+        };
+        let segs = self
+            .reader()
+            .run(move |c| db::segments::of_stream(c, id))
+            .await?;
+        let mut keys = std::collections::BTreeSet::new();
+        for seg in &segs {
+            keys.extend(tier.keys(self.reader(), incarnation, seg).await?);
+        }
+        let n = segs.len();
+        self.writer()
+            .call(Submit::internal(), move |b| {
+                for k in &keys {
+                    entries::add_key(b.conn(), id, k)?;
+                }
+                db::streams::set_keys_complete(b.conn(), id)?;
+                Ok::<_, EngineError>(())
+            })
+            .await?;
+        Ok(n)
+    }
+}
