@@ -24,3 +24,10 @@ CREATE TABLE stream_keys (
     PRIMARY KEY (stream_id, key)
 ) WITHOUT ROWID;
 ALTER TABLE streams ADD COLUMN keys_complete INTEGER NOT NULL DEFAULT 1;
+
+-- Payload bytes of all own entries ever appended (wherever they are now), for `_details`.
+-- Rows from before this migration count what SQLite still holds.
+ALTER TABLE streams ADD COLUMN total_bytes INTEGER NOT NULL DEFAULT 0;
+UPDATE streams SET total_bytes =
+    (SELECT coalesce(sum(length(data)), 0) FROM entries e WHERE e.stream_id = streams.id)
+  + (SELECT coalesce(sum(length(data)), 0) FROM ingest i WHERE i.stream_id = streams.id);

@@ -243,6 +243,8 @@ fn restore(
                 closed_by: m.closed_by.clone(),
                 stream_seq: None,
                 last_access_ms: now_ms,
+                // Not in the manifest: what is known of a rebuilt stream is its segments.
+                total_bytes: 0,
             },
             tier: TierState {
                 sealed_pos: m.end_pos,

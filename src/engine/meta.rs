@@ -51,6 +51,8 @@ pub struct Tail {
     pub stream_seq: Option<Vec<u8>>,
     /// Last read or write that renews a sliding TTL.
     pub last_access_ms: i64,
+    /// Payload bytes of all own entries ever appended.
+    pub total_bytes: u64,
 }
 
 /// Where the own entries are stored.

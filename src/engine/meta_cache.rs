@@ -141,6 +141,7 @@ mod tests {
                 closed_by: None,
                 stream_seq: None,
                 last_access_ms: 0,
+                total_bytes: 0,
             },
             tier: TierState::default(),
             life: Lifecycle::default(),

@@ -28,6 +28,7 @@ mod read_pool;
 mod reader;
 pub mod segment;
 mod segmenter;
+mod stats;
 pub mod tier;
 mod uploader;
 pub(crate) mod writer;
@@ -48,6 +49,7 @@ pub use committed::{Commit, CommitFeed, Committed, EncodingKey, FeedEvent, Strea
 pub use entry::Entry;
 pub use error::EngineError;
 pub use keys::KeyPage;
+pub use stats::StreamStats;
 pub use meta::{ForkInfo, Lifecycle, StreamConfig, StreamMeta, Tail, TierState};
 pub use notifier::TailReceiver;
 pub use ops::append::{AppendCmd, AppendError, AppendOutcome};

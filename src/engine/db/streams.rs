@@ -46,6 +46,7 @@ columns!(
     "local_only",
     "trimmed_pos",
     "keys_complete",
+    "total_bytes",
 );
 
 /// Index of `name` in [`COLUMNS`]; a name that is not there fails the build.
@@ -119,6 +120,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<StreamMeta> {
             closed_by,
             stream_seq: get!(r, "stream_seq")?,
             last_access_ms: get!(r, "last_access_ms")?,
+            total_bytes: u(get!(r, "total_bytes")?),
         },
         tier: TierState {
             sealed_pos: u(get!(r, "sealed_pos")?),
@@ -205,12 +207,12 @@ pub fn insert(conn: &Connection, m: &StreamMeta) -> rusqlite::Result<i64> {
          incarnation, sealed_pos, uploaded_pos, last_cut_ms, deleted, manifest_generation, \
          manifest_etag, ref_count, local_only, trimmed_pos, manifest_dirty, pending_bytes, \
          closed_producer_id, closed_producer_epoch, closed_producer_seq, stream_seq, \
-         keys_complete) \
+         keys_complete, total_bytes) \
          VALUES (:name, :content_type, :created_at_ms, :ttl_seconds, :expires_at_ms, \
          :last_access_ms, :next_pos, :closed, :fork_source_id, :fork_pos, :fork_sub_offset, \
          :incarnation, :sealed_pos, :uploaded_pos, :last_cut_ms, :deleted, :manifest_generation, \
          :manifest_etag, :ref_count, :local_only, :trimmed_pos, :manifest_dirty, :pending_bytes, \
-         :pid, :pep, :pseq, :stream_seq, :keys_complete)",
+         :pid, :pep, :pseq, :stream_seq, :keys_complete, :total_bytes)",
     )?
     .execute(rusqlite::named_params! {
         ":name": m.name,
@@ -241,6 +243,7 @@ pub fn insert(conn: &Connection, m: &StreamMeta) -> rusqlite::Result<i64> {
         ":pseq": closer.map(|c| c.2 as i64),
         ":stream_seq": m.tail.stream_seq,
         ":keys_complete": m.keys_complete,
+        ":total_bytes": m.tail.total_bytes as i64,
     })?;
     Ok(conn.last_insert_rowid())
 }
@@ -257,8 +260,8 @@ pub fn update_tail(conn: &Connection, m: &StreamMeta) -> rusqlite::Result<()> {
         "UPDATE streams SET next_pos = :next_pos, closed = :closed, \
          closed_producer_id = :pid, closed_producer_epoch = :pep, closed_producer_seq = :pseq, \
          stream_seq = :stream_seq, last_access_ms = max(last_access_ms, :last_access_ms), \
-         pending_bytes = :pending_bytes, manifest_dirty = max(manifest_dirty, :dirty) \
-         WHERE id = :id",
+         pending_bytes = :pending_bytes, manifest_dirty = max(manifest_dirty, :dirty), \
+         total_bytes = :total_bytes WHERE id = :id",
     )?
     .execute(rusqlite::named_params! {
         ":id": m.id,
@@ -271,6 +274,7 @@ pub fn update_tail(conn: &Connection, m: &StreamMeta) -> rusqlite::Result<()> {
         ":last_access_ms": t.last_access_ms,
         ":pending_bytes": m.tier.pending_bytes as i64,
         ":dirty": m.tier.manifest_dirty,
+        ":total_bytes": m.tail.total_bytes as i64,
     })?;
     Ok(())
 }
@@ -431,7 +435,7 @@ mod tests {
     #[test]
     fn columns_are_found_by_name_and_every_column_exists() {
         assert_eq!(col("id"), 0);
-        assert_eq!(col("keys_complete"), COLUMNS.len() - 1);
+        assert_eq!(col("total_bytes"), COLUMNS.len() - 1);
         assert_eq!(SELECT.split(", ").collect::<Vec<_>>(), COLUMNS);
         let dir = tempfile::tempdir().unwrap();
         let c = super::super::open_writer(&dir.path().join("t.sqlite")).unwrap();
@@ -459,6 +463,7 @@ mod tests {
                 closed_by: Some(("p".into(), 1, 2)),
                 stream_seq: Some(b"s".to_vec()),
                 last_access_ms: 7,
+                total_bytes: 11,
             },
             tier: TierState {
                 sealed_pos: 1,

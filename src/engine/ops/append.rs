@@ -170,6 +170,7 @@ pub(crate) fn run(b: &mut Batch<'_>, cmd: AppendCmd) -> Result<AppendOutcome, Ap
         ingest::insert(c, m.id, m.tail.next_pos, &data, key.as_deref(), now)?;
         m.tail.next_pos += 1;
         m.tier.pending_bytes += data.len() as u64;
+        m.tail.total_bytes += data.len() as u64;
         added.push(Entry {
             data,
             key,

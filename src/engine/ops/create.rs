@@ -197,6 +197,7 @@ pub(crate) fn run(b: &mut Batch<'_>, cmd: CreateCmd) -> Result<CreateOutcome, Cr
             closed_by: None,
             stream_seq: None,
             last_access_ms: now,
+            total_bytes: 0,
         },
         tier: TierState {
             sealed_pos: start,
@@ -214,6 +215,7 @@ pub(crate) fn run(b: &mut Batch<'_>, cmd: CreateCmd) -> Result<CreateOutcome, Cr
     for data in materialized.iter().chain(body_entries.iter()) {
         meta.tail.next_pos += 1;
         meta.tier.pending_bytes += data.len() as u64;
+        meta.tail.total_bytes += data.len() as u64;
     }
     meta.id = streams::insert(c, &meta)?;
     for (pos, data) in (start..).zip(materialized.iter().chain(body_entries.iter())) {
