@@ -227,19 +227,19 @@ fn is_decimal_literal(t: &str) -> bool {
     i == b.len()
 }
 
-/// A JavaScript number as JSON: integral values print as integers (as `JSON.stringify`
-/// does below 1e21), others as floats.
+/// A JavaScript number as JSON, printed as `JSON.stringify` prints it where serde_json
+/// can: integral values as integers with JavaScript's digits (so 2^60 is
+/// `1152921504606846976` but 1767225599999998976 is `1767225599999999000`), others as
+/// floats. (At 1e21 and above JavaScript writes `1e+21`, serde_json `1e21`.)
 pub fn number_value(x: f64) -> Value {
-    if x.fract() == 0.0 && x.abs() < 9.007_199_254_740_992e15 {
-        // Exact: |x| < 2^53.
-        Value::from(x as i64)
-    } else if x.fract() == 0.0 && (0.0..1.844_674_407_370_955_2e19).contains(&x) {
-        Value::from(x as u64)
-    } else {
-        serde_json::Number::from_f64(x)
-            .map(Value::Number)
-            .unwrap_or(Value::Null)
+    if x.fract() == 0.0 && x.abs() < 9.0e18 {
+        if let Ok(i) = number_to_string(x).parse::<i64>() {
+            return Value::from(i);
+        }
     }
+    serde_json::Number::from_f64(x)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
 }
 
 /// `Number.isInteger(x)`.
@@ -607,6 +607,10 @@ mod tests {
         assert_eq!(number_value(-0.0).to_string(), "0");
         assert_eq!(number_value(0.5).to_string(), "0.5");
         assert_eq!(number_value(1e15).to_string(), "1000000000000000");
+        assert_eq!(
+            number_value(1_767_225_599_999_998_976.0).to_string(),
+            "1767225599999999000"
+        );
     }
 
     #[test]
