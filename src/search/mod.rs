@@ -1,0 +1,3 @@
+//! Search: schema-level configuration now; queries come later.
+
+pub mod config;
