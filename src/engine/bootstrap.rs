@@ -262,6 +262,7 @@ fn restore(
             },
             // The keys of restored segments are not recorded yet (see engine/keys.rs).
             keys_complete: m.segments.is_empty(),
+            settings: Default::default(),
         };
         let mut row = meta.clone();
         row.config.fork = None;

@@ -24,6 +24,17 @@ pub struct StreamMeta {
     /// `stream_keys` holds every routing key of the stream's own entries (false on a node
     /// rebuilt from the object store until its segments' keys are read).
     pub keys_complete: bool,
+    pub settings: Settings,
+}
+
+/// What a stream's profile and schema registry make of its appends and reads (their
+/// contents are in their own tables).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Settings {
+    /// The profile kind; `None` for generic.
+    pub profile: Option<String>,
+    /// Changes of the profile or the registry so far (0: neither was ever set).
+    pub config_gen: u64,
 }
 
 /// Set at creation, never changed afterwards.

@@ -146,6 +146,7 @@ mod tests {
             tier: TierState::default(),
             life: Lifecycle::default(),
             keys_complete: true,
+            settings: Default::default(),
         }
     }
 

@@ -50,7 +50,7 @@ pub use entry::Entry;
 pub use error::EngineError;
 pub use keys::KeyPage;
 pub use stats::StreamStats;
-pub use meta::{ForkInfo, Lifecycle, StreamConfig, StreamMeta, Tail, TierState};
+pub use meta::{ForkInfo, Lifecycle, Settings, StreamConfig, StreamMeta, Tail, TierState};
 pub use notifier::TailReceiver;
 pub use ops::append::{AppendCmd, AppendError, AppendOutcome};
 pub use ops::create::{CreateCmd, CreateError, CreateOutcome, ForkSpec};

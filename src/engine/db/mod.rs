@@ -1,6 +1,7 @@
 //! SQLite access: opening connections, PRAGMAs, migrations, and one module per table.
 //! Only the writer thread (`engine::writer`) opens the read-write connection.
 
+pub mod config;
 pub mod entries;
 pub mod ingest;
 pub mod object_gc;
@@ -41,6 +42,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0006_keys_and_times",
         include_str!("../../../migrations/0006_keys_and_times.sql"),
+    ),
+    (
+        "0007_profiles_and_schemas",
+        include_str!("../../../migrations/0007_profiles_and_schemas.sql"),
     ),
 ];
 

@@ -5,7 +5,9 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::engine::meta::{ForkInfo, Lifecycle, StreamConfig, StreamMeta, Tail, TierState};
+use crate::engine::meta::{
+    ForkInfo, Lifecycle, Settings, StreamConfig, StreamMeta, Tail, TierState,
+};
 use crate::protocol::expiry::Expiry;
 
 /// Declares the selected columns once: [`COLUMNS`] (for [`col`]) and [`SELECT`] (for SQL).
@@ -47,6 +49,8 @@ columns!(
     "trimmed_pos",
     "keys_complete",
     "total_bytes",
+    "profile",
+    "config_gen",
 );
 
 /// Index of `name` in [`COLUMNS`]; a name that is not there fails the build.
@@ -137,6 +141,10 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<StreamMeta> {
             deleted: get!(r, "deleted").map(|v: i64| v != 0)?,
         },
         keys_complete: get!(r, "keys_complete").map(|v: i64| v != 0)?,
+        settings: Settings {
+            profile: get!(r, "profile")?,
+            config_gen: u(get!(r, "config_gen")?),
+        },
     })
 }
 
@@ -207,12 +215,12 @@ pub fn insert(conn: &Connection, m: &StreamMeta) -> rusqlite::Result<i64> {
          incarnation, sealed_pos, uploaded_pos, last_cut_ms, deleted, manifest_generation, \
          manifest_etag, ref_count, local_only, trimmed_pos, manifest_dirty, pending_bytes, \
          closed_producer_id, closed_producer_epoch, closed_producer_seq, stream_seq, \
-         keys_complete, total_bytes) \
+         keys_complete, total_bytes, profile, config_gen) \
          VALUES (:name, :content_type, :created_at_ms, :ttl_seconds, :expires_at_ms, \
          :last_access_ms, :next_pos, :closed, :fork_source_id, :fork_pos, :fork_sub_offset, \
          :incarnation, :sealed_pos, :uploaded_pos, :last_cut_ms, :deleted, :manifest_generation, \
          :manifest_etag, :ref_count, :local_only, :trimmed_pos, :manifest_dirty, :pending_bytes, \
-         :pid, :pep, :pseq, :stream_seq, :keys_complete, :total_bytes)",
+         :pid, :pep, :pseq, :stream_seq, :keys_complete, :total_bytes, :profile, :config_gen)",
     )?
     .execute(rusqlite::named_params! {
         ":name": m.name,
@@ -244,6 +252,8 @@ pub fn insert(conn: &Connection, m: &StreamMeta) -> rusqlite::Result<i64> {
         ":stream_seq": m.tail.stream_seq,
         ":keys_complete": m.keys_complete,
         ":total_bytes": m.tail.total_bytes as i64,
+        ":profile": m.settings.profile,
+        ":config_gen": m.settings.config_gen as i64,
     })?;
     Ok(conn.last_insert_rowid())
 }
@@ -350,6 +360,25 @@ pub fn set_published(
     Ok(())
 }
 
+/// Sets the profile kind (`None`: generic) and counts a configuration change.
+pub fn set_profile(conn: &Connection, id: i64, kind: Option<&str>) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE streams SET profile = ?2, config_gen = config_gen + 1, manifest_dirty = 1 \
+         WHERE id = ?1",
+    )?
+    .execute(params![id, kind])?;
+    Ok(())
+}
+
+/// Counts a configuration change (the schema registry changed).
+pub fn bump_config(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE streams SET config_gen = config_gen + 1, manifest_dirty = 1 WHERE id = ?1",
+    )?
+    .execute([id])?;
+    Ok(())
+}
+
 /// Records that `stream_keys` holds every routing key of the stream.
 pub fn set_keys_complete(conn: &Connection, id: i64) -> rusqlite::Result<()> {
     conn.prepare_cached("UPDATE streams SET keys_complete = 1 WHERE id = ?1")?
@@ -435,7 +464,7 @@ mod tests {
     #[test]
     fn columns_are_found_by_name_and_every_column_exists() {
         assert_eq!(col("id"), 0);
-        assert_eq!(col("total_bytes"), COLUMNS.len() - 1);
+        assert_eq!(col("config_gen"), COLUMNS.len() - 1);
         assert_eq!(SELECT.split(", ").collect::<Vec<_>>(), COLUMNS);
         let dir = tempfile::tempdir().unwrap();
         let c = super::super::open_writer(&dir.path().join("t.sqlite")).unwrap();
@@ -480,6 +509,10 @@ mod tests {
                 deleted: false,
             },
             keys_complete: true,
+            settings: Settings {
+                profile: Some("metrics".into()),
+                config_gen: 3,
+            },
         };
         m.id = insert(&c, &m).unwrap();
         assert_eq!(by_name(&c, "a").unwrap().unwrap(), m);

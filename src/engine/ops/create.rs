@@ -6,7 +6,9 @@ use rusqlite::Connection;
 
 use super::remove::retire;
 use crate::engine::db::{entries, streams};
-use crate::engine::meta::{ForkInfo, Lifecycle, StreamConfig, StreamMeta, Tail, TierState};
+use crate::engine::meta::{
+    ForkInfo, Lifecycle, Settings, StreamConfig, StreamMeta, Tail, TierState,
+};
 use crate::engine::writer::{Batch, Submit};
 use crate::engine::{Engine, EngineError, ExpirySpec, Reservation};
 use crate::protocol::{content_type, expiry::Expiry, json};
@@ -211,6 +213,7 @@ pub(crate) fn run(b: &mut Batch<'_>, cmd: CreateCmd) -> Result<CreateOutcome, Cr
         },
         life: Lifecycle::default(),
         keys_complete: true,
+        settings: Settings::default(),
     };
     for data in materialized.iter().chain(body_entries.iter()) {
         meta.tail.next_pos += 1;

@@ -128,6 +128,7 @@ fn remove(b: &mut Batch<'_>, id: i64) -> rusqlite::Result<()> {
             object_gc::insert(c, &prefix, b.now)?;
         }
         entries::delete_stream(c, id)?;
+        crate::engine::db::config::delete_stream(c, id)?;
         producers::delete_stream(c, id)?;
         segments::delete_stream(c, id)?;
         streams::delete_row(c, id)?;
