@@ -16,6 +16,7 @@ pub mod local;
 pub mod lock;
 pub mod objstore;
 pub mod protocol;
+pub mod schema;
 pub mod service;
 pub mod telemetry;
 pub mod update;
