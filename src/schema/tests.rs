@@ -1130,3 +1130,90 @@ fn types_can_be_shared_across_threads() {
     shared::<SchemaError>();
     shared::<crate::lens::Lens>();
 }
+
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{json, Map, Value};
+
+    use super::*;
+
+    fn arb_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            (0u32..4).prop_map(Value::from),
+            prop::sample::select(vec!["/a", "a", "s", "durable.lens/v1", "", "$ref"])
+                .prop_map(|s| json!(s)),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                prop::collection::vec(
+                    (
+                        prop::sample::select(vec![
+                            "type",
+                            "properties",
+                            "required",
+                            "op",
+                            "path",
+                            "from",
+                            "to",
+                            "ops",
+                            "schema",
+                            "apiVersion",
+                            "jsonPointer",
+                            "a",
+                            "$ref",
+                            "default",
+                            "items",
+                        ]),
+                        inner
+                    ),
+                    0..4
+                )
+                .prop_map(|kv| Value::Object(
+                    kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+                )),
+            ]
+        })
+    }
+
+    fn arb_body() -> impl Strategy<Value = Value> {
+        prop::collection::vec(
+            (
+                prop::sample::select(vec![
+                    "apiVersion",
+                    "schema",
+                    "lens",
+                    "routingKey",
+                    "search",
+                    "schemas",
+                ]),
+                arb_value(),
+            ),
+            0..4,
+        )
+        .prop_map(|kv| {
+            Value::Object(
+                kv.into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect::<Map<_, _>>(),
+            )
+        })
+    }
+
+    proptest! {
+        /// Any body gives a registry or an error (never a panic), and a new registry
+        /// survives storage.
+        #[test]
+        fn updates_never_panic_and_results_round_trip(body in arb_body(), next in 0u64..3) {
+            let empty = Registry::default_for("s");
+            let installed = update(&empty, &json!({"schema": true}), 0).unwrap();
+            for reg in [&empty, &installed] {
+                if let Ok(next_reg) = update(reg, &body, next) {
+                    prop_assert_eq!(Registry::parse(&next_reg.to_json()).unwrap(), next_reg);
+                }
+            }
+        }
+    }
+}
