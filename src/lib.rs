@@ -1,7 +1,8 @@
 //! Prisma Streams: a Durable Streams HTTP server in one binary.
 //!
 //! Layers (data flows one way): `http` → `service` → `engine`. `protocol`, `config`,
-//! `lock`, `clock`, `health` and `telemetry` are leaves any layer may use.
+//! `lock`, `clock`, `health`, `telemetry` and the pure `lens`, `schema`, `profiles` and
+//! `search` modules are leaves any layer may use.
 
 pub mod app;
 pub mod cli;
@@ -10,11 +11,13 @@ pub mod config;
 pub mod engine;
 pub mod health;
 pub mod http;
+pub mod lens;
 pub mod local;
 pub mod lock;
 pub mod objstore;
 pub mod profiles;
 pub mod protocol;
+pub mod schema;
 pub mod search;
 pub mod service;
 pub mod telemetry;
