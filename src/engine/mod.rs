@@ -28,6 +28,7 @@ mod read_pool;
 mod reader;
 pub mod segment;
 mod segmenter;
+mod settings;
 mod stats;
 pub mod tier;
 mod uploader;
@@ -54,7 +55,10 @@ pub use meta::{ForkInfo, Lifecycle, Settings, StreamConfig, StreamMeta, Tail, Ti
 pub use notifier::TailReceiver;
 pub use ops::append::{AppendCmd, AppendError, AppendOutcome};
 pub use ops::create::{CreateCmd, CreateError, CreateOutcome, ForkSpec};
+pub use ops::profile::ProfileError;
 pub use ops::remove::DeleteError;
+pub use ops::schema::SchemaUpdateError;
+pub use settings::StoredSettings;
 pub(crate) use ops::tiering::TierCmd;
 pub use reader::ReadBatch;
 

@@ -361,21 +361,28 @@ pub fn set_published(
 }
 
 /// Sets the profile kind (`None`: generic) and counts a configuration change.
-pub fn set_profile(conn: &Connection, id: i64, kind: Option<&str>) -> rusqlite::Result<()> {
+pub fn set_profile(
+    conn: &Connection,
+    id: i64,
+    kind: Option<&str>,
+    dirty: bool,
+) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "UPDATE streams SET profile = ?2, config_gen = config_gen + 1, manifest_dirty = 1 \
-         WHERE id = ?1",
+        "UPDATE streams SET profile = ?2, config_gen = config_gen + 1, \
+         manifest_dirty = max(manifest_dirty, ?3) WHERE id = ?1",
     )?
-    .execute(params![id, kind])?;
+    .execute(params![id, kind, dirty])?;
     Ok(())
 }
 
 /// Counts a configuration change (the schema registry changed).
-pub fn bump_config(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+/// `dirty`: the manifest, which carries the registry, must be published again.
+pub fn bump_config(conn: &Connection, id: i64, dirty: bool) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "UPDATE streams SET config_gen = config_gen + 1, manifest_dirty = 1 WHERE id = ?1",
+        "UPDATE streams SET config_gen = config_gen + 1, \
+         manifest_dirty = max(manifest_dirty, ?2) WHERE id = ?1",
     )?
-    .execute([id])?;
+    .execute(params![id, dirty])?;
     Ok(())
 }
 

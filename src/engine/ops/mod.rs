@@ -6,7 +6,9 @@
 pub mod append;
 pub mod create;
 pub mod gc;
+pub mod profile;
 pub mod remove;
+pub mod schema;
 pub mod tiering;
 
 /// Implements the writer's error plumbing for an operation's error enum whose
