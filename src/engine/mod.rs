@@ -50,7 +50,6 @@ pub use committed::{Commit, CommitFeed, Committed, EncodingKey, FeedEvent, Strea
 pub use entry::Entry;
 pub use error::EngineError;
 pub use keys::KeyPage;
-pub use stats::StreamStats;
 pub use meta::{ForkInfo, Lifecycle, Settings, StreamConfig, StreamMeta, Tail, TierState};
 pub use notifier::TailReceiver;
 pub use ops::append::{AppendCmd, AppendError, AppendOutcome};
@@ -58,9 +57,10 @@ pub use ops::create::{CreateCmd, CreateError, CreateOutcome, ForkSpec};
 pub use ops::profile::ProfileError;
 pub use ops::remove::DeleteError;
 pub use ops::schema::SchemaUpdateError;
-pub use settings::StoredSettings;
 pub(crate) use ops::tiering::TierCmd;
 pub use reader::ReadBatch;
+pub use settings::StoredSettings;
+pub use stats::StreamStats;
 
 /// Expiry requested on create: `None` = not given (forks inherit their source's).
 pub type ExpirySpec = Option<Expiry>;

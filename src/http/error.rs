@@ -66,6 +66,7 @@ fn status_and_code(e: &ServiceError) -> (StatusCode, &'static str) {
         E::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         E::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         E::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
+        E::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
     }
 }
 
@@ -116,7 +117,8 @@ impl IntoResponse for ServiceError {
             | E::ContentTypeMismatch
             | E::ShuttingDown
             | E::Internal
-            | E::NotImplemented(_) => res,
+            | E::NotImplemented(_)
+            | E::Conflict(_) => res,
         }
     }
 }

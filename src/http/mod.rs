@@ -9,6 +9,7 @@ mod head;
 mod keys;
 mod post;
 mod put;
+mod stream_config;
 mod util;
 
 use axum::body::Body;
@@ -40,7 +41,7 @@ pub struct AppState {
 const ALLOW_METHODS: &str = "GET, POST, PUT, DELETE, HEAD, OPTIONS";
 const ALLOW_HEADERS: &str = "Content-Type, Authorization, If-None-Match, Stream-Seq, Stream-TTL, \
      Stream-Expires-At, Stream-Closed, Stream-Forked-From, Stream-Fork-Offset, \
-     Stream-Fork-Sub-Offset, Producer-Id, Producer-Epoch, Producer-Seq";
+     Stream-Fork-Sub-Offset, Producer-Id, Producer-Epoch, Producer-Seq, Stream-Key";
 const EXPOSE_HEADERS: &str =
     "Stream-Next-Offset, Stream-Cursor, Stream-Up-To-Date, Stream-Closed, \
      Stream-TTL, Stream-Expires-At, Producer-Epoch, Producer-Seq, Producer-Expected-Seq, \
@@ -284,6 +285,12 @@ async fn stream(State(st): State<Arc<AppState>>, req: Request<Body>) -> Response
         (Sub::Stream, Method::DELETE) => delete::handle(svc, &name).await,
         (Sub::Key(key), Method::GET) => get::handle(svc, &name, Some(key), req).await,
         (Sub::RoutingKeys, Method::GET) => keys::handle(svc, &name, req).await,
+        (Sub::Profile, _) => {
+            stream_config::handle(svc, &name, stream_config::Resource::Profile, req).await
+        }
+        (Sub::Schema, _) => {
+            stream_config::handle(svc, &name, stream_config::Resource::Schema, req).await
+        }
         (Sub::Search | Sub::Aggregate, _) => {
             ServiceError::NotImplemented("search and aggregation are not available yet")
                 .into_response()

@@ -77,6 +77,18 @@ pub async fn read_append_body(
     .await
 }
 
+/// Reads a configuration body (`_profile`, `_schema`) within the same limits as appends;
+/// the budget is released once the body is read (the writer only keeps the parsed form).
+pub async fn read_config_body(
+    svc: &crate::service::StreamService,
+    req: axum::extract::Request<Body>,
+) -> Result<bytes::Bytes, Response<Body>> {
+    let (parts, body) = req.into_parts();
+    read_append_body(svc, &parts.headers, body)
+        .await
+        .map(|b| b.bytes)
+}
+
 /// Reads a request body of at most `max` bytes; a larger one is answered with 413
 /// without reading it all, and one that sends nothing for `idle` with 408. Every byte of
 /// buffer is reserved in `budget` before it is allocated; when the budget is spent the

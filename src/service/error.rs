@@ -3,7 +3,9 @@
 //! exhaustively. Storage failures are logged here, with their detail, inside the request's
 //! span (which carries its request id); the variants they become carry no internal text.
 
-use crate::engine::{AppendError, CreateError, DeleteError, EngineError};
+use crate::engine::{
+    AppendError, CreateError, DeleteError, EngineError, ProfileError, SchemaUpdateError,
+};
 use crate::protocol::offset::Offset;
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +59,10 @@ pub enum ServiceError {
     Internal,
     #[error("{0}")]
     NotImplemented(&'static str),
+    /// A configuration change that does not continue the current one (a schema lens
+    /// whose versions do not follow the registry's).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
@@ -127,6 +133,8 @@ impl From<AppendError> for ServiceError {
                 received: String::from_utf8_lossy(&received).into_owned(),
             },
             AppendError::BadBody(m) => ServiceError::BadRequest(m),
+            // The service retries a few times; a stream reconfigured that often is busy.
+            AppendError::ConfigChanged => ServiceError::Overloaded,
         }
     }
 }
@@ -137,6 +145,28 @@ impl From<DeleteError> for ServiceError {
             DeleteError::Engine(e) => e.into(),
             DeleteError::NotFound => ServiceError::NotFound("stream not found".into()),
             DeleteError::Gone => ServiceError::Gone,
+        }
+    }
+}
+
+impl From<ProfileError> for ServiceError {
+    fn from(e: ProfileError) -> Self {
+        match e {
+            ProfileError::Engine(e) => e.into(),
+            ProfileError::NotFound => ServiceError::NotFound("stream not found".into()),
+            ProfileError::Refused(m) => ServiceError::BadRequest(m),
+        }
+    }
+}
+
+impl From<SchemaUpdateError> for ServiceError {
+    fn from(e: SchemaUpdateError) -> Self {
+        use crate::schema::SchemaError;
+        match e {
+            SchemaUpdateError::Engine(e) => e.into(),
+            SchemaUpdateError::NotFound => ServiceError::NotFound("stream not found".into()),
+            SchemaUpdateError::Refused(SchemaError::BadRequest(m)) => ServiceError::BadRequest(m),
+            SchemaUpdateError::Refused(SchemaError::Conflict(m)) => ServiceError::Conflict(m),
         }
     }
 }

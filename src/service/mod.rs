@@ -3,7 +3,12 @@
 //! `protocol` parsers, calls the engine, and returns typed outcomes or [`ServiceError`].
 
 pub mod error;
+mod ingest;
 pub mod read;
+mod settings;
+mod stream_config;
+
+pub use settings::StreamSettings;
 
 use crate::config::Limits;
 use bytes::Bytes;
@@ -125,6 +130,8 @@ pub struct StreamService {
     limits: Limits,
     /// One permit per concurrent long-poll or SSE reader (`DS_MAX_LIVE_READERS`).
     live_slots: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Parsed profiles and registries (see [`StreamService::settings`]).
+    settings_cache: std::sync::Arc<settings::SettingsCache>,
 }
 
 fn bad(msg: impl Into<String>) -> ServiceError {
@@ -138,6 +145,7 @@ impl StreamService {
             engine,
             limits,
             live_slots,
+            settings_cache: Default::default(),
         }
     }
 
@@ -173,9 +181,43 @@ impl StreamService {
     }
 
     /// How `format=json` reads of this stream promote older messages to the current
-    /// schema version (`None`: nothing to promote).
-    pub(crate) fn promoter(&self, _meta: &StreamMeta) -> ServiceResult<Option<read::Promote>> {
-        Ok(None)
+    /// schema version (`None`: every message is at it). A stored lens that cannot be
+    /// used is a server fault (500); a record the lens cannot transform is the client's
+    /// 400, as in the original.
+    pub(crate) async fn promoter(
+        &self,
+        meta: &StreamMeta,
+    ) -> ServiceResult<Option<read::Promotion>> {
+        if meta.settings.config_gen == 0 {
+            return Ok(None);
+        }
+        let settings = self.settings(meta).await?;
+        let current = settings.registry.current_version();
+        if current <= 1 {
+            return Ok(None);
+        }
+        let config_gen = settings.config_gen;
+        let f: read::Promote = std::sync::Arc::new(move |pos: u64, message: &[u8]| {
+            let registry = &settings.registry;
+            let version = registry.version_at(pos);
+            if version >= current {
+                return Ok(None);
+            }
+            let chain = registry.lens_chain(version).map_err(|e| {
+                tracing::error!(error = %e, "stored lens chain is unusable");
+                ServiceError::Internal
+            })?;
+            let record: serde_json::Value = serde_json::from_slice(message).map_err(|e| {
+                tracing::error!(error = %e, "stored JSON message does not parse");
+                ServiceError::Internal
+            })?;
+            let promoted =
+                crate::lens::promote(&chain, record).map_err(ServiceError::BadRequest)?;
+            serde_json::to_vec(&promoted)
+                .map(Some)
+                .map_err(|_| ServiceError::Internal)
+        });
+        Ok(Some(read::Promotion { f, config_gen }))
     }
 
     /// Renews the sliding TTL of a stream that has one.
@@ -322,50 +364,86 @@ impl StreamService {
             .transpose()
             .map_err(bad)?;
         let content_type = p.content_type.filter(|c| !c.trim().is_empty());
-        let mut framing_error = None;
-        let entries = if body.is_empty() {
-            Vec::new()
-        } else {
-            let ct = content_type
-                .as_deref()
-                .ok_or_else(|| bad("missing content-type"))?;
-            if content_type::is_json(ct) {
-                match json::split_messages(&body, false) {
-                    Ok(msgs) => msgs,
-                    Err(e) => {
-                        framing_error = Some(e.to_string());
-                        vec![body]
+        if !body.is_empty() && content_type.is_none() {
+            return Err(bad("missing content-type"));
+        }
+        let mut hold = Some(hold);
+        // The entries are shaped for the stream's profile and schema as the service last
+        // saw them; the writer refuses if they changed since, and the request is shaped
+        // again (a reconfiguration is rare: a few attempts suffice).
+        for _ in 0..4 {
+            let meta = self.engine.lookup(name).await?;
+            let config_gen = meta.as_ref().map_or(0, |m| m.settings.config_gen);
+            let shaped = match (&meta, content_type.as_deref()) {
+                (Some(m), Some(ct)) if config_gen > 0 && !body.is_empty() => {
+                    let settings = self.settings(m).await?;
+                    if settings.shapes_appends() {
+                        let now = self.engine.clock().now_ms();
+                        ingest::shape(&settings, &body, ct, p.stream_key.as_deref(), now)?
+                    } else {
+                        None
                     }
                 }
-            } else {
-                vec![body]
-            }
-        };
-        // The same `Stream-Key` for every entry of the request.
-        let keys = match &p.stream_key {
-            Some(k) => vec![Some(Bytes::copy_from_slice(k.as_bytes())); entries.len()],
-            None => Vec::new(),
-        };
-        let out = self
-            .engine
-            .append(AppendCmd {
+                _ => None,
+            };
+            let (entries, keys, framing_error) = match shaped {
+                Some(s) => (s.entries, s.keys, None),
+                None => self.frame_append(&body, content_type.as_deref(), &p.stream_key),
+            };
+            let cmd = AppendCmd {
                 name: name.to_string(),
-                content_type,
+                content_type: content_type.clone(),
                 entries,
                 keys,
                 close,
-                producer,
-                stream_seq,
+                producer: producer.clone(),
+                stream_seq: stream_seq.clone(),
                 framing_error,
-                hold,
-            })
-            .await?;
-        Ok(Appended {
-            next_offset: Offset::at(out.next_pos),
-            closed: out.closed,
-            producer: out.producer,
-            producer_wrote: out.producer.is_some() && out.written > 0,
-        })
+                hold: hold.take().unwrap_or_default(),
+                config_gen: Some(config_gen),
+            };
+            match self.engine.append(cmd).await {
+                Ok(out) => {
+                    return Ok(Appended {
+                        next_offset: Offset::at(out.next_pos),
+                        closed: out.closed,
+                        producer: out.producer,
+                        producer_wrote: out.producer.is_some() && out.written > 0,
+                    })
+                }
+                Err(crate::engine::AppendError::ConfigChanged) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(crate::engine::AppendError::ConfigChanged.into())
+    }
+
+    /// The protocol's framing of an append body: JSON bodies split into messages (an
+    /// invalid one is reported by the writer after the stream checks), others one entry;
+    /// `Stream-Key` keys every entry.
+    fn frame_append(
+        &self,
+        body: &Bytes,
+        content_type: Option<&str>,
+        stream_key: &Option<String>,
+    ) -> (Vec<Bytes>, Vec<Option<Bytes>>, Option<String>) {
+        let mut framing_error = None;
+        let entries = match content_type {
+            _ if body.is_empty() => Vec::new(),
+            Some(ct) if content_type::is_json(ct) => match json::split_messages(body, false) {
+                Ok(msgs) => msgs,
+                Err(e) => {
+                    framing_error = Some(e.to_string());
+                    vec![body.clone()]
+                }
+            },
+            _ => vec![body.clone()],
+        };
+        let keys = match stream_key {
+            Some(k) => vec![Some(Bytes::copy_from_slice(k.as_bytes())); entries.len()],
+            None => Vec::new(),
+        };
+        (entries, keys, framing_error)
     }
 
     pub async fn head(&self, name: &str) -> ServiceResult<StreamInfo> {
@@ -420,6 +498,7 @@ impl StreamService {
             stream_seq: None,
             framing_error: None,
             hold: Reservation::default(),
+            config_gen: None,
         };
         self.engine.append_retained(cmd, keep).await?;
         Ok(())

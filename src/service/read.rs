@@ -78,8 +78,17 @@ pub enum Format {
     Raw,
 }
 
-/// Promotes a stored JSON message at a position to the stream's current schema version.
-pub type Promote = Arc<dyn Fn(u64, &[u8]) -> Result<Vec<u8>, String> + Send + Sync>;
+/// Promotes a stored JSON message at a position to the stream's current schema version;
+/// `None` when the message is already at it.
+pub type Promote = Arc<dyn Fn(u64, &[u8]) -> ServiceResult<Option<Vec<u8>>> + Send + Sync>;
+
+/// How a view promotes records: the function and the configuration generation it was
+/// built from (part of the ETag).
+#[derive(Clone)]
+pub(crate) struct Promotion {
+    pub f: Promote,
+    pub config_gen: u64,
+}
 
 /// What a read session serves: the stream (its tail follows commits), and how.
 #[derive(Clone)]
@@ -87,7 +96,7 @@ struct View {
     meta: StreamMeta,
     format: Format,
     key: Option<Bytes>,
-    promote: Option<Promote>,
+    promote: Option<Promotion>,
 }
 
 impl View {
@@ -105,19 +114,23 @@ impl View {
             (Format::Raw, _) => Ok(concat(entries)),
             (Format::Json, None) => Ok(json_array(entries.iter().map(|e| &e[..]))),
             (Format::Json, Some(promote)) => {
-                let promoted: Vec<Vec<u8>> = entries
+                let promoted: Vec<Option<Vec<u8>>> = entries
                     .iter()
                     .zip(positions)
-                    .map(|(e, &pos)| promote(pos, e).map_err(ServiceError::BadRequest))
+                    .map(|(e, &pos)| (promote.f)(pos, e))
                     .collect::<ServiceResult<_>>()?;
-                Ok(json_array(promoted.iter().map(Vec::as_slice)))
+                let messages = entries
+                    .iter()
+                    .zip(&promoted)
+                    .map(|(e, p)| p.as_deref().unwrap_or(e));
+                Ok(json_array(messages))
             }
         }
     }
 
     /// Whether every reader at a position gets the same page (no per-reader filter).
     fn shareable(&self) -> bool {
-        self.key.is_none()
+        self.key.is_none() && self.promote.is_none()
     }
 
     /// The kind of a shared encoding (see [`Committed::encoded`]) for this view.
@@ -238,6 +251,9 @@ impl StreamService {
                 etag.push_str(&format!("{b:02x}"));
             }
         }
+        if let Some(p) = &view.promote {
+            etag.push_str(&format!(":g{}", p.config_gen));
+        }
         if closed {
             etag.push_str(":c");
         }
@@ -259,7 +275,7 @@ impl StreamService {
     }
 
     /// The view a read asks for: the format (default by content type) and key filter.
-    fn view(&self, meta: StreamMeta, p: &ReadParams) -> ServiceResult<View> {
+    async fn view(&self, meta: StreamMeta, p: &ReadParams) -> ServiceResult<View> {
         let json = content_type::is_json(&meta.config.content_type);
         let format = match p.format.as_deref() {
             None | Some("") => {
@@ -279,7 +295,7 @@ impl StreamService {
             .filter(|k| !k.is_empty())
             .map(|k| Bytes::copy_from_slice(k.as_bytes()));
         let promote = if format == Format::Json {
-            self.promoter(&meta)?
+            self.promoter(&meta).await?
         } else {
             None
         };
@@ -314,7 +330,7 @@ impl StreamService {
         let commits = self.engine.commits();
         let meta = self.live(name).await?;
         self.renew(&meta);
-        let view = self.view(meta, &p)?;
+        let view = self.view(meta, &p).await?;
         let meta = &view.meta;
         let mut pos = match offset {
             // Internal streams with retention start at their oldest retained entry.

@@ -28,6 +28,10 @@ pub struct AppendCmd {
     pub framing_error: Option<String>,
     /// The body's bytes in the ingest budget, given back once the writer ran the append.
     pub hold: Reservation,
+    /// The stream's configuration generation the entries were shaped for (profile and
+    /// schema); the append is refused with [`AppendError::ConfigChanged`] if the stream's
+    /// is different by then. `None`: not checked (the server's own appends).
+    pub config_gen: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +67,10 @@ pub enum AppendError {
     StreamSeq { last: Vec<u8>, received: Vec<u8> },
     #[error("{0}")]
     BadBody(String),
+    /// The stream's profile or schema changed after the entries were shaped: shape them
+    /// again and retry.
+    #[error("stream configuration changed")]
+    ConfigChanged,
 }
 
 super::write_error!(AppendError);
@@ -93,6 +101,9 @@ pub(crate) fn run(b: &mut Batch<'_>, cmd: AppendCmd) -> Result<AppendOutcome, Ap
         Some(m) if m.is_expired(now) => return Err(AppendError::NotFound),
         Some(m) => m,
     };
+    if cmd.config_gen.is_some_and(|g| g != m.settings.config_gen) {
+        return Err(AppendError::ConfigChanged);
+    }
     let duplicate = |m: &StreamMeta, producer: Option<(u64, u64)>| AppendOutcome {
         next_pos: m.tail.next_pos,
         closed: m.tail.closed,

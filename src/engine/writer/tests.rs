@@ -132,6 +132,7 @@ fn append(
         stream_seq: None,
         framing_error: None,
         hold: Default::default(),
+        config_gen: None,
     };
     let f = move |b: &mut Batch<'_>| crate::engine::ops::append::run(b, cmd);
     (Box::new(Call::new(f, false, tx)), rx)
