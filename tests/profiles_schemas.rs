@@ -517,3 +517,142 @@ async fn local_mode() {
     all(&s).await;
     s.terminate();
 }
+
+/// Everything under `root` but the object store (a node that lost its disk).
+fn wipe_node(root: &std::path::Path) {
+    for entry in std::fs::read_dir(root).unwrap().flatten() {
+        if entry.file_name() != "objects" {
+            let p = entry.path();
+            if p.is_dir() {
+                std::fs::remove_dir_all(p).unwrap();
+            } else {
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+    }
+}
+
+/// A node rebuilt from the object store has the profile and registry the manifests
+/// carry: the same `_profile` and `_schema` answers (text included), the same
+/// validation, keys and promotion.
+#[tokio::test]
+async fn settings_survive_a_bootstrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("node");
+    let c = client();
+    let mut s = Server::start_full(&root, "local", common::tier::TINY, &[]);
+    let url = s.stream_url("boot");
+    assert_eq!(put(&c, &url, "application/json", "").await.status(), 201);
+    assert_eq!(
+        post_json(&c, &format!("{url}/_profile"), PROFILE_BODY)
+            .await
+            .0,
+        200
+    );
+    let headers = |required: Value| {
+        json!({"type": "object", "properties": {"operation": {"type": "string"}, "txid": {"type": "string"}},
+            "required": required})
+    };
+    let v1 = json!({"type": "object", "properties": {"type": {"type": "string"}, "key": {"type": "string"},
+        "headers": headers(json!(["operation"]))}, "required": ["type", "key", "headers"]});
+    let body = json!({"schema": v1, "routingKey": {"jsonPointer": "/key", "required": true}});
+    assert_eq!(
+        post_json(&c, &format!("{url}/_schema"), &body.to_string())
+            .await
+            .0,
+        200
+    );
+    let record = |i: usize| json!({"type": "t", "key": format!("k{}", i % 3), "value": {"i": i}, "headers": {"operation": "insert"}});
+    let batch: Vec<Value> = (0..6).map(record).collect();
+    assert_eq!(
+        post(&c, &url, "application/json", json!(batch).to_string())
+            .await
+            .status(),
+        204
+    );
+    // Version 2 requires a transaction id; older records get "legacy" through the lens.
+    let v2 = json!({"type": "object", "properties": {"type": {"type": "string"}, "key": {"type": "string"},
+        "headers": headers(json!(["operation", "txid"]))}, "required": ["type", "key", "headers"]});
+    let l = json!({"apiVersion": "durable.lens/v1", "schema": "boot", "from": 1, "to": 2,
+        "ops": [{"op": "add", "path": "/headers/txid", "schema": {"type": "string"}, "default": "legacy"}]});
+    let (status, reg) = post_json(
+        &c,
+        &format!("{url}/_schema"),
+        &json!({"schema": v2, "lens": l}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{reg}");
+    let batch: Vec<Value> = (6..10)
+        .map(|i| {
+            let mut r = record(i);
+            r["headers"]["txid"] = json!("t1");
+            r
+        })
+        .collect();
+    let r = post(&c, &url, "application/json", json!(batch).to_string()).await;
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    let profile = get_json(&c, &format!("{url}/_profile")).await;
+    let schema_text = c
+        .get(format!("{url}/_schema"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let keyed = |base: String| {
+        let c = c.clone();
+        async move {
+            let r = c
+                .get(format!("{base}/pk/k1?offset=-1"))
+                .send()
+                .await
+                .unwrap();
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let before = keyed(url.clone()).await;
+    assert_eq!(before.as_array().unwrap().len(), 3, "{before}");
+    assert_eq!(before[0]["headers"]["txid"], "legacy");
+    assert_eq!(before[2]["headers"]["txid"], "t1");
+    let store = common::tier::store_for("local", &root);
+    common::tier::wait_uploaded(&store, "boot", 10).await;
+    s.terminate();
+    wipe_node(&root);
+
+    let mut s = Server::start_full(&root, "local", common::tier::TINY, &["--bootstrap-from-r2"]);
+    let url = s.stream_url("boot");
+    assert_eq!(get_json(&c, &format!("{url}/_profile")).await, profile);
+    let text = c
+        .get(format!("{url}/_schema"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text, schema_text);
+    assert_eq!(keyed(url.clone()).await, before);
+    // Validation and the profile still apply.
+    let r = post(
+        &c,
+        &url,
+        "application/json",
+        json!([record(10)]).to_string(),
+    )
+    .await;
+    assert_eq!(r.status(), 400, "v2 requires a txid");
+    let r = post(
+        &c,
+        &url,
+        "application/json",
+        r#"{"type":"t","key":"k1","extra":1,"headers":{"operation":"insert","txid":"t"}}"#,
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        400,
+        "the state-protocol profile refuses other keys"
+    );
+    s.terminate();
+}

@@ -291,6 +291,9 @@ fn restore(
             )?;
             summary.segments += 1;
         }
+        if let Some(settings) = &m.settings {
+            db::config::restore(&tx, id, settings, now_ms)?;
+        }
         ids.insert(m.incarnation.clone(), id);
         summary.streams += 1;
     }
@@ -325,6 +328,7 @@ fn restore(
                 streams::add_ref(&tx, src, -1)?;
             }
             segments::delete_stream(&tx, id)?;
+            db::config::delete_stream(&tx, id)?;
             streams::delete_row(&tx, id)?;
             db::object_gc::insert(&tx, &keys::stream_prefix(&inc), now_ms)?;
             summary.streams -= 1;
@@ -369,6 +373,7 @@ mod tests {
             start_pos: 0,
             end_pos: 0,
             segments: Vec::new(),
+            settings: None,
         }
     }
 

@@ -33,6 +33,25 @@ pub struct Manifest {
     /// End of the uploaded data: the node restored from this manifest has its tail here.
     pub end_pos: u64,
     pub segments: Vec<ManifestSegment>,
+    /// The stream's profile and schema registry, when either was ever set (older
+    /// manifests have none: a generic stream without a registry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<ManifestSettings>,
+}
+
+/// A stream's profile and schema registry as stored (`stream_profiles`,
+/// `stream_schemas`), so that a rebuilt node validates, keys and promotes as before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestSettings {
+    /// The profile kind; `None` for generic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_kind: Option<String>,
+    /// The profile's stored configuration, for the kinds that keep one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<serde_json::Value>,
+    /// The registry document, key order as stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +88,7 @@ impl Manifest {
         generation: u64,
         uploaded: &[SegmentRow],
         fork_source_incarnation: Option<String>,
+        settings: Option<ManifestSettings>,
     ) -> Manifest {
         let (ttl_seconds, expires_at_ms) = match m.config.expiry {
             Expiry::None => (None, None),
@@ -109,6 +129,7 @@ impl Manifest {
                     block_count: s.block_count,
                 })
                 .collect(),
+            settings,
         }
     }
 
@@ -188,7 +209,26 @@ mod tests {
             start_pos: start,
             end_pos: pos,
             segments,
+            settings: Some(ManifestSettings {
+                profile_kind: Some("state-protocol".into()),
+                profile: Some(serde_json::json!({"kind": "state-protocol"})),
+                registry: Some(serde_json::json!({"b": 1, "a": [2.5, "x"]})),
+            }),
         }
+    }
+
+    #[test]
+    fn manifests_without_settings_still_decode() {
+        let mut m = sample(&[2], 0);
+        m.settings = None;
+        let text = String::from_utf8(m.encode()).unwrap();
+        assert!(!text.contains("settings"), "{text}");
+        assert_eq!(Manifest::decode(text.as_bytes()).unwrap(), m);
+        // Key order of the registry survives the round trip (clients compare text).
+        let m = sample(&[2], 0);
+        let back = Manifest::decode(&m.encode()).unwrap();
+        let reg = back.settings.unwrap().registry.unwrap();
+        assert_eq!(reg.to_string(), r#"{"b":1,"a":[2.5,"x"]}"#);
     }
 
     #[test]

@@ -18,33 +18,26 @@ pub struct StoredSettings {
 }
 
 impl Engine {
-    /// The stored profile and registry of `meta`'s incarnation. Reads the generation
-    /// again with the texts, so the result is one consistent snapshot even if `meta` is
-    /// older than the last change.
+    /// The stored profile and registry of `meta`'s incarnation, read in one transaction
+    /// with their generation (which may be newer than `meta`'s).
     pub async fn stream_settings(&self, meta: &StreamMeta) -> Result<StoredSettings, EngineError> {
         let id = meta.id;
         self.reader()
             .run(move |c| {
                 let tx = c.unchecked_transaction()?;
-                let row: Option<(Option<String>, i64)> = tx
-                    .prepare_cached("SELECT profile, config_gen FROM streams WHERE id = ?1")?
-                    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .map(Some)
-                    .or_else(|e| match e {
-                        rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                        e => Err(e),
-                    })?;
-                let Some((profile_kind, gen)) = row else {
-                    return Ok(StoredSettings::default());
-                };
-                let out = StoredSettings {
-                    profile_kind,
-                    profile_json: config::profile(&tx, id)?,
-                    registry_json: config::registry(&tx, id)?,
-                    config_gen: gen.max(0) as u64,
-                };
+                let (config_gen, snap) = config::snapshot(&tx, id)?;
                 tx.finish()?;
-                Ok::<_, rusqlite::Error>(out)
+                let snap = snap.unwrap_or(config::Snapshot {
+                    profile_kind: None,
+                    profile_json: None,
+                    registry_json: None,
+                });
+                Ok::<_, rusqlite::Error>(StoredSettings {
+                    profile_kind: snap.profile_kind,
+                    profile_json: snap.profile_json,
+                    registry_json: snap.registry_json,
+                    config_gen,
+                })
             })
             .await
     }

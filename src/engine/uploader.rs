@@ -176,17 +176,25 @@ async fn round(
 async fn publish(engine: &Engine, tier: &Arc<Tier>, m: StreamMeta) -> Result<(), EngineError> {
     let id = m.id;
     let source = m.config.fork.map(|f| f.source_id);
-    let (segs, source_inc) = engine
+    let (segs, source_inc, settings) = engine
         .reader()
         .run_background(move |c| {
-            let segs = db::segments::of_stream(c, id)?;
+            let tx = c.unchecked_transaction()?;
+            let segs = db::segments::of_stream(&tx, id)?;
             let inc = match source {
-                Some(s) => db::streams::by_id(c, s)?.map(|s| s.config.incarnation),
+                Some(s) => db::streams::by_id(&tx, s)?.map(|s| s.config.incarnation),
                 None => None,
             };
-            Ok::<_, rusqlite::Error>((segs, inc))
+            let settings = db::config::snapshot(&tx, id)?;
+            tx.finish()?;
+            Ok::<_, rusqlite::Error>((segs, inc, settings))
         })
         .await?;
+    let (config_gen, settings) = settings;
+    let settings = settings
+        .map(|s| s.into_manifest())
+        .transpose()
+        .map_err(|e| EngineError::Corrupt(format!("stored settings of stream {id}: {e}")))?;
     let prefix: Vec<SegmentRow> = segs
         .into_iter()
         .enumerate()
@@ -194,7 +202,7 @@ async fn publish(engine: &Engine, tier: &Arc<Tier>, m: StreamMeta) -> Result<(),
         .map(|(_, s)| s)
         .collect();
     let generation = m.tier.manifest_generation + 1;
-    let manifest = Manifest::build(&m, generation, &prefix, source_inc);
+    let manifest = Manifest::build(&m, generation, &prefix, source_inc, settings);
     let key = keys::manifest(&keys::stream_prefix(&m.config.incarnation));
     let body = Bytes::from(manifest.encode());
     let etag = match tier
@@ -231,6 +239,7 @@ async fn publish(engine: &Engine, tier: &Arc<Tier>, m: StreamMeta) -> Result<(),
             etag,
             uploaded_pos: manifest.end_pos,
             base_generation: m.tier.manifest_generation,
+            published: (manifest.closed, manifest.deleted, config_gen),
         })
         .await?;
     if applied {

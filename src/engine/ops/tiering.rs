@@ -29,6 +29,9 @@ pub enum TierCmd {
         /// The generation the publisher started from: the dirty flag is cleared only if
         /// nobody published in between.
         base_generation: u64,
+        /// What the manifest recorded of the stream's state (closed, deleted, settings
+        /// generation): the dirty flag is cleared only if the stream still has that state.
+        published: (bool, bool, u64),
     },
     /// A removed incarnation's objects are gone.
     GcDone { id: i64 },
@@ -77,6 +80,7 @@ fn apply(b: &mut Batch<'_>, cmd: TierCmd) -> Result<bool, EngineError> {
             etag,
             uploaded_pos,
             base_generation,
+            published,
         } => {
             let Some(m) = streams::by_id(c, stream_id)? else {
                 return Ok(false);
@@ -84,7 +88,8 @@ fn apply(b: &mut Batch<'_>, cmd: TierCmd) -> Result<bool, EngineError> {
             if generation <= m.tier.manifest_generation {
                 return Ok(false);
             }
-            let unchanged = m.tier.manifest_generation == base_generation;
+            let unchanged = m.tier.manifest_generation == base_generation
+                && published == (m.tail.closed, m.life.deleted, m.settings.config_gen);
             let uploaded = uploaded_pos.min(m.tier.sealed_pos);
             streams::set_published(
                 c,
