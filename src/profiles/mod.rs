@@ -12,8 +12,8 @@
 //! Every kind but `generic` requires an `application/json` stream. Installing `evlog`
 //! or `otel-traces` on a stream that already holds data of another profile is refused
 //! ([`Profile::check_install`]). Installing `evlog`, `metrics` or `otel-traces` also
-//! replaces the stream's schema registry with the profile's own in the original; that
-//! registry is not part of this module.
+//! replaces the stream's schema registry with the profile's own
+//! ([`Profile::default_registry`], built in [`registries`]).
 //!
 //! Forms:
 //! - update body: `{"apiVersion"?: "durable.streams/profile/v1", "profile": {...}}`,
@@ -28,6 +28,7 @@ pub mod evlog;
 pub(crate) mod js;
 pub mod metrics;
 pub mod otel_traces;
+pub mod registries;
 pub mod state_protocol;
 pub mod touch;
 
@@ -41,6 +42,7 @@ pub use state_protocol::{
 pub use touch::{OnMissingBefore, TouchConfig, TouchMemoryConfig, TouchTemplatesConfig};
 
 pub use js::{is_date_time_string, parse_rfc3339_ms};
+pub use registries::INTERNAL_METRICS_STREAM;
 
 /// `apiVersion` of profile resources.
 pub const API_VERSION: &str = "durable.streams/profile/v1";
@@ -319,6 +321,20 @@ impl Profile {
             Profile::Evlog(_) => evlog::routing_key(record),
             Profile::OtelTraces(_) => otel_traces::routing_key(record),
         }
+    }
+
+    /// The schema registry that installing this profile on `stream` puts in place of the
+    /// stream's current one: `None` for `generic` and `state-protocol` (which leave the
+    /// registry alone); for `metrics`, `evlog` and `otel-traces` the profile's registry
+    /// as the original stores it (version 1 from offset 0, the canonical record schema,
+    /// the profile's search configuration, and for metrics the routing key `/seriesKey`;
+    /// on [`INTERNAL_METRICS_STREAM`] metrics installs the schema alone).
+    ///
+    /// The registry is loaded through [`crate::schema::Registry::parse`]; `None` is also
+    /// returned when that loader refuses it, which only happens for a stream name that is
+    /// blank after trimming (the loader requires a non-blank `schema`).
+    pub fn default_registry(&self, stream: &str) -> Option<crate::schema::Registry> {
+        registries::build(self, stream)?.ok()
     }
 }
 
