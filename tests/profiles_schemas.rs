@@ -272,7 +272,23 @@ async fn profile_kinds(s: &Server) {
         assert_eq!(status, 200, "{name}: {v}");
         let (_, got) = get_json(&c, &format!("{url}/_profile")).await;
         assert_eq!(got, v, "{name}");
+        // The profile's own registry is installed with it.
+        let (_, reg) = get_json(&c, &format!("{url}/_schema")).await;
+        assert_eq!(reg["currentVersion"], 1, "{name}: {reg}");
+        assert_eq!(reg["schema"], name);
+        assert!(reg["search"].is_object(), "{name}: {reg}");
     }
+    // A metrics record is normalised into its canonical interval and keyed by series.
+    let url = s.stream_url("k-metrics");
+    let record = json!({"metric": "http.latency", "unit": "ms", "windowStart": 1000, "windowEnd": 2000,
+        "count": 3, "sum": 30, "min": 5, "max": 15, "attributes": {"route": "/a"}});
+    let r = post(&c, &url, "application/json", record.to_string()).await;
+    let status = r.status();
+    assert_eq!(status, 204, "{}", r.text().await.unwrap());
+    let stored = read_all(&c, &url).await;
+    let series = stored[0]["seriesKey"].as_str().unwrap().to_string();
+    let (_, keys) = get_json(&c, &format!("{url}/_routing_keys")).await;
+    assert_eq!(keys["keys"], json!([series]));
 }
 
 fn lens(from: u64, to: u64, ops: Value) -> Value {

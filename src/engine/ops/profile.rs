@@ -1,6 +1,7 @@
 //! Setting a stream's profile (`POST /_profile`): the kind in `streams.profile`, its
-//! configuration in `stream_profiles`, and, for the kinds that define one, the profile's
-//! schema registry in `stream_schemas`, all in one transaction.
+//! configuration in `stream_profiles`, and, for the kinds that define one (metrics,
+//! evlog, otel-traces), the profile's schema registry in `stream_schemas`, replacing the
+//! stream's, all in one transaction.
 
 use crate::engine::db::{config, streams};
 use crate::engine::writer::{Batch, Submit};
@@ -44,6 +45,12 @@ fn run(b: &mut Batch<'_>, name: &str, profile: Profile) -> Result<Profile, Profi
         .uses_stored_row()
         .then(|| profile.to_json().to_string());
     config::set_profile(c, m.id, stored.as_deref(), b.now)?;
+    // metrics, evlog and otel-traces bring their own schema registry, replacing any.
+    if let Some(registry) = profile.default_registry(name) {
+        let json = String::from_utf8(registry.to_json())
+            .map_err(|e| EngineError::Internal(format!("registry is not UTF-8: {e}")))?;
+        config::set_registry(c, m.id, &json, b.now)?;
+    }
     let kind = match profile {
         Profile::Generic => None,
         _ => Some(profile.kind()),
