@@ -82,6 +82,11 @@ impl MetaCache {
         self.lock().by_name.get(name).map(|m| StreamMeta::clone(m))
     }
 
+    /// The configuration generation of a cached stream, without copying its metadata.
+    pub fn config_gen(&self, name: &str) -> Option<u64> {
+        self.lock().by_name.get(name).map(|m| m.settings.config_gen)
+    }
+
     /// The version to pass to [`insert_if_unchanged`](Self::insert_if_unchanged), read
     /// before loading a row.
     pub fn version(&self) -> u64 {

@@ -210,6 +210,13 @@ impl Engine {
         &self.inner.health
     }
 
+    /// The configuration generation (profile and schema changes) of the stream named
+    /// `name` if its metadata is cached: a guess for shaping an append, which the writer
+    /// checks (no I/O, no copy).
+    pub fn cached_config_gen(&self, name: &str) -> Option<u64> {
+        self.inner.cache.config_gen(name)
+    }
+
     /// The current incarnation named `name`, in whatever state it is. Its last access
     /// includes renewals the writer has not applied yet.
     pub async fn lookup(&self, name: &str) -> Result<Option<StreamMeta>, EngineError> {
@@ -440,5 +447,62 @@ mod tests {
         assert!(f.cause.contains("injected writer fault"), "{}", f.cause);
         let r = engine.sweep_expired(1).await;
         assert!(matches!(r, Err(EngineError::ShuttingDown)), "{r:?}");
+    }
+
+    /// An append shaped for one configuration generation is refused once the stream's
+    /// profile or schema changed, and accepted for the current one.
+    #[tokio::test]
+    async fn appends_shaped_for_another_configuration_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = crate::clock::ManualClock::new(0);
+        let engine = Engine::open(
+            dir.path().join("t.sqlite"),
+            &Limits::default(),
+            None,
+            clock.clone(),
+            Health::new(clock),
+        )
+        .unwrap();
+        let create = CreateCmd {
+            name: "s".into(),
+            content_type: Some("application/json".into()),
+            expiry: None,
+            closed: false,
+            fork: None,
+            body: bytes::Bytes::new(),
+            key: None,
+            hold: Reservation::default(),
+            local_only: false,
+        };
+        engine.create(create).await.unwrap();
+        let append = |config_gen| AppendCmd {
+            name: "s".into(),
+            content_type: Some("application/json".into()),
+            entries: vec![bytes::Bytes::from_static(b"{}")],
+            keys: Vec::new(),
+            close: false,
+            producer: None,
+            stream_seq: None,
+            framing_error: None,
+            hold: Reservation::default(),
+            config_gen,
+        };
+        engine.append(append(Some(0))).await.unwrap();
+        let profile = crate::profiles::Profile::StateProtocol { touch: None };
+        engine.set_profile("s", profile).await.unwrap();
+        let body =
+            bytes::Bytes::from_static(br#"{"routingKey":{"jsonPointer":"/k","required":false}}"#);
+        engine.update_schema("s", body).await.unwrap();
+        let r = engine.append(append(Some(1))).await;
+        assert!(matches!(r, Err(AppendError::ConfigChanged)), "{r:?}");
+        let out = engine.append(append(Some(2))).await.unwrap();
+        assert_eq!(out.next_pos, 2);
+        // The server's own appends are not checked.
+        engine.append(append(None)).await.unwrap();
+        let meta = engine.lookup("s").await.unwrap().unwrap();
+        assert_eq!(meta.settings.config_gen, 2);
+        assert_eq!(meta.settings.profile.as_deref(), Some("state-protocol"));
+        let stored = engine.stream_settings(&meta).await.unwrap();
+        assert!(stored.registry_json.unwrap().contains("/k"));
     }
 }

@@ -368,23 +368,20 @@ impl StreamService {
             return Err(bad("missing content-type"));
         }
         let mut hold = Some(hold);
-        // The entries are shaped for the stream's profile and schema as the service last
-        // saw them; the writer refuses if they changed since, and the request is shaped
-        // again (a reconfiguration is rare: a few attempts suffice).
+        // The entries are shaped for the stream's profile and schema as the service sees
+        // them: first as the metadata cache says, a stream it does not hold taken as
+        // unconfigured (most streams are: they need no lookup); then, if the writer says
+        // the configuration is another, as read again. A reconfiguration is rare: a few
+        // attempts suffice.
+        let mut guess = Some(self.engine.cached_config_gen(name).unwrap_or(0));
         for _ in 0..4 {
-            let meta = self.engine.lookup(name).await?;
-            let config_gen = meta.as_ref().map_or(0, |m| m.settings.config_gen);
-            let shaped = match (&meta, content_type.as_deref()) {
-                (Some(m), Some(ct)) if config_gen > 0 && !body.is_empty() => {
-                    let settings = self.settings(m).await?;
-                    if settings.shapes_appends() {
-                        let now = self.engine.clock().now_ms();
-                        ingest::shape(&settings, &body, ct, p.stream_key.as_deref(), now)?
-                    } else {
-                        None
-                    }
+            let (config_gen, shaped) = match guess.take() {
+                Some(0) => (0, None),
+                _ => {
+                    let key = p.stream_key.as_deref();
+                    self.shape_append(name, &body, content_type.as_deref(), key)
+                        .await?
                 }
-                _ => None,
             };
             let (entries, keys, framing_error) = match shaped {
                 Some(s) => (s.entries, s.keys, None),
@@ -416,6 +413,32 @@ impl StreamService {
             }
         }
         Err(crate::engine::AppendError::ConfigChanged.into())
+    }
+
+    /// The stream's configuration generation and, when its profile or schema needs it,
+    /// the append body shaped for them (`None`: frame it as the protocol does).
+    async fn shape_append(
+        &self,
+        name: &str,
+        body: &Bytes,
+        content_type: Option<&str>,
+        stream_key: Option<&str>,
+    ) -> ServiceResult<(u64, Option<ingest::Shaped>)> {
+        let Some(meta) = self.engine.lookup(name).await? else {
+            // The writer reports the missing stream, in the protocol's order.
+            return Ok((0, None));
+        };
+        let config_gen = meta.settings.config_gen;
+        let (Some(ct), false) = (content_type, body.is_empty() || config_gen == 0) else {
+            return Ok((config_gen, None));
+        };
+        let settings = self.settings(&meta).await?;
+        if !settings.shapes_appends() {
+            return Ok((config_gen, None));
+        }
+        let now = self.engine.clock().now_ms();
+        let shaped = ingest::shape(&settings, body, ct, stream_key, now)?;
+        Ok((config_gen, shaped))
     }
 
     /// The protocol's framing of an append body: JSON bodies split into messages (an
