@@ -366,7 +366,7 @@ async fn schema_routes(s: &Server) {
     assert_eq!(r.status(), 400);
     assert_eq!(
         r.json::<Value>().await.unwrap()["error"]["message"],
-        "/title must be string"
+        "must be string"
     );
     let r = post(&c, &url, "text/plain", "x").await;
     assert_eq!(r.status(), 400);

@@ -963,14 +963,14 @@ fn date_time_format_is_enforced() {
     ] {
         assert_eq!(
             schema.validate(&json!({"ts": bad_ts})),
-            Err("/ts must match format \"date-time\"".to_owned()),
+            Err("must match format \"date-time\"".to_owned()),
             "{bad_ts}"
         );
     }
     // Other formats are annotations only; non-strings are not format-checked.
     assert_eq!(
         schema.validate(&json!({"mail": "nope", "when": "x", "custom": "y", "ts": 5})),
-        Err("/ts must be string".to_owned())
+        Err("must be string".to_owned())
     );
     assert_eq!(
         schema.validate(&json!({"mail": "nope", "when": "x", "custom": "y"})),
@@ -994,11 +994,11 @@ fn validation_reports_every_error() {
     assert_eq!(
         parts,
         vec![
-            "/id must be integer",
-            "/n must be >= 0",
-            "/status must be equal to one of the allowed values",
-            "/tags must be array,null",
-            "must NOT have additional properties ('extra')",
+            "must NOT have additional properties",
+            "must be >= 0",
+            "must be array,null",
+            "must be equal to one of the allowed values",
+            "must be integer",
             "must have required property 'name'",
         ]
     );
@@ -1113,7 +1113,7 @@ fn prisma_dev_setup_body_round_trips_byte_for_byte() {
     late["headers"]["timestamp"] = json!("2026-06-01 10:00:00");
     assert_eq!(
         schema.validate(&late),
-        Err("/headers/timestamp must match format \"date-time\"".to_owned())
+        Err("must match format \"date-time\"".to_owned())
     );
 
     // Re-posting the same body (what a restart would do without the GET-compare) fails.
