@@ -3,9 +3,12 @@
 // original TypeScript Prisma Streams 0.1.11 (`@prisma/streams-local`, run under Bun).
 //
 //   node tests/diff/run.mjs [--ours target/release/prisma-streams] [--orig-dir DIR]
-//                           [--out report.json] [--only SECTION[,SECTION]] [--show-all]
+//                           [--mode local|full] [--out report.json] [--only SECTION[,SECTION]]
+//                           [--show-all]
 //
-// Both servers are started in local mode on fresh data directories; the same request
+// Both servers are started in local mode (default: `startLocalDurableStreamsServer` and
+// `prisma-streams local start`) or full mode (`prisma-streams-server --object-store local
+// --no-auth` and `prisma-streams server --object-store local`) on fresh data; the same request
 // sequence (cases.mjs) is sent to each, and the answers are compared: status, error
 // code/message, JSON bodies (volatile fields removed), a few protocol headers, and, when
 // the bodies are equal as values, their key order (reported separately).
@@ -42,8 +45,12 @@ function parseArgs(argv) {
     else if (a === "--out") out.out = path.resolve(next());
     else if (a === "--only") out.only = next().split(",");
     else if (a === "--show-all") out.showAll = true;
+    else if (a === "--mode") {
+      out.mode = next();
+      if (!["local", "full"].includes(out.mode)) throw new Error("--mode is local or full");
+    }
     else if (a === "-h" || a === "--help") {
-      console.log(fs.readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 17).join("\n"));
+      console.log(fs.readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 20).join("\n"));
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -97,6 +104,33 @@ async function startOriginal(origDir, dataRoot, name) {
     cwd: origDir, env: { ...process.env, DS_LOCAL_DATA_ROOT: dataRoot }, stdio: ["pipe", "pipe", "pipe"],
   });
   const url = await waitReady(child, "original");
+  return { url, child, stop: () => stopChild(child) };
+}
+
+// Full mode. The original prints "prisma-streams server listening on HOST:PORT" when ready.
+async function startOriginalFull(origDir, root) {
+  const bin = path.join(origDir, "node_modules/@prisma/streams-server/bin/prisma-streams-server");
+  const child = spawn(path.join(origDir, "node_modules/.bin/bun"), [bin, "--object-store", "local", "--no-auth"], {
+    cwd: origDir, env: { ...process.env, DS_ROOT: root, PORT: "0", DS_HOST: "127.0.0.1" }, stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (d) => { stderr += d; });
+  const url = await new Promise((resolve, reject) => {
+    const rl = readline.createInterface({ input: child.stdout });
+    rl.on("line", (line) => {
+      const m = /listening on (\S+)$/.exec(line);
+      if (m) resolve(`http://${m[1]}`);
+    });
+    child.once("exit", (c) => reject(new Error(`original exited with ${c} before ready:\n${stderr}`)));
+  });
+  return { url, child, stop: () => stopChild(child) };
+}
+
+async function startOursFull(bin, root) {
+  const child = spawn(bin, ["server", "--object-store", "local"], {
+    env: { ...process.env, DS_ROOT: root, PORT: "0", DS_HOST: "127.0.0.1" }, stdio: ["ignore", "pipe", "pipe"],
+  });
+  const url = await waitReady(child, "ours");
   return { url, child, stop: () => stopChild(child) };
 }
 
@@ -284,9 +318,10 @@ async function main() {
   const results = [];
   const dataOrig = path.join(tmp, "data-orig");
   try {
-    const orig = await startOriginal(origDir, dataOrig, "diff");
+    const full = args.mode === "full";
+    const orig = full ? await startOriginalFull(origDir, dataOrig) : await startOriginal(origDir, dataOrig, "diff");
     servers.push(orig);
-    const ours = await startOurs(args.ours, path.join(tmp, "data-ours"), "diff");
+    const ours = full ? await startOursFull(args.ours, path.join(tmp, "data-ours")) : await startOurs(args.ours, path.join(tmp, "data-ours"), "diff");
     servers.push(ours);
     console.error(`original: ${orig.url}   ours: ${ours.url}`);
 
@@ -332,11 +367,12 @@ async function main() {
       { label: `${n} read`, method: "GET", path: `/v1/stream/${n}?offset=-1`, compareHeaders: ["content-type", "stream-next-offset"] },
     ]);
     const final = [];
+    if (full) probes.length = 0; // the original's MockR2 object store lives in its process only
     for (const p of probes) final.push(await send(orig.url, p));
     await orig.stop();
     servers.splice(servers.indexOf(orig), 1);
     let reopened;
-    try {
+    if (!full) try {
       reopened = await startOurs(args.ours, dataOrig, "diff");
     } catch (e) {
       results.push({ label: "reopen: our server starts on the original's data directory", request: "prisma-streams local start (DS_LOCAL_DATA_ROOT = the original's)", original: { status: "-", body: "" }, ours: { status: "start failed", body: String(e.message) }, diffs: [{ kind: "start", detail: short(String(e.message).split("\n").find((l) => l.startsWith("prisma-streams:")) ?? String(e.message), 200) }] });
@@ -386,7 +422,7 @@ async function main() {
   }
   console.log(lines.join("\n"));
   for (const label of Object.keys(expected.labels)) {
-    if (!results.some((r) => r.label === label) && !args.only) console.log(`stale expected.mjs entry: ${label}`);
+    if (!results.some((r) => r.label === label) && !args.only && args.mode === "local") console.log(`stale expected.mjs entry: ${label}`);
   }
   console.log(`\n${results.length} requests: ${counts.same} same, ${counts.unexpected} with unexplained differences, ${counts.known} with known differences (${Object.entries(byJudgement).map(([k, v]) => `${k} ${v}`).join(", ")}), ${counts.order} differing in key order only`);
   if (args.out) fs.writeFileSync(args.out, JSON.stringify(results, null, 2));
