@@ -209,3 +209,50 @@ test("works under Node 18", { skip: !fs.existsSync(node18) && "no Node 18 build 
 test("works under Bun", () => {
   runCompat(path.join(here, "node_modules", ".bin", "bun"));
 });
+
+// The real consumer: `prisma dev` runs @prisma/dev, which starts @prisma/streams-local in
+// process, creates prisma-wal (state-protocol profile, schema and search), and forwards
+// every committed PGlite change to it. run.sh installs @prisma/dev into PRISMA_DEV_PROJECT
+// with our packed packages substituted through npm overrides. Two sessions on the same data
+// must both start (the second finds the schema installed and must not post it again).
+const prismaDevProject = process.env.PRISMA_DEV_PROJECT;
+const skipDev = !prismaDevProject && "PRISMA_DEV_PROJECT not set (run tests/npm/run.sh)";
+test("@prisma/dev (prisma dev) runs on our streams-local, twice on the same data", { skip: skipDev }, () => {
+  const devRequire = createRequire(createRequire(path.join(prismaDevProject, "package.json")).resolve("@prisma/dev"));
+  assert.equal(
+    devRequire("@prisma/streams-local/package.json").version,
+    projectRequire("@prisma/streams-local/package.json").version,
+    "@prisma/dev resolves our @prisma/streams-local",
+  );
+  const script = path.join(prismaDevProject, "prisma-dev-consumer.mjs");
+  fs.copyFileSync(path.join(here, "prisma-dev-consumer.mjs"), script);
+  const xdg = tempDir();
+  const session = (statements, want) => {
+    const out = execFileSync(process.execPath, [script, "e2e", JSON.stringify(statements), String(want)], {
+      cwd: prismaDevProject,
+      env: { ...process.env, XDG_DATA_HOME: xdg },
+      encoding: "utf8",
+      timeout: 60_000,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    return JSON.parse(out.trim().split("\n").pop());
+  };
+  const change = ({ headers, ...rest }) => ({ ...rest, operation: headers.operation });
+
+  const first = session(["CREATE TABLE todos (id serial PRIMARY KEY, title text NOT NULL)", "INSERT INTO todos (title) VALUES ('first')"], 1);
+  assert.ok(first.streams.sqlitePath.startsWith(xdg), "the data lives under DS_LOCAL_DATA_ROOT as @prisma/dev sets it");
+  assert.deepEqual(first.records.map(change), [{ key: "1", old_value: null, type: "public.todos", value: { id: 1, title: "first" }, operation: "insert" }]);
+  assert.match(first.records[0].headers.timestamp, /^\d{4}-\d\d-\d\dT/);
+  assert.equal(first.profile.profile.kind, "state-protocol");
+  assert.equal(first.profile.profile.touch.enabled, true);
+  assert.equal(first.schema.currentVersion, 1);
+  assert.equal(first.queriesSchema.currentVersion, 1);
+
+  const second = session(["UPDATE todos SET title = 'second' WHERE id = 1"], 2);
+  assert.deepEqual(second.records.map(change), [
+    { key: "1", old_value: null, type: "public.todos", value: { id: 1, title: "first" }, operation: "insert" },
+    { key: "1", old_value: { id: 1, title: "first" }, type: "public.todos", value: { id: 1, title: "second" }, operation: "update" },
+  ]);
+  assert.deepEqual(second.schema, first.schema, "the second start keeps the registry as it was");
+  assert.deepEqual(second.queriesSchema, first.queriesSchema);
+});
