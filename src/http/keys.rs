@@ -2,7 +2,6 @@
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::util::Query;
@@ -25,14 +24,7 @@ pub async fn handle(svc: &StreamService, name: &str, req: Request<Body>) -> Resp
         },
     };
     match svc.routing_keys(name, limit, after).await {
-        Ok(body) => (
-            [
-                (header::CONTENT_TYPE, "application/json"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            body.to_string(),
-        )
-            .into_response(),
+        Ok(body) => super::stream_config::json_ok(&body),
         Err(e) => e.into_response(),
     }
 }
