@@ -37,7 +37,7 @@ use serde_json::value::RawValue;
 use crate::http::Conn;
 use crate::measure::{Phase, Snapshot};
 use crate::report::Report;
-use crate::scenarios::{body_text, connect_n, create, enc, join_all, Ctx, JSON};
+use crate::scenarios::{body_text, connect_n, create, enc, join_all, scrape, Ctx, JSON};
 
 /// How a stream's messages are spread over keys (see the module comment).
 #[derive(Clone, Copy, Debug)]
@@ -514,6 +514,13 @@ async fn list_keys(conn: &mut Conn, base: &str) -> Result<(f64, u64, Vec<String>
     Ok((t.elapsed().as_secs_f64(), requests, keys))
 }
 
+/// The server's count of object-store GETs (ranged or not), if it has `/metrics`.
+async fn store_gets(conn: &mut Conn) -> Result<Option<f64>> {
+    Ok(scrape(conn, &["ds_objectstore_requests_total{op=\"get\"}"])
+        .await?
+        .map(|v| v[0]))
+}
+
 /// Adds p50, p90 and max of `ms` (nearest rank).
 fn dist(rep: &mut Report, key: &str, what: &str, ms: &mut [f64]) {
     if ms.is_empty() {
@@ -628,6 +635,7 @@ pub async fn read(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
 
     // 2. Warm keyed reads.
     let mut warm = Vec::new();
+    let gets_before = store_gets(&mut conn).await?;
     let a = Snapshot::take(ctx.pid());
     for _ in 0..passes {
         for &k in &sample {
@@ -636,6 +644,14 @@ pub async fn read(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
         }
     }
     let ph = Phase::between(a, Snapshot::take(ctx.pid()), warm.len() as u64);
+    if let (Some(x), Some(y)) = (gets_before, store_gets(&mut conn).await?) {
+        rep.add(
+            "keyed_store_gets",
+            "object-store GETs per warm keyed read",
+            (y - x) / warm.len() as f64,
+            None,
+        );
+    }
     rep.add(
         "keyed_warm_reads",
         "warm keyed reads (passes × keys)",

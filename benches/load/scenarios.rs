@@ -691,7 +691,7 @@ pub async fn ping(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
 
 /// The server's `/metrics` figures named in `names` (Prometheus text, unlabelled series);
 /// `None` if the server has no such endpoint.
-async fn scrape(conn: &mut Conn, names: &[&str]) -> Result<Option<Vec<f64>>> {
+pub(crate) async fn scrape(conn: &mut Conn, names: &[&str]) -> Result<Option<Vec<f64>>> {
     let mut body = Vec::new();
     let h = conn
         .request("GET", "/metrics", None, &[], &mut body)
