@@ -154,6 +154,18 @@ impl Conn {
         content_type: Option<&str>,
         body: &[u8],
     ) -> io::Result<()> {
+        self.send_with(method, path, content_type, &[], body).await
+    }
+
+    /// [`Conn::send`] with extra request headers (`name`, `value`), written as given.
+    pub async fn send_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> io::Result<()> {
         if self.pending == 0 && (self.stream.is_none() || self.last_used.elapsed() > MAX_IDLE) {
             self.reconnect().await?;
         }
@@ -168,6 +180,12 @@ impl Conn {
         if let Some(ct) = content_type {
             w.extend_from_slice(b"Content-Type: ");
             w.extend_from_slice(ct.as_bytes());
+            w.extend_from_slice(b"\r\n");
+        }
+        for (name, value) in headers {
+            w.extend_from_slice(name.as_bytes());
+            w.extend_from_slice(b": ");
+            w.extend_from_slice(value.as_bytes());
             w.extend_from_slice(b"\r\n");
         }
         if !body.is_empty() || method == "PUT" || method == "POST" {

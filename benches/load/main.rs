@@ -4,11 +4,13 @@
 //! cargo bench --bench load -- <scenario> --url http://127.0.0.1:PORT [--server-pid PID] [flags]
 //! cargo bench --bench load -- table --results results.jsonl [--baseline LABEL]
 //! cargo bench --bench load -- free-port
+//! cargo bench --bench load -- evict-cache --evict-dir DIR
 //! ```
 //!
 //! Scenarios: append-own, append-shared, catchup, latency, fanout, many, ping, idle. See
 //! docs/performance.md for what each measures; benches/compare.sh runs them all against
-//! every server. Only loopback targets are accepted.
+//! every server. `keyed-fill` and `keyed-read` (routing keys, this server only; see
+//! `keyed.rs`) are run by benches/keyed.sh. Only loopback targets are accepted.
 #![allow(
     clippy::disallowed_methods,
     clippy::unwrap_used,
@@ -17,6 +19,7 @@
 )] // benchmark tool: real time, reports on stdout, sysconf
 
 mod http;
+mod keyed;
 mod measure;
 mod report;
 mod scenarios;
@@ -37,15 +40,19 @@ const SCENARIOS: &[&str] = &[
     "many",
     "ping",
     "idle",
+    "keyed-fill",
+    "keyed-read",
 ];
 
 #[derive(Parser, Clone, Debug)]
 #[command(
     name = "load",
     about = "Durable Streams load generator (loopback only)",
-    after_help = "Scenarios: append-own, append-shared, catchup, latency, fanout, many, ping, idle.\n\
+    after_help = "Scenarios: append-own, append-shared, catchup, latency, fanout, many, ping, idle,\n\
+                  keyed-fill, keyed-read (benches/keyed.sh).\n\
                   Utilities: `table --results FILE [--baseline LABEL]` prints a markdown table of\n\
-                  --json lines; `free-port` prints a free loopback TCP port."
+                  --json lines; `free-port` prints a free loopback TCP port; `evict-cache\n\
+                  --evict-dir DIR` drops the page cache of the files under DIR."
 )]
 pub struct Opts {
     /// Scenario to run, or `table` / `free-port`.
@@ -77,16 +84,40 @@ pub struct Opts {
     /// Size of each JSON message in bytes.
     #[arg(long, default_value_t = 150)]
     pub msg_bytes: usize,
-    /// Messages to fill and read back (catchup).
+    /// Messages to fill and read back (catchup, keyed-*).
     #[arg(long, default_value_t = 100_000)]
     pub messages: u64,
-    /// Messages per append while filling (catchup); sent as one JSON array.
+    /// Messages per append while filling (catchup, keyed-*); sent as one JSON array.
     #[arg(long, default_value_t = 1000)]
     pub batch: usize,
     /// Full read passes over the stream (catchup); 0 = repeat until 2 s of reading
-    /// (at most 50 passes, and within --duration).
+    /// (at most 50 passes, and within --duration). Warm passes (keyed-read); 0 = 3.
     #[arg(long, default_value_t = 0)]
     pub read_passes: u64,
+    /// Stream to fill or read (keyed-*; keyed-fill defaults to a per-run name).
+    #[arg(long)]
+    pub stream: Option<String>,
+    /// Distinct routing keys (keyed-*).
+    #[arg(long, default_value_t = 1000)]
+    pub keys: u64,
+    /// Keys read by keyed-read, spread evenly over the key space.
+    #[arg(long, default_value_t = 20)]
+    pub sample_keys: u64,
+    /// The server's SQLite file, opened read-only (keyed-fill: where the entries are;
+    /// keyed-read: with --objects-dir, the block analysis).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Wait until every entry is in uploaded segments (keyed-fill; needs --db; bounded
+    /// by --settle-max).
+    #[arg(long)]
+    pub wait_uploaded: bool,
+    /// The local object store's directory, `$DS_ROOT/objects` (keyed-read: block analysis).
+    #[arg(long)]
+    pub objects_dir: Option<PathBuf>,
+    /// Drop the page cache of the files under this directory before each cold read
+    /// (keyed-read), or once (evict-cache).
+    #[arg(long)]
+    pub evict_dir: Option<PathBuf>,
     /// Appends per second of the paced writer (latency, fanout).
     #[arg(long, default_value_t = 200.0)]
     pub rate: f64,
@@ -97,7 +128,7 @@ pub struct Opts {
     #[arg(long, default_value_t = 10_000)]
     pub streams: u64,
     /// Longest wait for the server to become idle after the streams are written (idle),
-    /// seconds.
+    /// or for the entries to be uploaded (keyed-fill), seconds.
     #[arg(long, default_value_t = 1200.0)]
     pub settle_max: f64,
     /// Path GET by the ping scenario.
@@ -128,6 +159,23 @@ fn main() {
                 Ok(a) => println!("{}", a.port()),
                 Err(e) => {
                     eprintln!("load: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        "evict-cache" => {
+            let Some(dir) = &opts.evict_dir else {
+                eprintln!("load: evict-cache needs --evict-dir DIR");
+                std::process::exit(2);
+            };
+            match keyed::evict_dir(dir) {
+                Ok((files, bytes)) => eprintln!(
+                    "load: dropped the page cache of {files} files ({:.1} MB) under {}",
+                    bytes as f64 / 1e6,
+                    dir.display()
+                ),
+                Err(e) => {
+                    eprintln!("load: {e:#}");
                     std::process::exit(1);
                 }
             }
@@ -203,6 +251,8 @@ fn run(opts: Opts, scenario: &str) -> i32 {
                 "many" => scenarios::many(ctx, &mut rep).await,
                 "ping" => scenarios::ping(ctx, &mut rep).await,
                 "idle" => scenarios::idle(ctx, &mut rep).await,
+                "keyed-fill" => keyed::fill(ctx, &mut rep).await,
+                "keyed-read" => keyed::read(ctx, &mut rep).await,
                 _ => unreachable!("checked by main"),
             }
         })

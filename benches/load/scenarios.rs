@@ -15,7 +15,7 @@ use crate::measure::{Phase, Samples, Snapshot};
 use crate::report::Report;
 use crate::Opts;
 
-const JSON: &str = "application/json";
+pub(crate) const JSON: &str = "application/json";
 
 pub struct Ctx {
     pub target: Target,
@@ -44,15 +44,15 @@ impl Ctx {
         self.t0.elapsed().as_micros() as u64
     }
 
-    fn name(&self, what: &str) -> String {
+    pub(crate) fn name(&self, what: &str) -> String {
         format!("bench-{}-{}", self.run_id, what)
     }
 
-    fn duration(&self) -> Duration {
+    pub(crate) fn duration(&self) -> Duration {
         Duration::from_secs_f64(self.opts.duration.max(0.001))
     }
 
-    fn pid(&self) -> Option<u32> {
+    pub(crate) fn pid(&self) -> Option<u32> {
         self.opts.server_pid
     }
 }
@@ -84,7 +84,7 @@ struct SeqOnly {
 }
 
 /// Percent-encodes an offset for a query string (offsets are normally URL-safe).
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -96,11 +96,11 @@ fn enc(s: &str) -> String {
     o
 }
 
-fn body_text(b: &[u8]) -> String {
+pub(crate) fn body_text(b: &[u8]) -> String {
     String::from_utf8_lossy(&b[..b.len().min(200)]).into_owned()
 }
 
-async fn create(conn: &mut Conn, target: &Target, name: &str) -> Result<()> {
+pub(crate) async fn create(conn: &mut Conn, target: &Target, name: &str) -> Result<()> {
     let path = target.stream_path(name);
     let mut body = Vec::new();
     let h = conn
@@ -120,7 +120,7 @@ fn take_one(budget: &AtomicU64) -> bool {
         .is_ok()
 }
 
-async fn connect_n(target: &Target, n: usize) -> Result<Vec<Conn>> {
+pub(crate) async fn connect_n(target: &Target, n: usize) -> Result<Vec<Conn>> {
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
         v.push(
@@ -132,7 +132,9 @@ async fn connect_n(target: &Target, n: usize) -> Result<Vec<Conn>> {
     Ok(v)
 }
 
-async fn join_all<T>(handles: Vec<tokio::task::JoinHandle<Result<T>>>) -> Result<Vec<T>> {
+pub(crate) async fn join_all<T>(
+    handles: Vec<tokio::task::JoinHandle<Result<T>>>,
+) -> Result<Vec<T>> {
     let mut out = Vec::with_capacity(handles.len());
     let mut first_err = None;
     for h in handles {
@@ -689,7 +691,7 @@ pub async fn ping(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
 
 /// The server's `/metrics` figures named in `names` (Prometheus text, unlabelled series);
 /// `None` if the server has no such endpoint.
-async fn scrape(conn: &mut Conn, names: &[&str]) -> Result<Option<Vec<f64>>> {
+pub(crate) async fn scrape(conn: &mut Conn, names: &[&str]) -> Result<Option<Vec<f64>>> {
     let mut body = Vec::new();
     let h = conn
         .request("GET", "/metrics", None, &[], &mut body)
