@@ -7,6 +7,7 @@ pub mod error;
 mod get;
 mod head;
 mod keys;
+mod list;
 mod post;
 mod put;
 mod stream_config;
@@ -201,58 +202,7 @@ async fn not_found() -> Response {
 }
 
 async fn list(State(st): State<Arc<AppState>>, req: Request) -> Response {
-    if req.method() != Method::GET {
-        return error::json_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "use GET",
-        );
-    }
-    let q = match util::Query::parse(req.uri().query()) {
-        Ok(q) => q,
-        Err(e) => return e.into_response(),
-    };
-    let num = |k: &str, d: usize| -> Result<usize, crate::service::ServiceError> {
-        match q.single(k)? {
-            None => Ok(d),
-            Some(v) => v.parse().map_err(|_| {
-                crate::service::ServiceError::BadRequest(format!(
-                    "{k} must be a non-negative integer"
-                ))
-            }),
-        }
-    };
-    let (offset, limit) = match (num("offset", 0), num("limit", 100)) {
-        (Ok(o), Ok(l)) => (o, l),
-        (Err(e), _) | (_, Err(e)) => return e.into_response(),
-    };
-    match st.service.list(offset, limit).await {
-        Ok(items) => {
-            let arr: Vec<_> = items
-                .iter()
-                .map(|i| {
-                    serde_json::json!({
-                        "name": i.name,
-                        "content_type": i.content_type,
-                        "created_at": i.created_at,
-                        "expires_at": i.expires_at,
-                        "ttl_seconds": i.ttl_seconds,
-                        "next_offset": i.next_offset.encode(),
-                        "closed": i.closed,
-                    })
-                })
-                .collect();
-            (
-                [
-                    (header::CONTENT_TYPE, "application/json"),
-                    (header::CACHE_CONTROL, "no-store"),
-                ],
-                serde_json::Value::Array(arr).to_string(),
-            )
-                .into_response()
-        }
-        Err(e) => e.into_response(),
-    }
+    list::handle(&st.service, req).await
 }
 
 /// Everything under `/v1/stream/`: dispatch on the method.

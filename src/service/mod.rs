@@ -4,6 +4,7 @@
 
 pub mod error;
 mod ingest;
+pub mod listing;
 pub mod read;
 mod settings;
 mod stream_config;
