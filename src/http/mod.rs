@@ -3,6 +3,7 @@
 
 mod auth;
 mod delete;
+mod details;
 pub mod error;
 mod get;
 mod head;
@@ -22,6 +23,7 @@ use axum::Router;
 use std::sync::Arc;
 
 use crate::protocol::route::Sub;
+use crate::service::details::DetailsKind;
 use crate::service::{ServiceError, StreamService};
 use crate::telemetry::metrics::{metrics, render_prometheus, Route, Sampled};
 use crate::telemetry::process;
@@ -241,6 +243,8 @@ async fn stream(State(st): State<Arc<AppState>>, req: Request<Body>) -> Response
         (Sub::Schema, _) => {
             stream_config::handle(svc, &name, stream_config::Resource::Schema, req).await
         }
+        (Sub::Details, _) => details::handle(svc, &name, DetailsKind::Details, req).await,
+        (Sub::IndexStatus, _) => details::handle(svc, &name, DetailsKind::IndexStatus, req).await,
         (Sub::Search | Sub::Aggregate, _) => {
             ServiceError::NotImplemented("search and aggregation are not available yet")
                 .into_response()
