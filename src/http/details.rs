@@ -1,7 +1,11 @@
-//! `GET /v1/stream/{name}/_details` and `/_index_status`: the stream's snapshot as JSON
-//! with a weak `ETag`; `If-None-Match` with the current ETag answers 304, and with
-//! `live=long-poll&timeout=` waits for a change first (see `service::details`). Other
-//! methods are 400 `unsupported method`, as on the other sub-resources.
+//! Introspection routes.
+//!
+//! - `GET /v1/stream/{name}/_details` and `/_index_status`: the stream's snapshot as JSON
+//!   with a weak `ETag`; `If-None-Match` with the current ETag answers 304, and with
+//!   `live=long-poll&timeout=` waits for a change first (see `service::details`). Other
+//!   methods are 400 `unsupported method`, as on the other sub-resources.
+//! - `GET /v1/server/_details`: the configuration summary (see
+//!   `service::server_details`); other methods are 405, as on `/v1/streams`.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -11,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use super::util::{set, Query};
 use crate::protocol::introspection::DetailsWait;
 use crate::service::details::{DetailsKind, DetailsOutcome};
+use crate::service::server_details::ServerSummary;
 use crate::service::{ServiceError, ServiceResult, StreamService};
 
 fn wait_of(req: &Request<Body>) -> ServiceResult<DetailsWait> {
@@ -60,4 +65,23 @@ pub async fn handle(
     };
     set(&mut res, "cache-control", "no-store");
     res
+}
+
+/// `GET /v1/server/_details`.
+pub fn server(svc: &StreamService, summary: &ServerSummary, req: Request<Body>) -> Response {
+    if req.method() != Method::GET {
+        return super::error::json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "use GET",
+        );
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "application/json; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        svc.server_details(summary).to_string(),
+    )
+        .into_response()
 }

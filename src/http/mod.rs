@@ -39,6 +39,8 @@ pub struct AppState {
     pub request_ids: crate::telemetry::request_id::RequestIds,
     /// Failures of the server's threads and tasks, reported by `/health`.
     pub health: std::sync::Arc<crate::health::Health>,
+    /// The configuration `/v1/server/_details` describes.
+    pub server: crate::service::server_details::ServerSummary,
 }
 
 const ALLOW_METHODS: &str = "GET, POST, PUT, DELETE, HEAD, OPTIONS";
@@ -59,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", any(health))
         .route("/metrics", any(metrics_text))
         .route("/v1/streams", any(list))
+        .route("/v1/server/_details", any(server_details))
         .route("/v1/stream/{*rest}", any(stream))
         .fallback(not_found)
         .with_state(state.clone())
@@ -205,6 +208,10 @@ async fn not_found() -> Response {
 
 async fn list(State(st): State<Arc<AppState>>, req: Request) -> Response {
     list::handle(&st.service, req).await
+}
+
+async fn server_details(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    details::server(&st.service, &st.server, req)
 }
 
 /// Everything under `/v1/stream/`: dispatch on the method.

@@ -7,6 +7,7 @@ pub mod error;
 mod ingest;
 pub mod listing;
 pub mod read;
+pub mod server_details;
 mod settings;
 mod stream_config;
 

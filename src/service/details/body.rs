@@ -163,7 +163,12 @@ impl Facts<'_> {
     /// figure is `sqlite_shared` (the caller hashes the body without it).
     pub fn storage(&self, sqlite_shared: Value) -> Value {
         let s = self.stats;
-        let manifest = self.requests.manifest_bytes;
+        // No manifest before the first publish (always so in local mode); after one, its
+        // size is known once this process wrote it.
+        let manifest = match self.meta.tier.manifest_generation {
+            0 => Some(0),
+            _ => self.requests.manifest_bytes,
+        };
         let local_total = s.sqlite_bytes + s.pending_sealed_segment_bytes + s.segment_cache_bytes;
         json!({
             "object_storage": {
