@@ -141,7 +141,9 @@ impl Facts<'_> {
                 "uploaded_count": s.uploaded_segment_count,
             },
             "manifest": {
-                "generation": m.tier.manifest_generation,
+                // A change not yet published counts as the next generation, built but
+                // not uploaded (the original's meaning of the pair).
+                "generation": m.tier.manifest_generation + u64::from(m.tier.manifest_dirty),
                 "uploaded_generation": m.tier.manifest_generation,
                 "last_uploaded_at": null,
                 "last_uploaded_etag": m.tier.manifest_etag,
