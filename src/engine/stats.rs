@@ -88,9 +88,11 @@ fn sqlite_file_bytes(c: &Connection) -> u64 {
     size(Path::new(path)) + size(Path::new(&format!("{path}-wal")))
 }
 
-fn read_stats(c: &Connection, meta: &StreamMeta) -> rusqlite::Result<StreamStats> {
+fn read_stats(c: &Connection, meta: &StreamMeta) -> rusqlite::Result<(StreamMeta, StreamStats)> {
     let tx = c.unchecked_transaction()?;
-    let m = db::streams::by_id(&tx, meta.id)?.unwrap_or_else(|| meta.clone());
+    let mut m = db::streams::by_id(&tx, meta.id)?.unwrap_or_else(|| meta.clone());
+    // Renewals the writer has not applied yet (see `Engine::lookup`).
+    m.tail.last_access_ms = m.tail.last_access_ms.max(meta.tail.last_access_ms);
     let (segs, uploaded, up_bytes, pending_bytes, last_upload): (i64, i64, i64, i64, Option<i64>) =
         tx.prepare_cached(
             "SELECT count(*), count(uploaded_at_ms), \
@@ -116,7 +118,7 @@ fn read_stats(c: &Connection, meta: &StreamMeta) -> rusqlite::Result<StreamStats
     let sealed_in_sqlite = payload_between(&tx, m.id, lower, sealed.max(lower).min(next))?;
     let last_entry_ms = newest_entry_ms(&tx, m.id, lower)?;
     drop(tx);
-    Ok(StreamStats {
+    let stats = StreamStats {
         segment_count: u(segs),
         uploaded_segment_count: u(uploaded),
         uploaded_segment_bytes: u(up_bytes),
@@ -128,18 +130,28 @@ fn read_stats(c: &Connection, meta: &StreamMeta) -> rusqlite::Result<StreamStats
         last_upload_ms: last_upload,
         segment_cache_bytes: 0,
         sqlite_file_bytes: sqlite_file_bytes(c),
-    })
+    };
+    Ok((m, stats))
 }
 
 impl Engine {
     pub async fn stream_stats(&self, meta: &StreamMeta) -> Result<StreamStats, EngineError> {
+        Ok(self.stream_snapshot(meta).await?.1)
+    }
+
+    /// The stream's row and its figures, read together: the row may be newer than
+    /// `meta` (the metadata cache is updated just after a commit), never older.
+    pub async fn stream_snapshot(
+        &self,
+        meta: &StreamMeta,
+    ) -> Result<(StreamMeta, StreamStats), EngineError> {
         let m = meta.clone();
-        let mut stats = self.reader().run(move |c| read_stats(c, &m)).await?;
+        let (fresh, mut stats) = self.reader().run(move |c| read_stats(c, &m)).await?;
         if let Some(t) = self.tier() {
             let prefix = crate::objstore::keys::stream_prefix(&meta.config.incarnation);
             stats.segment_cache_bytes = t.cached_bytes(&prefix);
         }
-        Ok(stats)
+        Ok((fresh, stats))
     }
 
     /// The object-store requests sent for the stream's objects since the server started

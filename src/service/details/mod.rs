@@ -80,9 +80,10 @@ impl StreamService {
         name: &str,
         kind: DetailsKind,
     ) -> ServiceResult<(DetailsSnapshot, i64)> {
-        let meta = self.described(name).await?;
+        let cached = self.described(name).await?;
+        // The row read with the figures, so that they describe the same state.
+        let (meta, stats) = self.engine.stream_snapshot(&cached).await?;
         let settings = self.settings(&meta).await?;
-        let stats = self.engine.stream_stats(&meta).await?;
         let requests = self.engine.object_store_requests(&meta);
         let facts = Facts {
             meta: &meta,
