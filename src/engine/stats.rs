@@ -1,8 +1,9 @@
 //! Per-stream storage figures for introspection (`_details`, `_index_status`).
 //!
-//! Everything is read in one read transaction from the stream's row, its `segments`
-//! rows and a bounded part of its entries, so the figures agree with each other and the
-//! cost does not grow with the length of the stream:
+//! Everything is read in one read transaction from the stream's row (returned with the
+//! figures: it may be newer than the caller's cached copy), its `segments` rows and a
+//! bounded part of its entries, so the figures agree with each other and with the row,
+//! and the cost does not grow with the length of the stream:
 //! - the positions SQLite keeps are `[lower, next_pos)` with `lower` the highest of the
 //!   stream's own start, its uploaded position (entries below are deleted when a
 //!   manifest covers them) and its retention point; each has exactly one row in

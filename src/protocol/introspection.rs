@@ -90,12 +90,10 @@ pub fn weak_etag(namespace: &str, body: &[u8]) -> String {
     format!("W/\"{namespace}:{hex}\"")
 }
 
-/// Whether an `If-None-Match` value names `etag` (a list of tags, or `*`).
+/// Whether an `If-None-Match` value names `etag` (one tag or a comma-separated list).
+/// `*` is not special: a long-poll on it could never see a change.
 pub fn none_match_hits(if_none_match: &str, etag: &str) -> bool {
-    if_none_match
-        .split(',')
-        .map(str::trim)
-        .any(|t| t == etag || t == "*")
+    if_none_match.split(',').map(str::trim).any(|t| t == etag)
 }
 
 /// A position as the listings write it: a decimal string, `-1` for "none" (positions
@@ -174,7 +172,7 @@ mod tests {
         assert_eq!(a.len(), "W/\"details:\"".len() + 40);
         assert!(none_match_hits(&a, &a));
         assert!(none_match_hits(&format!("\"x\", {a}"), &a));
-        assert!(none_match_hits("*", &a));
+        assert!(!none_match_hits("*", &a));
         assert!(!none_match_hits("W/\"details:00\"", &a));
     }
 

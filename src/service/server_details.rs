@@ -11,38 +11,53 @@
 use serde_json::{json, Value};
 
 use super::StreamService;
-use crate::config::{AutoTune, Config, ObjectStoreConfig, Tiering};
+use crate::config::{AutoTune, Config, ObjectStoreConfig};
 use crate::telemetry::metrics::metrics;
 
-/// What the configuration says about the server, kept for `/v1/server/_details`.
+/// What the configuration says about the server, kept for `/v1/server/_details` (plain
+/// figures only: no credentials are kept).
 #[derive(Debug, Clone)]
 pub struct ServerSummary {
     auto_tune: Option<AutoTune>,
-    tiering: Option<Tiering>,
+    tier: Option<TierSummary>,
+}
+
+/// Full mode's segment and object-store settings.
+#[derive(Debug, Clone)]
+struct TierSummary {
+    object_store: &'static str,
+    segment_cache_max_bytes: u64,
+    upload_concurrency: usize,
+    segment_max_bytes: u64,
+    segment_target_rows: u64,
+    object_store_timeout_ms: u64,
 }
 
 impl ServerSummary {
     pub fn of(config: &Config) -> ServerSummary {
         ServerSummary {
             auto_tune: config.auto_tune.clone(),
-            tiering: config.tiering.clone(),
+            tier: config.tiering.as_ref().map(|t| TierSummary {
+                object_store: match t.store {
+                    ObjectStoreConfig::Memory => "memory",
+                    ObjectStoreConfig::Local { .. } => "local",
+                    ObjectStoreConfig::S3 { .. } => "s3",
+                },
+                segment_cache_max_bytes: t.segment_cache_max_bytes,
+                upload_concurrency: t.upload_concurrency,
+                segment_max_bytes: t.segment_max_bytes,
+                segment_target_rows: t.segment_target_rows,
+                object_store_timeout_ms: t.retry.timeout_ms,
+            }),
         }
     }
 
     fn mode(&self) -> &'static str {
-        if self.tiering.is_some() {
+        if self.tier.is_some() {
             "full"
         } else {
             "local"
         }
-    }
-
-    fn object_store(&self) -> Option<&'static str> {
-        self.tiering.as_ref().map(|t| match t.store {
-            ObjectStoreConfig::Memory => "memory",
-            ObjectStoreConfig::Local { .. } => "local",
-            ObjectStoreConfig::S3 { .. } => "s3",
-        })
     }
 
     fn auto_tune(&self) -> Value {
@@ -69,7 +84,7 @@ impl StreamService {
     /// The body of `GET /v1/server/_details`.
     pub fn server_details(&self, summary: &ServerSummary) -> Value {
         let l = &self.limits;
-        let t = summary.tiering.as_ref();
+        let t = summary.tier.as_ref();
         let m = metrics();
         let queued_requests = m.ingest_queue_requests.get().max(0) as u64;
         let queued_bytes = self.ingest_budget().in_use();
@@ -78,7 +93,7 @@ impl StreamService {
             .saturating_sub(self.live_slots.available_permits());
         json!({
             "mode": summary.mode(),
-            "object_store": summary.object_store(),
+            "object_store": t.map(|t| t.object_store),
             "auto_tune": summary.auto_tune(),
             "configured_limits": {
                 "caches": {
@@ -125,7 +140,7 @@ impl StreamService {
                     "append_request_timeout_ms": null,
                     "search_request_timeout_ms": null,
                     "resolver_timeout_ms": null,
-                    "object_store_timeout_ms": t.map(|t| t.retry.timeout_ms),
+                    "object_store_timeout_ms": t.map(|t| t.object_store_timeout_ms),
                 },
                 "memory": { "pressure_limit_bytes": 0 },
             },
