@@ -291,6 +291,7 @@ impl BoundServer {
             auth: config.auth.clone(),
             request_ids,
             health: health.clone(),
+            server: crate::service::server_details::ServerSummary::of(&config),
         });
         let server = health.spawn_critical(
             "http-server",

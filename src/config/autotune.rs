@@ -6,6 +6,9 @@ use super::{ConfigError, Env};
 /// The memory presets of `--auto-tune`, in MiB.
 pub const AUTO_TUNE_PRESETS: &[u64] = &[64, 128, 256, 512, 1024, 2048, 4096, 8192];
 
+/// The preset local mode always applies (the original's fixed local budget).
+pub const LOCAL_AUTO_TUNE_PRESET_MB: u64 = 1024;
+
 /// What `--auto-tune` chose: the preset and, per variable, the value and whether it came
 /// from the preset (false: set explicitly in the environment).
 #[derive(Debug, Clone, PartialEq, Eq)]

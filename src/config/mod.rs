@@ -19,7 +19,7 @@ use crate::cli::ServerArgs;
 
 use auth::auth_from_env;
 pub use auth::AuthToken;
-pub use autotune::{AutoTune, AUTO_TUNE_PRESETS};
+pub use autotune::{AutoTune, AUTO_TUNE_PRESETS, LOCAL_AUTO_TUNE_PRESET_MB};
 pub use env::Env;
 pub use knobs::{Knob, KNOBS};
 pub use limits::Limits;
@@ -104,7 +104,9 @@ impl Config {
         allow_unauthenticated: bool,
         env: &Env,
     ) -> Result<Config, ConfigError> {
-        let mut limits = Limits::from_env(env)?;
+        // The fixed local preset, as in the original; variables set explicitly win.
+        let (tuned, auto_tune) = AutoTune::apply(LOCAL_AUTO_TUNE_PRESET_MB, env)?;
+        let mut limits = Limits::from_env(&tuned)?;
         let host = parse_host("--hostname", host)?;
         // A local server writes nothing on its own unless asked to.
         if env.get(knobs::DS_METRICS_FLUSH_MS.name).is_none() {
@@ -118,7 +120,7 @@ impl Config {
             tiering: None,
             bootstrap: false,
             bootstrap_discard_local: false,
-            auto_tune: None,
+            auto_tune: Some(auto_tune),
             reports: Reports::default(),
             exit_on_stdin_eof,
             limits,
@@ -279,5 +281,17 @@ mod tests {
         let c = local(&Env::from_pairs([("DS_METRICS_FLUSH_MS", "5")])).unwrap();
         assert_eq!(c.limits.metrics_flush_ms, 5);
         assert_eq!(Limits::default().metrics_flush_ms, 10_000);
+    }
+
+    #[test]
+    fn local_mode_applies_the_fixed_preset_and_explicit_values_win() {
+        let dir = PathBuf::from("/tmp/x");
+        let local = |env: &Env| Config::for_local(dir.clone(), "localhost", 0, false, false, env);
+        let c = local(&Env::default()).unwrap();
+        let t = c.auto_tune.unwrap();
+        assert_eq!((t.budget_mb, t.preset_mb), (1024, 1024));
+        assert_eq!(c.limits.ingest_max_batch_bytes, 16 << 20);
+        let c = local(&Env::from_pairs([("DS_INGEST_MAX_BATCH_BYTES", "1000")])).unwrap();
+        assert_eq!(c.limits.ingest_max_batch_bytes, 1000);
     }
 }

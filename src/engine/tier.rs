@@ -107,6 +107,17 @@ impl Tier {
         self.dir.join(prefix)
     }
 
+    /// Bytes of an incarnation's uploaded segment files kept in the local cache.
+    pub fn cached_bytes(&self, prefix: &str) -> u64 {
+        let dir = self.local_dir(prefix);
+        let c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        c.files
+            .iter()
+            .filter(|(p, _)| p.starts_with(&dir))
+            .map(|(_, v)| v.0)
+            .sum()
+    }
+
     /// Deletes leftovers of interrupted segment writes.
     pub fn remove_temp_files(&self) {
         fn walk(dir: &Path) {

@@ -3,10 +3,12 @@
 
 mod auth;
 mod delete;
+mod details;
 pub mod error;
 mod get;
 mod head;
 mod keys;
+mod list;
 mod post;
 mod put;
 mod stream_config;
@@ -21,6 +23,7 @@ use axum::Router;
 use std::sync::Arc;
 
 use crate::protocol::route::Sub;
+use crate::service::details::DetailsKind;
 use crate::service::{ServiceError, StreamService};
 use crate::telemetry::metrics::{metrics, render_prometheus, Route, Sampled};
 use crate::telemetry::process;
@@ -36,6 +39,8 @@ pub struct AppState {
     pub request_ids: crate::telemetry::request_id::RequestIds,
     /// Failures of the server's threads and tasks, reported by `/health`.
     pub health: std::sync::Arc<crate::health::Health>,
+    /// The configuration `/v1/server/_details` describes.
+    pub server: crate::service::server_details::ServerSummary,
 }
 
 const ALLOW_METHODS: &str = "GET, POST, PUT, DELETE, HEAD, OPTIONS";
@@ -56,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", any(health))
         .route("/metrics", any(metrics_text))
         .route("/v1/streams", any(list))
+        .route("/v1/server/_details", any(server_details))
         .route("/v1/stream/{*rest}", any(stream))
         .fallback(not_found)
         .with_state(state.clone())
@@ -201,58 +207,11 @@ async fn not_found() -> Response {
 }
 
 async fn list(State(st): State<Arc<AppState>>, req: Request) -> Response {
-    if req.method() != Method::GET {
-        return error::json_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "use GET",
-        );
-    }
-    let q = match util::Query::parse(req.uri().query()) {
-        Ok(q) => q,
-        Err(e) => return e.into_response(),
-    };
-    let num = |k: &str, d: usize| -> Result<usize, crate::service::ServiceError> {
-        match q.single(k)? {
-            None => Ok(d),
-            Some(v) => v.parse().map_err(|_| {
-                crate::service::ServiceError::BadRequest(format!(
-                    "{k} must be a non-negative integer"
-                ))
-            }),
-        }
-    };
-    let (offset, limit) = match (num("offset", 0), num("limit", 100)) {
-        (Ok(o), Ok(l)) => (o, l),
-        (Err(e), _) | (_, Err(e)) => return e.into_response(),
-    };
-    match st.service.list(offset, limit).await {
-        Ok(items) => {
-            let arr: Vec<_> = items
-                .iter()
-                .map(|i| {
-                    serde_json::json!({
-                        "name": i.name,
-                        "content_type": i.content_type,
-                        "created_at": i.created_at,
-                        "expires_at": i.expires_at,
-                        "ttl_seconds": i.ttl_seconds,
-                        "next_offset": i.next_offset.encode(),
-                        "closed": i.closed,
-                    })
-                })
-                .collect();
-            (
-                [
-                    (header::CONTENT_TYPE, "application/json"),
-                    (header::CACHE_CONTROL, "no-store"),
-                ],
-                serde_json::Value::Array(arr).to_string(),
-            )
-                .into_response()
-        }
-        Err(e) => e.into_response(),
-    }
+    list::handle(&st.service, req).await
+}
+
+async fn server_details(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    details::server(&st.service, &st.server, req)
 }
 
 /// Everything under `/v1/stream/`: dispatch on the method.
@@ -291,6 +250,8 @@ async fn stream(State(st): State<Arc<AppState>>, req: Request<Body>) -> Response
         (Sub::Schema, _) => {
             stream_config::handle(svc, &name, stream_config::Resource::Schema, req).await
         }
+        (Sub::Details, _) => details::handle(svc, &name, DetailsKind::Details, req).await,
+        (Sub::IndexStatus, _) => details::handle(svc, &name, DetailsKind::IndexStatus, req).await,
         (Sub::Search | Sub::Aggregate, _) => {
             ServiceError::NotImplemented("search and aggregation are not available yet")
                 .into_response()

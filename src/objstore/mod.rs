@@ -10,6 +10,7 @@
 //! billed) before the whole upload is retried as a fresh one.
 
 pub mod keys;
+pub mod ledger;
 
 use std::future::Future;
 use std::ops::Range;
@@ -28,6 +29,7 @@ use tokio::io::AsyncReadExt as _;
 
 use crate::config::{ObjectStoreConfig, RetryPolicy};
 use crate::telemetry::metrics::metrics;
+use ledger::{Op, RequestLedger, StreamRequests, Target};
 
 /// Files above this size are uploaded in parts.
 const MULTIPART_THRESHOLD: u64 = 8 << 20;
@@ -73,6 +75,8 @@ pub struct Store {
     inner: Arc<dyn ObjectStore>,
     retry: RetryPolicy,
     label: String,
+    /// Requests per stream incarnation (see [`ledger`]).
+    ledger: Arc<RequestLedger>,
 }
 
 impl std::fmt::Debug for Store {
@@ -123,6 +127,7 @@ impl Store {
             inner,
             retry,
             label,
+            ledger: Arc::default(),
         })
     }
 
@@ -132,7 +137,14 @@ impl Store {
             label: inner.to_string(),
             inner,
             retry,
+            ledger: Arc::default(),
         }
+    }
+
+    /// The requests sent so far for a stream incarnation's objects, and the size of
+    /// its last manifest written by this process.
+    pub fn requests_of(&self, incarnation: &str) -> StreamRequests {
+        self.ledger.of(incarnation)
     }
 
     /// Runs `f` until it succeeds, fails for good or the retries are used up. Each attempt
@@ -140,6 +152,7 @@ impl Store {
     async fn with_retry<T, F, Fut>(
         &self,
         what: &str,
+        target: Option<Target>,
         limit: Option<Duration>,
         mut f: F,
     ) -> Result<T, StoreError>
@@ -154,6 +167,13 @@ impl Store {
             what.trim_end_matches("_conditional")
                 .trim_end_matches("_range"),
         );
+        let ledger_op = match what {
+            "get" | "get_range" => Op::Get,
+            "head" => Op::Head,
+            "list" => Op::List,
+            "delete" => Op::Delete,
+            _ => Op::Put,
+        };
         loop {
             let started = crate::clock::monotonic();
             let r = match limit {
@@ -161,6 +181,9 @@ impl Store {
                 None => f().await,
             };
             m.store_seconds.observe_since(started);
+            if let Some(t) = &target {
+                self.ledger.record(t, ledger_op);
+            }
             if let Some(i) = op {
                 m.store_requests[i].inc();
                 if matches!(&r, Err(e) if e.retryable()) {
@@ -186,14 +209,25 @@ impl Store {
     pub async fn put(&self, key: &str, data: Bytes) -> Result<Option<String>, StoreError> {
         let path = Path::from(key);
         let limit = self.retry.timeout_for(data.len() as u64);
-        self.with_retry("put", Some(limit), || async {
-            let r = self
-                .inner
-                .put(&path, PutPayload::from(data.clone()))
-                .await?;
-            Ok(r.e_tag)
-        })
-        .await
+        let target = Target::of_key(key);
+        let tag = self
+            .with_retry("put", target.clone(), Some(limit), || async {
+                let r = self
+                    .inner
+                    .put(&path, PutPayload::from(data.clone()))
+                    .await?;
+                Ok(r.e_tag)
+            })
+            .await?;
+        self.wrote(target.as_ref(), data.len());
+        Ok(tag)
+    }
+
+    /// Remembers the size of a manifest once it is written.
+    fn wrote(&self, target: Option<&Target>, len: usize) {
+        if let Some(t) = target.filter(|t| t.artifact == ledger::Artifact::Manifest) {
+            self.ledger.manifest_written(&t.incarnation, len as u64);
+        }
     }
 
     /// Uploads a local file, in parts when it is large, without reading it all into memory.
@@ -205,7 +239,7 @@ impl Store {
             return self.put(key, Bytes::from(data)).await;
         }
         let path = Path::from(key);
-        self.with_retry("put_multipart", None, || {
+        self.with_retry("put_multipart", Target::of_key(key), None, || {
             self.multipart_attempt(&path, file, len)
         })
         .await
@@ -292,8 +326,9 @@ impl Store {
             }),
         };
         let limit = self.retry.timeout_for(data.len() as u64);
+        let target = Target::of_key(key);
         let r = self
-            .with_retry("put_conditional", Some(limit), || async {
+            .with_retry("put_conditional", target.clone(), Some(limit), || async {
                 let opts = PutOptions::from(mode.clone());
                 match self
                     .inner
@@ -307,7 +342,10 @@ impl Store {
             })
             .await?;
         match r {
-            Ok(tag) => Ok(tag),
+            Ok(tag) => {
+                self.wrote(target.as_ref(), data.len());
+                Ok(tag)
+            }
             Err(()) => self.put(key, data).await,
         }
     }
@@ -315,7 +353,8 @@ impl Store {
     /// Reads a whole object (a manifest: small, of unknown size, so only the base timeout).
     pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
         let path = Path::from(key);
-        self.with_retry("get", Some(self.retry.timeout_for(0)), || async {
+        let target = Target::of_key(key);
+        self.with_retry("get", target, Some(self.retry.timeout_for(0)), || async {
             Ok(self.inner.get(&path).await?.bytes().await?)
         })
         .await
@@ -327,7 +366,7 @@ impl Store {
         let limit = self
             .retry
             .timeout_for(range.end.saturating_sub(range.start));
-        self.with_retry("get_range", Some(limit), || async {
+        self.with_retry("get_range", Target::of_key(key), Some(limit), || async {
             Ok(self.inner.get_range(&path, range.clone()).await?)
         })
         .await
@@ -335,7 +374,8 @@ impl Store {
 
     pub async fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
         let path = Path::from(key);
-        self.with_retry("head", Some(self.retry.timeout_for(0)), || async {
+        let target = Target::of_key(key);
+        self.with_retry("head", target, Some(self.retry.timeout_for(0)), || async {
             Ok(self.inner.head(&path).await?)
         })
         .await
@@ -344,19 +384,26 @@ impl Store {
     /// Deletes an object; a missing object is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let path = Path::from(key);
-        self.with_retry("delete", Some(self.retry.timeout_for(0)), || async {
-            match self.inner.delete(&path).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                Err(e) => Err(e.into()),
-            }
-        })
+        let target = Target::of_key(key);
+        self.with_retry(
+            "delete",
+            target,
+            Some(self.retry.timeout_for(0)),
+            || async {
+                match self.inner.delete(&path).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(e.into()),
+                }
+            },
+        )
         .await
     }
 
     /// Every key under `prefix`.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let path = Path::from(prefix);
-        self.with_retry("list", Some(self.retry.timeout_for(0)), || async {
+        let target = Target::of_prefix(prefix);
+        self.with_retry("list", target, Some(self.retry.timeout_for(0)), || async {
             let metas: Vec<ObjectMeta> = self.inner.list(Some(&path)).try_collect().await?;
             Ok(metas.into_iter().map(|m| m.location.to_string()).collect())
         })
@@ -454,6 +501,30 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(s.get("m").await.unwrap(), Bytes::from_static(b"3"));
+    }
+
+    #[tokio::test]
+    async fn requests_are_counted_per_stream_incarnation() {
+        use ledger::Artifact;
+        let s = Store::build(&ObjectStoreConfig::Memory, RetryPolicy::default()).unwrap();
+        let p = keys::stream_prefix("feed");
+        s.put(&keys::segment(&p, 0), Bytes::from_static(b"seg"))
+            .await
+            .unwrap();
+        s.get_range(&keys::segment(&p, 0), 0..2).await.unwrap();
+        s.put_conditional(&keys::manifest(&p), Bytes::from_static(b"12345"), None)
+            .await
+            .unwrap();
+        s.list(&p).await.unwrap();
+        s.list(keys::STREAMS_PREFIX).await.unwrap();
+        s.put("elsewhere", Bytes::from_static(b"x")).await.unwrap();
+        let r = s.requests_of("feed");
+        assert_eq!(r.manifest_bytes, Some(5));
+        let count = |a: Artifact| r.by_artifact.iter().find(|(x, _)| *x == a).unwrap().1;
+        assert_eq!(count(Artifact::Manifest).puts, 1);
+        let seg = count(Artifact::Segment);
+        assert_eq!((seg.puts, seg.gets, seg.lists), (1, 1, 1));
+        assert_eq!(s.requests_of("other"), ledger::StreamRequests::default());
     }
 
     #[tokio::test]

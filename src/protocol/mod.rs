@@ -5,6 +5,7 @@ pub mod content_type;
 pub mod cursor;
 pub mod expiry;
 pub mod headers;
+pub mod introspection;
 pub mod json;
 pub mod name;
 pub mod offset;

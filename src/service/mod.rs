@@ -2,9 +2,12 @@
 //! hands over raw header values and bodies; this layer validates them with the
 //! `protocol` parsers, calls the engine, and returns typed outcomes or [`ServiceError`].
 
+pub mod details;
 pub mod error;
 mod ingest;
+pub mod listing;
 pub mod read;
+pub mod server_details;
 mod settings;
 mod stream_config;
 

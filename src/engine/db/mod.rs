@@ -52,8 +52,12 @@ const MIGRATIONS: &[(&str, &str)] = &[
 /// The schema version a fully migrated database has.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
+/// How long a statement waits for a lock another connection holds (`/v1/server/_details`
+/// reports it).
+pub const BUSY_TIMEOUT_MS: u64 = 5000;
+
 fn apply_pragmas(conn: &Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
     // Plans never depend on bound values (the query planner stability guarantee). Without
     // it SQLite marks a statement whose `LIMIT ?` it planned around as expired each time
     // the parameter is bound, so every run of a cached query (the background tasks' polls)
