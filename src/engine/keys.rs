@@ -31,7 +31,7 @@ impl Engine {
         after: Option<Bytes>,
         limit: usize,
     ) -> Result<KeyPage, EngineError> {
-        let (id, m) = (meta.id, meta.clone());
+        let m = meta.clone();
         let parts = self
             .reader()
             .run(move |c| {
@@ -81,7 +81,6 @@ impl Engine {
         keys.dedup();
         let more = keys.len() > limit;
         keys.truncate(limit);
-        let _ = id;
         Ok(KeyPage {
             keys,
             more,
