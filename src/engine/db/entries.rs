@@ -36,6 +36,19 @@ pub fn get(conn: &Connection, stream_id: i64, pos: u64) -> rusqlite::Result<Opti
         .optional()
 }
 
+/// A key's entries in a position range. Without statistics, and with plans that never
+/// depend on bound values, SQLite would walk the primary key over the whole range and
+/// compare every row's key; `INDEXED BY` makes it seek the partial index instead (and
+/// fails to prepare, loudly, if the index could not serve the query).
+const KEYED_PAGE: &str = "SELECT pos, data FROM entries INDEXED BY entries_key \
+     WHERE stream_id = ?1 AND key = ?2 AND key IS NOT NULL AND pos >= ?3 AND pos < ?4 \
+     ORDER BY pos";
+
+/// The first of a key's entries in a position range appended at or after a time.
+const KEYED_SINCE: &str = "SELECT pos FROM entries INDEXED BY entries_key \
+     WHERE stream_id = ?1 AND key = ?2 AND key IS NOT NULL AND pos >= ?3 AND pos < ?4 \
+     AND coalesce(ts_ms, 0) >= ?5 ORDER BY pos LIMIT 1";
+
 /// Offers the entries of positions `[c.next_pos, to)` to the page until it is full. A
 /// keyed page seeks the key's entries through the `entries_key` index; the positions in
 /// between are scanned without being read. Stops at a gap (a concurrent removal).
@@ -47,10 +60,7 @@ pub fn collect(
 ) -> rusqlite::Result<()> {
     let from = c.next_pos;
     if let Some(key) = c.key().map(<[u8]>::to_vec) {
-        let mut stmt = conn.prepare_cached(
-            "SELECT pos, data FROM entries WHERE stream_id = ?1 AND key = ?2 \
-             AND pos >= ?3 AND pos < ?4 ORDER BY pos",
-        )?;
+        let mut stmt = conn.prepare_cached(KEYED_PAGE)?;
         let mut rows = stmt.query(params![stream_id, key, from as i64, to as i64])?;
         while let Some(row) = rows.next()? {
             let pos = row.get::<_, i64>(0)? as u64;
@@ -120,10 +130,7 @@ pub fn seek_time(
 ) -> rusqlite::Result<Option<u64>> {
     let pos: Option<i64> = match key {
         Some(k) => conn
-            .prepare_cached(
-                "SELECT pos FROM entries WHERE stream_id = ?1 AND key = ?2 AND pos >= ?3 \
-                 AND pos < ?4 AND coalesce(ts_ms, 0) >= ?5 ORDER BY pos LIMIT 1",
-            )?
+            .prepare_cached(KEYED_SINCE)?
             .query_row(
                 params![stream_id, k, from as i64, to as i64, since_ms],
                 |r| r.get(0),
@@ -169,4 +176,31 @@ pub fn delete_stream(conn: &Connection, stream_id: i64) -> rusqlite::Result<()> 
 pub fn delete_below(conn: &Connection, stream_id: i64, pos: u64) -> rusqlite::Result<usize> {
     conn.prepare_cached("DELETE FROM entries WHERE stream_id = ?1 AND pos < ?2")?
         .execute(params![stream_id, pos as i64])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The query plans of `sql` on a migrated database, one line per step.
+    fn plan(conn: &Connection, sql: &str, n: usize) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let params: Vec<i64> = (0..n as i64).collect();
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(params), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+    }
+
+    #[test]
+    fn keyed_queries_seek_the_key_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = super::super::open_writer(&dir.path().join("t.sqlite")).unwrap();
+        for (sql, n) in [(KEYED_PAGE, 4), (KEYED_SINCE, 5)] {
+            let p = plan(&conn, sql, n);
+            assert!(p.contains("USING INDEX entries_key"), "{sql}: {p}");
+        }
+    }
 }
