@@ -649,6 +649,29 @@ async fn settings_survive_a_bootstrap() {
         .unwrap();
     assert_eq!(text, schema_text);
     assert_eq!(keyed(url.clone()).await, before);
+    // The rebuilt node has not read its segments' keys yet: `_index_status` says so until
+    // the first listing reads them.
+    let lexicon = |ix: &Value| ix["routing_key_lexicon"].clone();
+    let (_, ix) = get_json(&c, &format!("{url}/_index_status")).await;
+    let uploaded = ix["segments"]["uploaded_count"].as_u64().unwrap();
+    assert!(uploaded > 0, "{ix}");
+    assert_eq!(
+        lexicon(&ix)["fully_indexed_uploaded_segments"],
+        false,
+        "{ix}"
+    );
+    assert_eq!(lexicon(&ix)["lag_segments"], uploaded, "{ix}");
+    assert_eq!(ix["routing_key_index"]["lag_segments"], 0, "{ix}");
+    let (status, keys) = get_json(&c, &format!("{url}/_routing_keys")).await;
+    assert_eq!(status, 200, "{keys}");
+    assert_eq!(keys["keys"], json!(["k0", "k1", "k2"]));
+    let (_, ix) = get_json(&c, &format!("{url}/_index_status")).await;
+    assert_eq!(
+        lexicon(&ix)["fully_indexed_uploaded_segments"],
+        true,
+        "{ix}"
+    );
+    assert_eq!(lexicon(&ix)["lag_segments"], 0, "{ix}");
     // Validation and the profile still apply.
     let r = post(
         &c,

@@ -110,20 +110,23 @@ impl Facts<'_> {
         })
     }
 
-    /// An index we do not build, with the original's formulas over zero indexed
-    /// segments.
-    fn absent_index(&self, configured: bool) -> Value {
+    /// A routing-key structure in the original's shape. Ours are the per-block key
+    /// filters every segment carries from its cut (`filters`), and the key list
+    /// (`stream_keys`) that is complete unless the stream was rebuilt from the object
+    /// store and not listed yet (`lexicon`). Neither lags behind uploads.
+    fn key_structure(&self, configured: bool, complete: bool) -> Value {
         let uploaded = self.stats.uploaded_segment_count;
+        let indexed = if complete { uploaded } else { 0 };
         json!({
             "configured": configured,
-            "indexed_segment_count": 0,
-            "lag_segments": uploaded,
+            "indexed_segment_count": indexed,
+            "lag_segments": uploaded - indexed,
             "lag_ms": null,
             "bytes_at_rest": zero(),
             "object_count": 0,
             "active_run_count": 0,
             "retired_run_count": 0,
-            "fully_indexed_uploaded_segments": !configured || uploaded == 0,
+            "fully_indexed_uploaded_segments": complete,
             "updated_at": null,
         })
     }
@@ -149,8 +152,8 @@ impl Facts<'_> {
                 "last_uploaded_etag": m.tier.manifest_etag,
                 "last_uploaded_size_bytes": self.requests.manifest_bytes.map(dec),
             },
-            "routing_key_index": self.absent_index(routing_key),
-            "routing_key_lexicon": self.absent_index(routing_key),
+            "routing_key_index": self.key_structure(routing_key, true),
+            "routing_key_lexicon": self.key_structure(routing_key, m.keys_complete),
             "exact_indexes": [],
             "bundled_companions": {
                 "object_count": 0,
