@@ -175,6 +175,12 @@ async fn listing_pages_and_describes_streams_in_both_modes() {
         assert_eq!(r.status(), 201, "{mode}");
         put(&c, &s.stream_url("c"), "application/octet-stream", "").await;
 
+        let r = get(&c, &format!("{}/v1/streams", s.url), None).await;
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/json; charset=utf-8",
+            "{mode}: as the original"
+        );
         let (status, all) = list(&c, &s, "").await;
         assert_eq!(status, 200, "{mode}");
         assert_eq!(names(&all), ["a/json", "b", "c"], "{mode}");

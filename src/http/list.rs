@@ -37,7 +37,7 @@ pub async fn handle(svc: &StreamService, req: Request) -> Response {
         Ok(items) => match serde_json::to_string(&items) {
             Ok(body) => (
                 [
-                    (header::CONTENT_TYPE, "application/json"),
+                    (header::CONTENT_TYPE, "application/json; charset=utf-8"),
                     (header::CACHE_CONTROL, "no-store"),
                 ],
                 body,

@@ -549,6 +549,8 @@ const keys = [
 
 const SUBS = ["_profile", "_schema", "_routing_keys", "pk/a", "touch/meta", "touch/wait", "touch/templates/activate", "_details", "_index_status"];
 
+const names = (v) => (Array.isArray(v) ? v.map((i) => i.name) : []);
+
 const misc = [
   createJson("m-x"),
   ...["PUT", "DELETE", "PATCH"].flatMap((m) => ["_profile", "_schema", "_routing_keys", "touch/meta"].map((s) => ({ label: `${m} ${s}`, method: m, path: `${S("m-x")}/${s}`, body: "{}", headers: JSONCT }))),
@@ -568,6 +570,21 @@ const misc = [
   get("after DELETE _schema: read stream", `${S("m-schemadel")}?offset=-1`),
   get("GET _details", `${S("m-x")}/_details`, { volatile: ["stream", "storage", "index_status", "object_store_requests", "total_size_bytes"] }),
   get("GET _index_status", `${S("m-x")}/_index_status`, { volatile: ["stream", "segments", "manifest", "routing_key_index", "routing_key_lexicon", "exact_indexes", "search_families", "bundled_companions", "desired_index_plan_generation", "index_status"] }),
+  // Introspection (Prisma Studio): shapes only (keys and JSON types); figures differ by design.
+  createJson("m-intro"),
+  post("intro: install profile", `${S("m-intro")}/_profile`, PRISMA_WAL_PROFILE),
+  post("intro: install schema", `${S("m-intro")}/_schema`, PRISMA_WAL_SCHEMA),
+  post("intro: append", S("m-intro"), [{ type: "t", key: "k1", value: { a: 1 }, headers: { operation: "insert", timestamp: TS } }]),
+  get("intro: GET _details", `${S("m-intro")}/_details`, { shape: true }),
+  get("intro: GET _index_status", `${S("m-intro")}/_index_status`, { shape: true }),
+  get("intro: GET /v1/server/_details", "/v1/server/_details", { shape: true }),
+  get("intro: GET /v1/streams", "/v1/streams?limit=1000", { shape: true }),
+  // Names only, leaving out m-pkdel (the original deleted it through DELETE …/pk/a above)
+  // and __stream_metrics__ (compared on its own).
+  get("intro: GET /v1/streams names", "/v1/streams?limit=1000", { project: (v) => names(v).filter((n) => n !== "m-pkdel" && n !== "__stream_metrics__") }),
+  get("intro: __stream_metrics__ listed", "/v1/streams?limit=1000", { project: (v) => names(v).includes("__stream_metrics__") }),
+  get("intro: GET /v1/streams?limit=0", "/v1/streams?limit=0"),
+  get("intro: GET /v1/streams?limit=x", "/v1/streams?limit=x"),
   get("GET touch/wait", `${S("m-x")}/touch/wait`),
   post("POST touch/meta (no profile)", `${S("m-x")}/touch/meta`, {}),
   get("GET _schema/ (trailing slash)", `${S("m-x")}/_schema/`),

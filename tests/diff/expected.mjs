@@ -41,6 +41,37 @@ export const expected = {
   },
   rules: [
     {
+      match: (d, r) => /^misc: intro: GET (_details|_index_status)$/.test(r.label) && d.kind === "body" && /^(\.index_status)?\.exact_indexes: array length 1 vs 0; (\.index_status)?\.search_families: array length 1 vs 0$/.test(d.detail),
+      note: "gap: no exact indexes or search families until search is built (501 on _search; docs/introspection.md)",
+    },
+    {
+      match: (d, r) =>
+        /^misc: intro: GET (_details|_index_status)$/.test(r.label) && d.kind === "body" &&
+        d.detail.split("; ").every((p) =>
+          /^(\.index_status)?\.manifest\.last_uploaded_\w+: original "<string>" vs ours null$/.test(p) ||
+          /^(\.index_status)?\.(exact_indexes|search_families): array length 1 vs 0$/.test(p) ||
+          /^\.object_store_requests\.by_artifact: array length 1 vs 0$/.test(p)),
+      note: "harmless: in full mode the original publishes a new stream's manifest at once, ours with the uploader's next pass, so right after the appends ours still shows it pending (generation 1, uploaded 0, no requests yet); last_uploaded_at is not kept (docs/introspection.md); plus the search gap",
+    },
+    {
+      match: (d, r) =>
+        r.label === "misc: intro: GET /v1/server/_details" && d.kind === "body" &&
+        d.detail.split("; ").every((p) => /^\.configured_limits\.timeouts\.\w+: original "<number>" vs ours null$/.test(p) || /^\.runtime\.(memory\.[\w.]+|top_streams): only original = /.test(p) || /^\.(mode|object_store): only ours = /.test(p)),
+      note: "harmless: docs/introspection.md: timeouts we do not apply are null (the object-store timeout too in local mode, which has no store); the JavaScript heap, GC, SQLite allocator, subsystem figures and per-stream top lists are not reported; ours adds mode and object_store",
+    },
+    {
+      match: (d, r) => r.label === "misc: intro: GET /v1/streams" && d.kind === "body" && d.detail === '[0].content_type: only ours = "<string>"; [0].ttl_seconds: only ours = null; [0].closed: only ours = "<boolean>"',
+      note: "harmless: docs/introspection.md: listing items carry content_type, ttl_seconds and closed besides the original's fields",
+    },
+    {
+      match: (d, r) => r.label === "misc: intro: __stream_metrics__ listed" && d.kind === "body" && d.detail === ".: original true vs ours false",
+      note: "intended: local mode writes no __stream_metrics__ unless DS_METRICS_FLUSH_MS is set (README; the spec flags the original's unbounded local growth, prisma-local-schemas-live.md #19)",
+    },
+    {
+      match: (d, r) => r.label === "misc: intro: GET /v1/streams?limit=x" && ["status", "error-code", "error-message"].includes(d.kind),
+      note: "intended: a non-integer limit is 400 bad_request (docs/introspection.md); the original answers 500",
+    },
+    {
       match: (d) => d.kind === "error-message" && d.detail === '"not_found" vs "stream not found"',
       note: "harmless: 404 not_found for a missing or deleted stream; only the message text differs",
     },

@@ -260,11 +260,25 @@ function errorOf(body) {
   return null;
 }
 
+/** The shape of a JSON value: objects keep their keys, arrays their first element's shape,
+ * and every other value becomes its JSON type (`null` stays `null`). */
+function shapeOf(v) {
+  if (Array.isArray(v)) return v.length ? [shapeOf(v[0])] : [];
+  if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, shapeOf(x)]));
+  return v === null ? null : `<${typeof v}>`;
+}
+
 function compare(step, a, b) {
   const diffs = [];
   if (a.status !== b.status) diffs.push({ kind: "status", detail: `${a.status} vs ${b.status}` });
   const volatile = new Set([...VOLATILE, ...(step.volatile ?? [])]);
   const ba = parseBody(a.body), bb = parseBody(b.body);
+  // `shape`: compare keys and JSON types only; `project`: compare a part of the body.
+  for (const x of [ba, bb]) {
+    if (x.kind !== "json" || errorOf(x)) continue;
+    if (step.project) x.value = step.project(x.value);
+    if (step.shape) x.value = shapeOf(x.value);
+  }
   const ea = errorOf(ba), eb = errorOf(bb);
   if (ea || eb) {
     if (!ea || !eb || ea.code !== eb.code) diffs.push({ kind: "error-code", detail: `${ea?.code} vs ${eb?.code}` });
