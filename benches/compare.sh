@@ -11,7 +11,7 @@
 # empty data directory, pinned to core 0 (taskset -c 0); the load generator runs on
 # core 1. Peers are installed on first use under target/bench-peers/. A peer that fails
 # to install or start is reported in the table, never dropped. Results go to
-# target/bench-results/<time>/ (results.jsonl, table.md, logs/).
+# target/bench-results/compare-<time>/ (results.jsonl, table.md, logs/).
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -58,45 +58,10 @@ else
 fi
 [ "$MESSAGES" -ge 500000 ] && LONG=300
 
-OUT="${OUT:-$ROOT/target/bench-results/$(date +%Y%m%d-%H%M%S)}"
-mkdir -p "$OUT/logs"
-RESULTS="$OUT/results.jsonl"
-: > "$RESULTS"
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/ds-compare.XXXXXX")"
-
-SERVER_CPU=""; CLIENT_CPU=""
-if [ "$PIN" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-  SERVER_CPU="taskset -c 0"; CLIENT_CPU="taskset -c 1"
-else
-  echo "compare.sh: not pinning (needs taskset and 2 cores, or --no-pin given)" >&2
-fi
-
-# --- process bookkeeping: everything started here is stopped on exit -----------------
-PIDS=()
-stop_pid() {
-  local pid="$1" i
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-  kill -TERM "$pid" 2>/dev/null
-  for i in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "compare.sh: pid $pid did not stop on SIGTERM; SIGKILL" >&2
-    kill -KILL "$pid" 2>/dev/null
-  fi
-  wait "$pid" 2>/dev/null
-  return 0
-}
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-log() { printf '[compare %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+BENCH=compare
+STOP_WAIT_TENTHS=100
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
 
 json_str() { # a JSON string literal of $1 (one line)
   printf '"%s"' "$(printf '%s' "$1" | tr '\n\t\r' '   ' | sed 's/\\/\\\\/g; s/"/\\"/g')"

@@ -58,45 +58,9 @@ for m in $MODES; do
   case "$m" in full|full-store|local) ;; *) echo "keyed.sh: unknown mode $m" >&2; exit 2 ;; esac
 done
 
-OUT="${OUT:-$ROOT/target/bench-results/keyed-$(date +%Y%m%d-%H%M%S)}"
-mkdir -p "$OUT/logs"
-RESULTS="$OUT/results.jsonl"
-: > "$RESULTS"
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/ds-keyed.XXXXXX")"
-
-SERVER_CPU=""; CLIENT_CPU=""
-if [ "$PIN" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-  SERVER_CPU="taskset -c 0"; CLIENT_CPU="taskset -c 1"
-else
-  echo "keyed.sh: not pinning (needs taskset and 2 cores, or --no-pin given)" >&2
-fi
-
-# --- process bookkeeping: everything started here is stopped on exit -----------------
-PIDS=()
-stop_pid() {
-  local pid="$1" i
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-  kill -TERM "$pid" 2>/dev/null
-  for i in $(seq 1 300); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "keyed.sh: pid $pid did not stop on SIGTERM; SIGKILL" >&2
-    kill -KILL "$pid" 2>/dev/null
-  fi
-  wait "$pid" 2>/dev/null
-  return 0
-}
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-log() { printf '[keyed %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+BENCH=keyed
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
 
 # --- build ------------------------------------------------------------------------------
 log "building prisma-streams (release) and the load generator"
