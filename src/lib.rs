@@ -1,7 +1,7 @@
 //! Prisma Streams: a Durable Streams HTTP server in one binary.
 //!
 //! Layers (data flows one way): `http` → `service` → `engine`. `protocol`, `config`,
-//! `lock`, `clock`, `health`, `telemetry` and the pure `lens`, `schema`, `profiles` and
+//! `lock`, `clock`, `health`, `telemetry` and the pure `lens`, `schema`, `profiles`, `touch` and
 //! `search` modules are leaves any layer may use.
 
 pub mod app;
@@ -21,4 +21,5 @@ pub mod schema;
 pub mod search;
 pub mod service;
 pub mod telemetry;
+pub mod touch;
 pub mod update;
