@@ -11,3 +11,4 @@ pub mod name;
 pub mod offset;
 pub mod route;
 pub mod sse;
+pub mod touch;
