@@ -7,3 +7,4 @@
 //! the journal; the HTTP routes are `touch/meta`, `touch/wait` and
 //! `touch/templates/activate`.
 pub mod hot;
+pub mod plan;
