@@ -3,8 +3,10 @@
 //!
 //! Pure parts live here, below the engine: key derivation and argument encodings
 //! (`keys`), the keys one change touches for a template (`derive`), and the journal
-//! (`journal`). The service follows each touch-enabled stream's committed tail and feeds
-//! the journal; the HTTP routes are `touch/meta`, `touch/wait` and
-//! `touch/templates/activate`.
+//! (`journal`), which waiting clients make hot (`hot`), and how a batch of changes is
+//! processed given the stream's lag and interest (`plan`). The service follows each
+//! touch-enabled stream's committed tail and feeds the journal; the HTTP routes are
+//! `touch/meta`, `touch/wait` and `touch/templates/activate`.
+
 pub mod hot;
 pub mod plan;
