@@ -7,4 +7,5 @@
 //! the journal; the HTTP routes are `touch/meta`, `touch/wait` and
 //! `touch/templates/activate`.
 
+pub mod derive;
 pub mod keys;
