@@ -6,3 +6,5 @@
 //! (`journal`). The service follows each touch-enabled stream's committed tail and feeds
 //! the journal; the HTTP routes are `touch/meta`, `touch/wait` and
 //! `touch/templates/activate`.
+
+pub mod journal;
