@@ -33,8 +33,9 @@
 //!   When that history cannot prove the answer (the cursor is older than the history, a
 //!   generation overflowed, or the memory budget dropped it), the filter answers.
 //! - **Waiters.** A waiter costs one registration (its keys, a oneshot sender) and one
-//!   tokio timer; it is indexed by each of its keys, so a flush wakes exactly the waiters
-//!   of the keys it touched. A waiter with more than `keyIndexMaxKeys` keys is *broad*: it
+//!   tokio timer (tokio's timer wheel takes the place of the original's deadline heap);
+//!   it is indexed by each of its keys, so a flush wakes exactly the waiters of the keys
+//!   it touched. A waiter with more than `keyIndexMaxKeys` keys is *broad*: it
 //!   is not indexed and each flush checks its keys against the filter instead. Dropping a
 //!   wait future (the client went away) removes its registration (a drop guard).
 //!
@@ -1534,6 +1535,33 @@ mod tests {
             j.wait(&[], Some(&[c]), 10, clock::now()).await,
             WaitOutcome::TimedOut
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn exact_waits_also_watch_their_fallback_key_ids() {
+        let (j, _) = journal(roomy());
+        let a = 0x1111_1111_0000_0005u64;
+        j.touch(900, None, 1);
+        j.flush_now();
+        let now = clock::now();
+        // The exact key proves nothing touched, the fallback id (a template key) was.
+        assert_eq!(j.wait(&[], Some(&[a]), 0, now).await, WaitOutcome::TimedOut);
+        assert!(matches!(
+            j.wait(&[900], Some(&[a]), 0, now).await,
+            WaitOutcome::Touched(_)
+        ));
+        // While waiting, a fallback id wakes the waiter like an indexed key.
+        let waiting = {
+            let j = Arc::clone(&j);
+            tokio::spawn(async move { j.wait(&[901], Some(&[a]), 1, far()).await })
+        };
+        until_waiters(&j, 1).await;
+        j.touch(901, None, 2);
+        j.flush_now();
+        match waiting.await.unwrap() {
+            WaitOutcome::Touched(hit) => assert_eq!((hit.generation, hit.key_id), (2, 901)),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
