@@ -383,8 +383,9 @@ impl TouchJournal {
         self.lock().flush(&*self.clock)
     }
 
-    /// Starts a task that flushes each bucket when it is due. The task holds only a weak
-    /// reference and ends once the journal is dropped.
+    /// Starts a task that flushes each bucket when it is due (start at most one per
+    /// journal). The task holds only a weak reference and ends once the journal is
+    /// dropped.
     pub fn spawn_flusher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let weak: Weak<TouchJournal> = Arc::downgrade(self);
         let wakeup = Arc::clone(&self.flush_wakeup);
@@ -1447,6 +1448,20 @@ mod tests {
         j.touch(7, Some(0x1234), 1);
         j.flush_now();
         assert_eq!(j.counters().notify_wakeups, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_aborted_request_task_removes_its_waiter() {
+        let (j, _) = journal(roomy());
+        let request = {
+            let j = Arc::clone(&j);
+            tokio::spawn(async move { j.wait(&[3], None, 0, far()).await })
+        };
+        until_waiters(&j, 1).await;
+        request.abort();
+        assert!(request.await.unwrap_err().is_cancelled());
+        assert_eq!(j.active_waiters(), 0);
+        assert_eq!(j.meta().active_waiters, 0);
     }
 
     #[tokio::test(start_paused = true)]
