@@ -542,3 +542,38 @@ fn heartbeats_are_due_at_most_once_per_interval() {
     assert_eq!(h.last_seen(1, 1), None);
     assert_eq!(h.len(), 2);
 }
+
+/// A deleted stream that a fork still reads keeps its row (410 on its name) but not its
+/// templates.
+#[tokio::test]
+async fn a_soft_deleted_stream_loses_its_templates() {
+    let Env {
+        _dir, engine: e, ..
+    } = env();
+    let sid = create(&e, "s").await;
+    append(&e, "s", 1).await;
+    e.create(CreateCmd {
+        name: "f".into(),
+        content_type: Some("application/json".into()),
+        expiry: None,
+        closed: false,
+        fork: Some(crate::engine::ForkSpec {
+            source: "s".into(),
+            pos: None,
+            sub_offset: 0,
+            entry: None,
+        }),
+        body: bytes::Bytes::new(),
+        key: None,
+        hold: Reservation::default(),
+        local_only: false,
+    })
+    .await
+    .unwrap();
+    let lim = Arc::new(ActivationLimiter::default());
+    let t = def("e", &[("a", "string")]);
+    activate(&e, vec![t], 1_000, &unlimited(), &lim).await;
+    e.delete("s").await.unwrap();
+    assert!(e.lookup("s").await.unwrap().unwrap().life.deleted);
+    assert!(e.active_templates(sid).await.unwrap().is_empty());
+}
