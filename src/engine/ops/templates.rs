@@ -56,10 +56,10 @@ impl TemplateDef {
         fields: &[(String, String)],
         id_of: impl FnOnce(&str, &[&str]) -> u64,
     ) -> TemplateDef {
-        let entity = entity.trim().to_string();
+        let entity = js_trim(entity).to_string();
         let mut fields: Vec<(String, String)> = fields
             .iter()
-            .map(|(n, e)| (n.trim().to_string(), e.clone()))
+            .map(|(n, e)| (js_trim(n).to_string(), e.clone()))
             .collect();
         fields.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
         let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
@@ -68,18 +68,19 @@ impl TemplateDef {
     }
 
     /// Whether activation accepts the definition: a non-blank entity, one to
-    /// [`MAX_FIELDS`] fields with non-blank, distinct names and known encodings, sorted.
+    /// [`MAX_FIELDS`] fields with non-blank, distinct names and known encodings, names
+    /// and entity trimmed and fields sorted (as [`TemplateDef::new`] builds them).
     pub fn is_valid(&self) -> bool {
         let names_ok = self
             .fields
             .iter()
-            .all(|(n, e)| !n.trim().is_empty() && n.trim() == n && ENCODINGS.contains(&e.as_str()));
+            .all(|(n, e)| !n.is_empty() && js_trim(n) == n && ENCODINGS.contains(&e.as_str()));
         let distinct_sorted = self
             .fields
             .windows(2)
             .all(|w| w[0].0.encode_utf16().cmp(w[1].0.encode_utf16()).is_lt());
-        !self.entity.trim().is_empty()
-            && self.entity.trim() == self.entity
+        !self.entity.is_empty()
+            && js_trim(&self.entity) == self.entity
             && (1..=MAX_FIELDS).contains(&self.fields.len())
             && names_ok
             && distinct_sorted
@@ -273,6 +274,13 @@ impl Engine {
             })
             .await
     }
+}
+
+/// JavaScript's `String.prototype.trim`: Unicode space separators, the ASCII and
+/// Unicode line terminators, tab, vertical tab, form feed and U+FEFF (not U+0085, which
+/// Rust's `trim` also removes).
+fn js_trim(s: &str) -> &str {
+    s.trim_matches(|c: char| c == '\u{FEFF}' || (c.is_whitespace() && c != '\u{85}'))
 }
 
 fn activate(

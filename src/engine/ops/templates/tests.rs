@@ -135,6 +135,13 @@ fn definitions_are_canonicalized_as_the_original_does() {
     // UTF-8 byte order would put first.
     let d = def("e", &[("\u{1F600}", "bool"), ("\u{FF5E}", "bool")]);
     assert_eq!(d.fields[0].0, "\u{1F600}");
+    // JavaScript's trim: U+FEFF goes, U+0085 stays.
+    let d = def("\u{FEFF}e\u{2028}", &[("\u{85}a", "bool")]);
+    assert_eq!(
+        (d.entity.as_str(), d.fields[0].0.as_str()),
+        ("e", "\u{85}a")
+    );
+    assert!(d.is_valid());
 }
 
 #[tokio::test]
