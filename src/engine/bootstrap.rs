@@ -329,6 +329,7 @@ fn restore(
             }
             segments::delete_stream(&tx, id)?;
             db::config::delete_stream(&tx, id)?;
+            db::templates::delete_stream(&tx, id)?;
             streams::delete_row(&tx, id)?;
             db::object_gc::insert(&tx, &keys::stream_prefix(&inc), now_ms)?;
             summary.streams -= 1;

@@ -57,6 +57,11 @@ pub use ops::create::{CreateCmd, CreateError, CreateOutcome, ForkSpec};
 pub use ops::profile::ProfileError;
 pub use ops::remove::DeleteError;
 pub use ops::schema::SchemaUpdateError;
+pub use ops::templates::{
+    Activated, Activation, ActivationKind, ActivationLimiter, Denied, DenyReason, Evicted,
+    Heartbeats, TemplateDef, TemplateLimits, TemplatesError, ENCODINGS as TEMPLATE_ENCODINGS,
+    GC_LIMIT as TEMPLATE_GC_LIMIT, MAX_FIELDS as TEMPLATE_MAX_FIELDS,
+};
 pub(crate) use ops::tiering::TierCmd;
 pub use reader::ReadBatch;
 pub use settings::StoredSettings;

@@ -8,6 +8,7 @@ pub mod object_gc;
 pub mod producers;
 pub mod segments;
 pub mod streams;
+pub mod templates;
 
 #[cfg(test)]
 mod background_tests;
@@ -46,6 +47,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0007_profiles_and_schemas",
         include_str!("../../../migrations/0007_profiles_and_schemas.sql"),
+    ),
+    (
+        "0008_live_templates",
+        include_str!("../../../migrations/0008_live_templates.sql"),
     ),
 ];
 
@@ -132,5 +137,56 @@ mod tests {
         // Re-opening does not re-run migrations (they would fail on existing tables).
         open_writer(&path).unwrap();
         open_reader(&path).unwrap();
+    }
+
+    /// A database of schema 7 (before live templates) with a template-less stream gets
+    /// the table on open, and the stream's rows are untouched.
+    #[test]
+    fn live_templates_migration_applies_to_an_existing_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite");
+        {
+            let c = Connection::open(&path).unwrap();
+            for (i, (_, sql)) in MIGRATIONS.iter().take(7).enumerate() {
+                c.execute_batch(sql).unwrap();
+                c.pragma_update(None, "user_version", i + 1).unwrap();
+            }
+            c.execute(
+                "INSERT INTO stream_profiles (stream_id, profile_json, updated_at_ms) \
+                 VALUES (5, '{}', 1)",
+                [],
+            )
+            .unwrap();
+        }
+        let c = open_writer(&path).unwrap();
+        let v: usize = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 8);
+        let kept: i64 = c
+            .query_row("SELECT count(*) FROM stream_profiles", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kept, 1);
+        let t = templates::NewTemplate {
+            id: 0xddd2330fdab379da,
+            entity: "public.todos",
+            fields: &["status".into()],
+            encodings: &["string".into()],
+        };
+        templates::insert(&c, 5, &t, 10, 20, 3).unwrap();
+        let row = templates::get(&c, 5, t.id).unwrap().unwrap();
+        assert_eq!(row.fields, ["status"]);
+        assert_eq!(
+            (
+                row.last_seen_at_ms,
+                row.inactivity_ttl_ms,
+                row.active_from_pos
+            ),
+            (10, 20, 3)
+        );
+        let stored: String = c
+            .query_row("SELECT template_id FROM live_templates", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stored, "ddd2330fdab379da");
     }
 }

@@ -9,6 +9,7 @@ pub mod gc;
 pub mod profile;
 pub mod remove;
 pub mod schema;
+pub mod templates;
 pub mod tiering;
 
 /// Implements the writer's error plumbing for an operation's error enum whose

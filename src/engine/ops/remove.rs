@@ -5,7 +5,7 @@
 //! (out of the namespace); its rows go when the last fork does, up the chain. In full mode
 //! a removed incarnation's objects are queued for deletion in the same transaction.
 
-use crate::engine::db::{entries, object_gc, producers, segments, streams};
+use crate::engine::db::{entries, object_gc, producers, segments, streams, templates};
 use crate::engine::meta::StreamMeta;
 use crate::engine::writer::{Batch, Submit};
 use crate::engine::{AppendCmd, AppendError, AppendOutcome, Engine, EngineError};
@@ -67,6 +67,9 @@ fn delete(b: &mut Batch<'_>, name: &str) -> Result<(), DeleteError> {
         return Err(DeleteError::NotFound);
     }
     b.gone(m.id);
+    // Its live-query templates can never be used again (a new stream of the name is
+    // another incarnation).
+    templates::delete_stream(c, m.id)?;
     if m.life.ref_count > 0 {
         streams::set_soft_deleted(c, m.id)?;
     } else {
@@ -108,6 +111,7 @@ fn retain(b: &mut Batch<'_>, name: &str, keep: u64) -> Result<u64, EngineError> 
 /// Takes an expired stream out of the namespace: removed, or detached if forks need it.
 pub(super) fn retire(b: &mut Batch<'_>, m: &StreamMeta) -> rusqlite::Result<()> {
     b.gone(m.id);
+    templates::delete_stream(b.conn(), m.id)?;
     if m.life.ref_count > 0 {
         streams::detach(b.conn(), m.id)
     } else {
@@ -129,6 +133,7 @@ fn remove(b: &mut Batch<'_>, id: i64) -> rusqlite::Result<()> {
         }
         entries::delete_stream(c, id)?;
         crate::engine::db::config::delete_stream(c, id)?;
+        templates::delete_stream(c, id)?;
         producers::delete_stream(c, id)?;
         segments::delete_stream(c, id)?;
         streams::delete_row(c, id)?;
