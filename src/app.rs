@@ -137,6 +137,7 @@ impl BoundServer {
         store: Option<Store>,
     ) -> Result<BoundServer, AppError> {
         let lock = lock_data_dir(&config)?;
+        raise_open_files_limit();
         Self::open(config, clock, store, lock).await
     }
 
@@ -273,6 +274,15 @@ impl BoundServer {
                 stop_rx.clone(),
             )),
         );
+        // Subscribed here, before the server takes requests, so no commit is missed.
+        let toucher = health.spawn(
+            "touch-processor",
+            task(crate::service::touch::processor::run(
+                service.clone(),
+                engine.commit_feed(),
+                stop_rx.clone(),
+            )),
+        );
         let sweeper = health.spawn(
             "expiry-sweeper",
             Box::pin(sweep_expired(
@@ -314,6 +324,7 @@ impl BoundServer {
             tracing::info!("in-flight requests did not finish in time; closing them");
         }
         sweeper.abort();
+        toucher.abort();
         reporter.abort();
         emitter.abort();
         // The segmenter and uploader finish the step they are in (their results still
@@ -376,6 +387,29 @@ async fn serve_connections(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Raises the soft limit of open files to the hard limit: every waiting long-poll, SSE
+/// reader and `touch/wait` holds a connection, and the usual soft limit (1024) is far
+/// below what the server is meant to hold. Failure only leaves the limit as it was.
+#[allow(unsafe_code)] // two libc calls on a local struct
+pub fn raise_open_files_limit() {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+                lim.rlim_cur = lim.rlim_max;
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    tracing::debug!("cannot raise the open files limit");
+                }
+            }
+        }
+    }
 }
 
 /// Runs a full-mode server until `shutdown` resolves.

@@ -12,6 +12,7 @@ mod list;
 mod post;
 mod put;
 mod stream_config;
+mod touch;
 mod util;
 
 use axum::body::Body;
@@ -256,9 +257,9 @@ async fn stream(State(st): State<Arc<AppState>>, req: Request<Body>) -> Response
             ServiceError::NotImplemented("search and aggregation are not available yet")
                 .into_response()
         }
-        (Sub::TouchMeta | Sub::TouchWait | Sub::TouchActivate, _) => {
-            ServiceError::NotImplemented("live-query touch is not available yet").into_response()
-        }
+        (Sub::TouchMeta, _) => touch::handle(svc, &name, touch::Route::Meta, req).await,
+        (Sub::TouchWait, _) => touch::handle(svc, &name, touch::Route::Wait, req).await,
+        (Sub::TouchActivate, _) => touch::handle(svc, &name, touch::Route::Activate, req).await,
         (Sub::Stream, _) => error::json_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",

@@ -262,7 +262,7 @@ pub fn stop(env: &Env, name: Option<&str>) -> Result<String, LocalError> {
 }
 
 #[cfg(unix)]
-#[allow(unsafe_code)] // the one foreign call of the crate
+#[allow(unsafe_code)] // a foreign call (see also `app::raise_open_files_limit`)
 fn signal(pid: u32, kill: bool) -> Result<(), LocalError> {
     let sig = if kill { libc::SIGKILL } else { libc::SIGTERM };
     let pid =

@@ -4,7 +4,8 @@
 //! - `POST …/touch/templates/activate`: [`ActivateRequest`].
 //! - `POST …/touch/wait`: [`WaitRequest`]. The checks that depend on the stream's runtime
 //!   state (the exact lane's preconditions) and the cursor's format come after these in
-//!   the original, so the cursor is kept as sent (trimmed) and [`parse_cursor`] is called
+//!   the original, so the cursor is kept as sent (trimmed) and [`parse_cursor`] (the
+//!   journal's [`Cursor`] format, or `now`) is called
 //!   by the service once those checks passed; the first error a client sees is the
 //!   original's.
 //! - `GET …/touch/meta`: [`MetaQuery`].
@@ -17,6 +18,7 @@
 use serde_json::Value;
 
 use crate::profiles::js;
+use crate::touch::journal::Cursor;
 
 /// At most this many `keys` or `keyIds` in one wait.
 pub const MAX_WAIT_KEYS: usize = 1024;
@@ -220,37 +222,21 @@ impl WaitRequest {
 }
 
 /// A wait's starting point.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cursor {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitFrom {
     /// The journal's current generation.
     Now,
-    /// `<epoch>:<generation>`: 16 lowercase hex digits and a generation.
-    At { epoch: String, generation: u32 },
+    /// A cursor the journal gave out (`<epoch>:<generation>`).
+    Cursor(Cursor),
 }
 
-/// Parses a trimmed cursor; `None` is 400 `wait.cursor must be in the form
-/// <epochHex>:<generation> or 'now'`. Hex digits may be of either case; the epoch is
-/// returned lowercased.
-pub fn parse_cursor(s: &str) -> Option<Cursor> {
+/// Parses a trimmed `cursor`; `None` is 400 `wait.cursor must be in the form
+/// <epochHex>:<generation> or 'now'`.
+pub fn parse_cursor(s: &str) -> Option<WaitFrom> {
     if s == "now" {
-        return Some(Cursor::Now);
+        return Some(WaitFrom::Now);
     }
-    let (epoch, gen) = s.split_once(':')?;
-    if epoch.len() != 16 || !epoch.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    if gen.is_empty() || !gen.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    // The original parses the generation as a JavaScript number and keeps it as a
-    // uint32; a larger value is clamped to the current generation by the caller anyway.
-    let generation = gen
-        .parse::<u64>()
-        .map_or(u32::MAX, |g| g.min(u32::MAX as u64) as u32);
-    Some(Cursor::At {
-        epoch: epoch.to_ascii_lowercase(),
-        generation,
-    })
+    Cursor::parse(s).map(WaitFrom::Cursor)
 }
 
 /// `GET …/touch/meta?settle=flush&timeoutMs=`.
@@ -358,6 +344,7 @@ fn parse_templates(raw: Option<&Value>, path: &str) -> Result<Vec<TemplateDecl>,
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::touch::journal::Epoch;
 
     fn wait(body: &str) -> Result<WaitRequest, String> {
         WaitRequest::parse(body.as_bytes())
@@ -500,13 +487,13 @@ mod tests {
 
     #[test]
     fn cursors() {
-        assert_eq!(parse_cursor("now"), Some(Cursor::Now));
+        assert_eq!(parse_cursor("now"), Some(WaitFrom::Now));
         assert_eq!(
             parse_cursor("0A1B2C3D4E5F6071:42"),
-            Some(Cursor::At {
-                epoch: "0a1b2c3d4e5f6071".into(),
+            Some(WaitFrom::Cursor(Cursor {
+                epoch: Epoch(0x0a1b_2c3d_4e5f_6071),
                 generation: 42
-            })
+            }))
         );
         for bad in [
             "",
@@ -520,13 +507,6 @@ mod tests {
         ] {
             assert_eq!(parse_cursor(bad), None, "{bad}");
         }
-        assert_eq!(
-            parse_cursor("0a1b2c3d4e5f6071:99999999999"),
-            Some(Cursor::At {
-                epoch: "0a1b2c3d4e5f6071".into(),
-                generation: u32::MAX
-            })
-        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod read;
 pub mod server_details;
 mod settings;
 mod stream_config;
+pub mod touch;
 
 pub use settings::StreamSettings;
 
@@ -135,6 +136,8 @@ pub struct StreamService {
     live_slots: std::sync::Arc<tokio::sync::Semaphore>,
     /// Parsed profiles and registries (see [`StreamService::settings`]).
     settings_cache: std::sync::Arc<settings::SettingsCache>,
+    /// Live-query touch state of the touch-enabled streams.
+    touch: std::sync::Arc<touch::TouchManager>,
 }
 
 fn bad(msg: impl Into<String>) -> ServiceError {
@@ -145,6 +148,7 @@ impl StreamService {
     pub fn new(engine: Engine, limits: Limits) -> StreamService {
         let live_slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_live_readers));
         StreamService {
+            touch: std::sync::Arc::new(touch::TouchManager::new(engine.clone())),
             engine,
             limits,
             live_slots,
@@ -158,6 +162,11 @@ impl StreamService {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The live-query touch state.
+    pub fn touch(&self) -> &touch::TouchManager {
+        &self.touch
     }
 
     /// The budget request bodies reserve their bytes in as they arrive.

@@ -31,8 +31,6 @@
 //! one key, the later one's value in the earlier one's place), and an `error` policy
 //! fails even when the after image cannot produce a key either.
 
-use std::cmp::Ordering;
-
 use serde_json::{Map, Value};
 
 use super::keys::{self, Encoding};
@@ -62,7 +60,7 @@ impl ActiveTemplate {
     /// A template of `entity` over `fields` in any order: sorts them (stably) and
     /// computes the id. Validation (1–3 distinct non-blank names) is activation's.
     pub fn new(entity: impl Into<String>, mut fields: Vec<TemplateField>) -> ActiveTemplate {
-        fields.sort_by(|a, b| utf16_cmp(&a.name, &b.name));
+        fields.sort_by(|a, b| js::utf16_cmp(&a.name, &b.name));
         let entity = entity.into();
         let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
         let id = keys::template_id(&entity, &names);
@@ -85,11 +83,6 @@ impl ActiveTemplate {
             .map(|f| keys::encode_arg(f.encoding, row.get(&f.name)?))
             .collect()
     }
-}
-
-/// JavaScript's string order: UTF-16 code units.
-fn utf16_cmp(a: &str, b: &str) -> Ordering {
-    a.encode_utf16().cmp(b.encode_utf16())
 }
 
 /// Which kind of fine key.

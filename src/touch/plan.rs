@@ -128,6 +128,24 @@ pub struct Planner {
 }
 
 impl Planner {
+    /// The mode the next batch will run in for a fine wait arriving now: such a wait is
+    /// fine demand itself, so only the lag guard (restricted) or a configuration without
+    /// fine tokens (coarse only) keep it from fine keys. The original uses the mode of
+    /// the last batch instead, which sends the first fine wait after a quiet period to
+    /// table keys (woken by any change of the table).
+    pub fn mode_for_fine_wait(&self, cfg: &TouchConfig) -> TouchMode {
+        if self.degraded {
+            TouchMode::Restricted
+        } else if cfg.fine_tokens_per_second == 0
+            || cfg.fine_burst_tokens == 0
+            || cfg.fine_touch_budget_per_batch == 0
+        {
+            TouchMode::CoarseOnly
+        } else {
+            TouchMode::Fine
+        }
+    }
+
     /// Plans a batch that starts `lag` entries behind the tail.
     pub fn plan(&mut self, cfg: &TouchConfig, hot: &HotCounts, lag: u64, now_ms: i64) -> BatchPlan {
         let fine_demand = hot.fine_demand();
@@ -285,6 +303,29 @@ mod tests {
         assert_eq!(
             Planner::default().plan(&off, &hot(1, 1), 1_000_000, 0).mode,
             TouchMode::Fine
+        );
+    }
+
+    #[test]
+    fn a_fine_wait_expects_fine_keys_unless_degraded() {
+        let mut p = Planner::default();
+        let c = cfg();
+        // The last batch ran for a coarse waiter only: coarse only, yet a fine wait now
+        // makes the next batch fine.
+        let coarse = HotCounts {
+            coarse_waiters: 1,
+            key_filtering: true,
+            ..HotCounts::default()
+        };
+        assert_eq!(p.plan(&c, &coarse, 0, 0).mode, TouchMode::CoarseOnly);
+        assert_eq!(p.mode_for_fine_wait(&c), TouchMode::Fine);
+        p.plan(&c, &hot(1, 1), 6000, 0);
+        assert_eq!(p.mode_for_fine_wait(&c), TouchMode::Restricted);
+        let mut none = c.clone();
+        none.fine_touch_budget_per_batch = 0;
+        assert_eq!(
+            Planner::default().mode_for_fine_wait(&none),
+            TouchMode::CoarseOnly
         );
     }
 
