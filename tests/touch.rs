@@ -573,3 +573,48 @@ async fn a_thirty_second_wait_times_out_untouched() {
     let (_, meta) = get_json(&c, &format!("{url}/touch/meta")).await;
     assert_eq!(meta["waitTimeoutTotal"], 1);
 }
+
+#[tokio::test]
+async fn waits_beyond_the_live_reader_limit_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = client();
+    let s = Server::start_local(&dir.path().join("local"), &[("DS_MAX_LIVE_READERS", "1")]);
+    let url = touch_stream(&c, &s, "bounded").await;
+    let first = {
+        let (c, url) = (c.clone(), url.clone());
+        tokio::spawn(async move {
+            post_json(
+                &c,
+                &format!("{url}/touch/wait"),
+                &json!({"keys": [table_key()], "cursor": "now", "timeoutMs": 1500}),
+            )
+            .await
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, meta) = get_json(&c, &format!("{url}/touch/meta")).await;
+        if meta["activeWaiters"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{meta}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = c
+        .post(format!("{url}/touch/wait"))
+        .body(json!({"keys": [table_key()], "cursor": "now", "timeoutMs": 1000}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    // A wait that cannot block needs no slot.
+    let (status, v) = post_json(
+        &c,
+        &format!("{url}/touch/wait"),
+        &json!({"keys": [table_key()], "cursor": "now", "timeoutMs": 0}),
+    )
+    .await;
+    assert_eq!((status, v["touched"].as_bool()), (200, Some(false)));
+    assert_eq!(first.await.unwrap().1["touched"], false);
+}

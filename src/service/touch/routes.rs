@@ -437,6 +437,17 @@ impl StreamService {
             }
             WaitFrom::Cursor(c) => c.generation.min(journal.generation()),
         };
+        // A wait that may block holds a live-reader slot (DS_MAX_LIVE_READERS), as
+        // long-polls do: open waits are bounded, beyond that 503.
+        let _slot = match req.timeout_ms {
+            0 => None,
+            _ => Some(
+                self.live_slots
+                    .clone()
+                    .try_acquire_owned()
+                    .map_err(|_| ServiceError::TooManyReaders)?,
+            ),
+        };
         let deadline = crate::clock::now() + Duration::from_millis(req.timeout_ms);
         let outcome = match &exact {
             Some(exact) => {
