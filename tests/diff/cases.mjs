@@ -630,10 +630,69 @@ const misc = [
   get("encoded _schema suffix", `${S("m-x")}/%5Fschema`),
 ];
 
+// ------------------------------------------------------------------ touch
+
+const TOUCH_TEMPLATE = { entity: "public.todos", fields: [{ name: "status", encoding: "string" }] };
+const TABLE_KEY = "feadeb84d447fd63"; // tableKey("public.todos"), spec golden vector
+const TOUCH_VOLATILE = ["flushAtMs", "bucketStartMs", "lastFlushAtMs", "flushIntervalMsMaxLast10s", "flushIntervalMsP95Last10s", "activeFromTouchOffset"];
+const touchWait = (label, body, extra = {}) => post(label, `${S("t-1")}/touch/wait`, body, { volatile: TOUCH_VOLATILE, ...extra });
+
+const touch = [
+  createJson("t-1"),
+  get("meta before touch", `${S("t-1")}/touch/meta`),
+  post("install touch profile", `${S("t-1")}/_profile`, PRISMA_WAL_PROFILE),
+  { label: "PUT touch/meta", method: "PUT", path: `${S("t-1")}/touch/meta`, body: "{}", headers: JSONCT },
+  get("GET touch/wait", `${S("t-1")}/touch/wait`),
+  get("GET touch/templates/activate", `${S("t-1")}/touch/templates/activate`),
+  get("meta fresh", `${S("t-1")}/touch/meta`, { shape: true }),
+  get("meta settle bad", `${S("t-1")}/touch/meta?settle=now`),
+  get("meta timeoutMs bad", `${S("t-1")}/touch/meta?timeoutMs=soon`),
+  post("activate invalid JSON", `${S("t-1")}/touch/templates/activate`, "{", { headers: JSONCT }),
+  post("activate empty", `${S("t-1")}/touch/templates/activate`, { templates: [] }),
+  post("activate bad ttl", `${S("t-1")}/touch/templates/activate`, { templates: [TOUCH_TEMPLATE], inactivityTtlMs: -1 }),
+  post("activate blank entity", `${S("t-1")}/touch/templates/activate`, { templates: [{ entity: " ", fields: [{ name: "a", encoding: "string" }] }] }),
+  post("activate four fields", `${S("t-1")}/touch/templates/activate`, { templates: [{ entity: "e", fields: ["a", "b", "c", "d"].map((name) => ({ name, encoding: "string" })) }] }),
+  post("activate", `${S("t-1")}/touch/templates/activate`, { templates: [TOUCH_TEMPLATE, { entity: "public.todos", fields: [{ name: "x", encoding: "uuid" }] }] }, { volatile: TOUCH_VOLATILE }),
+  post("activate again", `${S("t-1")}/touch/templates/activate`, { templates: [TOUCH_TEMPLATE] }, { volatile: TOUCH_VOLATILE }),
+  post("activate other encoding", `${S("t-1")}/touch/templates/activate`, { templates: [{ entity: "public.todos", fields: [{ name: "status", encoding: "int64" }] }] }, { volatile: TOUCH_VOLATILE }),
+  touchWait("wait invalid JSON", "{", { headers: JSONCT }),
+  touchWait("wait no keys", { cursor: "now" }),
+  touchWait("wait keys not array", { keys: "a", cursor: "now" }),
+  touchWait("wait blank key", { keys: [" "], cursor: "now" }),
+  touchWait("wait duplicate keyIds", { keyIds: [1, 1], cursor: "now" }),
+  touchWait("wait negative keyId", { keyIds: [-1], cursor: "now" }),
+  touchWait("wait no cursor", { keys: ["a"] }),
+  touchWait("wait bad cursor", { keys: ["a"], cursor: "later" }),
+  touchWait("wait timeoutMs string", { keys: ["a"], cursor: "now", timeoutMs: "5" }),
+  touchWait("wait interestMode bad", { keys: ["a"], cursor: "now", interestMode: "all" }),
+  touchWait("wait templateIdsUsed bad", { keys: ["a"], cursor: "now", templateIdsUsed: [""] }),
+  touchWait("wait exact not bool", { keys: ["a"], cursor: "now", exact: 1 }),
+  touchWait("wait exact non-literal", { keys: ["a"], cursor: "now", exact: true }),
+  touchWait("wait exact coarse", { keys: [TABLE_KEY], cursor: "now", exact: true, interestMode: "coarse" }),
+  touchWait("wait declare bad", { keys: ["a"], cursor: "now", declareTemplates: [{ entity: "e", fields: [] }] }),
+  touchWait("wait now timeout 0", { keys: [TABLE_KEY], cursor: "now", timeoutMs: 0 }),
+  touchWait("wait coarse now timeout 0", { keys: [TABLE_KEY], cursor: "now", timeoutMs: 0, interestMode: "coarse" }),
+  touchWait("wait keyIds timeout 0", { keyIds: [3561487715], cursor: "now", timeoutMs: 0 }),
+  touchWait("wait stale epoch", { keys: [TABLE_KEY], cursor: "0123456789abcdef:0", timeoutMs: 0 }),
+  post("append insert", S("t-1"), [{ type: "public.todos", key: "1", value: { id: 1, status: "open" }, headers: { operation: "insert" } }]),
+  get("meta settled", `${S("t-1")}/touch/meta?settle=flush&timeoutMs=3000`, { shape: true }),
+  get("meta settled values", `${S("t-1")}/touch/meta?settle=flush&timeoutMs=3000`, {
+    project: (m) => ({ settled: m.settled, generation: m.generation, pendingKeys: m.pendingKeys, bucketMaxSourceOffsetSeq: m.bucketMaxSourceOffsetSeq, activeTemplates: m.activeTemplates }),
+  }),
+  // From generation 0 of each server's own epoch: the insert touched the table key.
+  get("meta epoch", `${S("t-1")}/touch/meta`, { shape: true }),
+  touchWait("wait from generation 0 (table key)", undefined, { fromPrevious: (m) => ({ keys: [TABLE_KEY], cursor: `${m?.epoch}:0`, timeoutMs: 0 }) }),
+  get("meta epoch again", `${S("t-1")}/touch/meta`, { shape: true }),
+  touchWait("wait coarse from generation 0 (table key)", undefined, { fromPrevious: (m) => ({ keys: [TABLE_KEY], cursor: `${m?.epoch}:0`, timeoutMs: 0, interestMode: "coarse" }) }),
+  get("meta epoch once more", `${S("t-1")}/touch/meta`, { shape: true }),
+  touchWait("wait from generation 0 (other key)", undefined, { fromPrevious: (m) => ({ keys: ["0123456789abcdef"], cursor: `${m?.epoch}:0`, timeoutMs: 0, interestMode: "coarse" }) }),
+];
+
 export const sections = [
   { name: "profile", steps: profile },
   { name: "schema", steps: schema },
   { name: "appends", steps: appends },
   { name: "keys", steps: keys },
   { name: "misc", steps: misc },
+  { name: "touch", steps: touch },
 ];

@@ -339,6 +339,7 @@ async function main() {
     servers.push(ours);
     console.error(`original: ${orig.url}   ours: ${ours.url}`);
 
+    let previous = [null, null];
     const labels = new Set();
     const streams = new Set();
     const run = async (label, step, urlA, urlB, answerA) => {
@@ -349,8 +350,12 @@ async function main() {
         const pa = await send(urlA, p), pb = await send(urlB, p);
         if (pa.status !== pb.status) preDiffs.push({ kind: "setup", detail: `setup ${i} ${p.method} ${p.path}: ${pa.status} ${short(pa.body)} vs ${pb.status} ${short(pb.body)}` });
       }
-      const a = answerA ?? (await send(urlA, step));
-      const b = await send(urlB, step);
+      // `fromPrevious(json)`: a body built from the previous step's answer on the same
+      // server (e.g. a cursor each server gave out).
+      const own = (prev) => (step.fromPrevious ? { ...step, body: step.fromPrevious(parseBody(prev?.body ?? "").value) } : step);
+      const a = answerA ?? (await send(urlA, own(previous[0])));
+      const b = await send(urlB, own(previous[1]));
+      previous = [a, b];
       const diffs = [...preDiffs, ...compare(step, a, b)];
       if (step.derive) {
         // A client-side judgement both answers must agree on (and, if given, equal `expect`).

@@ -266,8 +266,9 @@ impl StreamService {
         put("touchMode", json!(s.mode.as_str()));
         put(
             "walScannedThrough",
-            s.next_pos
-                .map_or(Value::Null, |n| json!(Offset::at(n).encode())),
+            // Where processing stands: before the first commit it sees, the processor
+            // starts at the tail (no backfill), as the original's initial position does.
+            json!(Offset::at(s.next_pos.unwrap_or(tail)).encode()),
         );
         put("hotFineKeys", json!(hot.keys()));
         put("hotTemplates", json!(hot.templates()));
