@@ -618,3 +618,47 @@ async fn waits_beyond_the_live_reader_limit_are_refused() {
     assert_eq!((status, v["touched"].as_bool()), (200, Some(false)));
     assert_eq!(first.await.unwrap().1["touched"], false);
 }
+
+#[tokio::test]
+async fn waits_that_use_a_template_keep_it_alive() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = client();
+    let s = Server::start_local(&dir.path().join("local"), &[]);
+    let url = touch_stream(&c, &s, "alive").await;
+    let profile = json!({"profile": {"kind": "state-protocol", "touch": {"enabled": true,
+        "templates": {"gcIntervalMs": 200, "lastSeenPersistIntervalMs": 100}}}});
+    assert_eq!(
+        post_json(&c, &format!("{url}/_profile"), &profile).await.0,
+        200
+    );
+    let body = json!({"templates": [{"entity": ENTITY, "fields": [{"name": "status", "encoding": "string"}]}],
+        "inactivityTtlMs": 800});
+    let (status, v) = post_json(&c, &format!("{url}/touch/templates/activate"), &body).await;
+    assert_eq!(status, 200, "{v}");
+    let tpl = keys::hex16(status_template());
+    // Three seconds of short fine waits naming the template: it stays active, well past
+    // its 800 ms TTL.
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        let (status, _) = post_json(
+            &c,
+            &format!("{url}/touch/wait"),
+            &json!({"keys": [watch_key("open")],
+            "cursor": "now", "timeoutMs": 200, "templateIdsUsed": [tpl]}),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let (_, meta) = get_json(&c, &format!("{url}/touch/meta")).await;
+    assert_eq!(meta["activeTemplates"], 1, "{meta}");
+    // Without them it is retired.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, meta) = get_json(&c, &format!("{url}/touch/meta")).await;
+        if meta["activeTemplates"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not retired: {meta}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

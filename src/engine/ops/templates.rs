@@ -558,6 +558,22 @@ struct Seen {
     dirty: bool,
 }
 
+impl Seen {
+    /// Whether this time is due for persistence (seen since the last one, and not
+    /// persisted within `interval_ms`); if so it counts as persisted from now on.
+    fn take_due(&mut self, now_ms: i64, interval_ms: f64) -> bool {
+        let waited = self
+            .persisted_ms
+            .is_none_or(|p| (now_ms.saturating_sub(p) as f64) >= interval_ms);
+        if self.dirty && waited {
+            self.dirty = false;
+            self.persisted_ms = Some(now_ms);
+            return true;
+        }
+        false
+    }
+}
+
 impl Default for Heartbeats {
     fn default() -> Self {
         Heartbeats::new(1 << 20)
@@ -608,13 +624,19 @@ impl Heartbeats {
     pub fn due(&self, now_ms: i64, interval_ms: f64) -> HashMap<i64, Vec<(u64, i64)>> {
         let mut out: HashMap<i64, Vec<(u64, i64)>> = HashMap::new();
         for (&(stream, id), s) in self.lock().iter_mut() {
-            let waited = s
-                .persisted_ms
-                .is_none_or(|p| (now_ms.saturating_sub(p) as f64) >= interval_ms);
-            if s.dirty && waited {
-                s.dirty = false;
-                s.persisted_ms = Some(now_ms);
+            if s.take_due(now_ms, interval_ms) {
                 out.entry(stream).or_default().push((id, s.at_ms));
+            }
+        }
+        out
+    }
+
+    /// [`due`](Self::due) for one stream (each stream has its own interval).
+    pub fn due_for(&self, stream_id: i64, now_ms: i64, interval_ms: f64) -> Vec<(u64, i64)> {
+        let mut out = Vec::new();
+        for (&(stream, id), s) in self.lock().iter_mut() {
+            if stream == stream_id && s.take_due(now_ms, interval_ms) {
+                out.push((id, s.at_ms));
             }
         }
         out

@@ -294,12 +294,12 @@ impl Processor {
         let now_ms = engine.clock().now_ms();
         for st in self.manager().all() {
             let t = &st.cfg.templates;
-            let due = self
-                .manager()
-                .heartbeats
-                .due(now_ms, t.last_seen_persist_interval_ms);
-            if let Some(seen) = due.get(&st.id) {
-                if let Err(e) = engine.touch_templates_seen(st.id, seen.clone()).await {
+            let seen =
+                self.manager()
+                    .heartbeats
+                    .due_for(st.id, now_ms, t.last_seen_persist_interval_ms);
+            if !seen.is_empty() {
+                if let Err(e) = engine.touch_templates_seen(st.id, seen).await {
                     tracing::warn!(stream = %st.name, error = %e, "cannot persist template heartbeats");
                 }
             }

@@ -535,9 +535,15 @@ fn heartbeats_are_due_at_most_once_per_interval() {
     assert_eq!(h.due(1_100, 1_000.0)[&1], [(7, 600)]);
     assert!(h.due(5_000, 1_000.0).is_empty(), "not seen since");
     assert_eq!(h.last_seen(1, 7), Some(600));
+    // One stream's due times leave the other stream's alone.
+    h.mark(1, &[7], 6_000);
+    h.mark(2, &[7], 6_000);
+    assert_eq!(h.due_for(2, 7_000, 1_000.0), [(7, 6_000)]);
+    assert_eq!(h.due(7_000, 1_000.0)[&1], [(7, 6_000)]);
+    assert_eq!(h.last_seen(1, 7), Some(6_000));
     let mut mine = h.for_stream(1);
     mine.sort_unstable();
-    assert_eq!(mine, [(7, 600), (8, 100)]);
+    assert_eq!(mine, [(7, 6_000), (8, 100)]);
     h.forget(1, &[8]);
     h.forget_stream(2);
     assert_eq!(h.len(), 1);
