@@ -417,9 +417,18 @@ async fn templates_are_retired_after_their_inactivity_ttl() {
 #[tokio::test]
 async fn a_restart_makes_cursors_stale() {
     let dir = tempfile::tempdir().unwrap();
+    for mode in ["full", "local"] {
+        restart_case(mode, &dir.path().join(mode)).await;
+    }
+}
+
+async fn restart_case(mode: &str, root: &std::path::Path) {
     let c = client();
-    let root = dir.path().join("node");
-    let mut s = Server::start_local(&root, &[]);
+    let start = || match mode {
+        "full" => Server::start_full(root, "local", &[], &[]),
+        _ => Server::start_local(root, &[]),
+    };
+    let mut s = start();
     let url = touch_stream(&c, &s, "restart").await;
     append(
         &c,
@@ -434,7 +443,7 @@ async fn a_restart_makes_cursors_stale() {
     .await;
     let cursor = settled_cursor(&c, &url).await;
     s.terminate();
-    let mut s = Server::start_local(&root, &[]);
+    let mut s = start();
     let url = s.stream_url("restart");
     let (status, v) = post_json(
         &c,
@@ -443,7 +452,7 @@ async fn a_restart_makes_cursors_stale() {
     )
     .await;
     assert_eq!(status, 200);
-    assert_eq!(v["stale"], true, "{v}");
+    assert_eq!(v["stale"], true, "{mode}: {v}");
     assert_eq!(v["error"]["code"], "stale");
     assert_eq!(v["generation"], 0, "a new journal");
     assert_ne!(v["epoch"].as_str().unwrap(), &cursor[..16]);
@@ -660,5 +669,39 @@ async fn waits_that_use_a_template_keep_it_alive() {
         }
         assert!(Instant::now() < deadline, "not retired: {meta}");
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn settle_waits_for_every_acknowledged_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = client();
+    let s = Server::start_local(&dir.path().join("local"), &[]);
+    // The first append after a route made the touch state is the delicate one: repeat it
+    // on fresh streams.
+    for i in 0..40 {
+        let url = touch_stream(&c, &s, &format!("settle-{i}")).await;
+        settled_cursor(&c, &url).await;
+        for n in 0..2u64 {
+            append(
+                &c,
+                &url,
+                &[change(
+                    "insert",
+                    &n.to_string(),
+                    json!({"status": "open"}),
+                    Value::Null,
+                )],
+            )
+            .await;
+            let (_, meta) =
+                get_json(&c, &format!("{url}/touch/meta?settle=flush&timeoutMs=5000")).await;
+            assert_eq!(meta["settled"], true, "{meta}");
+            assert_eq!(
+                meta["bucketMaxSourceOffsetSeq"],
+                n.to_string(),
+                "stream {i}: append {n} not flushed: {meta}"
+            );
+        }
     }
 }

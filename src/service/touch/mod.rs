@@ -57,7 +57,7 @@ pub struct Totals {
 pub struct State {
     pub hot: HotInterest,
     pub planner: Planner,
-    /// The next position to process; `None` until the first commit (or route) fixed it.
+    /// The next position to process (`None` only in a default-made state).
     pub next_pos: Option<u64>,
     /// `None`: to be loaded from storage before the next batch.
     pub templates: Option<Arc<Vec<LiveTemplate>>>,
@@ -131,9 +131,12 @@ impl TouchManager {
     }
 
     /// The state of `meta`'s stream for configuration `cfg` (touch enabled), made if
-    /// needed. A state of another configuration generation is replaced, keeping its
-    /// journal (and so its epoch) when the journal's settings did not change.
-    pub fn stream(&self, meta: &StreamMeta, cfg: &TouchConfig) -> Arc<StreamTouch> {
+    /// needed; a new state processes entries from position `start` on (the tail when a
+    /// route makes it: entries committed before the state existed touch nothing, and a
+    /// `settle=flush` after an append waits for the processor). A state of another
+    /// configuration generation is replaced, keeping its journal (and so its epoch) when
+    /// the journal's settings did not change, and its position.
+    pub fn stream(&self, meta: &StreamMeta, cfg: &TouchConfig, start: u64) -> Arc<StreamTouch> {
         let gen = meta.settings.config_gen;
         let mut map = self.map();
         if let Some(st) = map.get(&meta.id) {
@@ -166,7 +169,10 @@ impl TouchManager {
             hot_limits: HotLimits::of(&cfg.memory),
             flusher: journal.spawn_flusher(),
             journal,
-            state: Mutex::new(carried.unwrap_or_default()),
+            state: Mutex::new(carried.unwrap_or_else(|| State {
+                next_pos: Some(start),
+                ..State::default()
+            })),
         });
         map.insert(meta.id, st.clone());
         st

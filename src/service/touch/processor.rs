@@ -103,7 +103,7 @@ impl Processor {
         match settings.profile.touch_config() {
             Some(cfg) => {
                 self.off.remove(&meta.id);
-                Some(self.manager().stream(&meta, cfg))
+                Some(self.manager().stream(&meta, cfg, change.first_pos))
             }
             None => {
                 self.manager().forget(meta.id);
@@ -202,7 +202,7 @@ impl Processor {
             }
         };
         let now_ms = self.service.engine().clock().now_ms();
-        let touches = {
+        {
             let mut s = st.lock();
             let Some(start) = s.next_pos else {
                 return;
@@ -262,6 +262,9 @@ impl Processor {
             let Some(last) = last else {
                 return;
             };
+            // Touched under the state lock, with the position: `touch/meta` reads both under
+            // it, so it never sees the position advanced before the touches are pending.
+            st.journal.touch_all(b.touches.iter().copied());
             s.planner
                 .tokens
                 .refund(plan.fine_budget, b.fine_used, &st.cfg);
@@ -283,9 +286,7 @@ impl Processor {
             if b.touches.is_empty() {
                 t.scanned_but_emitted0_batches += 1;
             }
-            b.touches
-        };
-        st.journal.touch_all(touches);
+        }
     }
 
     /// Heartbeats due for persistence, and template GC.

@@ -104,7 +104,7 @@ impl StreamService {
         let Some(cfg) = settings.profile.touch_config().cloned() else {
             return Err(ServiceError::NotFound("touch not enabled".into()));
         };
-        let st = self.touch().stream(&meta, &cfg);
+        let st = self.touch().stream(&meta, &cfg, meta.tail.next_pos);
         Ok((meta, cfg, st))
     }
 
@@ -212,8 +212,10 @@ impl StreamService {
     async fn meta_body(&self, name: &str, st: &Arc<StreamTouch>) -> ServiceResult<(Value, bool)> {
         let tail = self.live(name).await?.tail.next_pos;
         let active_templates = self.engine.active_templates(st.id).await?.len();
-        let j = st.journal.meta();
+        // The journal is read under the state lock, which the processor holds while it
+        // touches the journal and advances its position: one consistent snapshot.
         let s = st.lock();
+        let j = st.journal.meta();
         let caught_up = s.next_pos.is_none_or(|n| n >= tail);
         let settled = j.pending_keys == 0 && caught_up;
         let hot = s.hot.counts();
