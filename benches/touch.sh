@@ -6,7 +6,9 @@
 # each wait with the returned cursor, while a writer appends one State Protocol update
 # per POST at RATE changes/s for DURATION seconds, round-robin over the rows. Reports
 # wake latency (change sent → its waiter's answer) p50/p90/p99/max, touched / timed-out
-# / spurious wakes, misses, and the serving process's CPU per change.
+# / spurious wakes, misses, and the serving process's CPU per change. Then, on a fresh
+# server, `touch-plain`: the same writer on a stream without touch and without waiters,
+# the CPU an append costs anyway.
 #
 #   benches/touch.sh [--servers local,full,original] [--waiters N] [--rate R]
 #                    [--duration S] [--wait-ms MS] [--orig-dir DIR] [--out DIR] [--no-pin]
@@ -40,7 +42,7 @@ BUN_VERSION=1.4.5
 PIN=1
 OUT=""
 
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -176,24 +178,26 @@ start_server() { # server data-dir -> SRV_PID, SRV_URL
 FAILED=0
 T0=$(date +%s)
 for srv in $SERVERS; do
-  data="$WORK/$srv"
-  if ! start_server "$srv" "$data"; then
-    echo "{\"label\":\"$srv\",\"scenario\":\"*\",\"ok\":false,\"error\":\"did not start\"}" >> "$RESULTS"
-    FAILED=1; continue
-  fi
-  log "$srv: running touch (pid $SRV_PID, $SRV_URL)"
-  # shellcheck disable=SC2086
-  $CLIENT_CPU "$LOAD" touch --url "$SRV_URL" --server-pid "$SRV_PID" --label "$srv" --json \
-    --waiters "$WAITERS" --rate "$RATE" --duration "$DURATION" --wait-timeout-ms "$WAIT_MS" \
-    > "$WORK/load.out" 2>> "$OUT/logs/load.log"
-  rc=$?
-  grep '^{' "$WORK/load.out" >> "$RESULTS"
-  [ $rc -ne 0 ] && { log "$srv: failed: $(grep -m1 'error' "$OUT/logs/load.log" | tail -1)"; FAILED=1; }
-  # Child processes would escape the CPU figure; say so if the server has any.
-  kids="$(ps -o pid=,comm= --ppid "$SRV_PID" 2>/dev/null | tr '\n' ' ')"
-  [ -n "$kids" ] && echo "$srv: child processes of $SRV_PID: $kids" >> "$OUT/header.txt"
-  stop_pid "$SRV_PID"
-  rm -rf "$data"
+  for sc in touch touch-plain; do
+    data="$WORK/$srv"
+    if ! start_server "$srv" "$data"; then
+      echo "{\"label\":\"$srv\",\"scenario\":\"$sc\",\"ok\":false,\"error\":\"did not start\"}" >> "$RESULTS"
+      FAILED=1; continue
+    fi
+    log "$srv: running $sc (pid $SRV_PID, $SRV_URL)"
+    # shellcheck disable=SC2086
+    $CLIENT_CPU "$LOAD" "$sc" --url "$SRV_URL" --server-pid "$SRV_PID" --label "$srv" --json \
+      --waiters "$WAITERS" --rate "$RATE" --duration "$DURATION" --wait-timeout-ms "$WAIT_MS" \
+      > "$WORK/load.out" 2>> "$OUT/logs/load.log"
+    rc=$?
+    grep '^{' "$WORK/load.out" >> "$RESULTS"
+    [ $rc -ne 0 ] && { log "$srv: $sc failed: $(grep 'error:' "$OUT/logs/load.log" | tail -1)"; FAILED=1; }
+    # Child processes would escape the CPU figure; say so if the server has any.
+    kids="$(ps -o pid=,comm= --ppid "$SRV_PID" 2>/dev/null | tr '\n' ' ')"
+    [ -n "$kids" ] && echo "$srv: child processes of $SRV_PID: $kids" >> "$OUT/header.txt"
+    stop_pid "$SRV_PID"
+    rm -rf "$data"
+  done
 done
 log "runs took $(( $(date +%s) - T0 )) s"
 echo "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/header.txt"

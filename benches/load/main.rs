@@ -11,7 +11,8 @@
 //! docs/performance.md for what each measures; benches/compare.sh runs them all against
 //! every server. `keyed-fill` and `keyed-read` (routing keys, this server only; see
 //! `keyed.rs`) are run by benches/keyed.sh; `touch` (live-query touch wake latency, see
-//! `touch.rs`) by benches/touch.sh. Only loopback targets are accepted.
+//! `touch.rs`) and `touch-plain` (its writer alone, the baseline) by benches/touch.sh.
+//! Only loopback targets are accepted.
 #![allow(
     clippy::disallowed_methods,
     clippy::unwrap_used,
@@ -45,6 +46,7 @@ const SCENARIOS: &[&str] = &[
     "keyed-fill",
     "keyed-read",
     "touch",
+    "touch-plain",
 ];
 
 #[derive(Parser, Clone, Debug)]
@@ -52,7 +54,7 @@ const SCENARIOS: &[&str] = &[
     name = "load",
     about = "Durable Streams load generator (loopback only)",
     after_help = "Scenarios: append-own, append-shared, catchup, latency, fanout, many, ping, idle,\n\
-                  keyed-fill, keyed-read (benches/keyed.sh), touch (benches/touch.sh).\n\
+                  keyed-fill, keyed-read (benches/keyed.sh), touch, touch-plain (benches/touch.sh).\n\
                   Utilities: `table --results FILE [--baseline LABEL]` prints a markdown table of\n\
                   --json lines; `free-port` prints a free loopback TCP port; `evict-cache\n\
                   --evict-dir DIR` drops the page cache of the files under DIR."
@@ -262,7 +264,8 @@ fn run(opts: Opts, scenario: &str) -> i32 {
                 "idle" => scenarios::idle(ctx, &mut rep).await,
                 "keyed-fill" => keyed::fill(ctx, &mut rep).await,
                 "keyed-read" => keyed::read(ctx, &mut rep).await,
-                "touch" => touch::touch(ctx, &mut rep).await,
+                "touch" => touch::touch(ctx, false, &mut rep).await,
+                "touch-plain" => touch::touch(ctx, true, &mut rep).await,
                 _ => unreachable!("checked by main"),
             }
         })

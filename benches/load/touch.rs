@@ -25,11 +25,14 @@
 //! then a writer appends updates at a steady `--rate` R for `--duration` seconds, one
 //! change per POST (a JSON array of one record, `old_value` included so the fine keys
 //! can be derived), change j updating row `j mod W` (round-robin; a field `n` changes,
-//! `id` stays, so exactly that row's watch key is touched). The writer notes each
-//! change's send time just before the POST. When a waiter's wait answers
+//! `id` stays, so exactly that row's watch key is touched). The writer is open-loop:
+//! change j is due at j/R s and goes out on connection `j mod 8`, so an append slower
+//! than 1/R (the original commits in 10 ms groups) does not lower the rate. The writer
+//! notes each change's send time just before the POST. When a waiter's wait answers
 //! `touched:true`, every change of its row not yet claimed is claimed: wake latency =
 //! answer received − change sent (it includes the append's own commit; the append
-//! latency is reported beside it). A touched answer with nothing to claim is a spurious
+//! latency is reported beside it), and also answer received − the append's
+//! acknowledgement read by the writer (0 when the wake was read first). A touched answer with nothing to claim is a spurious
 //! wake. Each row changes every W/R seconds (5 s with the defaults), far longer than a
 //! wake takes, so a wake cannot be attributed to the wrong change. After the last
 //! append the waiters keep waiting until every change is claimed or
@@ -40,10 +43,14 @@
 //! from the first append to the last append's acknowledgement, divided by the changes:
 //! it covers the append, the touch processing, the wake answers and the re-issued waits,
 //! and the idle cost of W parked waiters over that time (the idle figure is reported
-//! separately so it can be subtracted). Pass the pid of the process that serves (for
-//! the original: the Bun process).
+//! separately). Pass the pid of the process that serves (for the original: the Bun
+//! process). A note splits that CPU by thread name.
+//!
+//! `touch-plain` runs the same rows and the same writer on a stream without the touch
+//! profile and without waiters: the CPU an append costs anyway, so the difference is
+//! what touch (processing, wakes, re-issued waits) adds per change.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -53,11 +60,13 @@ use prisma_streams::touch::keys;
 use serde::Deserialize;
 
 use crate::http::Conn;
-use crate::measure::{Phase, Samples, Snapshot};
+use crate::measure::{proc_thread_cpu_secs, Phase, Samples, Snapshot};
 use crate::report::Report;
-use crate::scenarios::{body_text, connect_n, create, Ctx, JSON};
+use crate::scenarios::{body_text, connect_n, create, join_all, Ctx, JSON};
 
 const ENTITY: &str = "public.todos";
+/// Writer connections: enough that the original's ~10 ms appends still keep the pace.
+const WRITERS: usize = 8;
 const PROFILE: &str = r#"{"apiVersion":"durable.streams/profile/v1","profile":{"kind":"state-protocol","touch":{"enabled":true,"onMissingBefore":"coarse"}}}"#;
 const ACTIVATE: &str =
     r#"{"templates":[{"entity":"public.todos","fields":[{"name":"id","encoding":"string"}]}]}"#;
@@ -75,7 +84,11 @@ struct WaitAnswer {
 #[derive(Default)]
 struct Shared {
     /// Per row: send times of the changes not yet claimed by a wake.
-    pending: Vec<Mutex<VecDeque<Instant>>>,
+    pending: Vec<Mutex<VecDeque<(u64, Instant)>>>,
+    /// (change, when its waiter's answer arrived), for the latency from the ack.
+    woke: Mutex<Vec<(u64, Instant)>>,
+    /// Per change: when its append was acknowledged.
+    acks: Mutex<Vec<Option<Instant>>>,
     /// Wake latencies in nanoseconds.
     wakes: Mutex<Samples>,
     touched: AtomicU64,
@@ -188,15 +201,20 @@ async fn waiter(
                     _ => &sh.kind_table,
                 }
                 .fetch_add(1, Ordering::Relaxed);
-                let claimed: Vec<Instant> = match sh.pending[i].lock() {
+                let claimed: Vec<(u64, Instant)> = match sh.pending[i].lock() {
                     Ok(mut q) => q.drain(..).collect(),
                     Err(_) => bail!("waiter {i}: poisoned lock"),
                 };
                 if claimed.is_empty() {
                     sh.spurious.fetch_add(1, Ordering::Relaxed);
-                } else if let Ok(mut w) = sh.wakes.lock() {
-                    for sent in claimed {
-                        w.push(now.saturating_duration_since(sent).as_nanos() as u64);
+                } else {
+                    if let Ok(mut w) = sh.wakes.lock() {
+                        for (_, sent) in &claimed {
+                            w.push(now.saturating_duration_since(*sent).as_nanos() as u64);
+                        }
+                    }
+                    if let Ok(mut w) = sh.woke.lock() {
+                        w.extend(claimed.iter().map(|(j, _)| (*j, now)));
                     }
                 }
             }
@@ -211,7 +229,45 @@ async fn waiter(
     }
 }
 
-pub async fn touch(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
+/// Per-thread CPU seconds of the server, by thread id (with its name).
+fn thread_cpu(pid: Option<u32>) -> HashMap<u32, (String, f64)> {
+    pid.map(proc_thread_cpu_secs)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(tid, name, secs)| (tid, (name, secs)))
+        .collect()
+}
+
+/// A note with the server's CPU per change over the writer phase by thread name.
+fn thread_notes(
+    rep: &mut Report,
+    a: &HashMap<u32, (String, f64)>,
+    b: &HashMap<u32, (String, f64)>,
+    changes: u64,
+) {
+    if b.is_empty() || changes == 0 {
+        return;
+    }
+    let mut by_name: BTreeMap<String, f64> = BTreeMap::new();
+    for (tid, (name, secs)) in b {
+        let before = a.get(tid).map_or(0.0, |(_, s)| *s);
+        *by_name.entry(name.clone()).or_default() += secs - before;
+    }
+    let mut v: Vec<(String, f64)> = by_name.into_iter().filter(|(_, s)| *s > 0.0).collect();
+    v.sort_by(|x, y| y.1.total_cmp(&x.1));
+    let parts: Vec<String> = v
+        .iter()
+        .map(|(n, s)| format!("{n} {:.0}", s * 1e6 / changes as f64))
+        .collect();
+    rep.note(format!(
+        "server CPU µs per change by thread name (10 ms ticks): {}",
+        parts.join(", ")
+    ));
+}
+
+/// `touch` (`plain` false) and `touch-plain`: the same writer on a stream without the
+/// touch profile and without waiters, the baseline that the append itself costs.
+pub async fn touch(ctx: Arc<Ctx>, plain: bool, rep: &mut Report) -> Result<()> {
     let w = ctx.opts.waiters.max(1);
     let rate = ctx.opts.rate.max(0.001);
     let timeout_ms = ctx.opts.wait_timeout_ms;
@@ -220,23 +276,25 @@ pub async fn touch(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
     let wait_path = format!("{path}/touch/wait");
     let mut c = Conn::connect(&ctx.target).await?;
     create(&mut c, &ctx.target, &name).await?;
-    post_ok(
-        &mut c,
-        &format!("{path}/_profile"),
-        PROFILE.as_bytes(),
-        "profile",
-    )
-    .await?;
-    let act = post_ok(
-        &mut c,
-        &format!("{path}/touch/templates/activate"),
-        ACTIVATE.as_bytes(),
-        "activate",
-    )
-    .await?;
-    let act: serde_json::Value = serde_json::from_slice(&act).context("activate answer")?;
-    if act["activated"].as_array().map_or(0, Vec::len) != 1 {
-        bail!("template not activated: {act}");
+    if !plain {
+        post_ok(
+            &mut c,
+            &format!("{path}/_profile"),
+            PROFILE.as_bytes(),
+            "profile",
+        )
+        .await?;
+        let act = post_ok(
+            &mut c,
+            &format!("{path}/touch/templates/activate"),
+            ACTIVATE.as_bytes(),
+            "activate",
+        )
+        .await?;
+        let act: serde_json::Value = serde_json::from_slice(&act).context("activate answer")?;
+        if act["activated"].as_array().map_or(0, Vec::len) != 1 {
+            bail!("template not activated: {act}");
+        }
     }
     // The rows, inserted before the waiters' cursor.
     let mut ins = String::from("[");
@@ -251,7 +309,11 @@ pub async fn touch(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
     }
     ins.push(']');
     post_ok(&mut c, &path, ins.as_bytes(), "insert rows").await?;
-    let m = meta(&mut c, &path, "?settle=flush&timeoutMs=4000").await?;
+    let m = if plain {
+        serde_json::json!({"cursor": "now"})
+    } else {
+        meta(&mut c, &path, "?settle=flush&timeoutMs=4000").await?
+    };
     let cursor = m["cursor"]
         .as_str()
         .context("touch/meta has no cursor")?
@@ -259,11 +321,15 @@ pub async fn touch(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
     let window = m["touchCoalesceWindowMs"].as_f64();
     let settled = m["settled"].clone();
 
+    let planned = ((rate * ctx.opts.duration).ceil() as u64)
+        .min(ctx.opts.count)
+        .max(1);
     let sh = Arc::new(Shared {
         pending: (0..w).map(|_| Mutex::new(VecDeque::new())).collect(),
+        acks: Mutex::new(vec![None; planned as usize]),
         ..Shared::default()
     });
-    let conns = connect_n(&ctx.target, w).await?;
+    let conns = connect_n(&ctx.target, if plain { 0 } else { w }).await?;
     let mut handles = Vec::with_capacity(w);
     for (i, conn) in conns.into_iter().enumerate() {
         handles.push(tokio::spawn(waiter(
@@ -276,60 +342,98 @@ pub async fn touch(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
         )));
     }
     // Let every first wait reach the server and park, then measure the idle cost.
-    tokio::time::sleep(Duration::from_millis(500 + w as u64)).await;
+    let (park, idle_secs) = if plain { (0, 0) } else { (500 + w as u64, 2) };
+    tokio::time::sleep(Duration::from_millis(park)).await;
     let idle_a = Snapshot::take(ctx.pid());
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(idle_secs)).await;
     let idle = Phase::between(idle_a, Snapshot::take(ctx.pid()), 0);
-    let parked = meta(&mut c, &path, "").await?;
+    let parked = if plain {
+        serde_json::Value::Null
+    } else {
+        meta(&mut c, &path, "").await?
+    };
     let spurious_parking = sh.spurious.load(Ordering::Relaxed);
     let touched_parking = sh.touched.load(Ordering::Relaxed);
 
-    // The paced writer.
-    let planned = ((rate * ctx.opts.duration).ceil() as u64)
-        .min(ctx.opts.count)
-        .max(1);
-    let mut wconn = Conn::connect(&ctx.target).await?;
-    let mut alat = Samples::default();
-    let mut resp = Vec::new();
-    let mut behind = 0u64;
-    let mut sent = 0u64;
+    // The paced writer: open loop, so a slow append does not lower the rate. Change j
+    // is due at j / R seconds and is sent by writer connection j mod WRITERS.
+    let wconns = connect_n(&ctx.target, WRITERS).await?;
     let start = Snapshot::take(ctx.pid());
+    let threads_a = thread_cpu(ctx.pid());
     let t_start = Instant::now();
     let stop_at = t_start + ctx.duration() + Duration::from_secs(1);
-    while sent < planned {
-        let due = t_start + Duration::from_secs_f64(sent as f64 / rate);
-        let now = Instant::now();
-        if now >= stop_at {
-            break;
-        }
-        if due > now {
-            tokio::time::sleep_until(due.into()).await;
-        } else if now - due > Duration::from_millis(10) {
-            behind += 1;
-        }
-        let row = (sent % w as u64) as usize;
-        let n = sent / w as u64 + 1;
-        let body = format!(
-            r#"[{{"type":"{ENTITY}","key":"{row}","value":{},"old_value":{},"headers":{{"operation":"update"}}}}]"#,
-            row_value(row, n),
-            row_value(row, n - 1)
-        );
-        let t = Instant::now();
-        match sh.pending[row].lock() {
-            Ok(mut q) => q.push_back(t),
-            Err(_) => bail!("poisoned lock"),
-        }
-        let h = wconn
-            .request("POST", &path, Some(JSON), body.as_bytes(), &mut resp)
-            .await
-            .context("writer POST")?;
-        if !h.ok() {
-            bail!("writer POST {path}: HTTP {} {}", h.status, body_text(&resp));
-        }
-        alat.push(t.elapsed().as_nanos() as u64);
-        sent += 1;
+    let mut writers = Vec::with_capacity(WRITERS);
+    for (k, mut wconn) in wconns.into_iter().enumerate() {
+        let (sh, path) = (sh.clone(), path.clone());
+        writers.push(tokio::spawn(async move {
+            let mut alat = Samples::default();
+            let mut resp = Vec::new();
+            let (mut sent, mut behind) = (0u64, 0u64);
+            for j in (k as u64..planned).step_by(WRITERS) {
+                let due = t_start + Duration::from_secs_f64(j as f64 / rate);
+                let now = Instant::now();
+                if now >= stop_at {
+                    break;
+                }
+                if due > now {
+                    tokio::time::sleep_until(due.into()).await;
+                } else if now - due > Duration::from_millis(10) {
+                    behind += 1;
+                }
+                let row = (j % w as u64) as usize;
+                let n = j / w as u64 + 1;
+                let body = format!(
+                    r#"[{{"type":"{ENTITY}","key":"{row}","value":{},"old_value":{},"headers":{{"operation":"update"}}}}]"#,
+                    row_value(row, n),
+                    row_value(row, n - 1)
+                );
+                let t = Instant::now();
+                if !plain {
+                    match sh.pending[row].lock() {
+                        Ok(mut q) => q.push_back((j, t)),
+                        Err(_) => bail!("poisoned lock"),
+                    }
+                }
+                let h = wconn
+                    .request("POST", &path, Some(JSON), body.as_bytes(), &mut resp)
+                    .await
+                    .context("writer POST")?;
+                if !h.ok() {
+                    bail!("writer POST {path}: HTTP {} {}", h.status, body_text(&resp));
+                }
+                let acked = Instant::now();
+                alat.push(acked.duration_since(t).as_nanos() as u64);
+                if let Some(a) = sh.acks.lock().ok().as_mut().and_then(|v| v.get_mut(j as usize)) {
+                    *a = Some(acked);
+                }
+                sent += 1;
+            }
+            Ok((alat, sent, behind))
+        }));
+    }
+    let mut alat = Samples::default();
+    let (mut sent, mut behind) = (0u64, 0u64);
+    for (a, s, b) in join_all(writers).await? {
+        alat.extend(a);
+        sent += s;
+        behind += b;
     }
     let end = Snapshot::take(ctx.pid());
+    let threads_b = thread_cpu(ctx.pid());
+    let ph = Phase::between(start, end, sent);
+    if plain {
+        rep.add("changes", "changes appended (paced)", sent as f64, None);
+        rep.add("rate", "target changes/s", rate, None);
+        rep.latency("append", "append latency", &mut alat);
+        rep.phase("changes", "changes", "change", &ph);
+        thread_notes(rep, &threads_a, &threads_b, sent);
+        if behind > sent / 10 {
+            rep.note(format!(
+                "{behind} of {sent} appends went out more than 10 ms after their due time (8 writer connections, {rate}/s in all)"
+            ));
+        }
+        return Ok(());
+    }
     // Drain: every change should be claimed within a wait or two.
     let drain_until = Instant::now() + Duration::from_millis(timeout_ms + 2000);
     while sh.unclaimed() > 0 && Instant::now() < drain_until {
@@ -353,7 +457,6 @@ pub async fn touch(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
         }
     }
 
-    let ph = Phase::between(start, end, sent);
     rep.add("waiters", "waiters (one watch key each)", w as f64, None);
     rep.add("wait_timeout_ms", "wait timeoutMs", timeout_ms as f64, None);
     if let Some(win) = window {
@@ -387,6 +490,34 @@ pub async fn touch(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
         rep.add("wake_p90_ms", "wake latency p90 ms", p90, Some("lower"));
     }
     rep.latency("wake", "wake latency", &mut wakes);
+    // From the acknowledgement: a wake can arrive before the writer reads its ack.
+    let mut from_ack = Samples::default();
+    let mut before_ack = 0u64;
+    if let (Ok(woke), Ok(acks)) = (sh.woke.lock(), sh.acks.lock()) {
+        for (j, at) in woke.iter() {
+            if let Some(Some(ack)) = acks.get(*j as usize) {
+                if at < ack {
+                    before_ack += 1;
+                }
+                from_ack.push(at.saturating_duration_since(*ack).as_nanos() as u64);
+            }
+        }
+    }
+    if let Some(p90) = from_ack.quantile_ms(0.90) {
+        rep.add(
+            "wake_ack_p90_ms",
+            "wake latency from the ack p90 ms",
+            p90,
+            Some("lower"),
+        );
+    }
+    rep.latency("wake_ack", "wake latency from the ack", &mut from_ack);
+    rep.add(
+        "woken_before_ack",
+        "wakes read before the append's ack (counted 0)",
+        before_ack as f64,
+        None,
+    );
     rep.latency("append", "append latency", &mut alat);
     let ld = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
     rep.add("touched", "waits answered touched", ld(&sh.touched), None);
@@ -457,9 +588,10 @@ pub async fn touch(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
             m["waitTimeoutTotal"]
         ));
     }
+    thread_notes(rep, &threads_a, &threads_b, sent);
     if behind > sent / 10 {
         rep.note(format!(
-            "the writer fell behind its {rate}/s pace for {behind} of {sent} appends"
+            "{behind} of {sent} appends went out more than 10 ms after their due time (8 writer connections, {rate}/s in all)"
         ));
     }
     if !failed.is_empty() {
