@@ -10,7 +10,9 @@
 //! Scenarios: append-own, append-shared, catchup, latency, fanout, many, ping, idle. See
 //! docs/performance.md for what each measures; benches/compare.sh runs them all against
 //! every server. `keyed-fill` and `keyed-read` (routing keys, this server only; see
-//! `keyed.rs`) are run by benches/keyed.sh. Only loopback targets are accepted.
+//! `keyed.rs`) are run by benches/keyed.sh; `touch` (live-query touch wake latency, see
+//! `touch.rs`) and `touch-plain` (its writer alone, the baseline) by benches/touch.sh.
+//! Only loopback targets are accepted.
 #![allow(
     clippy::disallowed_methods,
     clippy::unwrap_used,
@@ -23,6 +25,7 @@ mod keyed;
 mod measure;
 mod report;
 mod scenarios;
+mod touch;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,6 +45,8 @@ const SCENARIOS: &[&str] = &[
     "idle",
     "keyed-fill",
     "keyed-read",
+    "touch",
+    "touch-plain",
 ];
 
 #[derive(Parser, Clone, Debug)]
@@ -49,7 +54,7 @@ const SCENARIOS: &[&str] = &[
     name = "load",
     about = "Durable Streams load generator (loopback only)",
     after_help = "Scenarios: append-own, append-shared, catchup, latency, fanout, many, ping, idle,\n\
-                  keyed-fill, keyed-read (benches/keyed.sh).\n\
+                  keyed-fill, keyed-read (benches/keyed.sh), touch, touch-plain (benches/touch.sh).\n\
                   Utilities: `table --results FILE [--baseline LABEL]` prints a markdown table of\n\
                   --json lines; `free-port` prints a free loopback TCP port; `evict-cache\n\
                   --evict-dir DIR` drops the page cache of the files under DIR."
@@ -118,12 +123,18 @@ pub struct Opts {
     /// (keyed-read), or once (evict-cache).
     #[arg(long)]
     pub evict_dir: Option<PathBuf>,
-    /// Appends per second of the paced writer (latency, fanout).
+    /// Appends per second of the paced writer (latency, fanout, touch).
     #[arg(long, default_value_t = 200.0)]
     pub rate: f64,
     /// Long-poll readers (fanout).
     #[arg(long, default_value_t = 100)]
     pub readers: usize,
+    /// Touch waiters, each on the watch key of its own row (touch).
+    #[arg(long, default_value_t = 1000)]
+    pub waiters: usize,
+    /// `timeoutMs` of each touch wait (touch); the original answers 408 after 5 s.
+    #[arg(long, default_value_t = 4000)]
+    pub wait_timeout_ms: u64,
     /// Streams to create (many, idle).
     #[arg(long, default_value_t = 10_000)]
     pub streams: u64,
@@ -253,6 +264,8 @@ fn run(opts: Opts, scenario: &str) -> i32 {
                 "idle" => scenarios::idle(ctx, &mut rep).await,
                 "keyed-fill" => keyed::fill(ctx, &mut rep).await,
                 "keyed-read" => keyed::read(ctx, &mut rep).await,
+                "touch" => touch::touch(ctx, false, &mut rep).await,
+                "touch-plain" => touch::touch(ctx, true, &mut rep).await,
                 _ => unreachable!("checked by main"),
             }
         })

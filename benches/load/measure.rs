@@ -175,6 +175,17 @@ impl Samples {
         self.0.len()
     }
 
+    /// The `q` quantile (0..=1) in milliseconds; None without samples.
+    pub fn quantile_ms(&mut self, q: f64) -> Option<f64> {
+        if self.0.is_empty() {
+            return None;
+        }
+        self.0.sort_unstable();
+        let n = self.0.len();
+        let i = ((q * n as f64).ceil() as usize).clamp(1, n) - 1;
+        Some(self.0[i] as f64 / 1e6)
+    }
+
     /// (p50, p99, max) in milliseconds; None without samples.
     pub fn summary_ms(&mut self) -> Option<(f64, f64, f64)> {
         if self.0.is_empty() {
