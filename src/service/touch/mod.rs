@@ -63,8 +63,6 @@ pub struct State {
     pub templates: Option<Arc<Vec<LiveTemplate>>>,
     pub totals: Totals,
     pub mode: TouchMode,
-    /// Entries behind the tail at the end of the last batch (0 without fine demand).
-    pub lag: u64,
     /// Restricted (template-granularity) touches already made in the current bucket.
     pub template_bucket: (i64, Vec<u32>),
     /// Last template GC (Unix ms).

@@ -139,7 +139,8 @@ impl Processor {
             .iter()
             .enumerate()
             .map(|(i, e)| (change.first_pos + i as u64, &e.data));
-        self.batch(&st, items, change.next_pos).await;
+        self.batch(&st, items, change.next_pos, change.next_pos)
+            .await;
     }
 
     async fn catch_up_all(&mut self) {
@@ -182,16 +183,19 @@ impl Processor {
                 return;
             }
             let items = page.positions.iter().copied().zip(page.entries.iter());
-            self.batch(st, items, meta.tail.next_pos.max(to)).await;
+            self.batch(st, items, page.next_pos, meta.tail.next_pos.max(to))
+                .await;
         }
     }
 
-    /// Processes one batch of `(position, record)` of `st`, `tail` being the stream's
-    /// tail after it.
+    /// Processes one batch of `(position, record)` of `st` ending before `end`, `tail`
+    /// being the stream's tail: what lies beyond the batch is its lag (0 when the batch
+    /// catches up, which lets the journal flush fastest).
     async fn batch<'a>(
         &mut self,
         st: &Arc<StreamTouch>,
         items: impl Iterator<Item = (u64, &'a Bytes)>,
+        end: u64,
         tail: u64,
     ) {
         let templates = match self.manager().templates(st).await {
@@ -210,7 +214,7 @@ impl Processor {
             let hot = s.hot.counts();
             let plan = s
                 .planner
-                .plan(&st.cfg, &hot, tail.saturating_sub(start), now_ms);
+                .plan(&st.cfg, &hot, tail.saturating_sub(end.max(start)), now_ms);
             st.journal.set_coalesce_ms(plan.coalesce_ms);
             let mut b = Batch::new(&st.cfg, plan.fine_budget);
             let mut last = None;
@@ -270,11 +274,6 @@ impl Processor {
                 .refund(plan.fine_budget, b.fine_used, &st.cfg);
             s.next_pos = Some(last + 1);
             s.mode = plan.mode;
-            s.lag = if hot.fine_demand() {
-                tail.saturating_sub(last + 1)
-            } else {
-                0
-            };
             let t = &mut s.totals;
             t.scan_rows += rows;
             t.scan_batches += 1;
