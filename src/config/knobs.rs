@@ -206,7 +206,7 @@ knobs! {
     DS_MAX_HEADER_BYTES: Literal("65536"), Servers,
         "Request line plus headers (431 above; at least 8192).";
     DS_MAX_LIVE_READERS: Literal("10000"), Servers,
-        "Long-polls and SSE connections open at once; more get 503 with `Retry-After`.";
+        "Long-polls, SSE connections and `touch/wait` requests open at once; more get 503 with `Retry-After`.";
     PRISMA_STREAMS_UPDATE_API: Literal("https://api.github.com"), SelfUpdate,
         "GitHub API base asked for releases (mirrors and tests point it elsewhere).";
     PRISMA_STREAMS_MANAGED_BY: Unset, SelfUpdate,

@@ -128,9 +128,9 @@ impl Processor {
         let Some(st) = self.state_for(change).await else {
             return;
         };
-        // Entries before this commit that the state has not seen (it was made by a
-        // route before any commit, or the feed skipped): read them first.
-        let behind = *st.lock().next_pos.get_or_insert(change.first_pos) < change.first_pos;
+        // Entries before this commit that the state has not seen (the feed skipped
+        // commits): read them first.
+        let behind = st.lock().next_pos.is_some_and(|n| n < change.first_pos);
         if behind {
             self.catch_up(&st, change.first_pos).await;
         }
@@ -178,8 +178,11 @@ impl Processor {
                 }
             };
             if page.entries.is_empty() {
-                // Nothing readable there any more (removed by retention): skip the range.
-                st.lock().next_pos = Some(to);
+                // Below the tail, nothing readable any more (removed by retention): skip
+                // the range. At the tail, the entries are still to come through the feed.
+                if from < meta.tail.next_pos {
+                    st.lock().next_pos = Some(to.min(meta.tail.next_pos));
+                }
                 return;
             }
             let items = page.positions.iter().copied().zip(page.entries.iter());
