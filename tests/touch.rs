@@ -35,6 +35,12 @@ async fn get_json(c: &Client, url: &str) -> (u16, Value) {
     (status, r.json().await.unwrap())
 }
 
+/// A `touch/wait` running in the background.
+fn spawn_wait(c: &Client, url: &str, body: Value) -> tokio::task::JoinHandle<(u16, Value)> {
+    let (c, wait) = (c.clone(), format!("{url}/touch/wait"));
+    tokio::spawn(async move { post_json(&c, &wait, &body).await })
+}
+
 /// A touch-enabled State Protocol stream named `name`.
 async fn touch_stream(c: &Client, s: &Server, name: &str) -> String {
     let url = s.stream_url(name);
@@ -207,13 +213,11 @@ async fn coarse_and_fine_waits_wake_on_their_changes() {
 
         // Coarse: a wait on the table key answers when a row of the table is inserted.
         let cursor = settled_cursor(&c, &url).await;
-        let wait = {
-            let (c, url, cursor) = (c.clone(), url.clone(), cursor.clone());
-            tokio::spawn(async move {
-                let body = json!({"keys": [table_key()], "cursor": cursor, "interestMode": "coarse", "timeoutMs": 20000});
-                post_json(&c, &format!("{url}/touch/wait"), &body).await
-            })
-        };
+        let wait = spawn_wait(
+            &c,
+            &url,
+            json!({"keys": [table_key()], "cursor": cursor, "interestMode": "coarse", "timeoutMs": 20000}),
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
         append(
             &c,
@@ -247,14 +251,12 @@ async fn coarse_and_fine_waits_wake_on_their_changes() {
         assert_eq!(act["limits"]["maxActiveTemplatesPerStream"], 2048);
         let cursor = settled_cursor(&c, &url).await;
         let done = watch_key("done");
-        let wait = {
-            let (c, url, cursor, done) = (c.clone(), url.clone(), cursor.clone(), done.clone());
-            tokio::spawn(async move {
-                let body = json!({"keys": [done], "cursor": cursor, "timeoutMs": 20000,
-                    "templateIdsUsed": [keys::hex16(status_template())]});
-                post_json(&c, &format!("{url}/touch/wait"), &body).await
-            })
-        };
+        let wait = spawn_wait(
+            &c,
+            &url,
+            json!({"keys": [done], "cursor": cursor, "timeoutMs": 20000,
+                    "templateIdsUsed": [keys::hex16(status_template())]}),
+        );
         // Changes that stay in other tuples do not wake it...
         tokio::time::sleep(Duration::from_millis(200)).await;
         append(
@@ -319,14 +321,11 @@ async fn exact_lane_and_immediate_answers() {
         activate(&c, &url).await;
         let cursor = settled_cursor(&c, &url).await;
         // A fine waiter makes the keys hot before the change.
-        let waiter = {
-            let (c, url, cursor) = (c.clone(), url.clone(), cursor.clone());
-            tokio::spawn(async move {
-                let body =
-                    json!({"keys": [watch_key("open")], "cursor": cursor, "timeoutMs": 20000});
-                post_json(&c, &format!("{url}/touch/wait"), &body).await
-            })
-        };
+        let waiter = spawn_wait(
+            &c,
+            &url,
+            json!({"keys": [watch_key("open")], "cursor": cursor, "timeoutMs": 20000}),
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
         append(
             &c,
@@ -462,17 +461,11 @@ async fn restart_case(mode: &str, root: &std::path::Path) {
     assert_eq!(meta["scanRowsTotal"], 0, "{meta}");
     // The returned cursor works.
     let fresh = v["cursor"].as_str().unwrap().to_string();
-    let wait = {
-        let (c, url) = (c.clone(), url.clone());
-        tokio::spawn(async move {
-            post_json(
-                &c,
-                &format!("{url}/touch/wait"),
-                &json!({"keys": [table_key()], "cursor": fresh, "interestMode": "coarse"}),
-            )
-            .await
-        })
-    };
+    let wait = spawn_wait(
+        &c,
+        &url,
+        json!({"keys": [table_key()], "cursor": fresh, "interestMode": "coarse"}),
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     append(
         &c,
@@ -589,17 +582,11 @@ async fn waits_beyond_the_live_reader_limit_are_refused() {
     let c = client();
     let s = Server::start_local(&dir.path().join("local"), &[("DS_MAX_LIVE_READERS", "1")]);
     let url = touch_stream(&c, &s, "bounded").await;
-    let first = {
-        let (c, url) = (c.clone(), url.clone());
-        tokio::spawn(async move {
-            post_json(
-                &c,
-                &format!("{url}/touch/wait"),
-                &json!({"keys": [table_key()], "cursor": "now", "timeoutMs": 1500}),
-            )
-            .await
-        })
-    };
+    let first = spawn_wait(
+        &c,
+        &url,
+        json!({"keys": [table_key()], "cursor": "now", "timeoutMs": 1500}),
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (_, meta) = get_json(&c, &format!("{url}/touch/meta")).await;
