@@ -167,6 +167,18 @@ async fn route_errors_follow_the_original() {
             assert_eq!(status, 400, "{mode}: {body}");
             assert_eq!(v["error"]["message"], msg, "{mode}: {body}");
         }
+        // A refused wait declares nothing (the original activates first, then refuses).
+        let decl =
+            json!([{"entity": ENTITY, "fields": [{"name": "status", "encoding": "string"}]}]);
+        for body in [
+            json!({"keys": ["a"], "cursor": "later", "declareTemplates": decl}),
+            json!({"keys": ["a"], "cursor": "now", "exact": true, "declareTemplates": decl}),
+        ] {
+            let (status, _) = post_json(&c, &wait, &body).await;
+            assert_eq!(status, 400, "{mode}: {body}");
+        }
+        let (_, meta) = get_json(&c, &format!("{url}/touch/meta")).await;
+        assert_eq!(meta["activeTemplates"], 0, "{mode}: {meta}");
         let (status, v) = get_json(&c, &format!("{url}/touch/meta?settle=soon")).await;
         assert_eq!(status, 400, "{mode}");
         assert_eq!(

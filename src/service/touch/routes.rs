@@ -324,7 +324,8 @@ impl StreamService {
         Ok((Value::Object(m), settled))
     }
 
-    /// `POST …/touch/wait`.
+    /// `POST …/touch/wait`. Everything that can refuse the request is checked, in the
+    /// original's order, before the wait heartbeats or declares templates.
     pub async fn touch_wait(&self, name: &str, req: WaitRequest) -> ServiceResult<Value> {
         let (meta, cfg, st) = self.touch_stream(name).await?;
         let clock = self.engine.clock().clone();
@@ -334,6 +335,36 @@ impl StreamService {
                 .iter()
                 .filter_map(|t| keys::parse_hex16(t)),
         );
+        let mode = st.lock().planner.mode_for_fine_wait(&cfg);
+        let mut kind = match (fine, mode) {
+            (false, _) => WaitKind::Table,
+            (true, TouchMode::Restricted) if !templates_used.is_empty() => WaitKind::Template,
+            (true, TouchMode::CoarseOnly) if !templates_used.is_empty() => WaitKind::Table,
+            _ => WaitKind::Fine,
+        };
+        if req.exact && (!fine || kind != WaitKind::Fine) {
+            return Err(ServiceError::BadRequest(
+                "wait.exact requires fine interest while runtime is in fine-key mode".into(),
+            ));
+        }
+        let exact = if req.exact {
+            match req.exact_keys() {
+                Some(k) => Some(k),
+                None => {
+                    return Err(ServiceError::BadRequest(
+                        "wait.exact requires 1 to 16 literal 64-bit routing keys".into(),
+                    ))
+                }
+            }
+        } else {
+            None
+        };
+        let Some(cursor) = parse_cursor(&req.cursor) else {
+            return Err(ServiceError::BadRequest(
+                "wait.cursor must be in the form <epochHex>:<generation> or 'now'".into(),
+            ));
+        };
+
         if fine && !templates_used.is_empty() {
             self.touch()
                 .heartbeats
@@ -354,16 +385,10 @@ impl StreamService {
                 .iter()
                 .map(|&t| keys::key_id(keys::template_key(t))),
         );
-        let mode = st.lock().planner.mode_for_fine_wait(&cfg);
-        let mut kind = match (fine, mode) {
-            (false, _) => WaitKind::Table,
-            (true, TouchMode::Restricted) if !templates_used.is_empty() => WaitKind::Template,
-            (true, TouchMode::CoarseOnly) if !templates_used.is_empty() => WaitKind::Table,
-            _ => WaitKind::Fine,
-        };
         let mut wait_ids = match kind {
             WaitKind::Template => template_wait.clone(),
             WaitKind::Table if !templates_used.is_empty() => {
+                // After the declaration: templates declared by this wait count.
                 let live = self.touch().templates(&st).await?;
                 dedup(
                     live.iter()
@@ -372,23 +397,6 @@ impl StreamService {
                 )
             }
             _ => raw.clone(),
-        };
-        if req.exact && (!fine || kind != WaitKind::Fine) {
-            return Err(ServiceError::BadRequest(
-                "wait.exact requires fine interest while runtime is in fine-key mode".into(),
-            ));
-        }
-        let exact = if req.exact {
-            match req.exact_keys() {
-                Some(k) => Some(k),
-                None => {
-                    return Err(ServiceError::BadRequest(
-                        "wait.exact requires 1 to 16 literal 64-bit routing keys".into(),
-                    ))
-                }
-            }
-        } else {
-            None
         };
         let fine_with_templates = fine && kind == WaitKind::Fine && !template_wait.is_empty();
         if fine_with_templates && exact.is_none() {
@@ -412,11 +420,6 @@ impl StreamService {
             clock: clock.clone(),
         };
 
-        let Some(cursor) = parse_cursor(&req.cursor) else {
-            return Err(ServiceError::BadRequest(
-                "wait.cursor must be in the form <epochHex>:<generation> or 'now'".into(),
-            ));
-        };
         let journal = &st.journal;
         let since = match cursor {
             WaitFrom::Now => journal.generation(),
