@@ -196,8 +196,14 @@ impl StreamService {
 
     /// `GET …/touch/meta`, waiting with `settle=flush` until nothing is pending and the
     /// processor has caught up (or the timeout).
-    pub async fn touch_meta(&self, name: &str, q: MetaQuery) -> ServiceResult<Value> {
+    pub async fn touch_meta(
+        &self,
+        name: &str,
+        settle: Option<&str>,
+        timeout_ms: Option<&str>,
+    ) -> ServiceResult<Value> {
         let (_, _, st) = self.touch_stream(name).await?;
+        let q = MetaQuery::parse(settle, timeout_ms).map_err(ServiceError::BadRequest)?;
         let deadline = crate::clock::now() + Duration::from_millis(q.timeout_ms);
         loop {
             let (body, settled) = self.meta_body(name, &st).await?;
@@ -211,7 +217,9 @@ impl StreamService {
 
     async fn meta_body(&self, name: &str, st: &Arc<StreamTouch>) -> ServiceResult<(Value, bool)> {
         let tail = self.live(name).await?.tail.next_pos;
-        let active_templates = self.engine.active_templates(st.id).await?.len();
+        // The processor's cached list (reloaded after activations and retirements): a
+        // settle poll every 25 ms reads no SQLite.
+        let active_templates = self.touch().templates(st).await?.len();
         // The journal is read under the state lock, which the processor holds while it
         // touches the journal and advances its position: one consistent snapshot.
         let s = st.lock();
@@ -326,8 +334,9 @@ impl StreamService {
 
     /// `POST …/touch/wait`. Everything that can refuse the request is checked, in the
     /// original's order, before the wait heartbeats or declares templates.
-    pub async fn touch_wait(&self, name: &str, req: WaitRequest) -> ServiceResult<Value> {
+    pub async fn touch_wait(&self, name: &str, body: &[u8]) -> ServiceResult<Value> {
         let (meta, cfg, st) = self.touch_stream(name).await?;
+        let req = WaitRequest::parse(body).map_err(ServiceError::BadRequest)?;
         let clock = self.engine.clock().clone();
         let fine = req.interest == InterestMode::Fine;
         let templates_used: Vec<u64> = dedup(
