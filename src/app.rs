@@ -291,6 +291,14 @@ impl BoundServer {
                 stop_rx.clone(),
             )),
         );
+        let retention = health.spawn(
+            "retention",
+            Box::pin(apply_retention(
+                service.clone(),
+                config.retention,
+                stop_rx.clone(),
+            )),
+        );
         let request_ids = crate::telemetry::request_id::RequestIds::new(
             engine.clock().random_in(0, u64::from(u32::MAX)),
         );
@@ -324,6 +332,7 @@ impl BoundServer {
             tracing::info!("in-flight requests did not finish in time; closing them");
         }
         sweeper.abort();
+        retention.abort();
         toucher.abort();
         reporter.abort();
         emitter.abort();
@@ -495,6 +504,32 @@ async fn emit_metrics(
 
 /// Reclaims expired streams and collects idle producer state every `every_ms` (0: never)
 /// until `stop`.
+/// Local mode's retention (`DS_RETENTION_*`): trims every stream each check interval.
+/// Off (returns at once) unless a limit is set; an idle server with nothing to trim
+/// writes nothing.
+async fn apply_retention(
+    service: StreamService,
+    retention: crate::config::Retention,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), String> {
+    if retention.policy.is_off() {
+        return Ok(());
+    }
+    let mut tick = tokio::time::interval(Duration::from_millis(retention.check_ms.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+        }
+        match service.apply_retention(retention.policy).await {
+            Ok((0, _)) => {}
+            Ok((entries, bytes)) => tracing::info!(entries, bytes, "retention trimmed streams"),
+            Err(e) => tracing::warn!(error = %e, "retention failed"),
+        }
+    }
+}
+
 async fn sweep_expired(
     service: StreamService,
     every_ms: u64,

@@ -128,7 +128,8 @@ pub struct ServerArgs {
     pub bootstrap_discard_local: bool,
     /// Size caches, queues and concurrency for a memory budget in MB (default: a quarter
     /// of the machine's memory). Variables set explicitly win over the preset.
-    #[arg(long, value_name = "MB", num_args = 0..=1, require_equals = true, default_missing_value = "0")]
+    /// `--auto-tune=MB` and `--auto-tune MB` both work.
+    #[arg(long, value_name = "MB", num_args = 0..=1, default_missing_value = "0")]
     pub auto_tune: Option<u64>,
     /// Print one line of throughput and backlog figures to stderr every DS_STATS_INTERVAL_MS.
     #[arg(long)]
@@ -140,6 +141,21 @@ pub struct ServerArgs {
     /// authenticating proxy).
     #[arg(long)]
     pub allow_unauthenticated: bool,
+    /// Serve without authentication on any address (the original's flag); refused when an
+    /// auth token is configured.
+    #[arg(long, conflicts_with = "auth_strategy")]
+    pub no_auth: bool,
+    /// `api-key`: require `Authorization: Bearer <API_KEY>` (the original's flag; API_KEY
+    /// needs at least 10 characters).
+    #[arg(long, value_enum, value_name = "STRATEGY")]
+    pub auth_strategy: Option<AuthStrategy>,
+}
+
+/// The original's `--auth-strategy` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthStrategy {
+    /// A bearer token taken from the API_KEY variable.
+    ApiKey,
 }
 
 #[cfg(test)]
@@ -155,6 +171,8 @@ impl ServerArgs {
             stats: false,
             hist: false,
             allow_unauthenticated: false,
+            no_auth: false,
+            auth_strategy: None,
         }
     }
 }

@@ -68,7 +68,17 @@ fn local_command(cmd: LocalCommand, env: &Env) -> ExitCode {
     let result = match cmd {
         LocalCommand::Start(a) => run_local(env, a, false),
         LocalCommand::Daemon(a) => run_local(env, a, true),
-        LocalCommand::Status(a) => local::status(env, a.name.as_deref(), a.json).map(print),
+        LocalCommand::Status(a) => match local::status(env, a.name.as_deref(), a.json) {
+            Ok(report) => {
+                print(report.text);
+                return if report.running {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(local::STATUS_NOT_RUNNING)
+                };
+            }
+            Err(e) => Err(e),
+        },
         LocalCommand::Stop(a) => local::stop(env, a.name.as_deref()).map(print),
         LocalCommand::Reset(a) => local::reset(env, a.name.as_deref()).map(print),
     };

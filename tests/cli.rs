@@ -160,3 +160,58 @@ fn sigterm_stops_a_server_whose_stdin_stays_open() {
     let status = s.terminate();
     assert!(status.success(), "{status:?}");
 }
+
+/// The original's server flags start ours unchanged: `--no-auth`, `--auth-strategy api-key`
+/// with `API_KEY`, and `--auto-tune MB` in the space form.
+#[tokio::test]
+async fn the_originals_command_line_is_accepted() {
+    let c = common::client();
+    let dir = tempfile::tempdir().unwrap();
+    let mut open = Server::start_with_args(dir.path(), &[], &["--no-auth", "--auto-tune", "1024"]);
+    let r = c.put(open.stream_url("a")).send().await.unwrap();
+    assert_eq!(r.status(), 201, "--no-auth serves without a token");
+    open.terminate();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut keyed = Server::start_with_args(
+        dir.path(),
+        &[("API_KEY", "0123456789")],
+        &["--auth-strategy", "api-key"],
+    );
+    let r = c.put(keyed.stream_url("a")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c
+        .put(keyed.stream_url("a"))
+        .bearer_auth("0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "API_KEY is the bearer token");
+    keyed.terminate();
+
+    for (args, env, says) in [
+        (
+            &["--no-auth", "--auth-strategy", "api-key"][..],
+            &[][..],
+            "cannot be used with",
+        ),
+        (&["--auth-strategy", "api-key"], &[], "API_KEY"),
+        (
+            &["--auth-strategy", "api-key"],
+            &[("API_KEY", "short")],
+            "API_KEY",
+        ),
+        (
+            &["--no-auth"],
+            &[("DS_AUTH_TOKEN", "0123456789abcdef")],
+            "--no-auth",
+        ),
+    ] {
+        let mut all = vec!["server", "--object-store", "memory"];
+        all.extend_from_slice(args);
+        let out = run(&all, env);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}

@@ -76,10 +76,14 @@ fn start(root: &Path, name: &str) -> Running {
     )
 }
 
+/// `status --json` of one name; the exit code says whether it runs (0) or not (3), as
+/// `pg_ctl status`.
 fn status_json(root: &Path, name: &str) -> serde_json::Value {
     let out = local(root, &["status", "--name", name, "--json"]);
-    assert!(out.status.success());
-    serde_json::from_slice(&out.stdout).unwrap()
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let want = if v["running"] == true { 0 } else { 3 };
+    assert_eq!(out.status.code(), Some(want), "{v}");
+    v
 }
 
 fn stderr(o: &Output) -> String {
@@ -189,6 +193,7 @@ async fn two_names_run_side_by_side() {
         .unwrap();
     assert_eq!(r.status(), 404, "names have separate databases");
     let out = local(dir.path(), &["status", "--json"]);
+    assert!(out.status.success(), "some server runs");
     let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(all.as_array().unwrap().len(), 2);
     assert!(all.as_array().unwrap().iter().all(|s| s["running"] == true));
@@ -279,4 +284,73 @@ fn an_idle_server_writes_nothing_on_its_own() {
     drop(server);
     assert!(!before.is_empty());
     assert_eq!(before, after);
+}
+
+/// `DS_RETENTION_MAX_BYTES`: a local server trims each stream's oldest entries; reads from
+/// the start begin at the oldest kept entry, an offset below it answers 410, and what was
+/// kept survives a restart. A stream that a fork reads from keeps everything.
+#[tokio::test]
+async fn retention_trims_the_oldest_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("DS_RETENTION_MAX_BYTES", "100"),
+        ("DS_RETENTION_CHECK_MS", "50"),
+    ];
+    let mut s = common::Server::start_local(dir.path(), &env);
+    let c = client();
+    let url = s.stream_url("r");
+    let shared = s.stream_url("shared");
+    assert_eq!(common::put(&c, &url, "text/plain", "").await.status(), 201);
+    assert_eq!(
+        common::put(&c, &shared, "text/plain", "").await.status(),
+        201
+    );
+    let fork = s.stream_url("fork");
+    let r = c
+        .put(&fork)
+        .header("content-type", "text/plain")
+        .header("stream-forked-from", "/v1/stream/shared")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    let mut first_offset = None;
+    for i in 0..30 {
+        let body = format!("entry-{i:04}");
+        let r = common::post(&c, &url, "text/plain", body.clone()).await;
+        assert_eq!(r.status(), 204);
+        first_offset.get_or_insert_with(|| {
+            r.headers()["stream-next-offset"]
+                .to_str()
+                .unwrap()
+                .to_string()
+        });
+        common::post(&c, &shared, "text/plain", body).await;
+    }
+
+    let kept: String = (20..30).map(|i| format!("entry-{i:04}")).collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let body = common::read_text(&c, &url).await;
+        if body == kept {
+            break;
+        }
+        assert!(body.ends_with(&kept), "only the oldest entries go: {body}");
+        assert!(std::time::Instant::now() < deadline, "not trimmed: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let below = format!("{url}?offset={}", first_offset.unwrap());
+    let r = c.get(&below).send().await.unwrap();
+    assert_eq!(r.status(), 410);
+    let err: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "retention");
+    assert_eq!(
+        common::read_text(&c, &shared).await.len(),
+        300,
+        "a fork reads it: kept whole"
+    );
+
+    s.terminate();
+    let s = common::Server::start_local(dir.path(), &env);
+    assert_eq!(common::read_text(&c, &s.stream_url("r")).await, kept);
 }

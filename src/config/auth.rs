@@ -9,12 +9,32 @@ use super::{ConfigError, Env};
 #[derive(Clone, PartialEq, Eq)]
 pub struct AuthToken(String);
 
+/// How the command line chose authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFlag {
+    /// No flag: a token from `DS_AUTH_TOKEN[_FILE]` if set; none only on loopback (or with
+    /// `--allow-unauthenticated`).
+    Default,
+    /// `--no-auth`: none, on any address; a configured token is a contradiction.
+    NoAuth,
+    /// `--auth-strategy api-key`: the token is `API_KEY` (the original's rule: at least
+    /// 10 characters).
+    ApiKey,
+}
+
+/// Shortest `API_KEY` accepted, as in the original.
+const API_KEY_MIN_LEN: usize = 10;
+
 impl AuthToken {
     pub fn new(token: &str) -> Result<AuthToken, ConfigError> {
-        if token.len() < 16 {
-            return Err(ConfigError(
-                "the auth token must be at least 16 characters long".into(),
-            ));
+        Self::with_min_len(token, 16)
+    }
+
+    fn with_min_len(token: &str, min: usize) -> Result<AuthToken, ConfigError> {
+        if token.len() < min {
+            return Err(ConfigError(format!(
+                "the auth token must be at least {min} characters long"
+            )));
         }
         if !token.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(ConfigError(
@@ -35,13 +55,43 @@ impl std::fmt::Debug for AuthToken {
     }
 }
 
-/// Reads `DS_AUTH_TOKEN` or `DS_AUTH_TOKEN_FILE` (not both) and checks that a server bound
-/// to a non-loopback address has a token or was told `--allow-unauthenticated`.
+/// Reads `DS_AUTH_TOKEN` or `DS_AUTH_TOKEN_FILE` (not both), or `API_KEY` with
+/// `--auth-strategy api-key`, and checks that a server bound to a non-loopback address has
+/// a token or was told `--allow-unauthenticated` or `--no-auth`.
 pub(super) fn auth_from_env(
     env: &Env,
     host: IpAddr,
     allow_unauthenticated: bool,
+    flag: AuthFlag,
 ) -> Result<Option<AuthToken>, ConfigError> {
+    let configured =
+        env.get(k::DS_AUTH_TOKEN.name).is_some() || env.get(k::DS_AUTH_TOKEN_FILE.name).is_some();
+    match flag {
+        AuthFlag::Default => {}
+        AuthFlag::NoAuth if configured => {
+            return Err(ConfigError(
+                "--no-auth contradicts DS_AUTH_TOKEN / DS_AUTH_TOKEN_FILE: unset them or drop --no-auth"
+                    .into(),
+            ))
+        }
+        AuthFlag::NoAuth => return Ok(None),
+        AuthFlag::ApiKey if configured => {
+            return Err(ConfigError(
+                "--auth-strategy api-key takes its token from API_KEY: unset DS_AUTH_TOKEN / DS_AUTH_TOKEN_FILE"
+                    .into(),
+            ))
+        }
+        AuthFlag::ApiKey => {
+            let key = env.get(k::API_KEY.name).unwrap_or_default();
+            return AuthToken::with_min_len(key, API_KEY_MIN_LEN)
+                .map(Some)
+                .map_err(|_| {
+                    ConfigError(format!(
+                        "--auth-strategy api-key needs API_KEY: at least {API_KEY_MIN_LEN} printable characters without spaces"
+                    ))
+                });
+        }
+    }
     let token = match (
         env.get(k::DS_AUTH_TOKEN.name),
         env.get(k::DS_AUTH_TOKEN_FILE.name),
@@ -91,13 +141,46 @@ mod tests {
         std::fs::write(&file, " 0123456789abcdef\n").unwrap();
         let path = file.display().to_string();
         let env = Env::from_pairs([("DS_AUTH_TOKEN_FILE", path.as_str())]);
-        let t = auth_from_env(&env, lo, false).unwrap().unwrap();
+        let t = auth_from_env(&env, lo, false, AuthFlag::Default)
+            .unwrap()
+            .unwrap();
         assert_eq!(t.as_bytes(), b"0123456789abcdef");
         let both = Env::from_pairs([
             ("DS_AUTH_TOKEN_FILE", path.as_str()),
             ("DS_AUTH_TOKEN", "0123456789abcdef"),
         ]);
-        assert!(auth_from_env(&both, lo, false).is_err());
-        assert!(auth_from_env(&Env::default(), lo, false).unwrap().is_none());
+        assert!(auth_from_env(&both, lo, false, AuthFlag::Default).is_err());
+        assert!(auth_from_env(&Env::default(), lo, false, AuthFlag::Default)
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn the_originals_flags() {
+        let any = IpAddr::from([0, 0, 0, 0]);
+        // --no-auth: no token, on any address; a configured token contradicts it.
+        assert!(auth_from_env(&Env::default(), any, false, AuthFlag::NoAuth)
+            .unwrap()
+            .is_none());
+        let token = Env::from_pairs([("DS_AUTH_TOKEN", "0123456789abcdef")]);
+        let e = auth_from_env(&token, any, false, AuthFlag::NoAuth).unwrap_err();
+        assert!(e.0.contains("--no-auth"), "{e}");
+        // --auth-strategy api-key: API_KEY, at least 10 characters.
+        let key = Env::from_pairs([("API_KEY", "0123456789")]);
+        let t = auth_from_env(&key, any, false, AuthFlag::ApiKey)
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.as_bytes(), b"0123456789");
+        for bad in [Env::default(), Env::from_pairs([("API_KEY", "012345678")])] {
+            let e = auth_from_env(&bad, any, false, AuthFlag::ApiKey).unwrap_err();
+            assert!(e.0.contains("API_KEY"), "{e}");
+        }
+        assert!(auth_from_env(&token, any, false, AuthFlag::ApiKey).is_err());
+        // API_KEY alone changes nothing (the original also needs the flag).
+        assert!(
+            auth_from_env(&key, IpAddr::from([127, 0, 0, 1]), false, AuthFlag::Default)
+                .unwrap()
+                .is_none()
+        );
     }
 }

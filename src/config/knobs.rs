@@ -82,6 +82,16 @@ knobs! {
         "SQLite database file.";
     DS_LOCAL_DATA_ROOT: Described("platform data dir"), Local,
         "Where named local servers keep their files.";
+    DS_RETENTION_MAX_AGE_MS: Unset, Local,
+        "Entries older than this are removed from every stream (reads from the start begin at \
+         the oldest kept entry; an offset below it answers 410 `retention`); unset keeps \
+         everything.";
+    DS_RETENTION_MAX_BYTES: Unset, Local,
+        "Each stream keeps at most this many payload bytes; its oldest entries go first. \
+         Streams that forks read from are never trimmed. Unset: no limit.";
+    DS_RETENTION_CHECK_MS: Literal("60000"), Local,
+        "How often retention runs when `DS_RETENTION_MAX_AGE_MS` or \
+         `DS_RETENTION_MAX_BYTES` is set.";
     DS_LONG_POLL_TIMEOUT_MS: Literal("3000"), Servers,
         "How long a long-poll waits before answering 204; also the SSE heartbeat interval.";
     DS_SSE_MAX_DURATION_MS: Literal("60000"), Servers,
@@ -163,6 +173,12 @@ knobs! {
         "Access key id; required with `--object-store r2`.";
     DURABLE_STREAMS_R2_SECRET_ACCESS_KEY: Unset, Full,
         "Secret access key; required with `--object-store r2`.";
+    DURABLE_STREAMS_R2_ENDPOINT: Unset, Full,
+        "Endpoint URL replacing `https://<account id>.r2.cloudflarestorage.com`, e.g. a \
+         jurisdiction endpoint (`https://<id>.eu.r2.cloudflarestorage.com`); plain `http://` \
+         only for a loopback host.";
+    DURABLE_STREAMS_R2_REGION: Literal("auto"), Full,
+        "Signing region of the R2 endpoint.";
     DURABLE_STREAMS_S3_ENDPOINT: Unset, Full,
         "Endpoint URL; required with `--object-store s3` (plain `http://` only for a \
          loopback endpoint).";
@@ -197,6 +213,9 @@ knobs! {
          `DS_AUTH_TOKEN_FILE`, not both.";
     DS_AUTH_TOKEN_FILE: Unset, Servers,
         "A file holding the token of `DS_AUTH_TOKEN` (surrounding whitespace is ignored).";
+    API_KEY: Unset, Full,
+        "With `--auth-strategy api-key` (the original's flag): the bearer token, at least 10 \
+         printable characters. Ignored without the flag.";
     DS_HEADER_READ_TIMEOUT_MS: Literal("10000"), Servers,
         "A connection that does not finish its request headers in this time, or sits idle \
          between requests, is closed.";

@@ -17,12 +17,13 @@ use std::path::PathBuf;
 
 use crate::cli::ServerArgs;
 
-use auth::auth_from_env;
 pub use auth::AuthToken;
+use auth::{auth_from_env, AuthFlag};
 pub use autotune::{AutoTune, AUTO_TUNE_PRESETS, LOCAL_AUTO_TUNE_PRESET_MB};
 pub use env::Env;
 pub use knobs::{Knob, KNOBS};
 pub use limits::Limits;
+
 pub use store::{ObjectStoreConfig, RetryPolicy, Tiering};
 
 /// A configuration error: reported as one line, exit code 2.
@@ -50,6 +51,43 @@ pub struct Config {
     pub limits: Limits,
     /// Bearer token every request but `/health` must carry (`DS_AUTH_TOKEN[_FILE]`).
     pub auth: Option<AuthToken>,
+    /// Retention of ordinary streams (local mode only; off by default).
+    pub retention: Retention,
+}
+
+/// `DS_RETENTION_*`: how much of each stream a local server keeps, and how often it trims.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub policy: RetentionPolicy,
+    pub check_ms: u64,
+}
+
+/// How much a stream keeps; `None` is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    pub max_age_ms: Option<u64>,
+    pub max_bytes: Option<u64>,
+}
+
+impl RetentionPolicy {
+    pub fn is_off(&self) -> bool {
+        self.max_age_ms.is_none() && self.max_bytes.is_none()
+    }
+}
+
+impl Retention {
+    fn from_env(env: &Env) -> Result<Retention, ConfigError> {
+        let opt = |knob: &Knob| -> Result<Option<u64>, ConfigError> {
+            env.get(knob.name).map(|_| env.num(knob)).transpose()
+        };
+        Ok(Retention {
+            policy: RetentionPolicy {
+                max_age_ms: opt(&knobs::DS_RETENTION_MAX_AGE_MS)?,
+                max_bytes: opt(&knobs::DS_RETENTION_MAX_BYTES)?,
+            },
+            check_ms: env.positive(&knobs::DS_RETENTION_CHECK_MS)?,
+        })
+    }
 }
 
 /// Periodic reports on stderr (`--stats`, `--hist`).
@@ -124,7 +162,8 @@ impl Config {
             reports: Reports::default(),
             exit_on_stdin_eof,
             limits,
-            auth: auth_from_env(env, host, allow_unauthenticated)?,
+            auth: auth_from_env(env, host, allow_unauthenticated, AuthFlag::Default)?,
+            retention: Retention::from_env(env)?,
         })
     }
 
@@ -165,7 +204,17 @@ impl Config {
             },
             exit_on_stdin_eof: args.exit_on_stdin_eof,
             limits: Limits::from_env(env)?,
-            auth: auth_from_env(env, host, args.allow_unauthenticated)?,
+            auth: auth_from_env(
+                env,
+                host,
+                args.allow_unauthenticated,
+                match (args.no_auth, args.auth_strategy) {
+                    (true, _) => AuthFlag::NoAuth,
+                    (false, Some(crate::cli::AuthStrategy::ApiKey)) => AuthFlag::ApiKey,
+                    (false, None) => AuthFlag::Default,
+                },
+            )?,
+            retention: Retention::default(),
         })
     }
 }
@@ -281,6 +330,28 @@ mod tests {
         let c = local(&Env::from_pairs([("DS_METRICS_FLUSH_MS", "5")])).unwrap();
         assert_eq!(c.limits.metrics_flush_ms, 5);
         assert_eq!(Limits::default().metrics_flush_ms, 10_000);
+    }
+
+    #[test]
+    fn retention_is_off_unless_asked_and_only_in_local_mode() {
+        let dir = PathBuf::from("/tmp/x");
+        let local = |env: &Env| Config::for_local(dir.clone(), "localhost", 0, false, false, env);
+        let c = local(&Env::default()).unwrap();
+        assert!(c.retention.policy.is_off());
+        assert_eq!(c.retention.check_ms, 60_000);
+        let env = Env::from_pairs([
+            ("DS_RETENTION_MAX_BYTES", "1000"),
+            ("DS_RETENTION_MAX_AGE_MS", "0"),
+            ("DS_RETENTION_CHECK_MS", "50"),
+        ]);
+        let c = local(&env).unwrap();
+        assert_eq!(c.retention.policy.max_bytes, Some(1000));
+        assert_eq!(c.retention.policy.max_age_ms, Some(0));
+        assert_eq!(c.retention.check_ms, 50);
+        let e = local(&Env::from_pairs([("DS_RETENTION_MAX_BYTES", "1GB")])).unwrap_err();
+        assert!(e.0.contains("DS_RETENTION_MAX_BYTES"), "{e}");
+        let c = Config::for_server(&args(), &env).unwrap();
+        assert!(c.retention.policy.is_off(), "full mode keeps everything");
     }
 
     #[test]

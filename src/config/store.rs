@@ -131,13 +131,21 @@ fn store_from_env(
                 k::DURABLE_STREAMS_R2_ACCESS_KEY_ID.name,
                 k::DURABLE_STREAMS_R2_SECRET_ACCESS_KEY.name,
             ])?;
+            let (endpoint, allow_http) = match env.get(k::DURABLE_STREAMS_R2_ENDPOINT.name) {
+                Some(e) => {
+                    let e = e.trim_end_matches('/').to_string();
+                    let http = plain_http_allowed(k::DURABLE_STREAMS_R2_ENDPOINT.name, &e)?;
+                    (e, http)
+                }
+                None => (format!("https://{}.r2.cloudflarestorage.com", v[1]), false),
+            };
             ObjectStoreConfig::S3 {
                 bucket: v[0].clone(),
-                endpoint: format!("https://{}.r2.cloudflarestorage.com", v[1]),
-                region: "auto".into(),
+                endpoint,
+                region: env.text(&k::DURABLE_STREAMS_R2_REGION).to_string(),
                 access_key_id: v[2].clone(),
                 secret_access_key: v[3].clone(),
-                allow_http: false,
+                allow_http,
             }
         }
         ObjectStoreKind::S3 => {
@@ -149,7 +157,7 @@ fn store_from_env(
                 k::DURABLE_STREAMS_S3_SECRET_ACCESS_KEY.name,
             ])?;
             let endpoint = v[0].trim_end_matches('/').to_string();
-            let allow_http = plain_http_allowed(&endpoint)?;
+            let allow_http = plain_http_allowed(k::DURABLE_STREAMS_S3_ENDPOINT.name, &endpoint)?;
             ObjectStoreConfig::S3 {
                 endpoint,
                 bucket: v[1].clone(),
@@ -162,8 +170,9 @@ fn store_from_env(
     })
 }
 
-/// Whether an S3 endpoint uses plain http, which is allowed only for a loopback host.
-fn plain_http_allowed(endpoint: &str) -> Result<bool, ConfigError> {
+/// Whether an S3 endpoint (from the variable `var`) uses plain http, which is allowed only
+/// for a loopback host.
+fn plain_http_allowed(var: &str, endpoint: &str) -> Result<bool, ConfigError> {
     match endpoint.split_once("://") {
         Some(("https", _)) => Ok(false),
         Some(("http", rest)) => {
@@ -174,13 +183,13 @@ fn plain_http_allowed(endpoint: &str) -> Result<bool, ConfigError> {
                 host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
             if !loopback {
                 return Err(ConfigError(format!(
-                    "DURABLE_STREAMS_S3_ENDPOINT may use plain http only for a loopback host, got {endpoint:?}"
+                    "{var} may use plain http only for a loopback host, got {endpoint:?}"
                 )));
             }
             Ok(true)
         }
         _ => Err(ConfigError(format!(
-            "DURABLE_STREAMS_S3_ENDPOINT must be an http(s) URL, got {endpoint:?}"
+            "{var} must be an http(s) URL, got {endpoint:?}"
         ))),
     }
 }
@@ -261,10 +270,56 @@ mod tests {
 
     #[test]
     fn plain_http_only_for_loopback() {
-        assert!(!plain_http_allowed("https://s3.example.com").unwrap());
-        assert!(plain_http_allowed("http://[::1]:9000").unwrap());
-        assert!(plain_http_allowed("http://127.0.0.1:9000/x").unwrap());
-        assert!(plain_http_allowed("http://s3.example.com").is_err());
-        assert!(plain_http_allowed("s3.example.com").is_err());
+        let ok = |e| plain_http_allowed("V", e);
+        assert!(!ok("https://s3.example.com").unwrap());
+        assert!(ok("http://[::1]:9000").unwrap());
+        assert!(ok("http://127.0.0.1:9000/x").unwrap());
+        assert!(ok("http://s3.example.com").unwrap_err().0.starts_with("V "));
+        assert!(ok("s3.example.com").is_err());
+    }
+
+    #[test]
+    fn r2_takes_the_originals_endpoint_and_region() {
+        let base = [
+            ("DURABLE_STREAMS_R2_BUCKET", "b"),
+            ("DURABLE_STREAMS_R2_ACCOUNT_ID", "acct"),
+            ("DURABLE_STREAMS_R2_ACCESS_KEY_ID", "id"),
+            ("DURABLE_STREAMS_R2_SECRET_ACCESS_KEY", "secret"),
+        ];
+        let store = |extra: &[(&'static str, &'static str)]| {
+            let env = Env::from_pairs(base.iter().chain(extra).copied());
+            store_from_env(ObjectStoreKind::R2, Path::new("/x"), &env)
+        };
+        let endpoint_region = |c: ObjectStoreConfig| match c {
+            ObjectStoreConfig::S3 {
+                endpoint, region, ..
+            } => (endpoint, region),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            endpoint_region(store(&[]).unwrap()),
+            (
+                "https://acct.r2.cloudflarestorage.com".into(),
+                "auto".into()
+            )
+        );
+        assert_eq!(
+            endpoint_region(
+                store(&[
+                    (
+                        "DURABLE_STREAMS_R2_ENDPOINT",
+                        "https://acct.eu.r2.cloudflarestorage.com/"
+                    ),
+                    ("DURABLE_STREAMS_R2_REGION", "weur"),
+                ])
+                .unwrap()
+            ),
+            (
+                "https://acct.eu.r2.cloudflarestorage.com".into(),
+                "weur".into()
+            )
+        );
+        let e = store(&[("DURABLE_STREAMS_R2_ENDPOINT", "http://r2.example.com")]).unwrap_err();
+        assert!(e.0.contains("DURABLE_STREAMS_R2_ENDPOINT"), "{e}");
     }
 }

@@ -109,6 +109,12 @@ impl StreamMeta {
         self.config.fork.map_or(0, |f| f.pos)
     }
 
+    /// Whether retention removed entries: everything below `trimmed_pos` is gone
+    /// (inherited entries too, for a fork).
+    pub fn is_trimmed(&self) -> bool {
+        self.tier.trimmed_pos > self.own_start()
+    }
+
     pub fn is_expired(&self, now_ms: i64) -> bool {
         self.config
             .expiry

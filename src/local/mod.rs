@@ -169,8 +169,35 @@ fn status_of(paths: &ServerPaths) -> Result<Status, LocalError> {
     })
 }
 
-/// `status [--name N] [--json]`: prints and returns whether the named server(s) run.
-pub fn status(env: &Env, name: Option<&str>, json: bool) -> Result<String, LocalError> {
+/// What `status` prints, and whether a server runs (the command exits 0 if one does and
+/// 3 if none does, as `pg_ctl status`).
+#[derive(Debug)]
+pub struct StatusReport {
+    pub text: String,
+    pub running: bool,
+}
+
+/// The exit code of `status` when no server runs.
+pub const STATUS_NOT_RUNNING: u8 = 3;
+
+/// `status [--name N] [--json]`: whether the named server (or any server) runs.
+pub fn status(env: &Env, name: Option<&str>, json: bool) -> Result<StatusReport, LocalError> {
+    let (statuses, all) = statuses(env, name)?;
+    let running = statuses.iter().any(|s| s.running);
+    let text = if json {
+        let v = if all {
+            serde_json::to_string_pretty(&statuses)
+        } else {
+            serde_json::to_string_pretty(&statuses[0])
+        };
+        v.map_err(|e| LocalError::Failed(e.to_string()))?
+    } else {
+        describe(&statuses)
+    };
+    Ok(StatusReport { text, running })
+}
+
+fn statuses(env: &Env, name: Option<&str>) -> Result<(Vec<Status>, bool), LocalError> {
     let all = name.is_none();
     let statuses = if all {
         let root = local_data_root(env).map_err(|e| LocalError::Invalid(e.to_string()))?;
@@ -191,18 +218,14 @@ pub fn status(env: &Env, name: Option<&str>, json: bool) -> Result<String, Local
     } else {
         vec![status_of(&server_paths(env, name)?)?]
     };
-    if json {
-        let v = if all {
-            serde_json::to_string_pretty(&statuses)
-        } else {
-            serde_json::to_string_pretty(&statuses[0])
-        };
-        return v.map_err(|e| LocalError::Failed(e.to_string()));
-    }
+    Ok((statuses, all))
+}
+
+fn describe(statuses: &[Status]) -> String {
     if statuses.is_empty() {
-        return Ok("no local servers".into());
+        return "no local servers".into();
     }
-    Ok(statuses
+    statuses
         .iter()
         .map(|s| match (s.running, &s.url) {
             (true, Some(url)) => format!(
@@ -220,7 +243,7 @@ pub fn status(env: &Env, name: Option<&str>, json: bool) -> Result<String, Local
             (false, _) => format!("{}: no such server", s.name),
         })
         .collect::<Vec<_>>()
-        .join("\n"))
+        .join("\n")
 }
 
 /// `stop [--name N]`: asks the server to stop and waits until its lock is released.

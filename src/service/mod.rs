@@ -593,6 +593,15 @@ impl StreamService {
             .await?)
     }
 
+    /// Trims every stream to the retention policy (local mode's background task calls
+    /// this); returns the entries and payload bytes removed.
+    pub async fn apply_retention(
+        &self,
+        policy: crate::config::RetentionPolicy,
+    ) -> ServiceResult<(u64, u64)> {
+        Ok(self.engine.apply_retention(policy).await?)
+    }
+
     /// Deletes up to `DS_EXPIRY_SWEEP_LIMIT` producer states idle for longer than
     /// `DS_PRODUCER_STATE_TTL_MS` (the background sweeper calls this; 0 disables it).
     pub async fn collect_producers(&self) -> ServiceResult<usize> {

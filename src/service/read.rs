@@ -333,11 +333,11 @@ impl StreamService {
         let view = self.view(meta, &p).await?;
         let meta = &view.meta;
         let mut pos = match offset {
-            // Internal streams with retention start at their oldest retained entry.
-            OffsetParam::Start if meta.config.local_only => meta.tier.trimmed_pos,
+            // A stream trimmed by retention starts at its oldest retained entry.
+            OffsetParam::Start if meta.is_trimmed() => meta.tier.trimmed_pos,
             OffsetParam::Start => 0,
             OffsetParam::Now => meta.tail.next_pos,
-            OffsetParam::At(o) if meta.config.local_only && o.pos < meta.tier.trimmed_pos => {
+            OffsetParam::At(o) if meta.is_trimmed() && o.pos < meta.tier.trimmed_pos => {
                 return Err(ServiceError::Trimmed)
             }
             OffsetParam::At(o) => o.pos,

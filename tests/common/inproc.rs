@@ -43,6 +43,8 @@ impl InProcess {
             stats: false,
             hist: false,
             allow_unauthenticated: false,
+            no_auth: false,
+            auth_strategy: None,
         };
         let config = Config::for_server(&args, &env).expect("config");
         let retry: RetryPolicy = config.tiering.as_ref().unwrap().retry;

@@ -6,6 +6,7 @@ pub mod entries;
 pub mod ingest;
 pub mod object_gc;
 pub mod producers;
+pub mod retention;
 pub mod segments;
 pub mod streams;
 pub mod templates;
@@ -51,6 +52,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0008_live_templates",
         include_str!("../../../migrations/0008_live_templates.sql"),
+    ),
+    (
+        "0010_retention_bytes",
+        include_str!("../../../migrations/0010_retention_bytes.sql"),
     ),
 ];
 

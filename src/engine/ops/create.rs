@@ -125,7 +125,7 @@ pub(crate) fn run(b: &mut Batch<'_>, cmd: CreateCmd) -> Result<CreateOutcome, Cr
             }
             let src_tail = src.tail.next_pos;
             let pos = f.pos.unwrap_or(src_tail);
-            if src.config.local_only && pos < src.tier.trimmed_pos {
+            if src.is_trimmed() && pos < src.tier.trimmed_pos {
                 return Err(CreateError::BadFork(
                     "Stream-Fork-Offset is below the source's retained range".into(),
                 ));

@@ -8,6 +8,7 @@ pub mod create;
 pub mod gc;
 pub mod profile;
 pub mod remove;
+pub mod retention;
 pub mod schema;
 pub mod templates;
 pub mod tiering;
