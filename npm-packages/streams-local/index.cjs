@@ -2,7 +2,9 @@
 // startLocalDurableStreamsServer(): spawns `prisma-streams local daemon` and resolves once
 // the binary reports that it is listening. The binary's stdin is a pipe owned by this
 // process: closing it is the graceful stop, and if this process dies the binary sees the
-// pipe close and stops too.
+// pipe close and stops too. On POSIX the binary runs in its own process group, so a
+// terminal's Ctrl-C reaches only this (host) process, which stops the server through
+// close() after it has flushed what it still had to write, or by exiting.
 
 const { spawn } = require("node:child_process");
 const readline = require("node:readline");
@@ -12,12 +14,32 @@ const START_TIMEOUT_MS = 30_000;
 const STDERR_KEEP = 8192;
 /** Exit codes of `prisma-streams local daemon` and the error codes they become. */
 const EXIT_CODES = { 2: "INVALID_ARGUMENT", 3: "NAME_LOCKED", 4: "PORT_IN_USE" };
+/**
+ * The codes the original (in-process) package's errors have for the same failures: the
+ * lock library's ELOCKED and Node's EADDRINUSE. `err.code` is that code where one exists,
+ * so callers written for the original keep working; `err.streamsCode` is always ours.
+ */
+const ORIGINAL_CODES = { NAME_LOCKED: "ELOCKED", PORT_IN_USE: "EADDRINUSE" };
+/** Variables of the user's shell that must not change a local server's behaviour. */
+const SCRUBBED_ENV = ["DS_AUTH_TOKEN", "DS_AUTH_TOKEN_FILE"];
 
-function fail(code, message, extra) {
+function fail(streamsCode, message, extra) {
   const e = new Error(message);
-  e.code = code;
+  e.code = ORIGINAL_CODES[streamsCode] || streamsCode;
+  e.streamsCode = streamsCode;
   Object.assign(e, extra);
   return e;
+}
+
+/** The binary's environment: the host's, minus auth variables, plus the explicit token. */
+function childEnv(opts) {
+  const env = { ...process.env, PRISMA_STREAMS_MANAGED_BY: "npm" };
+  for (const k of SCRUBBED_ENV) delete env[k];
+  if (opts.authToken !== undefined) {
+    if (typeof opts.authToken !== "string") throw fail("INVALID_ARGUMENT", "authToken must be a string");
+    env.DS_AUTH_TOKEN = opts.authToken;
+  }
+  return env;
 }
 
 function daemonArgs(opts) {
@@ -42,15 +64,17 @@ function daemonArgs(opts) {
 }
 
 /**
- * @param {{ name?: string, port?: number, hostname?: string }} [opts]
+ * @param {{ name?: string, port?: number, hostname?: string, authToken?: string }} [opts]
  * @returns {Promise<{ exports: object, close(): Promise<void> }>}
  */
 function startLocalDurableStreamsServer(opts = {}) {
   return new Promise((resolve, reject) => {
     let args;
     let bin;
+    let env;
     try {
       args = daemonArgs(opts);
+      env = childEnv(opts);
       bin = resolveBinary();
     } catch (e) {
       reject(e);
@@ -59,7 +83,10 @@ function startLocalDurableStreamsServer(opts = {}) {
     const child = spawn(bin, args, {
       stdio: ["pipe", "pipe", "pipe"],
       windowsHide: true,
-      env: { ...process.env, PRISMA_STREAMS_MANAGED_BY: "npm" },
+      // Its own process group (POSIX): Ctrl-C in a terminal does not stop it before the
+      // host has flushed; the stdin pipe still stops it when the host goes away.
+      detached: process.platform !== "win32",
+      env,
     });
     // The pipe only ever gets closed; if the binary is already gone, that may report EPIPE.
     child.stdin.on("error", () => {});

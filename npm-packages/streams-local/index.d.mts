@@ -4,6 +4,7 @@ export type {
   StartLocalDurableStreamsServerOptions,
   LocalServerErrorCode,
   LocalServerError,
+  OriginalErrorCode,
 } from "./index.js";
 import type { StartLocalDurableStreamsServerOptions, DurableStreamsLocalServer } from "./index.js";
 export declare function startLocalDurableStreamsServer(

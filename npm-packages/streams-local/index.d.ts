@@ -28,6 +28,11 @@ export interface StartLocalDurableStreamsServerOptions {
   port?: number;
   /** Address to listen on; default "127.0.0.1". */
   hostname?: string;
+  /**
+   * Require `Authorization: Bearer <authToken>` (at least 16 characters). Only this
+   * option turns authentication on: `DS_AUTH_TOKEN` in the environment is ignored.
+   */
+  authToken?: string;
 }
 
 /** Stable error codes of a failed start. */
@@ -40,8 +45,14 @@ export type LocalServerErrorCode =
   | "SPAWN_FAILED"
   | "BINARY_NOT_FOUND";
 
+/** The codes the original package's errors have for the same failures. */
+export type OriginalErrorCode = "ELOCKED" | "EADDRINUSE";
+
 export interface LocalServerError extends Error {
-  code: LocalServerErrorCode;
+  /** The original's code where it has one (`ELOCKED` for NAME_LOCKED, `EADDRINUSE` for PORT_IN_USE), otherwise {@link streamsCode}. */
+  code: LocalServerErrorCode | OriginalErrorCode;
+  /** This package's code, always. */
+  streamsCode: LocalServerErrorCode;
   /** Exit code of the binary, when it exited before becoming ready. */
   exitCode?: number | null;
   /** The end of the binary's stderr, when it exited before becoming ready. */

@@ -64,16 +64,34 @@ async function spawnReady(cmd, args, opts) {
   return { child, ready };
 }
 
-test("npx prisma-streams-server --object-store local serves", async () => {
-  // Its own process group, so that npx, the wrapper and the binary can be stopped together.
+/** The parent pid and process group of `pid` (Linux /proc). */
+function procStat(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return { ppid: Number(fields[1]), pgrp: Number(fields[2]) };
+}
+
+test("npx prisma-streams-server --object-store local serves, and SIGTERM to npx stops it", async () => {
+  // Its own process group, so that whatever is left can be stopped together at the end.
   const { child, ready } = await spawnReady("npx", ["--no-install", "prisma-streams-server", "--object-store", "local"], {
     cwd: project,
     env: { ...process.env, PORT: "0", DS_ROOT: tempDir() },
     detached: true,
   });
-  await roundTrip(ready.exports.http.url);
-  process.kill(-child.pid, "SIGTERM");
-  await waitGone(ready.exports.pid);
+  try {
+    await roundTrip(ready.exports.http.url);
+    const wrapper = procStat(ready.exports.pid).ppid;
+    // Only npx gets the signal, as from `kill <pid>` or a process manager.
+    process.kill(child.pid, "SIGTERM");
+    await waitGone(ready.exports.pid, 2_000);
+    await waitGone(wrapper, 2_000);
+  } finally {
+    try {
+      process.kill(-child.pid, "SIGKILL");
+    } catch {
+      // all gone
+    }
+  }
 });
 
 test("the prisma-streams-server bin forwards signals and exit codes", async () => {
@@ -103,7 +121,8 @@ test("startLocalDurableStreamsServer: start, use, refuse a second start, close",
   await roundTrip(ex.http.url);
 
   await assert.rejects(esm.startLocalDurableStreamsServer({ name: "e2e", port: 0 }), (e) => {
-    assert.equal(e.code, "NAME_LOCKED");
+    assert.equal(e.code, "ELOCKED", "the original's code");
+    assert.equal(e.streamsCode, "NAME_LOCKED");
     assert.match(e.message, /is running/);
     return true;
   });
@@ -117,15 +136,83 @@ test("startLocalDurableStreamsServer: start, use, refuse a second start, close",
   delete process.env.DS_LOCAL_DATA_ROOT;
 });
 
-test("a port in use rejects with PORT_IN_USE", async () => {
+test("a port in use rejects with EADDRINUSE (PORT_IN_USE)", async () => {
   process.env.DS_LOCAL_DATA_ROOT = tempDir();
   const { startLocalDurableStreamsServer } = projectRequire("@prisma/streams-local");
   const a = await startLocalDurableStreamsServer({ name: "a" });
   await assert.rejects(startLocalDurableStreamsServer({ name: "b", port: a.exports.http.port }), {
-    code: "PORT_IN_USE",
+    code: "EADDRINUSE",
+    streamsCode: "PORT_IN_USE",
   });
   await a.close();
   delete process.env.DS_LOCAL_DATA_ROOT;
+});
+
+test("DS_AUTH_TOKEN in the shell does not turn auth on; the authToken option does", async () => {
+  process.env.DS_LOCAL_DATA_ROOT = tempDir();
+  process.env.DS_AUTH_TOKEN = "token-from-the-users-shell";
+  try {
+    const { startLocalDurableStreamsServer } = projectRequire("@prisma/streams-local");
+    const open = await startLocalDurableStreamsServer({ name: "open" });
+    await roundTrip(open.exports.http.url);
+    await open.close();
+    const locked = await startLocalDurableStreamsServer({ name: "locked", authToken: "explicit-token-0123" });
+    const url = `${locked.exports.http.url}/v1/stream/a`;
+    assert.equal((await fetch(url, { method: "PUT" })).status, 401);
+    const r = await fetch(url, { method: "PUT", headers: { authorization: "Bearer explicit-token-0123" } });
+    assert.equal(r.status, 201);
+    await locked.close();
+  } finally {
+    delete process.env.DS_AUTH_TOKEN;
+    delete process.env.DS_LOCAL_DATA_ROOT;
+  }
+});
+
+// A host process started from a terminal: Ctrl-C sends SIGINT to the terminal's whole
+// foreground process group. The server must survive it until the host has written what
+// it still had to write, and stop when the host closes it or exits.
+const HOST_SCRIPT = `
+const { startLocalDurableStreamsServer } = require("@prisma/streams-local");
+(async () => {
+  const s = await startLocalDurableStreamsServer({ name: "host", port: 0 });
+  const u = s.exports.http.url + "/v1/stream/flush";
+  await fetch(u, { method: "PUT", headers: { "content-type": "text/plain" } });
+  process.on("SIGINT", async () => {
+    // Flush after Ctrl-C, as @prisma/dev does with its pending appends.
+    const r = await fetch(u, { method: "POST", headers: { "content-type": "text/plain" }, body: "last" });
+    console.log(JSON.stringify({ flushed: r.status }));
+    process.exit(0); // no close(): the host's exit alone must stop the server
+  });
+  console.log(JSON.stringify({ pid: s.exports.pid, url: s.exports.http.url }));
+})().catch((e) => { console.error(e); process.exit(1); });
+`;
+
+test("the shim's server has its own process group: Ctrl-C reaches only the host", async () => {
+  const file = path.join(project, "host.cjs");
+  fs.writeFileSync(file, HOST_SCRIPT);
+  const root = tempDir();
+  const host = spawn(process.execPath, [file], {
+    cwd: project,
+    env: { ...process.env, DS_LOCAL_DATA_ROOT: root },
+    stdio: ["ignore", "pipe", "inherit"],
+    detached: true, // stands for the terminal's foreground group
+  });
+  const lines = readline.createInterface({ input: host.stdout });
+  const next = () => new Promise((resolve) => lines.once("line", (l) => resolve(JSON.parse(l))));
+  const started = await next();
+  try {
+    assert.notEqual(procStat(started.pid).pgrp, host.pid, "not in the host's process group");
+    process.kill(-host.pid, "SIGINT"); // Ctrl-C
+    assert.deepEqual(await next(), { flushed: 204 }, "the server still took the host's last append");
+    await waitGone(started.pid);
+  } finally {
+    try {
+      process.kill(-host.pid, "SIGKILL");
+      process.kill(started.pid, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
 });
 
 test("internal/daemon: ready over IPC, and the binary exits when the parent dies", async () => {
@@ -148,7 +235,7 @@ test("the shipped types check in a TypeScript consumer", () => {
   fs.writeFileSync(
     file,
     `import { startLocalDurableStreamsServer, type DurableStreamsLocalServer, type LocalServerError } from "@prisma/streams-local";
-const server: DurableStreamsLocalServer = await startLocalDurableStreamsServer({ name: "typed", port: 0 });
+const server: DurableStreamsLocalServer = await startLocalDurableStreamsServer({ name: "typed", port: 0, authToken: undefined });
 const url: string = server.exports.http.url;
 const port: number = server.exports.http.port;
 await server.close();
@@ -156,7 +243,9 @@ try {
   await startLocalDurableStreamsServer();
 } catch (e) {
   const code: LocalServerError["code"] = (e as LocalServerError).code;
+  const ours: LocalServerError["streamsCode"] = (e as LocalServerError).streamsCode;
   void code;
+  void ours;
 }
 // @ts-expect-error the port is a number
 await startLocalDurableStreamsServer({ port: "80" });
@@ -213,11 +302,11 @@ test("works under Bun", () => {
 // The real consumer: `prisma dev` runs @prisma/dev, which starts @prisma/streams-local in
 // process, creates prisma-wal (state-protocol profile, schema and search), and forwards
 // every committed PGlite change to it. run.sh installs @prisma/dev into PRISMA_DEV_PROJECT
-// with our packed packages substituted through npm overrides. Two sessions on the same data
-// must both start (the second finds the schema installed and must not post it again).
+// with our packed packages substituted through npm overrides.
 const prismaDevProject = process.env.PRISMA_DEV_PROJECT;
 const skipDev = !prismaDevProject && "PRISMA_DEV_PROJECT not set (run tests/npm/run.sh)";
-test("@prisma/dev (prisma dev) runs on our streams-local, twice on the same data", { skip: skipDev }, () => {
+
+function prismaDev() {
   const devRequire = createRequire(createRequire(path.join(prismaDevProject, "package.json")).resolve("@prisma/dev"));
   assert.equal(
     devRequire("@prisma/streams-local/package.json").version,
@@ -227,32 +316,88 @@ test("@prisma/dev (prisma dev) runs on our streams-local, twice on the same data
   const script = path.join(prismaDevProject, "prisma-dev-consumer.mjs");
   fs.copyFileSync(path.join(here, "prisma-dev-consumer.mjs"), script);
   const xdg = tempDir();
-  const session = (statements, want) => {
-    const out = execFileSync(process.execPath, [script, "e2e", JSON.stringify(statements), String(want)], {
+  const session = (opts) => {
+    const out = execFileSync(process.execPath, [script, JSON.stringify(opts)], {
       cwd: prismaDevProject,
       env: { ...process.env, XDG_DATA_HOME: xdg },
       encoding: "utf8",
-      timeout: 60_000,
+      timeout: 90_000,
       stdio: ["ignore", "pipe", "inherit"],
     });
     return JSON.parse(out.trim().split("\n").pop());
   };
-  const change = ({ headers, ...rest }) => ({ ...rest, operation: headers.operation });
+  return { xdg, session };
+}
 
-  const first = session(["CREATE TABLE todos (id serial PRIMARY KEY, title text NOT NULL)", "INSERT INTO todos (title) VALUES ('first')"], 1);
+const change = ({ headers, ...rest }) => ({ ...rest, operation: headers.operation });
+
+// Two sessions on the same data must both start (the second finds the schema installed
+// and must not post it again); the first also answers a live query's wait and Studio.
+test("@prisma/dev (prisma dev) runs on our streams-local, twice on the same data", { skip: skipDev }, () => {
+  const { xdg, session } = prismaDev();
+  const first = session({
+    name: "e2e",
+    statements: ["CREATE TABLE todos (id serial PRIMARY KEY, title text NOT NULL)", "INSERT INTO todos (title) VALUES ('first')"],
+    touch: "INSERT INTO todos (title) VALUES ('woken')",
+    want: 2,
+    studio: false,
+  });
   assert.ok(first.streams.sqlitePath.startsWith(xdg), "the data lives under DS_LOCAL_DATA_ROOT as @prisma/dev sets it");
-  assert.deepEqual(first.records.map(change), [{ key: "1", old_value: null, type: "public.todos", value: { id: 1, title: "first" }, operation: "insert" }]);
+  assert.deepEqual(first.records.map(change), [
+    { key: "1", old_value: null, type: "public.todos", value: { id: 1, title: "first" }, operation: "insert" },
+    { key: "2", old_value: null, type: "public.todos", value: { id: 2, title: "woken" }, operation: "insert" },
+  ]);
   assert.match(first.records[0].headers.timestamp, /^\d{4}-\d\d-\d\dT/);
+  assert.equal(first.touch.status, 200, JSON.stringify(first.touch.body));
+  assert.equal(first.touch.body.touched, true, "the insert wakes a wait on the table key");
   assert.equal(first.profile.profile.kind, "state-protocol");
   assert.equal(first.profile.profile.touch.enabled, true);
   assert.equal(first.schema.currentVersion, 1);
   assert.equal(first.queriesSchema.currentVersion, 1);
+  assert.equal(alive(first.streamsPid), false, "close() leaves no streams process");
 
-  const second = session(["UPDATE todos SET title = 'second' WHERE id = 1"], 2);
-  assert.deepEqual(second.records.map(change), [
-    { key: "1", old_value: null, type: "public.todos", value: { id: 1, title: "first" }, operation: "insert" },
+  const second = session({
+    name: "e2e",
+    statements: ["UPDATE todos SET title = 'second' WHERE id = 1", "DELETE FROM todos WHERE id = 2"],
+    want: 4,
+    studio: true,
+  });
+  assert.equal(second.dataDir, first.dataDir);
+  assert.deepEqual(second.records.map(change).slice(2), [
     { key: "1", old_value: { id: 1, title: "first" }, type: "public.todos", value: { id: 1, title: "second" }, operation: "update" },
+    { key: "2", old_value: { id: 2, title: "woken" }, type: "public.todos", value: null, operation: "delete" },
   ]);
   assert.deepEqual(second.schema, first.schema, "the second start keeps the registry as it was");
   assert.deepEqual(second.queriesSchema, first.queriesSchema);
+  assert.equal(alive(second.streamsPid), false);
+
+  // Prisma Studio's calls (ui/hooks/use-streams.ts and the stream views).
+  const { list, details, search, routingKeys, server } = second.studio;
+  assert.equal(list.status, 200);
+  const wal = list.body.find((s) => s.name === "prisma-wal");
+  assert.ok(wal, JSON.stringify(list.body));
+  for (const k of ["name", "created_at", "expires_at", "epoch", "next_offset", "sealed_through", "uploaded_through"]) {
+    assert.ok(k in wal, `/v1/streams items have ${k}`);
+  }
+  assert.equal(wal.profile, "state-protocol");
+  assert.equal(details.status, 200);
+  assert.equal(details.body.stream.name, "prisma-wal");
+  assert.ok(details.body.schema.search.fields.operation, "Studio reads _details.schema.search");
+  assert.ok("index_status" in details.body && "storage" in details.body);
+  assert.equal(search.status, 200, JSON.stringify(search.body));
+  assert.equal(search.body.hits.length, 1, "one update in prisma-wal");
+  assert.equal(search.body.hits[0].source.headers.operation, "update");
+  assert.equal(search.body.coverage.complete, true, "the records just appended are searched too");
+  assert.equal(routingKeys.status, 200);
+  assert.equal(server.status, 200);
+});
+
+test("@prisma/dev stateless: the data directory goes with close()", { skip: skipDev }, () => {
+  const { xdg, session } = prismaDev();
+  const out = session({ name: "once", stateless: true, statements: ["CREATE TABLE todos (id serial PRIMARY KEY, title text)", "INSERT INTO todos (title) VALUES ('x')"], want: 1 });
+  assert.ok(out.dataDir.startsWith(xdg));
+  assert.match(path.basename(out.dataDir), /^once\.[0-9a-f]{32}$/);
+  assert.equal(out.records.length, 1);
+  assert.equal(alive(out.streamsPid), false);
+  assert.equal(fs.existsSync(out.dataDir), false, "stateless mode removes its directory");
 });

@@ -1,17 +1,30 @@
 // One `prisma dev` session as the real consumer runs it, for e2e.test.mjs: starts
 // `@prisma/dev`'s server (PGlite, with our @prisma/streams-local substituted through npm
-// overrides) as a stateful server named argv[2], runs the SQL statements of argv[3] (a JSON
-// array) through its Postgres, waits until prisma-wal holds argv[4] State Protocol records,
-// stops the server, and prints one JSON line with what it saw. Copied into the project that
-// has @prisma/dev installed, so that the imports resolve there. XDG_DATA_HOME is the data.
+// overrides), runs SQL statements through its Postgres, waits until prisma-wal holds the
+// wanted number of State Protocol records, optionally checks what a live query and Prisma
+// Studio call, stops the server, and prints one JSON line with what it saw. Copied into the
+// project that has @prisma/dev installed, so that the imports resolve there.
+// XDG_DATA_HOME is the data root.
+//
+// argv[2] is a JSON object:
+//   name        server name
+//   stateless   true: persistenceMode "stateless" (its directory is removed on close)
+//   statements  SQL statements run in order
+//   want        State Protocol records to wait for in prisma-wal
+//   touch       SQL statement to run while a coarse /touch/wait on the table key of
+//               public.todos waits (its answer is reported)
+//   studio      true: also report Prisma Studio's calls (/v1/streams, _details, _search,
+//               _routing_keys, /v1/server/_details)
 
 import { startPrismaDevServer } from "@prisma/dev";
+import fs from "node:fs";
 import net from "node:net";
+import path from "node:path";
 import pg from "pg";
 
-const [name, statementsJson, wantJson] = process.argv.slice(2);
-const statements = JSON.parse(statementsJson);
-const want = Number(wantJson);
+const opts = JSON.parse(process.argv[2]);
+// The table key of public.todos (golden vector in docs/live.md).
+const TODOS_TABLE_KEY = "feadeb84d447fd63";
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -24,39 +37,78 @@ function freePort() {
   });
 }
 
-const get = async (url) => {
-  const r = await fetch(url, { headers: { connection: "close" } });
-  return { status: r.status, body: await r.json() };
+const call = async (url, init = {}) => {
+  const r = await fetch(url, {
+    ...init,
+    headers: { connection: "close", "content-type": "application/json", ...(init.headers || {}) },
+  });
+  const text = await r.text();
+  let body = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // not JSON: kept as text
+  }
+  return { status: r.status, contentType: r.headers.get("content-type"), body };
 };
 
 const server = await startPrismaDevServer({
-  name,
-  persistenceMode: "stateful",
+  name: opts.name,
+  persistenceMode: opts.stateless ? "stateless" : "stateful",
   port: await freePort(),
   databasePort: await freePort(),
   shadowDatabasePort: await freePort(),
   streamsPort: await freePort(),
 });
 const streams = server.experimental.streams;
-let records = [];
+const dataDir = path.dirname(streams.sqlitePath);
+const serverJson = JSON.parse(fs.readFileSync(path.join(dataDir, "server.json"), "utf8"));
+const out = { streams, dataDir, streamsPid: serverJson.pid };
 try {
   const client = new pg.Client({ connectionString: server.database.connectionString });
   await client.connect();
-  for (const sql of statements) await client.query(sql);
+  for (const sql of opts.statements) await client.query(sql);
+
+  if (opts.touch) {
+    const meta = await call(`${streams.url}/touch/meta?settle=flush&timeoutMs=10000`);
+    if (meta.status !== 200) throw new Error(`touch/meta answered ${meta.status} ${JSON.stringify(meta.body)}`);
+    const waiting = call(`${streams.url}/touch/wait`, {
+      method: "POST",
+      body: JSON.stringify({ cursor: meta.body.cursor, keys: [TODOS_TABLE_KEY], interestMode: "coarse", timeoutMs: 20000 }),
+    });
+    // The wait is parked before the change commits (a wait that started late would see
+    // the change through its cursor anyway).
+    await new Promise((r) => setTimeout(r, 200));
+    await client.query(opts.touch);
+    out.touch = await waiting;
+  }
   await client.end();
+
   const deadline = Date.now() + 20_000;
   for (;;) {
-    const r = await get(`${streams.url}?offset=-1&format=json`);
+    const r = await call(`${streams.url}?offset=-1&format=json`);
     if (r.status !== 200) throw new Error(`reading prisma-wal answered ${r.status} ${JSON.stringify(r.body)}`);
-    records = r.body;
-    if (records.length >= want || Date.now() > deadline) break;
+    out.records = r.body;
+    if (out.records.length >= opts.want || Date.now() > deadline) break;
     await new Promise((r) => setTimeout(r, 100));
   }
-  const schema = await get(`${streams.url}/_schema`);
-  const profile = await get(`${streams.url}/_profile`);
-  const queries = await get(`${streams.serverUrl}/v1/stream/prisma-queries/_schema`);
-  console.log(JSON.stringify({ streams, records, schema: schema.body, profile: profile.body, queriesSchema: queries.body }));
+  out.schema = (await call(`${streams.url}/_schema`)).body;
+  out.profile = (await call(`${streams.url}/_profile`)).body;
+  out.queriesSchema = (await call(`${streams.serverUrl}/v1/stream/prisma-queries/_schema`)).body;
+  if (opts.studio) {
+    out.studio = {
+      list: await call(`${streams.serverUrl}/v1/streams?limit=1000&offset=0`),
+      details: await call(`${streams.url}/_details`),
+      search: await call(`${streams.url}/_search`, {
+        method: "POST",
+        body: JSON.stringify({ q: "operation:update", size: 10, sort: ["offset:desc"] }),
+      }),
+      routingKeys: await call(`${streams.url}/_routing_keys?limit=10`),
+      server: await call(`${streams.serverUrl}/v1/server/_details`),
+    };
+  }
 } finally {
   await server.close();
 }
+console.log(JSON.stringify(out));
 process.exit(0);
