@@ -47,16 +47,17 @@ function daemonArgs(opts) {
     throw fail("INVALID_ARGUMENT", "options must be an object");
   }
   const args = ["local", "daemon"];
-  if (opts.name !== undefined) {
+  // null means "not given", as `??` does in the original.
+  if (opts.name !== undefined && opts.name !== null) {
     if (typeof opts.name !== "string") throw fail("INVALID_ARGUMENT", "name must be a string");
     args.push("--name", opts.name);
   }
-  const port = opts.port === undefined ? 0 : opts.port;
+  const port = opts.port === undefined || opts.port === null ? 0 : opts.port;
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw fail("INVALID_ARGUMENT", `port must be an integer from 0 to 65535, got ${String(port)}`);
   }
   args.push("--port", String(port));
-  if (opts.hostname !== undefined) {
+  if (opts.hostname !== undefined && opts.hostname !== null) {
     if (typeof opts.hostname !== "string") throw fail("INVALID_ARGUMENT", "hostname must be a string");
     args.push("--hostname", opts.hostname);
   }

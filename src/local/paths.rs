@@ -2,8 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-/// Longest accepted server name.
-pub const MAX_NAME_LEN: usize = 128;
+/// Longest accepted server name: a directory name's limit on every supported OS (room
+/// for `@prisma/dev`'s stateless names, `<name>.<32 hex digits>`).
+pub const MAX_NAME_LEN: usize = 255;
 
 /// Validates a server name: `[A-Za-z0-9._-]+`, not `.` or `..`. `None` or blank means
 /// `default`.
@@ -60,7 +61,7 @@ mod tests {
         assert_eq!(normalize_name(None).unwrap(), "default");
         assert_eq!(normalize_name(Some("  ")).unwrap(), "default");
         assert_eq!(normalize_name(Some(" my-app_1.2 ")).unwrap(), "my-app_1.2");
-        for bad in [".", "..", "a/b", "a\\b", "a b", "ü", &"x".repeat(129)] {
+        for bad in [".", "..", "a/b", "a\\b", "a b", "ü", &"x".repeat(256)] {
             assert!(normalize_name(Some(bad)).is_err(), "{bad}");
         }
     }
