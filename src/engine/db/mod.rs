@@ -167,7 +167,7 @@ mod tests {
         let v: usize = c
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 8);
+        assert_eq!(v, SCHEMA_VERSION, "every later migration applied too");
         let kept: i64 = c
             .query_row("SELECT count(*) FROM stream_profiles", [], |r| r.get(0))
             .unwrap();
