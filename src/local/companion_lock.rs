@@ -186,7 +186,7 @@ fn mtime_ms(p: &Path) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
+    use crate::clock::{Clock as _, ManualClock};
 
     #[tokio::test]
     async fn fresh_locks_refuse_stale_ones_are_taken_and_drop_removes() {
