@@ -91,16 +91,34 @@ pub fn temp_path(db_path: &Path) -> PathBuf {
     with_suffix(db_path, ".takeover-new")
 }
 
-/// The first free backup name for a file of `version`.
-fn backup_path(db_path: &Path, version: i64) -> PathBuf {
-    let first = with_suffix(db_path, &format!(".ts-v{version}.bak"));
-    if !first.exists() {
-        return first;
+/// True when `a` and `b` name the same file (a hard link left by an interrupted swap).
+#[cfg(unix)]
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
     }
-    (1..)
-        .map(|n| with_suffix(db_path, &format!(".ts-v{version}.{n}.bak")))
-        .find(|p| !p.exists())
-        .unwrap_or(first)
+}
+
+#[cfg(not(unix))]
+fn same_file(_a: &Path, _b: &Path) -> bool {
+    false
+}
+
+/// The backup name for a file of `version`: `<db>.ts-v<version>.bak`, or, if that name
+/// holds another file (an earlier takeover's), the first free `<db>.ts-v<version>.<n>.bak`.
+/// A name that already is the original (the swap was interrupted after linking it) is
+/// used again.
+fn backup_path(db_path: &Path, version: i64) -> PathBuf {
+    let names = std::iter::once(with_suffix(db_path, &format!(".ts-v{version}.bak")))
+        .chain((1..).map(|n| with_suffix(db_path, &format!(".ts-v{version}.{n}.bak"))));
+    for name in names {
+        if same_file(&name, db_path) || !name.exists() {
+            return name;
+        }
+    }
+    with_suffix(db_path, ".ts.bak")
 }
 
 /// Takes over the original's database at `db_path` if that is what the file is;
@@ -723,9 +741,11 @@ fn seal(conn: Connection, path: &Path) -> Result<(), String> {
 /// Keeps the original under `backup` (a hard link, so it never stops existing) and
 /// renames the new file over the database path.
 fn swap(db_path: &Path, temp: &Path, backup: &Path) -> Result<(), String> {
-    std::fs::hard_link(db_path, backup)
-        .or_else(|_| std::fs::copy(db_path, backup).map(|_| ()))
-        .map_err(|e| format!("cannot keep the original as {}: {e}", backup.display()))?;
+    if !same_file(db_path, backup) {
+        std::fs::hard_link(db_path, backup)
+            .or_else(|_| std::fs::copy(db_path, backup).map(|_| ()))
+            .map_err(|e| format!("cannot keep the original as {}: {e}", backup.display()))?;
+    }
     sync_dir(db_path);
     std::fs::rename(temp, db_path).map_err(|e| {
         format!(

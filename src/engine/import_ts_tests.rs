@@ -75,7 +75,10 @@ fn a_half_migrated_file_is_taken_over_and_kept_as_the_backup() {
         t.warnings
     );
     assert!(t.warnings.is_empty(), "{:?}", t.warnings);
-    assert_eq!(t.backup, dir.path().join("durable-streams.sqlite.ts-v24.bak"));
+    assert_eq!(
+        t.backup,
+        dir.path().join("durable-streams.sqlite.ts-v24.bak")
+    );
     assert!(!temp_path(&path).exists());
     assert!(!with_suffix(&path, "-wal").exists());
     // The backup is the original, complete without its -wal.
@@ -95,7 +98,8 @@ fn a_half_migrated_file_is_taken_over_and_kept_as_the_backup() {
     assert_eq!(a.tail.total_bytes, 6);
     assert_eq!(a.config.created_at_ms, 100);
     assert_eq!(a.settings.profile.as_deref(), Some("state-protocol"));
-    let rows: Vec<(i64, Vec<u8>, Option<Vec<u8>>, i64)> = c
+    type Row = (i64, Vec<u8>, Option<Vec<u8>>, i64);
+    let rows: Vec<Row> = c
         .prepare("SELECT pos, data, key, ts_ms FROM entries WHERE stream_id = ?1 ORDER BY pos")
         .unwrap()
         .query_map([a.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
@@ -110,10 +114,7 @@ fn a_half_migrated_file_is_taken_over_and_kept_as_the_backup() {
             (2, b"1".to_vec(), None, 152)
         ]
     );
-    assert_eq!(
-        producers::get(&c, a.id, "p").unwrap(),
-        Some((3, 9))
-    );
+    assert_eq!(producers::get(&c, a.id, "p").unwrap(), Some((3, 9)));
     // The legacy interpreter became the profile, and left the registry.
     let reg = config::registry(&c, a.id).unwrap().unwrap();
     assert!(!reg.contains("interpreter"), "{reg}");
@@ -124,7 +125,9 @@ fn a_half_migrated_file_is_taken_over_and_kept_as_the_backup() {
     assert_eq!(t.config.expiry, Expiry::Ttl(60));
     assert_eq!(t.tail.last_access_ms, 100);
     // The original's internal and deleted streams are not carried over.
-    assert!(streams::by_name(&c, "__stream_metrics__").unwrap().is_none());
+    assert!(streams::by_name(&c, "__stream_metrics__")
+        .unwrap()
+        .is_none());
     assert!(streams::by_name(&c, "gone").unwrap().is_none());
     drop(c);
     // Our database is left alone on the next start.
@@ -184,7 +187,10 @@ fn entries_missing_in_the_middle_refuse_and_change_nothing() {
     );
     match take_over(&path, &*clock()) {
         Err(e @ TakeoverError::Unsupported { .. }) => {
-            assert!(e.to_string().contains("lacks the entries at offsets 1..2"), "{e}")
+            assert!(
+                e.to_string().contains("lacks the entries at offsets 1..2"),
+                "{e}"
+            )
         }
         other => panic!("expected Unsupported, got {other:?}"),
     }
@@ -231,4 +237,27 @@ fn a_million_entries_are_copied() {
         })
         .unwrap();
     assert_eq!((n, max), (1_000_000, 999_999));
+}
+
+/// A swap interrupted after the original was linked to the backup name: the next start
+/// takes over again and reuses that name; an older backup of another file is kept.
+#[test]
+fn an_interrupted_swap_is_finished_by_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = original(dir.path(), STREAMS);
+    let older = with_suffix(&path, ".ts-v24.bak");
+    std::fs::write(&older, b"an earlier takeover's backup").unwrap();
+    let linked = with_suffix(&path, ".ts-v24.1.bak");
+    std::fs::hard_link(&path, &linked).unwrap();
+    std::fs::write(temp_path(&path), b"unfinished").unwrap();
+    let t = take_over(&path, &*clock()).unwrap().unwrap();
+    assert_eq!(t.backup, linked);
+    assert_eq!(
+        std::fs::read(&older).unwrap(),
+        b"an earlier takeover's backup"
+    );
+    assert!(!with_suffix(&path, ".ts-v24.2.bak").exists());
+    assert_eq!(classify(&linked), Ok(Kind::Original(24)));
+    let c = db::open_writer(&path).unwrap();
+    assert!(streams::by_name(&c, "a").unwrap().is_some());
 }

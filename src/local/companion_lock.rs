@@ -146,7 +146,7 @@ async fn refresh(dir: PathBuf, clock: SharedClock, mut stop: tokio::sync::onesho
     loop {
         tokio::select! {
             _ = &mut stop => return,
-            () = tokio::time::sleep(REFRESH) => {}
+            () = crate::clock::sleep(REFRESH) => {}
         }
         let now = clock.now_ms();
         let d = Arc::clone(&dir);
