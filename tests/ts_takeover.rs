@@ -326,6 +326,15 @@ async fn the_original_lock_directory_is_honoured_and_held() {
         .unwrap();
     assert_eq!(reset.status.code(), Some(3));
     assert!(db(tmp.path()).exists());
+    // ... and `stop` does not signal a process it does not own.
+    let stop = Command::new(BIN)
+        .args(["local", "stop", "--name", "test"])
+        .env("DS_LOCAL_DATA_ROOT", tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(stop.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&stop.stderr);
+    assert!(err.contains("served by another server"), "{err}");
 }
 
 /// With the fixtures' packages at hand: the original refuses a directory our server

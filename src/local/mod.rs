@@ -308,6 +308,19 @@ pub fn stop(env: &Env, name: Option<&str>) -> Result<String, LocalError> {
     let paths = server_paths(env, name)?;
     let lock_path = paths.lock();
     let Some(pid) = lock::holder(&lock_path).map_err(io("cannot read", &lock_path))? else {
+        if companion_lock::is_held(
+            &lock_path,
+            crate::clock::Clock::now_ms(&crate::clock::SystemClock),
+        ) {
+            // Not ours to signal: the original runs inside its host process (`prisma dev`).
+            let pid = state::read(&paths.server_json()).map(|s| s.pid);
+            return Err(LocalError::Failed(format!(
+                "{}: served by another server{} (the TypeScript one, which holds {}); stop it where it runs",
+                paths.name,
+                describe_holder(pid, None),
+                companion_lock::dir_for(&lock_path).display()
+            )));
+        }
         return Ok(format!("{}: not running", paths.name));
     };
     let pid = pid.ok_or_else(|| {
