@@ -55,7 +55,8 @@ pub struct Takeover {
     pub warnings: Vec<String>,
 }
 
-/// Why a takeover failed. Nothing was changed: the original file is where it was.
+/// Why a takeover failed. The original file is where it was, with its data (its `-wal`
+/// may have been checkpointed into it).
 #[derive(Debug, thiserror::Error)]
 pub enum TakeoverError {
     /// The file cannot be read as a database of the original (or of ours). The message
@@ -63,10 +64,10 @@ pub enum TakeoverError {
     #[error("cannot open {}: {why}", .path.display())]
     Unreadable { path: PathBuf, why: String },
     /// The file is the original's but holds something this binary cannot represent.
-    #[error("cannot take over {}: {why} (the file is unchanged)", .path.display())]
+    #[error("cannot take over {}: {why} (the original is left in place)", .path.display())]
     Unsupported { path: PathBuf, why: String },
     /// An I/O or SQLite failure while building or swapping the new file.
-    #[error("taking over {} failed, the file is unchanged: {why}", .path.display())]
+    #[error("taking over {} failed, the original is left in place: {why}", .path.display())]
     Failed { path: PathBuf, why: String },
 }
 
