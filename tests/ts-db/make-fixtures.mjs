@@ -12,11 +12,13 @@
 //                          but missing the columns of versions 14-24 (the original's
 //                          migration bug); 0.1.11's error is in half24/open.json
 // OUT_DIR/<dir>/answers.json  what the original answered (see scenario.mjs)
-// OUT_DIR/done             written last; a complete OUT_DIR is reused as is.
+// OUT_DIR/done             written last: a hash of these scripts; a complete OUT_DIR made
+//                          by the same scripts is reused as is.
 //
 // Needs Node.js and npm with access to the npm registry. Exits 3 when the packages
 // cannot be installed (no network), 1 on any other failure.
 import { execFileSync } from "node:child_process";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -24,7 +26,14 @@ import { fileURLToPath } from "node:url";
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BUN_VERSION = "1.4.5";
 const out = path.resolve(process.argv[2] ?? "target/ts-db-fixtures");
-if (fs.existsSync(path.join(out, "done"))) process.exit(0);
+// The fixtures are reused while these scripts are unchanged.
+const stamp = crypto.createHash("sha256")
+  .update(fs.readFileSync(path.join(here, "scenario.mjs")))
+  .update(fs.readFileSync(fileURLToPath(import.meta.url)))
+  .digest("hex");
+const done = path.join(out, "done");
+if (fs.existsSync(done) && fs.readFileSync(done, "utf8").trim() === stamp) process.exit(0);
+fs.rmSync(done, { force: true });
 
 function install(version) {
   const dir = path.join(out, `pkg-${version}`);
@@ -70,5 +79,5 @@ fs.cpSync(path.join(v11, "fx"), path.join(half, "fx"), { recursive: true });
 fs.copyFileSync(path.join(v11, "answers.json"), path.join(half, "answers.json"));
 bun(current, half, ["open", "fx", path.join(half, "open.json")]);
 
-fs.writeFileSync(path.join(out, "done"), new Date().toISOString() + "\n");
+fs.writeFileSync(done, stamp + "\n");
 console.error(`fixtures written to ${out}`);

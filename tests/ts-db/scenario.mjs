@@ -135,6 +135,14 @@ const change = (i, op) => ({ type: "public.todos", key: String(i), value: { id: 
 note("prisma-wal", await write("POST", "/v1/stream/prisma-wal", { headers: J, body: JSON.stringify([change(1, "insert"), change(2, "insert")]) }));
 note("prisma-wal", await write("POST", "/v1/stream/prisma-wal", { headers: J, body: JSON.stringify([change(1, "update")]) }));
 
+// Streams with the profiles that bring their own registry (0.1.3+).
+if (flavor !== "legacy") {
+  for (const kind of ["metrics", "evlog"]) {
+    await write("PUT", `/v1/stream/${kind}-stream`, { headers: J });
+    await write("POST", `/v1/stream/${kind}-stream/_profile`, { headers: J, body: JSON.stringify({ apiVersion: "durable.streams/profile/v1", profile: { kind } }) });
+  }
+}
+
 // An empty stream and a deleted one.
 await write("PUT", "/v1/stream/empty", { headers: J });
 await write("PUT", "/v1/stream/gone", { headers: J });
@@ -166,6 +174,10 @@ await check("POST", "/v1/stream/finished", { ...J, "producer-id": "closer", "pro
 await check("POST", "/v1/stream/seqd", { ...J, "stream-seq": "0004" }, JSON.stringify({ s: 4 }));
 if (flavor !== "legacy") {
   await check("GET", "/v1/stream/prisma-wal/_profile");
+  for (const kind of ["metrics", "evlog"]) {
+    await check("GET", `/v1/stream/${kind}-stream/_profile`);
+    await check("GET", `/v1/stream/${kind}-stream/_schema`);
+  }
 }
 
 await server.close();
