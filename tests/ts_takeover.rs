@@ -335,6 +335,13 @@ async fn the_original_lock_directory_is_honoured_and_held() {
     assert_eq!(stop.status.code(), Some(1));
     let err = String::from_utf8_lossy(&stop.stderr);
     assert!(err.contains("served by another server"), "{err}");
+    let status = Command::new(BIN)
+        .args(["local", "status", "--name", "test", "--json"])
+        .env("DS_LOCAL_DATA_ROOT", tmp.path())
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["running"], true, "{v}");
 }
 
 /// With the fixtures' packages at hand: the original refuses a directory our server
