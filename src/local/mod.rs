@@ -99,7 +99,7 @@ pub async fn run(
         e => LocalError::Failed(e.to_string()),
     })?;
     let companion = take_companion_lock(&paths, clock.clone())?;
-    take_over_typescript_db(&config.db_path, clock.as_ref())?;
+    take_over_typescript_db(&config.db_path, clock.clone()).await?;
     let started_at = format_rfc3339_ms(clock.now_ms());
     let bound = BoundServer::bind_locked(config, clock, held)
         .await
@@ -155,12 +155,16 @@ fn take_companion_lock(
 }
 
 /// Takes over a database the original TypeScript server wrote at `db_path`, if that is
-/// what is there (see [`crate::engine::import_ts`]).
-fn take_over_typescript_db(
-    db_path: &Path,
-    clock: &dyn crate::clock::Clock,
-) -> Result<(), LocalError> {
-    match crate::engine::import_ts::take_over(db_path, clock) {
+/// what is there (see [`crate::engine::import_ts`]). Off the async workers: a large
+/// database takes a while, and the lock refresh must keep running meanwhile.
+async fn take_over_typescript_db(db_path: &Path, clock: SharedClock) -> Result<(), LocalError> {
+    let path = db_path.to_path_buf();
+    let done = tokio::task::spawn_blocking(move || {
+        crate::engine::import_ts::take_over(&path, clock.as_ref())
+    })
+    .await
+    .map_err(|e| LocalError::Failed(format!("database takeover failed: {e}")))?;
+    match done {
         Ok(None) => Ok(()),
         Ok(Some(t)) => {
             tracing::warn!(
