@@ -17,6 +17,7 @@ pub mod committed;
 pub mod db;
 pub mod entry;
 mod error;
+pub mod import_ts;
 mod keys;
 pub mod manifest;
 pub(crate) mod memtable;

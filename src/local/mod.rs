@@ -6,6 +6,7 @@
 //! input (name, hostname, environment), 3 the name is in use by a running server,
 //! 4 the address is in use.
 
+pub mod companion_lock;
 mod paths;
 mod state;
 
@@ -97,6 +98,8 @@ pub async fn run(
         },
         e => LocalError::Failed(e.to_string()),
     })?;
+    let companion = take_companion_lock(&paths, clock.clone())?;
+    take_over_typescript_db(&config.db_path, clock.clone()).await?;
     let started_at = format_rfc3339_ms(clock.now_ms());
     let bound = BoundServer::bind_locked(config, clock, held)
         .await
@@ -127,8 +130,57 @@ pub async fn run(
     let (served, held) = bound.serve_holding_lock(stop).await;
     // The lock is still held here, so no other server wrote this file in the meantime.
     let _ = std::fs::remove_file(paths.server_json());
+    drop(companion);
     drop(held);
     served.map_err(|e: AppError| LocalError::Failed(e.to_string()))
+}
+
+/// Takes the original TypeScript server's lock too ([`companion_lock`]): refused while
+/// that server (or another of ours) holds it.
+fn take_companion_lock(
+    paths: &ServerPaths,
+    clock: SharedClock,
+) -> Result<companion_lock::CompanionLock, LocalError> {
+    companion_lock::CompanionLock::acquire(&paths.lock(), clock).map_err(|e| match e {
+        companion_lock::CompanionLockError::Held { .. } => {
+            let info = state::read(&paths.server_json());
+            LocalError::Locked {
+                name: paths.name.clone(),
+                pid: info.as_ref().map(|s| s.pid),
+                url: info.map(|s| s.http.url),
+            }
+        }
+        e => LocalError::Failed(e.to_string()),
+    })
+}
+
+/// Takes over a database the original TypeScript server wrote at `db_path`, if that is
+/// what is there (see [`crate::engine::import_ts`]). Off the async workers: a large
+/// database takes a while, and the lock refresh must keep running meanwhile.
+async fn take_over_typescript_db(db_path: &Path, clock: SharedClock) -> Result<(), LocalError> {
+    let path = db_path.to_path_buf();
+    let done = tokio::task::spawn_blocking(move || {
+        crate::engine::import_ts::take_over(&path, clock.as_ref())
+    })
+    .await
+    .map_err(|e| LocalError::Failed(format!("database takeover failed: {e}")))?;
+    match done {
+        Ok(None) => Ok(()),
+        Ok(Some(t)) => {
+            tracing::warn!(
+                version = t.version,
+                streams = t.streams,
+                entries = t.entries,
+                backup = %t.backup.display(),
+                "took over the TypeScript server's database; the original is kept as the backup"
+            );
+            for w in &t.warnings {
+                tracing::warn!("{w}");
+            }
+            Ok(())
+        }
+        Err(e) => Err(LocalError::Failed(e.to_string())),
+    }
 }
 
 /// What `status` reports about one name.
@@ -149,7 +201,16 @@ pub struct Status {
 }
 
 fn status_of(paths: &ServerPaths) -> Result<Status, LocalError> {
-    let holder = lock::holder(&paths.lock()).map_err(io("cannot read", &paths.lock()))?;
+    let mut holder = lock::holder(&paths.lock()).map_err(io("cannot read", &paths.lock()))?;
+    if holder.is_none()
+        && companion_lock::is_held(
+            &paths.lock(),
+            crate::clock::Clock::now_ms(&crate::clock::SystemClock),
+        )
+    {
+        // The original TypeScript server runs on this name.
+        holder = Some(state::read(&paths.server_json()).map(|s| s.pid));
+    }
     let info = holder
         .as_ref()
         .and_then(|_| state::read(&paths.server_json()));
@@ -251,6 +312,19 @@ pub fn stop(env: &Env, name: Option<&str>) -> Result<String, LocalError> {
     let paths = server_paths(env, name)?;
     let lock_path = paths.lock();
     let Some(pid) = lock::holder(&lock_path).map_err(io("cannot read", &lock_path))? else {
+        if companion_lock::is_held(
+            &lock_path,
+            crate::clock::Clock::now_ms(&crate::clock::SystemClock),
+        ) {
+            // Not ours to signal: the original runs inside its host process (`prisma dev`).
+            let pid = state::read(&paths.server_json()).map(|s| s.pid);
+            return Err(LocalError::Failed(format!(
+                "{}: served by another server{} (the TypeScript one, which holds {}); stop it where it runs",
+                paths.name,
+                describe_holder(pid, None),
+                companion_lock::dir_for(&lock_path).display()
+            )));
+        }
         return Ok(format!("{}: not running", paths.name));
     };
     let pid = pid.ok_or_else(|| {
@@ -328,11 +402,14 @@ pub fn reset(env: &Env, name: Option<&str>) -> Result<String, LocalError> {
         },
         lock::LockError::Io(e) => LocalError::Failed(format!("cannot lock: {e}")),
     })?;
-    // Holding the lock, no server can start on this name while its files go.
+    // The original TypeScript server's lock too: refused while it runs on this name.
+    let clock: SharedClock = std::sync::Arc::new(crate::clock::SystemClock);
+    let companion = take_companion_lock(&paths, clock)?;
+    // Holding the locks, no server can start on this name while its files go.
     let entries = std::fs::read_dir(&paths.dir).map_err(io("cannot read", &paths.dir))?;
     for entry in entries.filter_map(|e| e.ok()) {
         let p: PathBuf = entry.path();
-        if p == paths.lock() {
+        if p == paths.lock() || p == companion.dir() {
             continue;
         }
         let r = if p.is_dir() {
@@ -342,6 +419,7 @@ pub fn reset(env: &Env, name: Option<&str>) -> Result<String, LocalError> {
         };
         r.map_err(io("cannot delete", &p))?;
     }
+    drop(companion);
     drop(held);
     let _ = std::fs::remove_file(paths.lock());
     let _ = std::fs::remove_dir(&paths.dir);
