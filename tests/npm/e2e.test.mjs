@@ -401,3 +401,34 @@ test("@prisma/dev stateless: the data directory goes with close()", { skip: skip
   assert.equal(alive(out.streamsPid), false);
   assert.equal(fs.existsSync(out.dataDir), false, "stateless mode removes its directory");
 });
+
+// Every current `prisma dev` user has a data directory the TypeScript server wrote: the
+// first start on ours takes it over in place (tests/ts-db makes one with the published
+// @prisma/streams-local 0.1.11, with prisma-wal set up as @prisma/dev sets it up).
+const tsFixtures = process.env.TS_DB_FIXTURES;
+test("@prisma/dev on a data directory the TypeScript server wrote", { skip: skipDev || (!tsFixtures && "TS_DB_FIXTURES not set") }, () => {
+  const { xdg, session } = prismaDev();
+  const dir = path.join(xdg, "prisma-dev-nodejs", "durable-streams", "legacy");
+  fs.mkdirSync(dir, { recursive: true });
+  const fx = path.join(tsFixtures, "v24", "fx");
+  for (const f of fs.readdirSync(fx)) {
+    if (fs.statSync(path.join(fx, f)).isFile()) fs.copyFileSync(path.join(fx, f), path.join(dir, f));
+  }
+  const out = session({
+    name: "legacy",
+    statements: ["CREATE TABLE todos (id serial PRIMARY KEY, title text NOT NULL)", "INSERT INTO todos (title) VALUES ('after')"],
+    want: 4,
+  });
+  assert.equal(out.dataDir, dir);
+  const ops = out.records.map((r) => [r.type, r.key, r.headers.operation]);
+  assert.deepEqual(ops.slice(0, 3), [
+    ["public.todos", "1", "insert"],
+    ["public.todos", "2", "insert"],
+    ["public.todos", "1", "update"],
+  ], "the TypeScript server's records are kept, first");
+  assert.equal(out.records[0].headers.timestamp, "2026-03-01T10:00:00.000Z");
+  assert.deepEqual(change(out.records[3]), { key: "1", old_value: null, type: "public.todos", value: { id: 1, title: "after" }, operation: "insert" });
+  assert.equal(out.schema.currentVersion, 1, "the registry carried over is the one @prisma/dev expects");
+  assert.ok(fs.existsSync(path.join(dir, "durable-streams.sqlite.ts-v24.bak")), "the original file is kept");
+  assert.equal(alive(out.streamsPid), false);
+});

@@ -3,7 +3,8 @@
 # both wrappers, installs the tarballs into a fresh temporary npm project with no network,
 # and runs e2e.test.mjs (npx, startLocalDurableStreamsServer, the daemon, the types). The
 # real consumer, @prisma/dev (what `prisma dev` runs), is installed from the registry into a
-# second project, with our tarballs put in place of @prisma/streams-local by npm overrides.
+# second project, with our tarballs put in place of @prisma/streams-local by npm overrides;
+# it also runs on a data directory that the TypeScript server wrote.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -36,4 +37,8 @@ for (const f of fs.readdirSync(pkgs).filter((f) => f.endsWith(".tgz"))) {
 fs.writeFileSync(out, JSON.stringify({ name: "prisma-dev-e2e", private: true, type: "module", dependencies, overrides }, null, 2));
 JS
 (cd "$work/prisma-dev" && npm install --prefer-offline --no-audit --no-fund >/dev/null)
-PROJECT_DIR="$work/project" PRISMA_DEV_PROJECT="$work/prisma-dev" node --test "$here/e2e.test.mjs"
+# Data directories written by the TypeScript server (published packages under Bun; cached
+# in target/tmp while the scripts are unchanged), for the takeover under @prisma/dev.
+node tests/ts-db/make-fixtures.mjs "$repo/target/tmp/ts-db-fixtures" >&2
+PROJECT_DIR="$work/project" PRISMA_DEV_PROJECT="$work/prisma-dev" TS_DB_FIXTURES="$repo/target/tmp/ts-db-fixtures" \
+  node --test "$here/e2e.test.mjs"
