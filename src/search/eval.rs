@@ -194,6 +194,11 @@ impl<'a> Document<'a> {
             .map(|(_, c, v)| (*c, v.as_slice()))
     }
 
+    /// The values of a field (empty when absent).
+    pub fn values(&self, field: &str) -> &[&'a Value] {
+        self.get(field).map_or(&[], |(_, v)| v)
+    }
+
     fn exact(&self, field: &str) -> Vec<Canon> {
         match self.get(field) {
             Some((cfg, values)) => values
