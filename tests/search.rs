@@ -279,6 +279,14 @@ async fn check_search(c: &Client, url: &str, n: usize) {
     .await;
     assert_eq!(hit_statuses(&v), vec![210, 230]);
 
+    // A spent time budget: 408 with what was found (nothing here), marked incomplete.
+    let (st, v) = search(c, url, json!({"q": "has:status", "timeout_ms": 0})).await;
+    assert_eq!(st, 408, "{v}");
+    assert_eq!(v["timed_out"], true);
+    assert_eq!(v["timeout_ms"], 0);
+    assert_eq!(v["coverage"]["complete"], false);
+    assert_eq!(v["total"]["relation"], "gte");
+
     let (st, v) = search(c, url, json!({"q": "nope:x"})).await;
     assert_eq!(st, 400);
     assert_eq!(v["error"]["message"], "unknown search field nope");
