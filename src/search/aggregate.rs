@@ -585,3 +585,105 @@ impl Buckets {
         Value::Array(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> SearchConfig {
+        SearchConfig::parse(&json!({
+            "primaryTimestampField": "ts",
+            "fields": {
+                "ts": {"kind": "date", "bindings": [{"version": 1, "jsonPointer": "/ts"}], "column": true},
+                "svc": {"kind": "keyword", "bindings": [{"version": 1, "jsonPointer": "/svc"}], "exact": true},
+                "ms": {"kind": "integer", "bindings": [{"version": 1, "jsonPointer": "/ms"}],
+                       "column": true, "aggregatable": true}
+            },
+            "rollups": {"r": {"dimensions": ["svc"], "intervals": ["1m", "1h"],
+                              "measures": {"n": {"kind": "count", "include": "svc:api"},
+                                           "lat": {"kind": "summary", "field": "ms", "histogram": "log2_v1"}}}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn requests_are_checked_with_the_originals_messages() {
+        let c = cfg();
+        let err = |v: Value| parse_request(Some(&c), &v).unwrap_err();
+        assert_eq!(err(json!(1)), "aggregate request must be an object");
+        assert_eq!(err(json!({"rollup": " "})), "rollup must be a string");
+        assert_eq!(err(json!({"rollup": "x"})), "unknown rollup x");
+        assert_eq!(
+            err(json!({"rollup": "r", "from": true})),
+            "from must be a timestamp string or unix milliseconds"
+        );
+        assert_eq!(
+            err(json!({"rollup": "r", "from": "soon"})),
+            "from must be a valid timestamp"
+        );
+        assert_eq!(
+            err(json!({"rollup": "r", "from": 5, "to": 5})),
+            "to must be greater than from"
+        );
+        assert_eq!(
+            err(json!({"rollup": "r", "from": 0, "to": 1, "interval": "2m"})),
+            "interval 2m is not configured for rollup r"
+        );
+        assert_eq!(
+            err(json!({"rollup": "r", "from": 0, "to": 1, "interval": "1m", "group_by": ["ms"]})),
+            "group_by field ms is not configured on rollup r"
+        );
+        assert_eq!(
+            err(json!({"rollup": "r", "from": 0, "to": 1, "interval": "1m", "measures": []})),
+            "measures must be a non-empty array of strings"
+        );
+        assert_eq!(
+            err(json!({"rollup": "r", "from": 0, "to": 1, "interval": "1m", "measures": ["x"]})),
+            "unknown measure x on rollup r"
+        );
+        let r = parse_request(
+            Some(&c),
+            &json!({"rollup": "r", "from": "2000000000", "to": "2024-01-01T00:00:00Z",
+                                                "interval": "1h", "measures": ["n", "lat", "n"]}),
+        )
+        .unwrap();
+        assert_eq!(r.from_ms, 2000, "all-digit strings are nanoseconds");
+        assert_eq!(r.interval_ms, 3_600_000);
+        assert_eq!(r.measures, Some(vec!["lat".to_string(), "n".to_string()]));
+    }
+
+    #[test]
+    fn contributions_merge_into_buckets_with_log2_histograms() {
+        let c = cfg();
+        let rollup = CompiledRollup::new(&c, c.rollup("r").unwrap()).unwrap();
+        let req = parse_request(
+            Some(&c),
+            &json!({"rollup": "r", "from": 0, "to": 600_000, "interval": "1m"}),
+        )
+        .unwrap();
+        let mut b = Buckets::new(&req);
+        for (ts, svc, ms) in [(1_000, "api", 7), (2_000, "web", 20), (61_000, "api", 0)] {
+            let rec = json!({"ts": ts, "svc": svc, "ms": ms});
+            b.add(&contribution(&c, &rollup, 1, &rec).unwrap());
+        }
+        // Two timestamps: no contribution.
+        assert!(contribution(&c, &rollup, 1, &json!({"ts": [1, 2], "ms": 1})).is_none());
+        assert!(
+            contribution(&c, &rollup, 1, &json!({"ts": 1})).is_none(),
+            "summary needs its field"
+        );
+        let out = b.to_json();
+        assert_eq!(
+            out[0],
+            json!({"start": "1970-01-01T00:00:00.000Z", "end": "1970-01-01T00:01:00.000Z",
+                   "groups": [{"key": {}, "measures": {
+                       "lat": {"count": 2, "sum": 27, "min": 7, "max": 20, "avg": 13.5,
+                               "p50": 4, "p95": 16, "p99": 16, "histogram": {"4": 1, "16": 1}},
+                       "n": {"count": 1}}}]})
+        );
+        assert_eq!(
+            out[1]["groups"][0]["measures"]["lat"]["histogram"],
+            json!({"1": 1})
+        );
+    }
+}

@@ -135,6 +135,8 @@ impl StreamService {
             hits: Vec::new(),
             peak: 0,
         };
+        let mut query_fields = Vec::new();
+        req.q.fields(&mut query_fields);
         let mut failure: Option<ServiceError> = None;
         {
             let mut visit = |pos: u64, data: &Bytes| -> ServiceResult<Flow> {
@@ -142,11 +144,15 @@ impl StreamService {
                     return Ok(Flow::More);
                 };
                 let version = u64::from(settings.registry.version_at(pos));
-                let doc = Document::new(&cfg, version, &record, None);
-                let ev = evaluate(&req.q, &doc);
+                // Only the fields the query reads, until the record matches.
+                let ev = evaluate(
+                    &req.q,
+                    &Document::new(&cfg, version, &record, Some(&query_fields)),
+                );
                 if !ev.matched {
                     return Ok(Flow::More);
                 }
+                let doc = Document::new(&cfg, version, &record, None);
                 let sort = sort_values(&req.sort, pos, ev.score, &doc);
                 if let Some(after) = &req.search_after {
                     if !after_cursor(&req.sort, &sort, after) {
