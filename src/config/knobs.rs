@@ -102,6 +102,9 @@ knobs! {
     DS_READ_MAX_RECORDS: Literal("10000"), Servers,
         "Entries per read response. The TypeScript server uses 1000; a higher cap lets pages \
          of small messages fill up to `DS_READ_MAX_BYTES`, which makes catch-up reads faster.";
+    DS_READ_FILTER_SCAN_LIMIT_BYTES: Literal("104857600"), Servers,
+        "Entry bytes one `filter=` read tests before it answers with what it found so far \
+         (and the `stream-filter-scan-limit-*` headers); the client continues from the next offset.";
     DS_APPEND_MAX_BODY_BYTES: Literal("10485760"), Servers,
         "Largest PUT/POST body; larger bodies get 413 without being read.";
     DS_INGEST_MAX_QUEUE_REQS: Literal("50000"), Servers,

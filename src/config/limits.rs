@@ -16,6 +16,8 @@ pub struct Limits {
     pub read_max_bytes: usize,
     /// `DS_READ_MAX_RECORDS`: entries per read response.
     pub read_max_records: usize,
+    /// `DS_READ_FILTER_SCAN_LIMIT_BYTES`: entry bytes a `filter=` read tests per response.
+    pub read_filter_scan_limit_bytes: usize,
     /// `DS_APPEND_MAX_BODY_BYTES`: largest PUT/POST body (413 above).
     pub append_max_body_bytes: usize,
     /// `DS_INGEST_MAX_QUEUE_REQS`: queued write requests before 429.
@@ -78,6 +80,7 @@ impl Limits {
             sse_max_duration_ms: env.num(&k::DS_SSE_MAX_DURATION_MS)?,
             read_max_bytes: env.positive(&k::DS_READ_MAX_BYTES)?,
             read_max_records: env.positive(&k::DS_READ_MAX_RECORDS)?,
+            read_filter_scan_limit_bytes: env.positive(&k::DS_READ_FILTER_SCAN_LIMIT_BYTES)?,
             append_max_body_bytes: env.positive(&k::DS_APPEND_MAX_BODY_BYTES)?,
             ingest_max_queue_reqs: env.positive(&k::DS_INGEST_MAX_QUEUE_REQS)?,
             ingest_max_queue_bytes: env.positive(&k::DS_INGEST_MAX_QUEUE_BYTES)?,

@@ -7,11 +7,37 @@
 //! is where scanning stopped, not after the last entry it returned. A keyed read scans at
 //! most [`SCAN_BUDGET`] entries per page, so that a key with few entries in a long stream
 //! costs bounded work per request (the client continues from the next offset).
+//!
+//! A read may also carry an [`EntryFilter`] (the service's `filter=`): entries that pass
+//! the key filter are read and tested; those it rejects are scanned past like entries of
+//! other keys. The bytes it tests are counted, and a page stops once they reach the
+//! filter's scan limit (the client continues from the next offset).
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 /// Entries a keyed page may scan before it is returned as it is.
 pub const SCAN_BUDGET: usize = 1_000_000;
+
+/// Whether the entry at a position (with these bytes) is wanted.
+pub type EntryTest = Arc<dyn Fn(u64, &[u8]) -> bool + Send + Sync>;
+
+/// A per-entry test applied after the key filter.
+#[derive(Clone)]
+pub struct EntryFilter {
+    pub test: EntryTest,
+    /// Tested bytes after which a page is returned as it is.
+    pub scan_limit_bytes: usize,
+}
+
+impl std::fmt::Debug for EntryFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EntryFilter")
+            .field("scan_limit_bytes", &self.scan_limit_bytes)
+            .finish_non_exhaustive()
+    }
+}
 
 /// What a read asks for.
 #[derive(Debug, Clone, Default)]
@@ -20,6 +46,8 @@ pub struct ReadLimits {
     pub max_records: usize,
     /// Only entries with this routing key.
     pub key: Option<Bytes>,
+    /// Only entries that pass this test.
+    pub filter: Option<EntryFilter>,
 }
 
 /// A page being filled.
@@ -34,6 +62,10 @@ pub struct Collect {
     pub bytes: usize,
     /// Position after the last entry scanned (taken or skipped).
     pub next_pos: u64,
+    /// Entry bytes the filter tested.
+    pub filter_scanned_bytes: usize,
+    /// The page stopped because the filter's scan limit was reached.
+    pub filter_limit_reached: bool,
     full: bool,
 }
 
@@ -46,6 +78,8 @@ impl Collect {
             positions: Vec::new(),
             bytes: 0,
             next_pos: from,
+            filter_scanned_bytes: 0,
+            filter_limit_reached: false,
             full: false,
         }
     }
@@ -77,8 +111,31 @@ impl Collect {
                 return !self.full;
             }
         }
-        let first = self.entries.is_empty();
         let d = data();
+        if let Some(f) = &self.limits.filter {
+            self.filter_scanned_bytes += d.len();
+            let over = self.filter_scanned_bytes >= f.scan_limit_bytes;
+            if !(f.test)(pos, &d) {
+                self.next_pos = pos + 1;
+                self.scan_left = self.scan_left.saturating_sub(1);
+                if over || self.scan_left == 0 {
+                    self.filter_limit_reached |= over;
+                    self.full = true;
+                }
+                return !self.full;
+            }
+            if over {
+                // Taken below whatever the page limits say (the original returns it too).
+                self.filter_limit_reached = true;
+                self.bytes += d.len();
+                self.entries.push(d);
+                self.positions.push(pos);
+                self.next_pos = pos + 1;
+                self.full = true;
+                return false;
+            }
+        }
+        let first = self.entries.is_empty();
         if !first
             && (self.entries.len() >= self.limits.max_records
                 || self.bytes + d.len() > self.limits.max_bytes)
@@ -118,6 +175,7 @@ mod tests {
             max_bytes,
             max_records,
             key: key.map(b),
+            filter: None,
         }
     }
 
@@ -159,5 +217,34 @@ mod tests {
         c.offer(0, None, || b("none"));
         c.offer(1, Some(b""), || b("empty"));
         assert_eq!(c.entries, vec![b("empty")]);
+    }
+
+    #[test]
+    fn a_filter_skips_rejected_entries_counts_tested_bytes_and_stops_at_its_scan_limit() {
+        let filter = EntryFilter {
+            test: Arc::new(|_, d: &[u8]| d.starts_with(b"y")),
+            scan_limit_bytes: 8,
+        };
+        let mut l = limits(100, 10, None);
+        l.filter = Some(filter);
+        let mut c = Collect::new(0, l);
+        assert!(c.offer(0, None, || b("n1")));
+        assert!(c.offer(1, None, || b("y1")));
+        assert!(c.offer(2, None, || b("n2")));
+        assert!(!c.offer(3, None, || b("n3")), "8 bytes tested: the limit");
+        assert_eq!(c.positions, vec![1]);
+        assert_eq!((c.next_pos, c.filter_scanned_bytes), (4, 8));
+        assert!(c.filter_limit_reached);
+        // With a key, only entries of the key are tested.
+        let mut l = limits(100, 10, Some("k"));
+        l.filter = Some(EntryFilter {
+            test: Arc::new(|_, _: &[u8]| true),
+            scan_limit_bytes: 100,
+        });
+        let mut c = Collect::new(0, l);
+        c.offer(0, Some(b"x"), || b("aaaa"));
+        c.offer(1, Some(b"k"), || b("bb"));
+        assert_eq!((c.positions.clone(), c.filter_scanned_bytes), (vec![1], 2));
+        assert!(!c.filter_limit_reached);
     }
 }

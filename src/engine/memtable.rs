@@ -206,6 +206,7 @@ mod tests {
                 max_bytes,
                 max_records: 100,
                 key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
+                filter: None,
             },
         );
         g.collect(id, to, &mut c);

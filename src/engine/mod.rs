@@ -28,6 +28,7 @@ mod ops;
 mod read_pool;
 mod reader;
 pub mod segment;
+mod segment_ranges;
 mod segmenter;
 mod settings;
 mod stats;
@@ -46,7 +47,7 @@ use crate::health::Health;
 use crate::protocol::expiry::Expiry;
 
 pub use budget::{IngestBudget, Reservation};
-pub use collect::{Collect, ReadLimits};
+pub use collect::{Collect, EntryFilter, ReadLimits};
 pub use committed::{Commit, CommitFeed, Committed, EncodingKey, FeedEvent, StreamChange};
 pub use entry::Entry;
 pub use error::EngineError;

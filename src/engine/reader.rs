@@ -21,6 +21,10 @@ pub struct ReadBatch {
     pub next_pos: u64,
     /// Payload bytes in `entries`.
     pub bytes: usize,
+    /// Entry bytes a read filter tested (0 without one).
+    pub filter_scanned_bytes: usize,
+    /// The read filter's scan limit ended the page.
+    pub filter_limit_reached: bool,
 }
 
 impl From<Collect> for ReadBatch {
@@ -30,6 +34,8 @@ impl From<Collect> for ReadBatch {
             positions: c.positions,
             next_pos: c.next_pos,
             bytes: c.bytes,
+            filter_scanned_bytes: c.filter_scanned_bytes,
+            filter_limit_reached: c.filter_limit_reached,
         }
     }
 }

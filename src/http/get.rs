@@ -35,6 +35,7 @@ pub async fn handle(
             },
             since: one("since")?,
             format: one("format")?,
+            filter: one("filter")?,
         })
     })();
     let params = match params {
@@ -80,6 +81,15 @@ pub async fn handle(
                 CachePolicy::NoStore => "no-store",
             };
             set(&mut res, "cache-control", cache);
+            if let Some((limit, scanned)) = p.filter_limit {
+                set(&mut res, "stream-filter-scan-limit-reached", "true");
+                set(
+                    &mut res,
+                    "stream-filter-scan-limit-bytes",
+                    limit.to_string(),
+                );
+                set(&mut res, "stream-filter-scanned-bytes", scanned.to_string());
+            }
             res
         }
         Ok(ReadOutcome::NoContent {

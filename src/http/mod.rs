@@ -11,6 +11,7 @@ mod keys;
 mod list;
 mod post;
 mod put;
+mod search;
 mod stream_config;
 mod touch;
 mod util;
@@ -253,10 +254,8 @@ async fn stream(State(st): State<Arc<AppState>>, req: Request<Body>) -> Response
         }
         (Sub::Details, _) => details::handle(svc, &name, DetailsKind::Details, req).await,
         (Sub::IndexStatus, _) => details::handle(svc, &name, DetailsKind::IndexStatus, req).await,
-        (Sub::Search | Sub::Aggregate, _) => {
-            ServiceError::NotImplemented("search and aggregation are not available yet")
-                .into_response()
-        }
+        (Sub::Search, _) => search::search(svc, &name, req).await,
+        (Sub::Aggregate, _) => search::aggregate(svc, &name, req).await,
         (Sub::TouchMeta, _) => touch::handle(svc, &name, touch::Route::Meta, req).await,
         (Sub::TouchWait, _) => touch::handle(svc, &name, touch::Route::Wait, req).await,
         (Sub::TouchActivate, _) => touch::handle(svc, &name, touch::Route::Activate, req).await,

@@ -45,6 +45,11 @@ impl Query {
         Ok(Query(out))
     }
 
+    /// Every parameter, in order.
+    pub fn into_pairs(self) -> Vec<(String, String)> {
+        self.0
+    }
+
     /// The value of a parameter that may appear at most once.
     pub fn single(&self, key: &str) -> ServiceResult<Option<String>> {
         let mut it = self.0.iter().filter(|(k, _)| k == key);

@@ -1,3 +1,10 @@
-//! Search: schema-level configuration now; queries come later.
+//! Search: the schema's `search` configuration, and the query language (`filter=`,
+//! `_search`, `_aggregate`) evaluated against records.
 
+pub mod aggregate;
 pub mod config;
+pub mod eval;
+pub mod query;
+#[cfg(test)]
+mod query_tests;
+pub mod request;

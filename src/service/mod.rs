@@ -7,6 +7,7 @@ pub mod error;
 mod ingest;
 pub mod listing;
 pub mod read;
+pub mod search;
 pub mod server_details;
 mod settings;
 mod stream_config;
@@ -343,6 +344,7 @@ impl StreamService {
             max_bytes: usize::MAX,
             max_records: 1,
             key: None,
+            filter: None,
         };
         let batch = self.engine.read(&src, pos, one).await?;
         Ok(batch

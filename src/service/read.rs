@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::{bad, ServiceError, ServiceResult, StreamService};
 use crate::engine::{
-    Collect, Committed, EncodingKey, ReadBatch, ReadLimits, StreamMeta, TailReceiver,
+    Collect, Committed, EncodingKey, EntryFilter, ReadBatch, ReadLimits, StreamMeta, TailReceiver,
 };
 use crate::protocol::headers;
 use crate::protocol::offset::{Offset, OffsetParam};
@@ -67,6 +67,8 @@ pub struct ReadParams {
     pub since: Option<String>,
     /// `raw` or `json`.
     pub format: Option<String>,
+    /// A search-language filter over the record's search fields (JSON streams).
+    pub filter: Option<String>,
 }
 
 /// How entries are framed in a response.
@@ -97,6 +99,8 @@ struct View {
     format: Format,
     key: Option<Bytes>,
     promote: Option<Promotion>,
+    /// `filter=`: its text (part of the ETag) and the engine's test.
+    filter: Option<(String, EntryFilter)>,
 }
 
 impl View {
@@ -105,6 +109,7 @@ impl View {
             max_bytes: svc.limits.read_max_bytes,
             max_records: svc.limits.read_max_records,
             key: self.key.clone(),
+            filter: self.filter.as_ref().map(|(_, f)| f.clone()),
         }
     }
 
@@ -130,7 +135,7 @@ impl View {
 
     /// Whether every reader at a position gets the same page (no per-reader filter).
     fn shareable(&self) -> bool {
-        self.key.is_none() && self.promote.is_none()
+        self.key.is_none() && self.promote.is_none() && self.filter.is_none()
     }
 
     /// The kind of a shared encoding (see [`Committed::encoded`]) for this view.
@@ -162,6 +167,8 @@ pub struct Page {
     pub etag: Option<String>,
     pub cursor: Option<String>,
     pub cache: CachePolicy,
+    /// A `filter=` read stopped at its scan limit: (limit, bytes tested).
+    pub filter_limit: Option<(usize, usize)>,
 }
 
 /// The outcome of a read request.
@@ -254,11 +261,19 @@ impl StreamService {
         if let Some(p) = &view.promote {
             etag.push_str(&format!(":g{}", p.config_gen));
         }
+        if let Some((text, _)) = &view.filter {
+            etag.push_str(&format!(
+                ":f{:016x}",
+                xxhash_rust::xxh3::xxh3_64(text.as_bytes())
+            ));
+        }
         if closed {
             etag.push_str(":c");
         }
         etag.push('"');
+        let filter_limit = self.filter_limit(view, &batch);
         Ok(Page {
+            filter_limit,
             body: view.frame(&batch.entries, &batch.positions)?,
             content_type: meta.config.content_type.clone(),
             next_offset: Offset::at(batch.next_pos.max(from)),
@@ -272,6 +287,14 @@ impl StreamService {
             },
             cursor: live_cursor,
         })
+    }
+
+    /// What the scan-limit headers say about a page, if the filter's limit ended it.
+    fn filter_limit(&self, view: &View, batch: &ReadBatch) -> Option<(usize, usize)> {
+        let (_, f) = view.filter.as_ref()?;
+        batch
+            .filter_limit_reached
+            .then_some((f.scan_limit_bytes, batch.filter_scanned_bytes))
     }
 
     /// The view a read asks for: the format (default by content type) and key filter.
@@ -294,6 +317,19 @@ impl StreamService {
             .as_deref()
             .filter(|k| !k.is_empty())
             .map(|k| Bytes::copy_from_slice(k.as_bytes()));
+        let filter = match p.filter.as_deref() {
+            None => None,
+            Some(_) if !json => {
+                return Err(bad("filter requires application/json stream content-type"))
+            }
+            Some(text) => {
+                let text = text.trim().to_string();
+                let settings = self.settings(&meta).await?;
+                let mut f = super::search::entry_filter(settings, &text)?;
+                f.scan_limit_bytes = self.limits.read_filter_scan_limit_bytes;
+                Some((text, f))
+            }
+        };
         let promote = if format == Format::Json {
             self.promoter(&meta).await?
         } else {
@@ -304,6 +340,7 @@ impl StreamService {
             format,
             key,
             promote,
+            filter,
         })
     }
 
@@ -331,6 +368,9 @@ impl StreamService {
         let meta = self.live(name).await?;
         self.renew(&meta);
         let view = self.view(meta, &p).await?;
+        if view.filter.is_some() && mode == Mode::Sse {
+            return Err(bad("filter does not support live=sse"));
+        }
         let meta = &view.meta;
         let mut pos = match offset {
             // A stream trimmed by retention starts at its oldest retained entry.
@@ -360,6 +400,7 @@ impl StreamService {
                         etag: None,
                         cursor: None,
                         cache: CachePolicy::NoStore,
+                        filter_limit: None,
                     }));
                 }
                 let batch = self.read_batch(&view, pos).await?;
@@ -513,16 +554,19 @@ impl StreamService {
                     Some(c) => self.page_from_commit(&view, pos, &c, None)?,
                     None => None,
                 };
-                let (body, next, bytes) = match shared {
-                    Some(p) => (p.body, p.next, p.bytes),
+                let (body, next, bytes, filter_limit) = match shared {
+                    Some(p) => (p.body, p.next, p.bytes, None),
                     None => {
                         let batch = self.read_batch(&view, pos).await?;
                         let next = batch.next_pos;
                         let bytes = batch.bytes;
-                        let body = (!batch.entries.is_empty())
+                        let filter_limit = self.filter_limit(&view, &batch);
+                        // A filtered read that reached its scan limit answers with what
+                        // it found (maybe nothing), as the original does.
+                        let body = (!batch.entries.is_empty() || filter_limit.is_some())
                             .then(|| view.frame(&batch.entries, &batch.positions))
                             .transpose()?;
-                        (body, next, bytes)
+                        (body, next, bytes, filter_limit)
                     }
                 };
                 if let Some(body) = body {
@@ -541,6 +585,7 @@ impl StreamService {
                         } else {
                             CachePolicy::Public
                         },
+                        filter_limit,
                     }));
                 }
                 if next <= pos {

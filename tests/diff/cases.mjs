@@ -688,6 +688,102 @@ const touch = [
   touchWait("wait from generation 0 (other key)", undefined, { fromPrevious: (m) => ({ keys: ["0123456789abcdef"], cursor: `${m?.epoch}:0`, timeoutMs: 0, interestMode: "coarse" }) }),
 ];
 
+
+// ------------------------------------------------------------------ search
+
+const SEARCH_SCHEMA = {
+  schema: { type: "object" },
+  routingKey: { jsonPointer: "/user", required: true },
+  search: {
+    primaryTimestampField: "ts",
+    aliases: { lvl: "level" },
+    defaultFields: [{ field: "msg" }],
+    fields: {
+      ts: { kind: "date", bindings: [{ version: 1, jsonPointer: "/ts" }], column: true, exists: true, sortable: true },
+      level: { kind: "keyword", bindings: [{ version: 1, jsonPointer: "/level" }], exact: true, exists: true },
+      user: { kind: "keyword", bindings: [{ version: 1, jsonPointer: "/user" }], exact: true, prefix: true },
+      status: { kind: "integer", bindings: [{ version: 1, jsonPointer: "/status" }], exact: true, column: true, sortable: true, aggregatable: true },
+      msg: { kind: "text", bindings: [{ version: 1, jsonPointer: "/msg" }], analyzer: "unicode_word_v1" },
+    },
+    rollups: {
+      requests: {
+        dimensions: ["level"],
+        intervals: ["1m"],
+        measures: { n: { kind: "count" }, st: { kind: "summary", field: "status", histogram: "log2_v1" } },
+      },
+    },
+  },
+};
+const SEARCH_LEVELS = ["info", "warn", "error"];
+const SEARCH_BASE = Date.parse("2024-01-01T00:00:00Z");
+const searchRecord = (i) => ({
+  user: ["ann", "bob"][i % 2],
+  level: SEARCH_LEVELS[i % 3],
+  status: 200 + i * 10,
+  ts: new Date(SEARCH_BASE + i * 20000).toISOString(),
+  msg: `request ${i} disk ${i % 4 === 0 ? "full" : "ok"}`,
+});
+// Index-machinery counters that depend on how each server stores data, not on the answer.
+const SEARCH_VOLATILE = [
+  "indexed_segments", "indexed_segment_time_ms", "fts_section_get_ms", "fts_decode_ms", "fts_clause_estimate_ms",
+  "scanned_segments", "scanned_segment_time_ms", "scanned_tail_docs", "scanned_tail_time_ms", "exact_candidate_time_ms",
+  "candidate_doc_ids", "decoded_records", "json_parse_time_ms", "segment_payload_bytes_fetched", "sort_time_ms",
+  "peak_hits_held", "index_families_used",
+];
+const Q = `${S("q-1")}`;
+const sGet = (label, query) => get(label, `${Q}/_search?${query}`, { volatile: SEARCH_VOLATILE });
+const sPost = (label, body) => post(label, `${Q}/_search`, body, { volatile: SEARCH_VOLATILE });
+const aPost = (label, body) => post(label, `${Q}/_aggregate`, body, { volatile: SEARCH_VOLATILE });
+const fGet = (label, filter, extra = "") => get(label, `${Q}${extra}?offset=-1&filter=${encodeURIComponent(filter)}`);
+
+const search = [
+  createJson("q-1"),
+  post("install search schema", `${Q}/_schema`, SEARCH_SCHEMA),
+  post("append records", Q, Array.from({ length: 20 }, (_, i) => searchRecord(i))),
+  fGet("filter level:warn", "level:warn"),
+  fGet("filter alias OR comparison", "lvl:error OR status:<=210"),
+  fGet("filter NOT, has, parentheses", "status:>=300 -(level:info) has:ts"),
+  fGet("filter date comparison", "ts:>=2024-01-01T00:05:00Z"),
+  fGet("filter with key", "level:warn", "/pk/bob"),
+  fGet("filter unknown field", "nope:1"),
+  fGet("filter missing paren", "(level:warn"),
+  fGet("filter bad integer", "status:>abc"),
+  fGet("filter bare word", "warn"),
+  fGet("filter text field", "msg:disk"),
+  fGet("filter keyword comparison", "level:>a"),
+  fGet("filter empty", ""),
+  get("filter with sse", `${Q}?offset=-1&live=sse&filter=level:warn`),
+  sPost("POST _search right after the appends", { q: "level:warn", size: 3 }),
+  // The original searches records not yet in segments only once appends have been quiet
+  // for 5 s (DS_SEARCH_WAL_OVERLAY_QUIET_MS); after that both answers can be compared.
+  { ...sGet("GET _search level:warn", "q=level:warn&size=3"), sleepMs: 5500 },
+  sGet("GET _search text", "q=disk%20full"),
+  sGet("GET _search phrase", "q=%22disk%20full%22"),
+  sGet("GET _search prefix", "q=user:bo*&size=2&sort=offset:asc"),
+  sGet("GET _search missing q", "size=3"),
+  sPost("POST _search Studio paging", { q: "level:warn", size: 3, sort: ["offset:desc"] }),
+  sPost("POST _search sort by field", { q: "has:status", size: 4, sort: ["status:asc"] }),
+  sPost("POST _search sort by field, second page", { q: "has:status", size: 4, sort: ["status:asc"], search_after: [230, "00000000000000000000000010"] }),
+  sPost("POST _search by offset asc with search_after", { q: "user:ann", size: 2, sort: ["offset:asc"], search_after: ["00000000000000000000000010"] }),
+  sPost("POST _search all", { q: "has:status", size: 500 }),
+  sPost("POST _search contains", { q: "contains:x" }),
+  sPost("POST _search unknown field", { q: "nope:1" }),
+  sPost("POST _search size 0", { q: "level:warn", size: 0 }),
+  sPost("POST _search bad sort", { q: "level:warn", sort: ["level"] }),
+  sPost("POST _search track_total_hits", { q: "level:warn", track_total_hits: true }),
+  post("POST _search invalid JSON", `${Q}/_search`, "{", { headers: JSONCT }),
+  aPost("aggregate by level", { rollup: "requests", from: SEARCH_BASE + 30000, to: "2024-01-01T00:03:20Z", interval: "1m", group_by: ["level"] }),
+  aPost("aggregate with q and measures", { rollup: "requests", from: SEARCH_BASE, to: SEARCH_BASE + 60000, interval: "1m", q: "level:warn OR level:info", measures: ["n"] }),
+  aPost("aggregate unknown rollup", { rollup: "nope", from: 0, to: 1, interval: "1m" }),
+  aPost("aggregate bad interval", { rollup: "requests", from: 0, to: 1, interval: "5m" }),
+  aPost("aggregate to before from", { rollup: "requests", from: 10, to: 1, interval: "1m" }),
+  aPost("aggregate bad group_by", { rollup: "requests", from: 0, to: 1, interval: "1m", group_by: ["user"] }),
+  get("GET _aggregate", `${Q}/_aggregate`),
+  createJson("q-none"),
+  post("_search without search config", `${S("q-none")}/_search`, { q: "a:1" }, { volatile: SEARCH_VOLATILE }),
+  get("filter without search config", `${S("q-none")}?offset=-1&filter=a:1`),
+];
+
 export const sections = [
   { name: "profile", steps: profile },
   { name: "schema", steps: schema },
@@ -695,4 +791,5 @@ export const sections = [
   { name: "keys", steps: keys },
   { name: "misc", steps: misc },
   { name: "touch", steps: touch },
+  { name: "search", steps: search },
 ];

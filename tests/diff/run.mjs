@@ -345,6 +345,8 @@ async function main() {
     const run = async (label, step, urlA, urlB, answerA) => {
       if (labels.has(label)) throw new Error(`duplicate label ${label}`);
       labels.add(label);
+      // `sleepMs`: wait before the step (e.g. for the original's search quiet period).
+      if (step.sleepMs) await new Promise((r) => setTimeout(r, step.sleepMs));
       const preDiffs = [];
       for (const [i, p] of (step.pre ?? []).entries()) {
         const pa = await send(urlA, p), pb = await send(urlB, p);

@@ -310,6 +310,7 @@ fn held(memtable: &Memtable, id: i64) -> usize {
             max_bytes: 1 << 20,
             max_records: 100,
             key: None,
+            filter: None,
         },
     );
     memtable.lock().collect(id, 10, &mut c);

@@ -169,6 +169,7 @@ impl Processor {
                 max_bytes: CATCH_UP_BYTES,
                 max_records: CATCH_UP_RECORDS,
                 key: None,
+                filter: None,
             };
             let page = match self.service.engine().read(&meta, from, limits).await {
                 Ok(p) => p,

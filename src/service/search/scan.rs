@@ -1,0 +1,218 @@
+//! Scanning a stream's entries for `_search` and `_aggregate`: bounded pages through the
+//! engine's ordinary read path (segments, SQLite and the memtable), so everything
+//! committed before the request (the newest appends included) is seen, and memory holds
+//! one page at a time.
+//!
+//! [`Candidates`] decides which positions a query must look at. Today that is every
+//! position ([`ScanAll`]); a search index would return only the segments (and the
+//! unindexed tail) that may hold matches, and the scan would read nothing else.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::super::{ServiceResult, StreamService};
+use crate::engine::{ReadLimits, StreamMeta};
+use crate::search::query::Query;
+
+/// Entries read per page of a scan.
+const PAGE_RECORDS: usize = 4096;
+/// Payload bytes read per page of a scan (at least one entry is read).
+const PAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Entries read at a time when scanning backwards.
+const BACKWARD_CHUNK: u64 = 1024;
+
+/// Narrows the positions a query must read.
+pub(crate) trait Candidates: Send + Sync {
+    /// Ranges within `[from, to)`, ascending and disjoint, that may hold records matching
+    /// `q` (`None`: every record counts, as for an aggregation without a query).
+    fn ranges(&self, meta: &StreamMeta, q: Option<&Query>, from: u64, to: u64) -> Vec<Range<u64>>;
+}
+
+/// No index: every position is a candidate.
+pub(crate) struct ScanAll;
+
+impl Candidates for ScanAll {
+    fn ranges(&self, _: &StreamMeta, _: Option<&Query>, from: u64, to: u64) -> Vec<Range<u64>> {
+        std::iter::once(from..to)
+            .filter(|r| !r.is_empty())
+            .collect()
+    }
+}
+
+/// What a scan did, for the responses' coverage counters.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct ScanStats {
+    /// Entries read.
+    pub records: u64,
+    /// Entries read from segment files.
+    pub segment_records: u64,
+    /// Entries read from SQLite or memory (not yet in uploaded segments).
+    pub tail_records: u64,
+    /// Segments entries were read from.
+    pub segments: u64,
+    /// Entry bytes read.
+    pub bytes: u64,
+}
+
+/// Whether the visitor wants more entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    More,
+    Stop,
+}
+
+/// One scan over a snapshot of a stream (its tail when the scan began).
+pub(crate) struct Scan<'a> {
+    svc: &'a StreamService,
+    meta: StreamMeta,
+    deadline: Option<Instant>,
+    segments: Vec<(u64, u64)>,
+    touched: Vec<bool>,
+    pub stats: ScanStats,
+    pub timed_out: bool,
+}
+
+impl<'a> Scan<'a> {
+    pub async fn new(
+        svc: &'a StreamService,
+        meta: StreamMeta,
+        deadline: Option<Instant>,
+    ) -> ServiceResult<Scan<'a>> {
+        let segments = if meta.tier.uploaded_pos > 0 {
+            svc.engine().segment_ranges(&meta).await?
+        } else {
+            Vec::new()
+        };
+        let touched = vec![false; segments.len()];
+        Ok(Scan {
+            svc,
+            meta,
+            deadline,
+            segments,
+            touched,
+            stats: ScanStats::default(),
+            timed_out: false,
+        })
+    }
+
+    /// The position after the last entry of the snapshot.
+    pub fn end(&self) -> u64 {
+        self.meta.tail.next_pos
+    }
+
+    pub fn meta(&self) -> &StreamMeta {
+        &self.meta
+    }
+
+    fn expired(&mut self) -> bool {
+        if self.deadline.is_some_and(|d| crate::clock::now() >= d) {
+            self.timed_out = true;
+        }
+        self.timed_out
+    }
+
+    fn count(&mut self, pos: u64, len: usize) {
+        self.stats.records += 1;
+        self.stats.bytes += len as u64;
+        if pos < self.meta.tier.uploaded_pos {
+            self.stats.segment_records += 1;
+            let i = self.segments.partition_point(|&(_, end)| end <= pos);
+            if let Some(t) = self.touched.get_mut(i) {
+                if !*t {
+                    *t = true;
+                    self.stats.segments += 1;
+                }
+            }
+        } else {
+            self.stats.tail_records += 1;
+        }
+    }
+
+    /// Reads `[from, to)` page by page, calling `visit` with each entry in order until it
+    /// stops, the range ends or the deadline passes.
+    async fn read_range(
+        &mut self,
+        from: u64,
+        to: u64,
+        counting: bool,
+        visit: &mut (dyn FnMut(u64, &Bytes) -> ServiceResult<Flow> + Send),
+    ) -> ServiceResult<Flow> {
+        let mut bounded = self.meta.clone();
+        bounded.tail.next_pos = to.min(self.meta.tail.next_pos);
+        let mut pos = from;
+        while pos < bounded.tail.next_pos {
+            if self.expired() {
+                return Ok(Flow::Stop);
+            }
+            let limits = ReadLimits {
+                max_bytes: PAGE_BYTES,
+                max_records: PAGE_RECORDS,
+                key: None,
+                filter: None,
+            };
+            let batch = self.svc.engine().read(&bounded, pos, limits).await?;
+            for (e, &p) in batch.entries.iter().zip(&batch.positions) {
+                if counting {
+                    self.count(p, e.len());
+                }
+                if visit(p, e)? == Flow::Stop || self.expired() {
+                    return Ok(Flow::Stop);
+                }
+            }
+            if batch.next_pos <= pos {
+                break; // nothing readable there (removed meanwhile)
+            }
+            pos = batch.next_pos;
+        }
+        Ok(Flow::More)
+    }
+
+    /// Visits the candidate entries of `[from, to)` in ascending order.
+    pub async fn forward(
+        &mut self,
+        ranges: Vec<Range<u64>>,
+        visit: &mut (dyn FnMut(u64, &Bytes) -> ServiceResult<Flow> + Send),
+    ) -> ServiceResult<()> {
+        for r in ranges {
+            if self.read_range(r.start, r.end, true, visit).await? == Flow::Stop {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Visits the candidate entries in descending order (newest first), reading chunks
+    /// from the end.
+    pub async fn backward(
+        &mut self,
+        ranges: Vec<Range<u64>>,
+        visit: &mut (dyn FnMut(u64, &Bytes) -> ServiceResult<Flow> + Send),
+    ) -> ServiceResult<()> {
+        for r in ranges.into_iter().rev() {
+            let mut hi = r.end;
+            while hi > r.start {
+                let lo = hi.saturating_sub(BACKWARD_CHUNK).max(r.start);
+                let mut chunk: Vec<(u64, Bytes)> = Vec::new();
+                let mut collect = |p: u64, e: &Bytes| {
+                    chunk.push((p, e.clone()));
+                    Ok(Flow::More)
+                };
+                // Counted when visited, not when read.
+                let flow = self.read_range(lo, hi, false, &mut collect).await?;
+                if flow == Flow::Stop && self.timed_out {
+                    return Ok(());
+                }
+                for (p, e) in chunk.iter().rev() {
+                    self.count(*p, e.len());
+                    if visit(*p, e)? == Flow::Stop || self.expired() {
+                        return Ok(());
+                    }
+                }
+                hi = lo;
+            }
+        }
+        Ok(())
+    }
+}
