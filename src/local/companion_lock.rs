@@ -12,12 +12,16 @@
 //!
 //! A server of ours killed with `kill -9` leaves a fresh lock directory behind, which
 //! would keep the name unusable for 30 s (our own `server.lock` is released by the kernel
-//! at once). So each refresh also records the modification time it set in
-//! `server.lock.lock.owner` (beside the directory: `proper-lockfile` removes the
+//! at once). So a server of ours signs the times it sets: every refresh sets the
+//! directory's modification time to the current millisecond plus a random number of
+//! nanoseconds (1 to 999,999) chosen when it took the lock, and records that number once
+//! in `server.lock.lock.owner` (beside the directory: `proper-lockfile` removes the
 //! directory with `rmdir`, which needs it empty). Callers hold our `server.lock`, so no
-//! server of ours is running: a lock directory whose modification time is exactly the
-//! recorded one was left by a server of ours that died, and is taken over at once. The
-//! original sets a new time when it takes a directory, so its locks never match.
+//! server of ours is running: a lock directory whose time carries the recorded signature
+//! was left by a server of ours that died, and is taken over at once. The original sets
+//! whole milliseconds (JavaScript dates), so its times never carry one. A refresh writes
+//! no data, only the directory's time. On a file system without sub-millisecond times
+//! the signature is lost and a dead server's lock is simply waited out (30 s).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,8 +32,11 @@ use crate::clock::SharedClock;
 /// Age after which a lock directory is stale (the original's `stale: 30_000`).
 pub const STALE_MS: i64 = 30_000;
 /// How often a held lock directory's modification time is refreshed (the original
-/// refreshes every 15 s).
-pub const REFRESH: Duration = Duration::from_secs(5);
+/// refreshes every 15 s; a third of the stale age leaves room for a slow machine).
+pub const REFRESH: Duration = Duration::from_secs(10);
+
+/// Nanoseconds within a millisecond: where a signature lives.
+const NANOS_PER_MS: u32 = 1_000_000;
 
 /// The lock directory guarding `lock_file` (`server.lock` → `server.lock.lock`).
 pub fn dir_for(lock_file: &Path) -> PathBuf {
@@ -75,6 +82,7 @@ fn owner_for(dir: &Path) -> PathBuf {
 }
 
 /// The directory's modification time in milliseconds.
+#[cfg(test)]
 fn mtime_ms(dir: &Path) -> std::io::Result<i64> {
     let modified = std::fs::metadata(dir)?.modified()?;
     Ok(modified
@@ -84,12 +92,18 @@ fn mtime_ms(dir: &Path) -> std::io::Result<i64> {
 }
 
 /// The lock directory was last refreshed by a server of ours (which, as the caller holds
-/// `server.lock`, is no longer running).
+/// `server.lock`, is no longer running): its time carries the recorded signature.
 fn left_by_us(dir: &Path) -> bool {
     let recorded = std::fs::read_to_string(owner_for(dir))
         .ok()
-        .and_then(|s| s.trim().parse::<i64>().ok());
-    matches!((recorded, mtime_ms(dir)), (Some(r), Ok(m)) if r == m)
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .filter(|s| (1..NANOS_PER_MS).contains(s));
+    let signature = std::fs::metadata(dir)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.subsec_nanos() % NANOS_PER_MS);
+    matches!((recorded, signature), (Some(r), Some(s)) if r == s)
 }
 
 /// True while another server holds the lock directory of `lock_file`: it exists, is
@@ -100,16 +114,22 @@ pub fn is_held(lock_file: &Path, now_ms: i64) -> bool {
     matches!(age_ms(&dir, now_ms), Ok(Some(a)) if a <= STALE_MS) && !left_by_us(&dir)
 }
 
-/// Records `now_ms` as ours, then sets it as the directory's modification time.
-fn touch(dir: &Path, now_ms: i64) -> std::io::Result<()> {
+/// Sets the directory's modification time to `now_ms` signed with `signature` (ns).
+fn touch(dir: &Path, now_ms: i64, signature: u32) -> std::io::Result<()> {
+    let t = UNIX_EPOCH
+        + Duration::from_millis(now_ms.max(0) as u64)
+        + Duration::from_nanos(u64::from(signature));
+    let f = std::fs::File::open(dir)?;
+    f.set_times(std::fs::FileTimes::new().set_modified(t).set_accessed(t))
+}
+
+/// Records the signature of this server's times (once, when it takes the lock).
+fn record_signature(dir: &Path, signature: u32) -> std::io::Result<()> {
     let owner = owner_for(dir);
     let mut tmp = owner.as_os_str().to_owned();
     tmp.push(".tmp");
-    std::fs::write(&tmp, format!("{now_ms}\n"))?;
-    std::fs::rename(&tmp, &owner)?;
-    let t = UNIX_EPOCH + Duration::from_millis(now_ms.max(0) as u64);
-    let f = std::fs::File::open(dir)?;
-    f.set_times(std::fs::FileTimes::new().set_modified(t).set_accessed(t))
+    std::fs::write(&tmp, format!("{signature}\n"))?;
+    std::fs::rename(&tmp, &owner)
 }
 
 /// A held lock directory; refreshed by a background task, removed on drop.
@@ -167,11 +187,14 @@ impl CompanionLock {
             }
             Err(e) => return Err(io(e)),
         }
-        touch(&dir, now).map_err(io)?;
+        let signature = u32::try_from(clock.random_in(1, u64::from(NANOS_PER_MS) - 1))
+            .unwrap_or(1);
+        record_signature(&dir, signature).map_err(io)?;
+        touch(&dir, now, signature).map_err(io)?;
         // Outside a runtime (`local reset`, held for a moment) nothing refreshes it.
         let stop = tokio::runtime::Handle::try_current().ok().map(|rt| {
             let (tx, rx) = tokio::sync::oneshot::channel();
-            rt.spawn(refresh(dir.clone(), clock, rx));
+            rt.spawn(refresh(dir.clone(), clock, signature, rx));
             tx
         });
         Ok(CompanionLock { dir, stop })
@@ -185,7 +208,12 @@ impl CompanionLock {
 /// Keeps the lock directory fresh until told to stop. A refresh that fails (the directory
 /// was removed by someone else) is logged; it is never recreated, which could outlive the
 /// guard.
-async fn refresh(dir: PathBuf, clock: SharedClock, mut stop: tokio::sync::oneshot::Receiver<()>) {
+async fn refresh(
+    dir: PathBuf,
+    clock: SharedClock,
+    signature: u32,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
     let dir = Arc::new(dir);
     loop {
         tokio::select! {
@@ -194,7 +222,7 @@ async fn refresh(dir: PathBuf, clock: SharedClock, mut stop: tokio::sync::onesho
         }
         let now = clock.now_ms();
         let d = Arc::clone(&dir);
-        let r = tokio::task::spawn_blocking(move || touch(&d, now)).await;
+        let r = tokio::task::spawn_blocking(move || touch(&d, now, signature)).await;
         match r {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
