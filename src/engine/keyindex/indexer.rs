@@ -1,0 +1,210 @@
+//! The routing-key indexer: a supervised background task of full mode. Each round (every
+//! `DS_KEY_INDEX_CHECK_MS`) it
+//! 1. builds and uploads a level-0 run for uploaded segments not covered yet, of streams
+//!    that have routing keys (reading each segment once, usually from the local cache);
+//! 2. merges every complete group of [`FANOUT`] aligned runs of a level into one run of
+//!    the next level, and swaps it in.
+//!
+//! Nothing waits for it: a segment that is not indexed yet is read as before (block
+//! filters). Failures are counted, logged and retried in a later round.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::format::{self, Run, RunRange};
+use super::{object_key, FANOUT, MAX_LEVEL};
+use crate::engine::db::key_index::{self, RunRow};
+use crate::engine::ops::key_index::KeyIndexCmd;
+use crate::engine::tier::Tier;
+use crate::engine::{Engine, EngineError};
+use crate::objstore::StoreError;
+use crate::telemetry::metrics::metrics;
+
+/// Segments indexed per round at most.
+const SEGMENTS_PER_ROUND: usize = 64;
+/// Groups merged per round at most.
+const MERGES_PER_ROUND: usize = 16;
+
+pub async fn run(engine: Engine, tier: Arc<Tier>, mut stop: watch::Receiver<bool>) {
+    let every = tier.cfg.key_index_check_ms;
+    if every == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_millis(every));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        // Keep going while there is a backlog, one bounded step at a time.
+        loop {
+            match round(&engine, &tier).await {
+                Ok(0) => break,
+                Ok(_) if *stop.borrow() => return,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "routing-key index round failed");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// One round; returns how many runs it built or merged.
+pub async fn round(engine: &Engine, tier: &Arc<Tier>) -> Result<usize, EngineError> {
+    let mut done = 0;
+    // Runs that reads could not use go out of the catalog: their segments are indexed
+    // again below.
+    for u in tier.key_index.take_unusable() {
+        let dropped = engine
+            .key_index_cmd(KeyIndexCmd::Drop {
+                incarnation: u.incarnation.clone(),
+                stream_id: u.stream_id,
+                range: u.range,
+            })
+            .await?;
+        if dropped {
+            tier.key_index.forget(&u.incarnation, u.range);
+            done += 1;
+        }
+    }
+    let todo = engine
+        .reader()
+        .run_background(|c| key_index::unindexed(c, SEGMENTS_PER_ROUND))
+        .await?;
+    for (stream_id, incarnation, seg) in todo {
+        let range = RunRange {
+            level: 0,
+            start_seg: seg.index,
+            end_seg: seg.index + 1,
+        };
+        let built = async {
+            let keys = tier.keys(engine.reader(), &incarnation, &seg).await?;
+            let bytes = format::encode_segment(seg.index, &keys);
+            let size = bytes.len() as u64;
+            tier.store
+                .put(&object_key(&incarnation, range), bytes.into())
+                .await?;
+            Ok::<_, EngineError>((keys.len() as u64, size))
+        }
+        .await;
+        match built {
+            Ok((key_count, size_bytes)) => {
+                let row = RunRow {
+                    stream_id,
+                    range,
+                    size_bytes,
+                    key_count,
+                };
+                if engine
+                    .key_index_cmd(KeyIndexCmd::Add { incarnation, row })
+                    .await?
+                {
+                    metrics().key_index_runs.inc();
+                    done += 1;
+                }
+            }
+            Err(e) => {
+                metrics().key_index_failures.inc();
+                tracing::warn!(stream = stream_id, segment = seg.index, error = %e, "indexing a segment's routing keys failed");
+                // Skip the rest of this round; the next one retries.
+                return Ok(done);
+            }
+        }
+    }
+
+    let groups = engine
+        .reader()
+        .run_background(|c| key_index::compactable(c, FANOUT, MAX_LEVEL, MERGES_PER_ROUND))
+        .await?;
+    for (stream_id, incarnation, children) in groups {
+        match merge(engine, tier, stream_id, &incarnation, &children).await {
+            Ok(true) => {
+                metrics().key_index_compactions.inc();
+                for c in &children {
+                    tier.key_index.forget(&incarnation, c.range);
+                }
+                done += 1;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                metrics().key_index_failures.inc();
+                tracing::warn!(stream = stream_id, error = %e, "merging routing-key index runs failed");
+                return Ok(done);
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// Merges `children` (a complete aligned group of one level) into their parent.
+async fn merge(
+    engine: &Engine,
+    tier: &Arc<Tier>,
+    stream_id: i64,
+    incarnation: &str,
+    children: &[RunRow],
+) -> Result<bool, EngineError> {
+    let (Some(first), Some(last)) = (children.first(), children.last()) else {
+        return Ok(false);
+    };
+    let parent = RunRange {
+        level: first.range.level + 1,
+        start_seg: first.range.start_seg,
+        end_seg: last.range.end_seg,
+    };
+    let mut runs: Vec<Run> = Vec::with_capacity(children.len());
+    for c in children {
+        let key = object_key(incarnation, c.range);
+        let decoded = match tier.store.get(&key).await {
+            Ok(bytes) => Run::decode(&bytes).map_err(|e| e.to_string()),
+            Err(StoreError::NotFound(_)) => Err("missing".to_string()),
+            Err(e) => return Err(e.into()),
+        };
+        match decoded {
+            Ok(run) if run.range == c.range => runs.push(run),
+            Ok(_) | Err(_) => {
+                // A run that is gone or damaged is dropped from the catalog: its segments
+                // are indexed again from the segments themselves.
+                metrics().key_index_failures.inc();
+                tracing::warn!(
+                    key,
+                    "routing-key index run unusable; rebuilding its segments' runs"
+                );
+                engine
+                    .key_index_cmd(KeyIndexCmd::Drop {
+                        incarnation: incarnation.to_string(),
+                        stream_id,
+                        range: c.range,
+                    })
+                    .await?;
+                return Ok(false);
+            }
+        }
+    }
+    let bytes = format::merge(parent, &runs)
+        .map_err(|e| EngineError::Corrupt(format!("merging routing-key index runs: {e}")))?;
+    let key_count = Run::decode(&bytes)
+        .map_err(|e| EngineError::Corrupt(format!("a merged run does not verify: {e}")))?
+        .key_count();
+    let size_bytes = bytes.len() as u64;
+    tier.store
+        .put(&object_key(incarnation, parent), bytes.into())
+        .await?;
+    engine
+        .key_index_cmd(KeyIndexCmd::Merge {
+            incarnation: incarnation.to_string(),
+            children: children.iter().map(|c| c.range).collect(),
+            parent: RunRow {
+                stream_id,
+                range: parent,
+                size_bytes,
+                key_count,
+            },
+        })
+        .await
+}
