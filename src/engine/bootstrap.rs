@@ -411,6 +411,7 @@ fn restore_key_index(
                 key_count: 0,
             },
         )?;
+        db::key_index::mark_segments(tx, stream_id, r.start_seg, r.end_seg, true)?;
     }
     Ok(())
 }

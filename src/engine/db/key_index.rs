@@ -82,85 +82,84 @@ pub fn of_stream(conn: &Connection, stream_id: i64) -> rusqlite::Result<Vec<RunR
     rows.collect()
 }
 
-/// Uploaded segments of streams that have routing keys and no run covering them, oldest
-/// first: `(stream_id, incarnation, segment)`.
+/// Uploaded segments the indexer has not looked at, oldest first, with whether their
+/// stream has routing keys: `(stream_id, incarnation, segment, has_keys)`. Reads only the
+/// partial index `segments_key_unindexed`.
 pub fn unindexed(
     conn: &Connection,
     limit: usize,
-) -> rusqlite::Result<Vec<(i64, String, super::segments::SegmentRow)>> {
+) -> rusqlite::Result<Vec<(i64, String, super::segments::SegmentRow, bool)>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT g.stream_id, s.incarnation, g.seg_index FROM segments g \
-         JOIN streams s ON s.id = g.stream_id \
-         WHERE g.uploaded_at_ms IS NOT NULL AND s.local_only = 0 \
-         AND (s.keys_complete = 0 OR EXISTS (SELECT 1 FROM stream_keys k WHERE k.stream_id = g.stream_id)) \
-         AND NOT EXISTS (SELECT 1 FROM key_index_runs r WHERE r.stream_id = g.stream_id \
-             AND r.start_seg <= g.seg_index AND r.end_seg > g.seg_index) \
+        "SELECT g.stream_id, g.seg_index FROM segments g INDEXED BY segments_key_unindexed \
+         WHERE g.uploaded_at_ms IS NOT NULL AND g.key_indexed = 0 \
          ORDER BY g.stream_id, g.seg_index LIMIT ?1",
     )?;
-    let found: Vec<(i64, String, i64)> = stmt
-        .query_map(params![limit as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?
+    let found: Vec<(i64, i64)> = stmt
+        .query_map(params![limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let mut out = Vec::with_capacity(found.len());
-    for (id, inc, index) in found {
+    for (id, index) in found {
+        let Some(m) = super::streams::by_id(conn, id)? else {
+            continue;
+        };
+        if m.config.local_only {
+            continue;
+        }
+        let has_keys = !m.keys_complete || super::entries::has_keys(conn, id)?;
         if let Some(seg) = super::segments::by_index(conn, id, index as u64)? {
-            out.push((id, inc, seg));
+            out.push((id, m.config.incarnation, seg, has_keys));
         }
     }
     Ok(out)
 }
 
-/// Groups of `fanout` runs of one level that together fill the aligned range of a run of
-/// the next level: `(stream_id, incarnation, children)`, at most `limit` groups.
+/// Marks segments `[from, to)` of a stream as looked at (`done`) or not.
+pub fn mark_segments(
+    conn: &Connection,
+    stream_id: i64,
+    from: u64,
+    to: u64,
+    done: bool,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE segments SET key_indexed = ?4 WHERE stream_id = ?1 AND seg_index >= ?2 \
+         AND seg_index < ?3",
+    )?
+    .execute(params![stream_id, from as i64, to as i64, i64::from(done)])?;
+    Ok(())
+}
+
+/// The streams that have runs (the indexer looks for merges in each once at start).
+pub fn streams_with_runs(conn: &Connection) -> rusqlite::Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached("SELECT DISTINCT stream_id FROM key_index_runs")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    rows.collect()
+}
+
+/// The complete groups of `fanout` aligned runs of one level of a stream, each of which
+/// fills the range of one run of the next level (up to `max_level`), lowest level first.
 pub fn compactable(
     conn: &Connection,
+    stream_id: i64,
     fanout: u64,
     max_level: u8,
-    limit: usize,
-) -> rusqlite::Result<Vec<(i64, String, Vec<RunRow>)>> {
-    // One query per level: a level's span is fanout^level.
+) -> rusqlite::Result<Vec<Vec<RunRow>>> {
+    let runs = of_stream(conn, stream_id)?;
     let mut out = Vec::new();
     for level in 0..max_level {
         let span = fanout.pow(u32::from(level));
         let group = span * fanout;
-        let mut stmt = conn.prepare_cached(
-            "SELECT r.stream_id, s.incarnation, r.start_seg / ?1 AS grp FROM key_index_runs r \
-             JOIN streams s ON s.id = r.stream_id \
-             WHERE r.level = ?2 AND r.end_seg - r.start_seg = ?3 \
-             GROUP BY r.stream_id, grp HAVING count(*) = ?4 LIMIT ?5",
-        )?;
-        let groups: Vec<(i64, String, i64)> = stmt
-            .query_map(
-                params![
-                    group as i64,
-                    level as i64,
-                    span as i64,
-                    fanout as i64,
-                    limit as i64
-                ],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )?
-            .collect::<rusqlite::Result<_>>()?;
-        for (id, inc, grp) in groups {
-            let lo = grp as u64 * group;
-            let mut kids = conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM key_index_runs WHERE stream_id = ?1 AND level = ?2 \
-                 AND start_seg >= ?3 AND end_seg <= ?4 ORDER BY start_seg"
-            ))?;
-            let children: Vec<RunRow> = kids
-                .query_map(
-                    params![id, level as i64, lo as i64, (lo + group) as i64],
-                    from_row,
-                )?
-                .collect::<rusqlite::Result<_>>()?;
-            if children.len() as u64 == fanout {
-                out.push((id, inc, children));
-            }
-            if out.len() >= limit {
-                return Ok(out);
-            }
+        let mut groups: std::collections::BTreeMap<u64, Vec<RunRow>> = Default::default();
+        for r in runs
+            .iter()
+            .filter(|r| r.range.level == level && r.range.end_seg - r.range.start_seg == span)
+        {
+            groups
+                .entry(r.range.start_seg / group)
+                .or_default()
+                .push(r.clone());
         }
+        out.extend(groups.into_values().filter(|g| g.len() as u64 == fanout));
     }
     Ok(out)
 }

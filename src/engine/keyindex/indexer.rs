@@ -1,13 +1,18 @@
 //! The routing-key indexer: a supervised background task of full mode. Each round (every
 //! `DS_KEY_INDEX_CHECK_MS`) it
-//! 1. builds and uploads a level-0 run for uploaded segments not covered yet, of streams
-//!    that have routing keys (reading each segment once, usually from the local cache);
-//! 2. merges every complete group of [`FANOUT`] aligned runs of a level into one run of
-//!    the next level, and swaps it in.
+//! 1. takes the runs that reads found unusable out of the catalog (their segments are
+//!    indexed again);
+//! 2. looks at uploaded segments it has not seen (a partial index holds exactly those,
+//!    so idle streams cost nothing): for a stream with routing keys it builds and uploads
+//!    a level-0 run (reading the segment once, usually from the local cache); otherwise
+//!    it only marks the segment seen;
+//! 3. merges every complete group of [`FANOUT`] aligned runs of a level into one run of
+//!    the next level, in the streams that got a run since (all of them at start).
 //!
 //! Nothing waits for it: a segment that is not indexed yet is read as before (block
 //! filters). Failures are counted, logged and retried in a later round.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,16 +27,20 @@ use crate::engine::{Engine, EngineError};
 use crate::objstore::StoreError;
 use crate::telemetry::metrics::metrics;
 
-/// Segments indexed per round at most.
+/// Segments looked at per round at most.
 const SEGMENTS_PER_ROUND: usize = 64;
-/// Groups merged per round at most.
-const MERGES_PER_ROUND: usize = 16;
 
 pub async fn run(engine: Engine, tier: Arc<Tier>, mut stop: watch::Receiver<bool>) {
     let every = tier.cfg.key_index_check_ms;
     if every == 0 {
         return;
     }
+    let mut indexer = Indexer {
+        engine,
+        tier,
+        dirty: BTreeSet::new(),
+        started: false,
+    };
     let mut tick = tokio::time::interval(Duration::from_millis(every));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -41,7 +50,7 @@ pub async fn run(engine: Engine, tier: Arc<Tier>, mut stop: watch::Receiver<bool
         }
         // Keep going while there is a backlog, one bounded step at a time.
         loop {
-            match round(&engine, &tier).await {
+            match indexer.round().await {
                 Ok(0) => break,
                 Ok(_) if *stop.borrow() => return,
                 Ok(_) => {}
@@ -54,91 +63,145 @@ pub async fn run(engine: Engine, tier: Arc<Tier>, mut stop: watch::Receiver<bool
     }
 }
 
-/// One round; returns how many runs it built or merged.
-pub async fn round(engine: &Engine, tier: &Arc<Tier>) -> Result<usize, EngineError> {
-    let mut done = 0;
-    // Runs that reads could not use go out of the catalog: their segments are indexed
-    // again below.
-    for u in tier.key_index.take_unusable() {
-        let dropped = engine
-            .key_index_cmd(KeyIndexCmd::Drop {
-                incarnation: u.incarnation.clone(),
-                stream_id: u.stream_id,
-                range: u.range,
-            })
-            .await?;
-        if dropped {
-            tier.key_index.forget(&u.incarnation, u.range);
-            done += 1;
-        }
-    }
-    let todo = engine
-        .reader()
-        .run_background(|c| key_index::unindexed(c, SEGMENTS_PER_ROUND))
-        .await?;
-    for (stream_id, incarnation, seg) in todo {
-        let range = RunRange {
-            level: 0,
-            start_seg: seg.index,
-            end_seg: seg.index + 1,
-        };
-        let built = async {
-            let keys = tier.keys(engine.reader(), &incarnation, &seg).await?;
-            let bytes = format::encode_segment(seg.index, &keys);
-            let size = bytes.len() as u64;
-            tier.store
-                .put(&object_key(&incarnation, range), bytes.into())
-                .await?;
-            Ok::<_, EngineError>((keys.len() as u64, size))
-        }
-        .await;
-        match built {
-            Ok((key_count, size_bytes)) => {
-                let row = RunRow {
-                    stream_id,
-                    range,
-                    size_bytes,
-                    key_count,
-                };
-                if engine
-                    .key_index_cmd(KeyIndexCmd::Add { incarnation, row })
-                    .await?
-                {
-                    metrics().key_index_runs.inc();
-                    done += 1;
-                }
-            }
-            Err(e) => {
-                metrics().key_index_failures.inc();
-                tracing::warn!(stream = stream_id, segment = seg.index, error = %e, "indexing a segment's routing keys failed");
-                // Skip the rest of this round; the next one retries.
-                return Ok(done);
-            }
-        }
-    }
+struct Indexer {
+    engine: Engine,
+    tier: Arc<Tier>,
+    /// Streams whose runs may form a complete group.
+    dirty: BTreeSet<i64>,
+    started: bool,
+}
 
-    let groups = engine
-        .reader()
-        .run_background(|c| key_index::compactable(c, FANOUT, MAX_LEVEL, MERGES_PER_ROUND))
-        .await?;
-    for (stream_id, incarnation, children) in groups {
-        match merge(engine, tier, stream_id, &incarnation, &children).await {
-            Ok(true) => {
-                metrics().key_index_compactions.inc();
-                for c in &children {
-                    tier.key_index.forget(&incarnation, c.range);
-                }
+impl Indexer {
+    /// One round; returns how many runs it built, merged or dropped.
+    async fn round(&mut self) -> Result<usize, EngineError> {
+        let (engine, tier) = (&self.engine, &self.tier);
+        if !self.started {
+            self.dirty.extend(
+                engine
+                    .reader()
+                    .run_background(key_index::streams_with_runs)
+                    .await?,
+            );
+            self.started = true;
+        }
+        let mut done = 0;
+        for u in tier.key_index.take_unusable() {
+            let dropped = engine
+                .key_index_cmd(KeyIndexCmd::Drop {
+                    incarnation: u.incarnation.clone(),
+                    stream_id: u.stream_id,
+                    range: u.range,
+                })
+                .await?;
+            if dropped {
+                tier.key_index.forget(&u.incarnation, u.range);
                 done += 1;
             }
-            Ok(false) => {}
-            Err(e) => {
-                metrics().key_index_failures.inc();
-                tracing::warn!(stream = stream_id, error = %e, "merging routing-key index runs failed");
-                return Ok(done);
+        }
+
+        let todo = engine
+            .reader()
+            .run_background(|c| key_index::unindexed(c, SEGMENTS_PER_ROUND))
+            .await?;
+        let mut skipped: Vec<(i64, u64)> = Vec::new();
+        for (stream_id, incarnation, seg, has_keys) in todo {
+            if !has_keys {
+                skipped.push((stream_id, seg.index));
+                continue;
+            }
+            let range = RunRange {
+                level: 0,
+                start_seg: seg.index,
+                end_seg: seg.index + 1,
+            };
+            let built = async {
+                let keys = tier.keys(engine.reader(), &incarnation, &seg).await?;
+                let bytes = format::encode_segment(seg.index, &keys);
+                let size = bytes.len() as u64;
+                tier.store
+                    .put(&object_key(&incarnation, range), bytes.into())
+                    .await?;
+                Ok::<_, EngineError>((keys.len() as u64, size))
+            }
+            .await;
+            match built {
+                Ok((key_count, size_bytes)) => {
+                    let row = RunRow {
+                        stream_id,
+                        range,
+                        size_bytes,
+                        key_count,
+                    };
+                    if engine
+                        .key_index_cmd(KeyIndexCmd::Add { incarnation, row })
+                        .await?
+                    {
+                        metrics().key_index_runs.inc();
+                        self.dirty.insert(stream_id);
+                        done += 1;
+                    }
+                }
+                Err(e) => {
+                    metrics().key_index_failures.inc();
+                    tracing::warn!(stream = stream_id, segment = seg.index, error = %e, "indexing a segment's routing keys failed");
+                    // The rest waits for the next round.
+                    break;
+                }
             }
         }
+        let mut by_stream: std::collections::BTreeMap<i64, Vec<u64>> = Default::default();
+        for (id, s) in skipped {
+            by_stream.entry(id).or_default().push(s);
+        }
+        for (stream_id, segments) in by_stream {
+            done += segments.len();
+            engine
+                .key_index_cmd(KeyIndexCmd::Skip {
+                    stream_id,
+                    segments,
+                })
+                .await?;
+        }
+
+        for stream_id in std::mem::take(&mut self.dirty) {
+            let (incarnation, groups) = match engine
+                .reader()
+                .run_background(move |c| {
+                    let inc = crate::engine::db::streams::by_id(c, stream_id)?
+                        .map(|m| m.config.incarnation);
+                    Ok::<_, rusqlite::Error>((
+                        inc,
+                        key_index::compactable(c, stream_id, FANOUT, MAX_LEVEL)?,
+                    ))
+                })
+                .await?
+            {
+                (Some(inc), groups) => (inc, groups),
+                (None, _) => continue,
+            };
+            for children in groups {
+                match merge(engine, tier, stream_id, &incarnation, &children).await {
+                    Ok(true) => {
+                        metrics().key_index_compactions.inc();
+                        for c in &children {
+                            tier.key_index.forget(&incarnation, c.range);
+                        }
+                        // The parent may complete a group of the next level.
+                        self.dirty.insert(stream_id);
+                        done += 1;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        metrics().key_index_failures.inc();
+                        tracing::warn!(stream = stream_id, error = %e, "merging routing-key index runs failed");
+                        self.dirty.insert(stream_id);
+                        return Ok(done);
+                    }
+                }
+            }
+        }
+        Ok(done)
     }
-    Ok(done)
 }
 
 /// Merges `children` (a complete aligned group of one level) into their parent.

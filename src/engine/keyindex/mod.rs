@@ -16,7 +16,7 @@
 //!   fails its checksum is not used: the segment is read (its block filters still apply),
 //!   so a damaged index costs speed, never entries.
 //!
-//! See docs/adr/0009-routing-key-index.md.
+//! See docs/adr/0011-routing-key-index.md.
 
 pub mod format;
 pub mod indexer;

@@ -14,6 +14,8 @@ use crate::engine::{Engine, EngineError};
 pub enum KeyIndexCmd {
     /// A run was uploaded for segments that exist and are not covered yet.
     Add { incarnation: String, row: RunRow },
+    /// Segments of a stream without routing keys: looked at, nothing to index.
+    Skip { stream_id: i64, segments: Vec<u64> },
     /// `parent` (uploaded) replaces `children`; their objects are queued for deletion.
     Merge {
         incarnation: String,
@@ -60,6 +62,22 @@ fn apply(b: &mut Batch<'_>, cmd: KeyIndexCmd) -> Result<bool, EngineError> {
             // same key (a merged or dropped run) must not remove it.
             object_gc::cancel(c, &object_key(&incarnation, row.range))?;
             key_index::insert(c, &row)?;
+            key_index::mark_segments(
+                c,
+                row.stream_id,
+                row.range.start_seg,
+                row.range.end_seg,
+                true,
+            )?;
+            Ok(true)
+        }
+        KeyIndexCmd::Skip {
+            stream_id,
+            segments,
+        } => {
+            for s in segments {
+                key_index::mark_segments(c, stream_id, s, s + 1, true)?;
+            }
             Ok(true)
         }
         KeyIndexCmd::Merge {
@@ -94,7 +112,11 @@ fn apply(b: &mut Batch<'_>, cmd: KeyIndexCmd) -> Result<bool, EngineError> {
             }
             // The object is not queued for deletion: a rebuilt level-0 run is written under
             // the same key (a damaged run of a higher level stays until the stream goes).
-            Ok(key_index::delete(c, stream_id, range)?)
+            let dropped = key_index::delete(c, stream_id, range)?;
+            if dropped {
+                key_index::mark_segments(c, stream_id, range.start_seg, range.end_seg, false)?;
+            }
+            Ok(dropped)
         }
     }
 }
