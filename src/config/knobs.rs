@@ -154,6 +154,11 @@ knobs! {
         "Uploaded segment files kept on local disk (least recently used evicted).";
     DS_SEGMENT_FOOTER_CACHE_ENTRIES: Literal("2048"), Full,
         "Parsed segment footers kept in memory.";
+    DS_KEY_INDEX_CHECK_MS: Literal("1000"), Full,
+        "How often the routing-key indexer indexes uploaded segments and merges runs \
+         (`0` turns the index off: keyed reads then check every segment's block filters).";
+    DS_KEY_INDEX_CACHE_BYTES: Literal("67108864"), Full,
+        "Routing-key index runs kept in memory (least recently used evicted).";
     DS_OBJECTSTORE_TIMEOUT_MS: Literal("5000"), Full,
         "Timeout of each attempt of an object-store call, plus the transfer allowance of \
          `DS_OBJECTSTORE_MIN_BYTES_PER_SEC`.";

@@ -61,6 +61,10 @@ pub struct Tiering {
     pub segment_cache_max_bytes: u64,
     /// `DS_SEGMENT_FOOTER_CACHE_ENTRIES`: parsed footers kept in memory.
     pub footer_cache_entries: usize,
+    /// `DS_KEY_INDEX_CHECK_MS`: routing-key indexer tick (0 disables the index).
+    pub key_index_check_ms: u64,
+    /// `DS_KEY_INDEX_CACHE_BYTES`: routing-key index runs kept in memory.
+    pub key_index_cache_bytes: u64,
     pub retry: RetryPolicy,
 }
 
@@ -208,6 +212,8 @@ impl Tiering {
             upload_concurrency: env.positive(&k::DS_UPLOAD_CONCURRENCY)?,
             segment_cache_max_bytes: env.num(&k::DS_SEGMENT_CACHE_MAX_BYTES)?,
             footer_cache_entries: env.num(&k::DS_SEGMENT_FOOTER_CACHE_ENTRIES)?,
+            key_index_check_ms: env.num(&k::DS_KEY_INDEX_CHECK_MS)?,
+            key_index_cache_bytes: env.num(&k::DS_KEY_INDEX_CACHE_BYTES)?,
             retry: RetryPolicy::from_env(env)?,
         })
     }

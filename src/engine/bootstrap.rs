@@ -21,6 +21,7 @@ use super::db::{self, segments, streams};
 use super::manifest::Manifest;
 use super::meta::{ForkInfo, Lifecycle, StreamConfig, StreamMeta, Tail, TierState};
 use super::EngineError;
+use crate::engine::keyindex::format::RunRange;
 use crate::objstore::{keys, Store};
 use crate::protocol::expiry::Expiry;
 
@@ -102,7 +103,7 @@ pub async fn run(
         local_db::OldDb::Absent | local_db::OldDb::Uploaded => {}
     }
 
-    let manifests = read_manifests(store).await?;
+    let (manifests, runs) = read_manifests(store).await?;
     // If two live incarnations claim one name (a removal whose object deletion had not
     // finished), the newer one wins.
     let mut owner: HashMap<String, (i64, String)> = HashMap::new();
@@ -121,7 +122,7 @@ pub async fn run(
     let root = root.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let temp = local_db::temp_path(&db_path);
-        let built = build(&temp, manifests, &owner, now_ms);
+        let built = build(&temp, manifests, &runs, &owner, now_ms);
         let mut summary = match built {
             Ok(s) => s,
             Err(e) => {
@@ -138,14 +139,31 @@ pub async fn run(
     .map_err(failed)?
 }
 
-/// Lists and reads every manifest and checks the segment objects each one names.
-async fn read_manifests(store: &Store) -> Result<Vec<(Manifest, Option<String>)>, BootstrapError> {
+/// The routing-key index runs found in the store, per incarnation prefix.
+type ListedRuns = HashMap<String, Vec<RunRange>>;
+
+/// Lists and reads every manifest and checks the segment objects each one names; also
+/// collects the routing-key index runs listed beside them.
+async fn read_manifests(
+    store: &Store,
+) -> Result<(Vec<(Manifest, Option<String>)>, ListedRuns), BootstrapError> {
     let mut manifests = Vec::new();
+    let mut runs: ListedRuns = HashMap::new();
     let listed = store
         .list(keys::STREAMS_PREFIX)
         .await
         .map_err(|e| failed(format!("cannot list {}: {e}", keys::STREAMS_PREFIX)))?;
     for key in listed {
+        if let Some((level, start_seg, end_seg)) = keys::parse_key_index_run(&key) {
+            if let Some(prefix) = key.split("keyindex/").next() {
+                runs.entry(prefix.to_string()).or_default().push(RunRange {
+                    level,
+                    start_seg,
+                    end_seg,
+                });
+            }
+            continue;
+        }
         if !keys::is_manifest(&key) {
             continue;
         }
@@ -175,7 +193,7 @@ async fn read_manifests(store: &Store) -> Result<Vec<(Manifest, Option<String>)>
         }
         manifests.push((m, etag));
     }
-    Ok(manifests)
+    Ok((manifests, runs))
 }
 
 /// Writes the rebuilt database to `temp` (replacing a leftover of an earlier attempt) and
@@ -183,6 +201,7 @@ async fn read_manifests(store: &Store) -> Result<Vec<(Manifest, Option<String>)>
 fn build(
     temp: &Path,
     manifests: Vec<(Manifest, Option<String>)>,
+    runs: &ListedRuns,
     owner: &HashMap<String, (i64, String)>,
     now_ms: i64,
 ) -> Result<Summary, BootstrapError> {
@@ -192,7 +211,7 @@ fn build(
     local_db::remove_with_sidecars(temp)
         .map_err(|e| failed(format!("cannot remove {}: {e}", temp.display())))?;
     let conn = db::open_writer(temp).map_err(failed)?;
-    let summary = restore(&conn, manifests, owner, now_ms).map_err(failed)?;
+    let summary = restore(&conn, manifests, runs, owner, now_ms).map_err(failed)?;
     local_db::seal_new(conn, temp).map_err(failed)?;
     Ok(summary)
 }
@@ -200,6 +219,7 @@ fn build(
 fn restore(
     conn: &rusqlite::Connection,
     manifests: Vec<(Manifest, Option<String>)>,
+    runs: &ListedRuns,
     owner: &HashMap<String, (i64, String)>,
     now_ms: i64,
 ) -> Result<Summary, EngineError> {
@@ -294,6 +314,15 @@ fn restore(
         if let Some(settings) = &m.settings {
             db::config::restore(&tx, id, settings, now_ms)?;
         }
+        let listed = runs.get(&keys::stream_prefix(&m.incarnation));
+        restore_key_index(
+            &tx,
+            id,
+            &m.incarnation,
+            m.segments.len() as u64,
+            listed,
+            now_ms,
+        )?;
         ids.insert(m.incarnation.clone(), id);
         summary.streams += 1;
     }
@@ -338,6 +367,53 @@ fn restore(
     }
     tx.commit()?;
     Ok(summary)
+}
+
+/// Restores the catalog of a stream's routing-key index from the runs listed in the
+/// store: those within the restored segments, without the ones a listed run of a higher
+/// level covers (leftovers of a merge whose deletions had not run; they are queued for
+/// deletion). Sizes and key counts are unknown until a run is read (0). A listed run that
+/// turns out damaged is dropped and rebuilt by the indexer; reads never trust it.
+fn restore_key_index(
+    tx: &rusqlite::Connection,
+    stream_id: i64,
+    incarnation: &str,
+    segments: u64,
+    listed: Option<&Vec<RunRange>>,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    let Some(listed) = listed else {
+        return Ok(());
+    };
+    let usable: Vec<RunRange> = listed
+        .iter()
+        .copied()
+        .filter(|r| r.start_seg < r.end_seg && r.end_seg <= segments)
+        .collect();
+    for r in &usable {
+        let covered = usable
+            .iter()
+            .any(|p| p.level > r.level && p.start_seg <= r.start_seg && p.end_seg >= r.end_seg);
+        if covered {
+            db::object_gc::insert(
+                tx,
+                &crate::engine::keyindex::object_key(incarnation, *r),
+                now_ms,
+            )?;
+            continue;
+        }
+        db::key_index::insert(
+            tx,
+            &db::key_index::RunRow {
+                stream_id,
+                range: *r,
+                size_bytes: 0,
+                key_count: 0,
+            },
+        )?;
+        db::key_index::mark_segments(tx, stream_id, r.start_seg, r.end_seg, true)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

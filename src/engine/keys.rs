@@ -3,7 +3,8 @@
 //! Compaction records every non-empty key of a stream in `stream_keys`, which outlives the
 //! entries that move to segments; the keys of appends not compacted yet are in the
 //! memtable. A node rebuilt from the object store starts with `keys_complete = 0` on its
-//! streams: the first listing then reads the keys of every segment once and records them.
+//! streams: the first listing then records the keys of every segment once, from the
+//! restored routing-key index runs where they cover it, else by reading the segment.
 //! Keys are listed in byte order (UTF-8 code point order). A fork lists its sources' keys
 //! too (possibly some that only appear after the fork point).
 
@@ -94,15 +95,42 @@ impl Engine {
         let Some(tier) = self.tier() else {
             return Ok(0);
         };
-        let segs = self
+        let (segs, runs) = self
             .reader()
-            .run(move |c| db::segments::of_stream(c, id))
+            .run(move |c| {
+                Ok::<_, rusqlite::Error>((
+                    db::segments::of_stream(c, id)?,
+                    db::key_index::of_stream(c, id)?,
+                ))
+            })
             .await?;
         let mut keys = std::collections::BTreeSet::new();
+        // Segments covered by a routing-key index run that verifies take their keys from
+        // it; the others are read.
+        let mut from_runs = std::collections::HashSet::new();
+        let mut n = 0;
         for seg in &segs {
+            let covering = runs
+                .iter()
+                .filter(|r| r.range.contains(seg.index))
+                .max_by_key(|r| r.range.level);
+            if let Some(r) = covering {
+                if from_runs.contains(&r.range) {
+                    continue;
+                }
+                if let Some(run) = tier
+                    .key_index
+                    .run(&tier.store, id, incarnation, r.range)
+                    .await
+                {
+                    keys.extend(run.keys());
+                    from_runs.insert(r.range);
+                    continue;
+                }
+            }
             keys.extend(tier.keys(self.reader(), incarnation, seg).await?);
+            n += 1;
         }
-        let n = segs.len();
         self.writer()
             .call(Submit::internal(), move |b| {
                 for k in &keys {

@@ -18,6 +18,7 @@ pub mod db;
 pub mod entry;
 mod error;
 pub mod import_ts;
+pub mod keyindex;
 mod keys;
 pub mod manifest;
 pub(crate) mod memtable;
@@ -153,6 +154,14 @@ impl Engine {
             health.spawn(
                 "segmenter",
                 crate::health::task(segmenter::run(self.clone(), t.clone(), stop.clone())),
+            ),
+            health.spawn(
+                "key-indexer",
+                crate::health::task(keyindex::indexer::run(
+                    self.clone(),
+                    t.clone(),
+                    stop.clone(),
+                )),
             ),
             health.spawn(
                 "uploader",
@@ -316,12 +325,36 @@ impl Engine {
                     incarnation,
                     seg,
                     to,
+                    run,
                 } => {
                     let tier = self.inner.tier.as_ref().ok_or_else(|| {
                         EngineError::Internal("segment read without an object store".into())
                     })?;
-                    tier.read(&self.inner.reader, &incarnation, &seg, to, &mut c)
-                        .await?;
+                    let ruled_out = match (c.key().map(<[u8]>::to_vec), run) {
+                        (Some(key), Some(run)) => {
+                            !tier
+                                .key_index
+                                .may_hold(
+                                    &tier.store,
+                                    run.stream_id,
+                                    &incarnation,
+                                    run.range,
+                                    seg.index,
+                                    &key,
+                                )
+                                .await
+                        }
+                        _ => false,
+                    };
+                    if ruled_out {
+                        crate::telemetry::metrics::metrics()
+                            .key_index_segments_skipped
+                            .inc();
+                        c.skip_to(to);
+                    } else {
+                        tier.read(&self.inner.reader, &incarnation, &seg, to, &mut c)
+                            .await?;
+                    }
                 }
             }
             if c.next_pos == before {

@@ -78,10 +78,12 @@ pub enum Step {
     /// empty).
     Collected,
     /// The position lives in this segment of this incarnation; read `[from, to)` from it.
+    /// For a keyed read, `run` is the routing-key index run covering the segment, if any.
     Segment {
         incarnation: String,
         seg: SegmentRow,
         to: u64,
+        run: Option<db::key_index::RunRow>,
     },
     /// Nothing at or after this position below the snapshot's tail.
     End,
@@ -142,10 +144,15 @@ fn plan_once(
                     part.config.incarnation
                 )));
             };
+            let run = match c.key() {
+                Some(_) => db::key_index::covering(conn, part.id, seg.index)?,
+                None => None,
+            };
             return Ok(Some(Step::Segment {
                 incarnation: part.config.incarnation,
                 to: hi.min(seg.end_pos),
                 seg,
+                run,
             }));
         }
         let to = hi.min(bounded.tail.next_pos);

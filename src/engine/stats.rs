@@ -43,6 +43,11 @@ pub struct StreamStats {
     pub segment_cache_bytes: u64,
     /// Bytes of the SQLite database file and its WAL (shared by every stream).
     pub sqlite_file_bytes: u64,
+    /// Uploaded segments the routing-key index covers (all of them when the stream has
+    /// no routing keys: there is nothing to index), its runs and their bytes.
+    pub key_indexed_segments: u64,
+    pub key_index_runs: u64,
+    pub key_index_bytes: u64,
 }
 
 fn u(v: i64) -> u64 {
@@ -118,6 +123,8 @@ fn read_stats(c: &Connection, meta: &StreamMeta) -> rusqlite::Result<(StreamMeta
     };
     let sealed_in_sqlite = payload_between(&tx, m.id, lower, sealed.max(lower).min(next))?;
     let last_entry_ms = newest_entry_ms(&tx, m.id, lower)?;
+    let (covered, runs, run_bytes) = db::key_index::coverage(&tx, m.id)?;
+    let has_keys = !m.keys_complete || db::entries::has_keys(&tx, m.id)?;
     drop(tx);
     let stats = StreamStats {
         segment_count: u(segs),
@@ -131,6 +138,13 @@ fn read_stats(c: &Connection, meta: &StreamMeta) -> rusqlite::Result<(StreamMeta
         last_upload_ms: last_upload,
         segment_cache_bytes: 0,
         sqlite_file_bytes: sqlite_file_bytes(c),
+        key_indexed_segments: if has_keys {
+            covered.min(u(uploaded))
+        } else {
+            u(uploaded)
+        },
+        key_index_runs: runs,
+        key_index_bytes: run_bytes,
     };
     Ok((m, stats))
 }

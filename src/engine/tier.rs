@@ -25,6 +25,8 @@ use crate::objstore::{keys, Store};
 pub struct Tier {
     pub store: Store,
     pub cfg: Tiering,
+    /// Routing-key index runs in memory.
+    pub key_index: super::keyindex::KeyIndex,
     dir: PathBuf,
     footers: Mutex<FooterCache>,
     cache: Mutex<DiskCache>,
@@ -86,6 +88,7 @@ impl Tier {
                 files: HashMap::new(),
                 tick: 0,
             }),
+            key_index: super::keyindex::KeyIndex::new(cfg.key_index_cache_bytes),
             store,
             cfg,
             dir: root.join("segments"),

@@ -7,7 +7,8 @@
 //!    contiguous uploaded prefix (conditional PUT), then record it, which moves
 //!    `uploaded_pos` and deletes the covered entries from SQLite;
 //! 3. delete the object folders queued by stream removals (manifest first, so a node
-//!    rebuilt meanwhile never resurrects a half-deleted stream).
+//!    rebuilt meanwhile never resurrects a half-deleted stream), and the single objects
+//!    queued by the routing-key indexer (runs replaced by their parent).
 //!
 //! Failures are retried by the store wrapper; what still fails waits for the next round,
 //! with a per-stream backoff. Appends never wait for any of this.
@@ -160,7 +161,14 @@ async fn round(
         .run_background(|c| db::object_gc::pending(c, BATCH))
         .await?;
     for (id, prefix) in gc {
-        match delete_prefix(tier, &prefix).await {
+        // A folder (a removed incarnation) ends with `/`; anything else is one object
+        // (a routing-key index run replaced by its parent).
+        let deleted = if prefix.ends_with('/') {
+            delete_prefix(tier, &prefix).await
+        } else {
+            tier.store.delete(&prefix).await.map_err(store)
+        };
+        match deleted {
             Ok(()) => {
                 engine.tier_cmd(TierCmd::GcDone { id }).await?;
             }

@@ -187,8 +187,7 @@ impl CompanionLock {
             }
             Err(e) => return Err(io(e)),
         }
-        let signature = u32::try_from(clock.random_in(1, u64::from(NANOS_PER_MS) - 1))
-            .unwrap_or(1);
+        let signature = u32::try_from(clock.random_in(1, u64::from(NANOS_PER_MS) - 1)).unwrap_or(1);
         record_signature(&dir, signature).map_err(io)?;
         touch(&dir, now, signature).map_err(io)?;
         // Outside a runtime (`local reset`, held for a moment) nothing refreshes it.

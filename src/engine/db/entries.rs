@@ -150,6 +150,12 @@ pub fn seek_time(
 }
 
 /// Up to `limit` of the stream's recorded routing keys greater than `after`, in byte order.
+/// Whether the stream has any recorded routing key.
+pub fn has_keys(conn: &Connection, stream_id: i64) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM stream_keys WHERE stream_id = ?1)")?
+        .query_row(params![stream_id], |r| r.get(0))
+}
+
 pub fn keys_after(
     conn: &Connection,
     stream_id: i64,

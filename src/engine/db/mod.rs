@@ -4,6 +4,7 @@
 pub mod config;
 pub mod entries;
 pub mod ingest;
+pub mod key_index;
 pub mod object_gc;
 pub mod producers;
 pub mod retention;
@@ -56,6 +57,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0010_retention_bytes",
         include_str!("../../../migrations/0010_retention_bytes.sql"),
+    ),
+    (
+        "0011_key_index",
+        include_str!("../../../migrations/0011_key_index.sql"),
     ),
 ];
 

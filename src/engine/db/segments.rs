@@ -79,6 +79,19 @@ pub fn not_uploaded(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<Seg
 }
 
 /// All segments of a stream, in order.
+/// Segment `index` of a stream.
+pub fn by_index(
+    conn: &Connection,
+    stream_id: i64,
+    index: u64,
+) -> rusqlite::Result<Option<SegmentRow>> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM segments WHERE stream_id = ?1 AND seg_index = ?2"
+    ))?
+    .query_row(params![stream_id, index as i64], from_row)
+    .optional()
+}
+
 pub fn of_stream(conn: &Connection, stream_id: i64) -> rusqlite::Result<Vec<SegmentRow>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM segments WHERE stream_id = ?1 ORDER BY seg_index"

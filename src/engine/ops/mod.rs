@@ -6,6 +6,7 @@
 pub mod append;
 pub mod create;
 pub mod gc;
+pub mod key_index;
 pub mod profile;
 pub mod remove;
 pub mod retention;

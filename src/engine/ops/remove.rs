@@ -5,7 +5,7 @@
 //! (out of the namespace); its rows go when the last fork does, up the chain. In full mode
 //! a removed incarnation's objects are queued for deletion in the same transaction.
 
-use crate::engine::db::{entries, object_gc, producers, segments, streams, templates};
+use crate::engine::db::{entries, key_index, object_gc, producers, segments, streams, templates};
 use crate::engine::meta::StreamMeta;
 use crate::engine::writer::{Batch, Submit};
 use crate::engine::{AppendCmd, AppendError, AppendOutcome, Engine, EngineError};
@@ -136,6 +136,7 @@ fn remove(b: &mut Batch<'_>, id: i64) -> rusqlite::Result<()> {
         templates::delete_stream(c, id)?;
         producers::delete_stream(c, id)?;
         segments::delete_stream(c, id)?;
+        key_index::delete_stream(c, id)?;
         streams::delete_row(c, id)?;
         if let Some(f) = m.config.fork {
             let left = streams::add_ref(c, f.source_id, -1)?;

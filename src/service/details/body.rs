@@ -131,6 +131,24 @@ impl Facts<'_> {
         })
     }
 
+    /// The routing-key index (full mode): the uploaded segments its runs cover.
+    fn key_index(&self, configured: bool) -> Value {
+        let s = self.stats;
+        let indexed = s.key_indexed_segments.min(s.uploaded_segment_count);
+        json!({
+            "configured": configured,
+            "indexed_segment_count": indexed,
+            "lag_segments": s.uploaded_segment_count - indexed,
+            "lag_ms": null,
+            "bytes_at_rest": dec(s.key_index_bytes),
+            "object_count": s.key_index_runs,
+            "active_run_count": s.key_index_runs,
+            "retired_run_count": 0,
+            "fully_indexed_uploaded_segments": indexed == s.uploaded_segment_count,
+            "updated_at": null,
+        })
+    }
+
     /// `index_status` (also the whole body of `/_index_status`).
     pub fn index_status(&self) -> Value {
         let (m, s) = (self.meta, self.stats);
@@ -152,7 +170,7 @@ impl Facts<'_> {
                 "last_uploaded_etag": m.tier.manifest_etag,
                 "last_uploaded_size_bytes": self.requests.manifest_bytes.map(dec),
             },
-            "routing_key_index": self.key_structure(routing_key, true),
+            "routing_key_index": self.key_index(routing_key),
             "routing_key_lexicon": self.key_structure(routing_key, m.keys_complete),
             "exact_indexes": [],
             "bundled_companions": {

@@ -1,0 +1,273 @@
+//! The routing-key indexer: a supervised background task of full mode. Each round (every
+//! `DS_KEY_INDEX_CHECK_MS`) it
+//! 1. takes the runs that reads found unusable out of the catalog (their segments are
+//!    indexed again);
+//! 2. looks at uploaded segments it has not seen (a partial index holds exactly those,
+//!    so idle streams cost nothing): for a stream with routing keys it builds and uploads
+//!    a level-0 run (reading the segment once, usually from the local cache); otherwise
+//!    it only marks the segment seen;
+//! 3. merges every complete group of [`FANOUT`] aligned runs of a level into one run of
+//!    the next level, in the streams that got a run since (all of them at start).
+//!
+//! Nothing waits for it: a segment that is not indexed yet is read as before (block
+//! filters). Failures are counted, logged and retried in a later round.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::format::{self, Run, RunRange};
+use super::{object_key, FANOUT, MAX_LEVEL};
+use crate::engine::db::key_index::{self, RunRow};
+use crate::engine::ops::key_index::KeyIndexCmd;
+use crate::engine::tier::Tier;
+use crate::engine::{Engine, EngineError};
+use crate::objstore::StoreError;
+use crate::telemetry::metrics::metrics;
+
+/// Segments looked at per round at most.
+const SEGMENTS_PER_ROUND: usize = 64;
+
+pub async fn run(engine: Engine, tier: Arc<Tier>, mut stop: watch::Receiver<bool>) {
+    let every = tier.cfg.key_index_check_ms;
+    if every == 0 {
+        return;
+    }
+    let mut indexer = Indexer {
+        engine,
+        tier,
+        dirty: BTreeSet::new(),
+        started: false,
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(every));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        // Keep going while there is a backlog, one bounded step at a time.
+        loop {
+            match indexer.round().await {
+                Ok(0) => break,
+                Ok(_) if *stop.borrow() => return,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "routing-key index round failed");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+struct Indexer {
+    engine: Engine,
+    tier: Arc<Tier>,
+    /// Streams whose runs may form a complete group.
+    dirty: BTreeSet<i64>,
+    started: bool,
+}
+
+impl Indexer {
+    /// One round; returns how many runs it built, merged or dropped.
+    async fn round(&mut self) -> Result<usize, EngineError> {
+        let (engine, tier) = (&self.engine, &self.tier);
+        if !self.started {
+            self.dirty.extend(
+                engine
+                    .reader()
+                    .run_background(key_index::streams_with_runs)
+                    .await?,
+            );
+            self.started = true;
+        }
+        let mut done = 0;
+        for u in tier.key_index.take_unusable() {
+            let dropped = engine
+                .key_index_cmd(KeyIndexCmd::Drop {
+                    incarnation: u.incarnation.clone(),
+                    stream_id: u.stream_id,
+                    range: u.range,
+                })
+                .await?;
+            if dropped {
+                tier.key_index.forget(&u.incarnation, u.range);
+                done += 1;
+            }
+        }
+
+        let todo = engine
+            .reader()
+            .run_background(|c| key_index::unindexed(c, SEGMENTS_PER_ROUND))
+            .await?;
+        let mut skipped: Vec<(i64, u64)> = Vec::new();
+        for (stream_id, incarnation, seg, has_keys) in todo {
+            if !has_keys {
+                skipped.push((stream_id, seg.index));
+                continue;
+            }
+            let range = RunRange {
+                level: 0,
+                start_seg: seg.index,
+                end_seg: seg.index + 1,
+            };
+            let built = async {
+                let keys = tier.keys(engine.reader(), &incarnation, &seg).await?;
+                let bytes = format::encode_segment(seg.index, &keys);
+                let size = bytes.len() as u64;
+                tier.store
+                    .put(&object_key(&incarnation, range), bytes.into())
+                    .await?;
+                Ok::<_, EngineError>((keys.len() as u64, size))
+            }
+            .await;
+            match built {
+                Ok((key_count, size_bytes)) => {
+                    let row = RunRow {
+                        stream_id,
+                        range,
+                        size_bytes,
+                        key_count,
+                    };
+                    if engine
+                        .key_index_cmd(KeyIndexCmd::Add { incarnation, row })
+                        .await?
+                    {
+                        metrics().key_index_runs.inc();
+                        self.dirty.insert(stream_id);
+                        done += 1;
+                    }
+                }
+                Err(e) => {
+                    metrics().key_index_failures.inc();
+                    tracing::warn!(stream = stream_id, segment = seg.index, error = %e, "indexing a segment's routing keys failed");
+                    // The rest waits for the next round.
+                    break;
+                }
+            }
+        }
+        let mut by_stream: std::collections::BTreeMap<i64, Vec<u64>> = Default::default();
+        for (id, s) in skipped {
+            by_stream.entry(id).or_default().push(s);
+        }
+        for (stream_id, segments) in by_stream {
+            done += segments.len();
+            engine
+                .key_index_cmd(KeyIndexCmd::Skip {
+                    stream_id,
+                    segments,
+                })
+                .await?;
+        }
+
+        for stream_id in std::mem::take(&mut self.dirty) {
+            let (incarnation, groups) = match engine
+                .reader()
+                .run_background(move |c| {
+                    let inc = crate::engine::db::streams::by_id(c, stream_id)?
+                        .map(|m| m.config.incarnation);
+                    Ok::<_, rusqlite::Error>((
+                        inc,
+                        key_index::compactable(c, stream_id, FANOUT, MAX_LEVEL)?,
+                    ))
+                })
+                .await?
+            {
+                (Some(inc), groups) => (inc, groups),
+                (None, _) => continue,
+            };
+            for children in groups {
+                match merge(engine, tier, stream_id, &incarnation, &children).await {
+                    Ok(true) => {
+                        metrics().key_index_compactions.inc();
+                        for c in &children {
+                            tier.key_index.forget(&incarnation, c.range);
+                        }
+                        // The parent may complete a group of the next level.
+                        self.dirty.insert(stream_id);
+                        done += 1;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        metrics().key_index_failures.inc();
+                        tracing::warn!(stream = stream_id, error = %e, "merging routing-key index runs failed");
+                        self.dirty.insert(stream_id);
+                        return Ok(done);
+                    }
+                }
+            }
+        }
+        Ok(done)
+    }
+}
+
+/// Merges `children` (a complete aligned group of one level) into their parent.
+async fn merge(
+    engine: &Engine,
+    tier: &Arc<Tier>,
+    stream_id: i64,
+    incarnation: &str,
+    children: &[RunRow],
+) -> Result<bool, EngineError> {
+    let (Some(first), Some(last)) = (children.first(), children.last()) else {
+        return Ok(false);
+    };
+    let parent = RunRange {
+        level: first.range.level + 1,
+        start_seg: first.range.start_seg,
+        end_seg: last.range.end_seg,
+    };
+    let mut runs: Vec<Run> = Vec::with_capacity(children.len());
+    for c in children {
+        let key = object_key(incarnation, c.range);
+        let decoded = match tier.store.get(&key).await {
+            Ok(bytes) => Run::decode(&bytes).map_err(|e| e.to_string()),
+            Err(StoreError::NotFound(_)) => Err("missing".to_string()),
+            Err(e) => return Err(e.into()),
+        };
+        match decoded {
+            Ok(run) if run.range == c.range => runs.push(run),
+            Ok(_) | Err(_) => {
+                // A run that is gone or damaged is dropped from the catalog: its segments
+                // are indexed again from the segments themselves.
+                metrics().key_index_failures.inc();
+                tracing::warn!(
+                    key,
+                    "routing-key index run unusable; rebuilding its segments' runs"
+                );
+                engine
+                    .key_index_cmd(KeyIndexCmd::Drop {
+                        incarnation: incarnation.to_string(),
+                        stream_id,
+                        range: c.range,
+                    })
+                    .await?;
+                return Ok(false);
+            }
+        }
+    }
+    let bytes = format::merge(parent, &runs)
+        .map_err(|e| EngineError::Corrupt(format!("merging routing-key index runs: {e}")))?;
+    let key_count = Run::decode(&bytes)
+        .map_err(|e| EngineError::Corrupt(format!("a merged run does not verify: {e}")))?
+        .key_count();
+    let size_bytes = bytes.len() as u64;
+    tier.store
+        .put(&object_key(incarnation, parent), bytes.into())
+        .await?;
+    engine
+        .key_index_cmd(KeyIndexCmd::Merge {
+            incarnation: incarnation.to_string(),
+            children: children.iter().map(|c| c.range).collect(),
+            parent: RunRow {
+                stream_id,
+                range: parent,
+                size_bytes,
+                key_count,
+            },
+        })
+        .await
+}

@@ -1,0 +1,198 @@
+//! The routing-key index of full mode: which segments of a stream hold a routing key, so
+//! that a keyed read skips the other segments without fetching a byte of them.
+//!
+//! - **Runs.** A background indexer ([`indexer`]) reads each uploaded segment of a stream
+//!   with routing keys once, and uploads a level-0 run object beside it: the segment's
+//!   distinct keys ([`format`]). [`FANOUT`] contiguous, aligned runs of a level are merged
+//!   into one run of the next level (up to [`MAX_LEVEL`]), so a stream of n segments has
+//!   O(FANOUT · log n) runs. Segment numbers in runs are absolute.
+//! - **Catalog.** `key_index_runs` in SQLite lists the runs (`db::key_index`); the writer
+//!   adds a run only if its stream is still the same incarnation, and swaps merged runs
+//!   for their parent in one transaction. Replaced objects are deleted by the uploader's
+//!   object GC. `--bootstrap-from-r2` restores the catalog by listing the run objects.
+//! - **Reads.** The read planner looks up the run covering the segment it is about to
+//!   read; the engine fetches it (bounded in-memory cache, [`KeyIndex`]) and skips the
+//!   segment if the run says the key is not in it. A run that is missing, unreadable or
+//!   fails its checksum is not used: the segment is read (its block filters still apply),
+//!   so a damaged index costs speed, never entries.
+//!
+//! See docs/adr/0011-routing-key-index.md.
+
+pub mod format;
+pub mod indexer;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use format::{Run, RunRange};
+
+use crate::objstore::{keys, Store};
+use crate::telemetry::metrics::metrics;
+
+/// Runs of one level merged into one of the next.
+pub const FANOUT: u64 = 16;
+/// The highest level (a level-4 run covers 65,536 segments).
+pub const MAX_LEVEL: u8 = 4;
+
+/// The object key of a run of an incarnation.
+pub fn object_key(incarnation: &str, range: RunRange) -> String {
+    keys::key_index_run(
+        &keys::stream_prefix(incarnation),
+        range.level,
+        range.start_seg,
+        range.end_seg,
+    )
+}
+
+/// Verified runs kept in memory, least recently used evicted above a byte budget; and the
+/// runs found unusable, which the indexer takes out of the catalog and rebuilds.
+pub struct KeyIndex {
+    cap: u64,
+    cache: Mutex<Cache>,
+    unusable: Mutex<Vec<Unusable>>,
+}
+
+/// A run a read could not use (missing, damaged, or not what the catalog says).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unusable {
+    pub stream_id: i64,
+    pub incarnation: String,
+    pub range: RunRange,
+}
+
+#[derive(Default)]
+struct Cache {
+    used: u64,
+    runs: HashMap<String, Arc<Run>>,
+    order: VecDeque<String>,
+}
+
+impl KeyIndex {
+    pub fn new(cap_bytes: u64) -> KeyIndex {
+        KeyIndex {
+            cap: cap_bytes,
+            cache: Mutex::new(Cache::default()),
+            unusable: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn cached(&self, key: &str) -> Option<Arc<Run>> {
+        let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let run = c.runs.get(key).cloned()?;
+        if let Some(i) = c.order.iter().position(|k| k == key) {
+            if let Some(k) = c.order.remove(i) {
+                c.order.push_back(k);
+            }
+        }
+        Some(run)
+    }
+
+    fn remember(&self, key: String, run: Arc<Run>) {
+        let size = run.memory_bytes() as u64;
+        if size > self.cap {
+            return;
+        }
+        let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if c.runs.contains_key(&key) {
+            return;
+        }
+        while c.used + size > self.cap {
+            let Some(old) = c.order.pop_front() else {
+                break;
+            };
+            if let Some(r) = c.runs.remove(&old) {
+                c.used -= r.memory_bytes() as u64;
+            }
+        }
+        c.used += size;
+        c.order.push_back(key.clone());
+        c.runs.insert(key, run);
+    }
+
+    /// The run `range` of stream `stream_id` (incarnation `incarnation`), fetched and
+    /// verified; `None` (logged, counted, and reported to the indexer) if it cannot be
+    /// had, in which case the caller must not rely on the index.
+    pub async fn run(
+        &self,
+        store: &Store,
+        stream_id: i64,
+        incarnation: &str,
+        range: RunRange,
+    ) -> Option<Arc<Run>> {
+        let key = object_key(incarnation, range);
+        if let Some(r) = self.cached(&key) {
+            return Some(r);
+        }
+        let loaded = match store.get(&key).await {
+            Ok(bytes) => Run::decode(&bytes).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let error = match loaded {
+            Ok(run) if run.range == range => {
+                let run = Arc::new(run);
+                self.remember(key, run.clone());
+                return Some(run);
+            }
+            Ok(_) => "it covers another range".to_string(),
+            Err(e) => e,
+        };
+        metrics().key_index_failures.inc();
+        tracing::warn!(
+            key,
+            error,
+            "routing-key index run unusable; its segments are scanned until it is rebuilt"
+        );
+        let mut bad = self.unusable.lock().unwrap_or_else(|p| p.into_inner());
+        let u = Unusable {
+            stream_id,
+            incarnation: incarnation.to_string(),
+            range,
+        };
+        if !bad.contains(&u) {
+            bad.push(u);
+        }
+        None
+    }
+
+    /// Whether segment `seg` may hold `key` according to the run `range`: `false` only
+    /// when the verified run rules it out.
+    pub async fn may_hold(
+        &self,
+        store: &Store,
+        stream_id: i64,
+        incarnation: &str,
+        range: RunRange,
+        seg: u64,
+        key: &[u8],
+    ) -> bool {
+        if !range.contains(seg) {
+            return true;
+        }
+        let Some(run) = self.run(store, stream_id, incarnation, range).await else {
+            return true;
+        };
+        match run.segments(key) {
+            Ok(segs) => u32::try_from(seg).map_or(true, |s| segs.contains(s)),
+            Err(e) => {
+                metrics().key_index_failures.inc();
+                tracing::warn!(incarnation, error = %e, "routing-key index run corrupt; segments are scanned");
+                true
+            }
+        }
+    }
+
+    /// Takes the runs found unusable since the last call.
+    pub fn take_unusable(&self) -> Vec<Unusable> {
+        std::mem::take(&mut *self.unusable.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Forgets a run (it was replaced by its parent).
+    pub fn forget(&self, incarnation: &str, range: RunRange) {
+        let key = object_key(incarnation, range);
+        let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = c.runs.remove(&key) {
+            c.used -= r.memory_bytes() as u64;
+            c.order.retain(|k| k != &key);
+        }
+    }
+}
