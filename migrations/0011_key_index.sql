@@ -1,6 +1,7 @@
 -- Full mode: the routing-key index (docs/adr/0011-routing-key-index.md). Each row is one
 -- run object in the object store, `streams/<incarnation>/keyindex/l<level>-<start>-<end>.ski`,
--- which maps every key of segments [start_seg, end_seg) to the segments holding it. A
+-- which maps every routing key and keyword term of segments [start_seg, end_seg) to the
+-- segments holding it. A
 -- level-0 run covers one segment; 16 contiguous runs of a level merge into one of the next.
 CREATE TABLE key_index_runs (
     stream_id  INTEGER NOT NULL,
@@ -9,6 +10,8 @@ CREATE TABLE key_index_runs (
     end_seg    INTEGER NOT NULL,
     size_bytes INTEGER NOT NULL,
     key_count  INTEGER NOT NULL,
+    -- The search configuration its keyword terms follow (0: none; all ones: mixed).
+    search_hash INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (stream_id, start_seg, level)
 ) WITHOUT ROWID;
 

@@ -227,3 +227,132 @@ async fn keyed_reads_stay_exact_through_merges_restarts_damage_and_bootstrap() {
         .unwrap();
     assert_eq!(keys["keys"].as_array().unwrap().len(), expected().len());
 }
+
+/// Records of the search test: `tag` is rare on a few of them, `op` cycles.
+fn search_record(i: usize) -> serde_json::Value {
+    let tag = if i.is_multiple_of(53) {
+        format!("rare-{}", i % 2)
+    } else {
+        "common".into()
+    };
+    serde_json::json!({"op": format!("op{}", i % 5), "tag": tag, "n": i})
+}
+
+/// Every hit's `n` for a query (offset order, one page of at most 500).
+async fn search_ns(c: &reqwest::Client, s: &Server, q: &str) -> Vec<u64> {
+    let r = c
+        .post(s.stream_url("j/_search"))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({"q": q, "size": 500, "sort": ["offset:asc"]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{q}");
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["coverage"]["complete"], true, "{q}: {v}");
+    v["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["source"]["n"].as_u64().unwrap())
+        .collect()
+}
+
+/// `_search` in full mode over ~120 indexed segments: keyword clauses skip the segments
+/// whose runs lack their terms, and every query answers exactly what a scan would.
+#[tokio::test]
+async fn searches_skip_segments_without_their_terms_and_stay_exact() {
+    const N: usize = 600;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("node");
+    let c = client();
+    let s = Server::start_full(&root, "local", ENV, &[]);
+    let url = s.stream_url("j");
+    assert_eq!(
+        common::put(&c, &url, "application/json", "").await.status(),
+        201
+    );
+    let schema = serde_json::json!({
+        "schema": {"type": "object"},
+        "search": {
+            "primaryTimestampField": "t",
+            "fields": {
+                "t": {"kind": "date", "bindings": [{"version": 1, "jsonPointer": "/t"}], "column": true},
+                "tag": {"kind": "keyword", "bindings": [{"version": 1, "jsonPointer": "/tag"}], "exact": true, "prefix": true},
+                "op": {"kind": "keyword", "bindings": [{"version": 1, "jsonPointer": "/op"}], "exact": true},
+                "n": {"kind": "integer", "bindings": [{"version": 1, "jsonPointer": "/n"}], "exact": true}
+            }
+        }
+    });
+    let r = c
+        .post(format!("{url}/_schema"))
+        .header("content-type", "application/json")
+        .body(schema.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    for i in 0..N {
+        let r = common::post(&c, &url, "application/json", search_record(i).to_string()).await;
+        assert_eq!(r.status(), 204);
+    }
+    // Every uploaded segment indexed, and merged runs among them.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let st: serde_json::Value = c
+            .get(s.stream_url("j/_index_status"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let uploaded = st["segments"]["uploaded_count"].as_u64().unwrap();
+        let indexed = st["routing_key_index"]["indexed_segment_count"]
+            .as_u64()
+            .unwrap();
+        if uploaded >= (N / 5) as u64 - 2
+            && indexed == uploaded
+            && run_files(&root).iter().any(|p| level_of(p) >= 1)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "index never caught up: {st}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let skipped_before = metric(&c, &s, "ds_key_index_segments_skipped_total").await;
+    let rec = |i: usize| search_record(i);
+    let want = |f: &dyn Fn(&serde_json::Value) -> bool| -> Vec<u64> {
+        (0..N).filter(|i| f(&rec(*i))).map(|i| i as u64).collect()
+    };
+    let tag = |v: &serde_json::Value| v["tag"].as_str().unwrap().to_string();
+    let op = |v: &serde_json::Value| v["op"].as_str().unwrap().to_string();
+    let cases: Vec<(&str, Vec<u64>)> = vec![
+        ("tag:rare-0", want(&|v| tag(v) == "rare-0")),
+        ("tag:rare*", want(&|v| tag(v).starts_with("rare"))),
+        (
+            "op:op3 AND tag:rare-1",
+            want(&|v| op(v) == "op3" && tag(v) == "rare-1"),
+        ),
+        (
+            "tag:rare-0 OR tag:rare-1",
+            want(&|v| tag(v).starts_with("rare-")),
+        ),
+        (
+            "op:op1 OR tag:rare-0",
+            want(&|v| op(v) == "op1" || tag(v) == "rare-0"),
+        ),
+        (
+            "-tag:common AND op:op2",
+            want(&|v| tag(v) != "common" && op(v) == "op2"),
+        ),
+        ("tag:absent", Vec::new()),
+    ];
+    for (q, expected) in &cases {
+        assert_eq!(&search_ns(&c, &s, q).await, expected, "{q}");
+    }
+    assert!(
+        metric(&c, &s, "ds_key_index_segments_skipped_total").await > skipped_before,
+        "keyword clauses skip segments"
+    );
+}

@@ -139,8 +139,9 @@ pub async fn run(
     .map_err(failed)?
 }
 
-/// The routing-key index runs found in the store, per incarnation prefix.
-type ListedRuns = HashMap<String, Vec<RunRange>>;
+/// The routing-key index runs found in the store, per incarnation prefix, with their key
+/// count and search hash (read from each run's header).
+type ListedRuns = HashMap<String, Vec<(RunRange, u64, u64)>>;
 
 /// Lists and reads every manifest and checks the segment objects each one names; also
 /// collects the routing-key index runs listed beside them.
@@ -155,12 +156,26 @@ async fn read_manifests(
         .map_err(|e| failed(format!("cannot list {}: {e}", keys::STREAMS_PREFIX)))?;
     for key in listed {
         if let Some((level, start_seg, end_seg)) = keys::parse_key_index_run(&key) {
-            if let Some(prefix) = key.split("keyindex/").next() {
-                runs.entry(prefix.to_string()).or_default().push(RunRange {
-                    level,
-                    start_seg,
-                    end_seg,
-                });
+            let named = RunRange {
+                level,
+                start_seg,
+                end_seg,
+            };
+            // A run whose header cannot be read is left out: its segments are indexed
+            // again (and the object replaced) by the indexer.
+            let header = store
+                .get_range(&key, 0..crate::engine::keyindex::format::HEADER_BYTES)
+                .await
+                .ok()
+                .and_then(|b| crate::engine::keyindex::format::peek_header(&b));
+            if let (Some(prefix), Some((range, count, hash))) =
+                (key.split("keyindex/").next(), header)
+            {
+                if range == named {
+                    runs.entry(prefix.to_string())
+                        .or_default()
+                        .push((range, count, hash));
+                }
             }
             continue;
         }
@@ -372,28 +387,28 @@ fn restore(
 /// Restores the catalog of a stream's routing-key index from the runs listed in the
 /// store: those within the restored segments, without the ones a listed run of a higher
 /// level covers (leftovers of a merge whose deletions had not run; they are queued for
-/// deletion). Sizes and key counts are unknown until a run is read (0). A listed run that
+/// deletion). Sizes are unknown until a run is read (0). A listed run that
 /// turns out damaged is dropped and rebuilt by the indexer; reads never trust it.
 fn restore_key_index(
     tx: &rusqlite::Connection,
     stream_id: i64,
     incarnation: &str,
     segments: u64,
-    listed: Option<&Vec<RunRange>>,
+    listed: Option<&Vec<(RunRange, u64, u64)>>,
     now_ms: i64,
 ) -> rusqlite::Result<()> {
     let Some(listed) = listed else {
         return Ok(());
     };
-    let usable: Vec<RunRange> = listed
+    let usable: Vec<(RunRange, u64, u64)> = listed
         .iter()
         .copied()
-        .filter(|r| r.start_seg < r.end_seg && r.end_seg <= segments)
+        .filter(|(r, _, _)| r.start_seg < r.end_seg && r.end_seg <= segments)
         .collect();
-    for r in &usable {
-        let covered = usable
-            .iter()
-            .any(|p| p.level > r.level && p.start_seg <= r.start_seg && p.end_seg >= r.end_seg);
+    for (r, key_count, search_hash) in &usable {
+        let covered = usable.iter().any(|(p, _, _)| {
+            p.level > r.level && p.start_seg <= r.start_seg && p.end_seg >= r.end_seg
+        });
         if covered {
             db::object_gc::insert(
                 tx,
@@ -408,7 +423,8 @@ fn restore_key_index(
                 stream_id,
                 range: *r,
                 size_bytes: 0,
-                key_count: 0,
+                key_count: *key_count,
+                search_hash: *search_hash,
             },
         )?;
         db::key_index::mark_segments(tx, stream_id, r.start_seg, r.end_seg, true)?;

@@ -123,7 +123,13 @@ impl Engine {
                     .run(&tier.store, id, incarnation, r.range)
                     .await
                 {
-                    keys.extend(run.keys());
+                    // Routing keys are the index keys tagged 0 (the others are search
+                    // terms).
+                    keys.extend(
+                        run.keys()
+                            .into_iter()
+                            .filter_map(|k| k.strip_prefix(&[0u8][..]).map(<[u8]>::to_vec)),
+                    );
                     from_runs.insert(r.range);
                     continue;
                 }

@@ -395,6 +395,38 @@ impl Tier {
         Ok(None)
     }
 
+    /// Calls `f` with the position, routing key and data of every record of a segment,
+    /// in order (every block read and checked).
+    pub async fn visit_records(
+        &self,
+        pool: &ReadPool,
+        incarnation: &str,
+        seg: &SegmentRow,
+        mut f: impl FnMut(u64, Option<&[u8]>, &[u8]),
+    ) -> Result<(), EngineError> {
+        let okey = Tier::key(incarnation, seg.index);
+        let footer = self.footer(pool, &okey, seg.size_bytes).await?;
+        for b in &footer.blocks {
+            let bytes = self
+                .read_range(
+                    pool,
+                    &okey,
+                    seg.size_bytes,
+                    b.offset..b.offset + b.len as u64,
+                )
+                .await?;
+            segment::checked_filter(&bytes, b).map_err(|e| corrupt(&okey, e))?;
+            let mut p = b.first_pos;
+            segment::visit_block(&bytes, b, |k, data, _| {
+                f(p, k, data);
+                p += 1;
+                true
+            })
+            .map_err(|e| corrupt(&okey, e))?;
+        }
+        Ok(())
+    }
+
     /// The distinct non-empty routing keys of a segment (every block read).
     pub async fn keys(
         &self,

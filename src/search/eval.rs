@@ -199,6 +199,24 @@ impl<'a> Document<'a> {
         self.get(field).map_or(&[], |(_, v)| v)
     }
 
+    /// Every keyword value of the record, canonical: `(field, value)`. These are what a
+    /// keyword clause (`field:value`, `field:prefix*`) compares, so an index of them
+    /// answers those clauses exactly.
+    pub fn keyword_terms(&self) -> Vec<(&'a str, String)> {
+        let mut out = Vec::new();
+        for (name, cfg, values) in &self.fields {
+            if cfg.kind != FieldKind::Keyword {
+                continue;
+            }
+            for v in values {
+                if let Some(Canon::Str(s)) = canonical_exact(cfg, v) {
+                    out.push((*name, s));
+                }
+            }
+        }
+        out
+    }
+
     fn exact(&self, field: &str) -> Vec<Canon> {
         match self.get(field) {
             Some((cfg, values)) => values

@@ -8,3 +8,4 @@ pub mod query;
 #[cfg(test)]
 mod query_tests;
 pub mod request;
+pub mod terms;

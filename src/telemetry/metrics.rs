@@ -486,7 +486,7 @@ fn plain_series(m: &Metrics) -> Vec<(&'static str, &'static str, &'static str, f
         (
             "ds_key_index_segments_skipped_total",
             "counter",
-            "Segments a keyed read skipped unread because the routing-key index rules them out.",
+            "Segments a keyed read or a search skipped unread because the routing-key index rules them out.",
             m.key_index_segments_skipped.get() as f64,
         ),
         (

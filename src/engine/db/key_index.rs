@@ -11,6 +11,8 @@ pub struct RunRow {
     pub range: RunRange,
     pub size_bytes: u64,
     pub key_count: u64,
+    /// The search configuration its keyword terms follow (see `keyindex::format`).
+    pub search_hash: u64,
 }
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
@@ -23,15 +25,16 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         },
         size_bytes: r.get::<_, i64>(4)? as u64,
         key_count: r.get::<_, i64>(5)? as u64,
+        search_hash: r.get::<_, i64>(6)? as u64,
     })
 }
 
-const COLUMNS: &str = "stream_id, level, start_seg, end_seg, size_bytes, key_count";
+const COLUMNS: &str = "stream_id, level, start_seg, end_seg, size_bytes, key_count, search_hash";
 
 pub fn insert(conn: &Connection, row: &RunRow) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT OR REPLACE INTO key_index_runs (stream_id, level, start_seg, end_seg, size_bytes, \
-         key_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+         key_count, search_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         row.stream_id,
@@ -39,7 +42,8 @@ pub fn insert(conn: &Connection, row: &RunRow) -> rusqlite::Result<()> {
         row.range.start_seg as i64,
         row.range.end_seg as i64,
         row.size_bytes as i64,
-        row.key_count as i64
+        row.key_count as i64,
+        row.search_hash as i64
     ])?;
     Ok(())
 }
@@ -82,13 +86,22 @@ pub fn of_stream(conn: &Connection, stream_id: i64) -> rusqlite::Result<Vec<RunR
     rows.collect()
 }
 
-/// Uploaded segments the indexer has not looked at, oldest first, with whether their
-/// stream has routing keys: `(stream_id, incarnation, segment, has_keys)`. Reads only the
-/// partial index `segments_key_unindexed`.
-pub fn unindexed(
-    conn: &Connection,
-    limit: usize,
-) -> rusqlite::Result<Vec<(i64, String, super::segments::SegmentRow, bool)>> {
+/// An uploaded segment the indexer has not looked at.
+#[derive(Debug, Clone)]
+pub struct Unseen {
+    pub stream_id: i64,
+    pub incarnation: String,
+    pub segment: super::segments::SegmentRow,
+    /// The stream has routing keys.
+    pub has_keys: bool,
+    /// The stream's schema registry (JSON), if it has one (its `search` section decides
+    /// the keyword terms).
+    pub registry: Option<String>,
+}
+
+/// Uploaded segments the indexer has not looked at, oldest first. Reads only the partial
+/// index `segments_key_unindexed`.
+pub fn unindexed(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<Unseen>> {
     let mut stmt = conn.prepare_cached(
         "SELECT g.stream_id, g.seg_index FROM segments g INDEXED BY segments_key_unindexed \
          WHERE g.uploaded_at_ms IS NOT NULL AND g.key_indexed = 0 \
@@ -106,8 +119,15 @@ pub fn unindexed(
             continue;
         }
         let has_keys = !m.keys_complete || super::entries::has_keys(conn, id)?;
-        if let Some(seg) = super::segments::by_index(conn, id, index as u64)? {
-            out.push((id, m.config.incarnation, seg, has_keys));
+        let registry = super::config::registry(conn, id)?;
+        if let Some(segment) = super::segments::by_index(conn, id, index as u64)? {
+            out.push(Unseen {
+                stream_id: id,
+                incarnation: m.config.incarnation,
+                segment,
+                has_keys,
+                registry,
+            });
         }
     }
     Ok(out)
@@ -126,6 +146,28 @@ pub fn mark_segments(
          AND seg_index < ?3",
     )?
     .execute(params![stream_id, from as i64, to as i64, i64::from(done)])?;
+    Ok(())
+}
+
+/// Takes every run of a stream out of the catalog (their objects are queued for deletion)
+/// and marks its segments unseen, so that they are indexed again (the search
+/// configuration changed).
+pub fn reset_stream(
+    conn: &Connection,
+    stream_id: i64,
+    incarnation: &str,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    for r in of_stream(conn, stream_id)? {
+        super::object_gc::insert(
+            conn,
+            &crate::engine::keyindex::object_key(incarnation, r.range),
+            now_ms,
+        )?;
+    }
+    delete_stream(conn, stream_id)?;
+    conn.prepare_cached("UPDATE segments SET key_indexed = 0 WHERE stream_id = ?1")?
+        .execute(params![stream_id])?;
     Ok(())
 }
 

@@ -3,8 +3,9 @@
 //! ```text
 //! run     := header fst bitmaps crc
 //! header  := "PSK1" u8 version(1) u8 level u16 0 u64 start_seg u64 end_seg u64 key_count
-//!            u64 fst_len u64 bitmaps_len
-//! fst     := an fst::Map from each key (its bytes) to a value v
+//!            u64 search_hash u64 fst_len u64 bitmaps_len
+//! fst     := an fst::Map from each index key to a value v (keys: `search::terms`:
+//!            `0x00 routing key`, `0x01 field 0x00 keyword value`)
 //! bitmaps := serialized roaring bitmaps of absolute segment indexes, back to back
 //! crc     := u32 crc32c(everything before it)
 //! ```
@@ -18,12 +19,19 @@
 //! A run is exact for its range: a key is in the map if and only if some record of a
 //! segment in the range has it, and its bitmap lists exactly those segments. Readers
 //! verify the CRC before trusting a run; one that does not verify is not used.
+//! Routing keys do not depend on any configuration; keyword terms do: `search_hash` names
+//! the search configuration they were derived with (0: none, [`MIXED`]: runs of different
+//! ones were merged), and a search uses a run's terms only under that same configuration.
 
 use roaring::RoaringBitmap;
 
+use crate::search::terms::TermExpr;
+
 pub const MAGIC: &[u8; 4] = b"PSK1";
 const VERSION: u8 = 1;
-const HEADER_LEN: usize = 4 + 1 + 1 + 2 + 8 * 5;
+const HEADER_LEN: usize = 4 + 1 + 1 + 2 + 8 * 6;
+/// `search_hash` of a run merged from runs of different search configurations.
+pub const MIXED: u64 = u64::MAX;
 
 /// Why bytes are not a valid run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,10 +63,30 @@ impl RunRange {
     }
 }
 
+/// What the first [`HEADER_BYTES`] of a run say: `(range, key_count, search_hash)`
+/// (unverified: the checksum covers the whole object; a bootstrap uses this only to
+/// restore the catalog, and readers verify the run before they use it).
+pub fn peek_header(bytes: &[u8]) -> Option<(RunRange, u64, u64)> {
+    if bytes.len() < HEADER_LEN || &bytes[..4] != MAGIC || bytes[4] != VERSION {
+        return None;
+    }
+    let range = RunRange {
+        level: bytes[5],
+        start_seg: be64(bytes, 8),
+        end_seg: be64(bytes, 16),
+    };
+    Some((range, be64(bytes, 24), be64(bytes, 32)))
+}
+
+/// Bytes of a run's header.
+pub const HEADER_BYTES: u64 = HEADER_LEN as u64;
+
 /// A verified run, ready for lookups (the bytes are kept as they are; nothing is
 /// decoded until a key is looked up).
 pub struct Run {
     pub range: RunRange,
+    /// The search configuration its keyword terms follow (see the module docs).
+    pub search_hash: u64,
     key_count: u64,
     map: fst::Map<Vec<u8>>,
     bitmaps: Vec<u8>,
@@ -102,8 +130,9 @@ impl Run {
             end_seg: be64(body, 16),
         };
         let key_count = be64(body, 24);
-        let fst_len = be64(body, 32);
-        let bitmaps_len = be64(body, 40);
+        let search_hash = be64(body, 32);
+        let fst_len = be64(body, 40);
+        let bitmaps_len = be64(body, 48);
         let total = (HEADER_LEN as u64)
             .checked_add(fst_len)
             .and_then(|n| n.checked_add(bitmaps_len));
@@ -118,6 +147,7 @@ impl Run {
         }
         Ok(Run {
             range,
+            search_hash,
             key_count,
             map,
             bitmaps: body[fst_end..].to_vec(),
@@ -134,6 +164,29 @@ impl Run {
             None => Ok(RoaringBitmap::new()),
             Some(v) => self.bitmap(v),
         }
+    }
+
+    /// The segments of the run that may hold a record matching `e` (exactly those that
+    /// hold its terms; every segment of the run where `e` says nothing).
+    pub fn matching(&self, e: &TermExpr) -> Result<RoaringBitmap, RunError> {
+        use fst::{IntoStreamer as _, Streamer as _};
+        Ok(match e {
+            TermExpr::All => self.bitmap(0)?,
+            TermExpr::Term(k) => self.segments(k)?,
+            TermExpr::Prefix(p) => {
+                let mut out = RoaringBitmap::new();
+                let mut s = self.map.range().ge(p).into_stream();
+                while let Some((k, v)) = s.next() {
+                    if !k.starts_with(p) {
+                        break;
+                    }
+                    out |= self.bitmap(v)?;
+                }
+                out
+            }
+            TermExpr::And(a, b) => self.matching(a)? & self.matching(b)?,
+            TermExpr::Or(a, b) => self.matching(a)? | self.matching(b)?,
+        })
     }
 
     fn bitmap(&self, v: u64) -> Result<RoaringBitmap, RunError> {
@@ -187,8 +240,13 @@ fn seg32(seg: u64) -> Result<u32, RunError> {
     u32::try_from(seg).map_err(|_| RunError::Corrupt(format!("segment {seg} beyond u32")))
 }
 
-/// Encodes a level-0 run: the distinct keys of segment `seg`, in byte order.
-pub fn encode_segment(seg: u64, keys: &std::collections::BTreeSet<Vec<u8>>) -> Vec<u8> {
+/// Encodes a level-0 run: the distinct index keys of segment `seg`, in byte order, its
+/// keyword terms derived under the search configuration `search_hash`.
+pub fn encode_segment(
+    seg: u64,
+    keys: &std::collections::BTreeSet<Vec<u8>>,
+    search_hash: u64,
+) -> Vec<u8> {
     let mut b = fst::MapBuilder::memory();
     for k in keys {
         // Sorted and distinct by construction (a BTreeSet), so insertion cannot fail.
@@ -202,6 +260,7 @@ pub fn encode_segment(seg: u64, keys: &std::collections::BTreeSet<Vec<u8>>) -> V
     finish(
         range,
         keys.len() as u64,
+        search_hash,
         b.into_inner().unwrap_or_default(),
         Vec::new(),
     )
@@ -241,10 +300,23 @@ pub fn merge(range: RunRange, runs: &[Run]) -> Result<Vec<u8>, RunError> {
     let fst = map
         .into_inner()
         .map_err(|e| RunError::Corrupt(e.to_string()))?;
-    Ok(finish(range, count, fst, bitmaps))
+    let mut hashes = runs.iter().map(|r| r.search_hash);
+    let first = hashes.next().unwrap_or(0);
+    let search_hash = if hashes.all(|h| h == first) {
+        first
+    } else {
+        MIXED
+    };
+    Ok(finish(range, count, search_hash, fst, bitmaps))
 }
 
-fn finish(range: RunRange, key_count: u64, fst: Vec<u8>, bitmaps: Vec<u8>) -> Vec<u8> {
+fn finish(
+    range: RunRange,
+    key_count: u64,
+    search_hash: u64,
+    fst: Vec<u8>,
+    bitmaps: Vec<u8>,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + fst.len() + bitmaps.len() + 4);
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
@@ -254,6 +326,7 @@ fn finish(range: RunRange, key_count: u64, fst: Vec<u8>, bitmaps: Vec<u8>) -> Ve
         range.start_seg,
         range.end_seg,
         key_count,
+        search_hash,
         fst.len() as u64,
         bitmaps.len() as u64,
     ] {
@@ -284,12 +357,12 @@ mod tests {
 
     #[test]
     fn a_segment_run_answers_for_its_segment() {
-        let run = Run::decode(&encode_segment(7, &set(&["a", "b"]))).unwrap();
+        let run = Run::decode(&encode_segment(7, &set(&["a", "b"]), 0)).unwrap();
         assert_eq!(run.range.start_seg, 7);
         assert_eq!(segs(&run.segments(b"a").unwrap()), vec![7]);
         assert!(run.segments(b"c").unwrap().is_empty());
         assert_eq!(run.keys(), vec![b"a".to_vec(), b"b".to_vec()]);
-        let empty = Run::decode(&encode_segment(0, &BTreeSet::new())).unwrap();
+        let empty = Run::decode(&encode_segment(0, &BTreeSet::new(), 0)).unwrap();
         assert_eq!(empty.key_count(), 0);
     }
 
@@ -304,7 +377,7 @@ mod tests {
                 } else {
                     set(&["x"])
                 };
-                Run::decode(&encode_segment(s, &keys)).unwrap()
+                Run::decode(&encode_segment(s, &keys, 0)).unwrap()
             })
             .collect();
         let range = RunRange {
@@ -326,8 +399,53 @@ mod tests {
     }
 
     #[test]
+    fn expressions_are_answered_and_hashes_kept_or_marked_mixed() {
+        let l0 =
+            |s: u64, keys: &[&str], h: u64| Run::decode(&encode_segment(s, &set(keys), h)).unwrap();
+        let kids = vec![
+            l0(0, &["ab", "x"], 5),
+            l0(1, &["ac"], 5),
+            l0(2, &["b", "x"], 5),
+        ];
+        let range = RunRange {
+            level: 1,
+            start_seg: 0,
+            end_seg: 3,
+        };
+        let run = Run::decode(&merge(range, &kids).unwrap()).unwrap();
+        assert_eq!(run.search_hash, 5);
+        let t = |k: &str| Box::new(TermExpr::Term(k.as_bytes().to_vec()));
+        let p = |k: &str| Box::new(TermExpr::Prefix(k.as_bytes().to_vec()));
+        assert_eq!(segs(&run.matching(&p("a")).unwrap()), vec![0, 1]);
+        assert_eq!(
+            segs(&run.matching(&TermExpr::And(p("a"), t("x"))).unwrap()),
+            vec![0]
+        );
+        assert_eq!(
+            segs(&run.matching(&TermExpr::Or(t("b"), t("ac"))).unwrap()),
+            vec![1, 2]
+        );
+        assert_eq!(segs(&run.matching(&TermExpr::All).unwrap()), vec![0, 1, 2]);
+        assert!(run.matching(&p("z")).unwrap().is_empty());
+        let mixed = vec![l0(0, &["a"], 5), l0(1, &["a"], 6)];
+        let m = Run::decode(
+            &merge(
+                RunRange {
+                    level: 1,
+                    start_seg: 0,
+                    end_seg: 2,
+                },
+                &mixed,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(m.search_hash, MIXED);
+    }
+
+    #[test]
     fn damage_is_detected() {
-        let good = encode_segment(1, &set(&["k"]));
+        let good = encode_segment(1, &set(&["k"]), 0);
         for cut in [0, 10, good.len() - 1] {
             assert!(Run::decode(&good[..cut]).is_err(), "{cut}");
         }
@@ -367,7 +485,7 @@ mod tests {
             let l0: Vec<Run> = data
                 .iter()
                 .enumerate()
-                .map(|(i, keys)| Run::decode(&encode_segment(start + i as u64, keys)).unwrap())
+                .map(|(i, keys)| Run::decode(&encode_segment(start + i as u64, keys, 7)).unwrap())
                 .collect();
             let end = start + data.len() as u64;
             let mid = start + data.len() as u64 / 2;

@@ -3,9 +3,10 @@
 //! 1. takes the runs that reads found unusable out of the catalog (their segments are
 //!    indexed again);
 //! 2. looks at uploaded segments it has not seen (a partial index holds exactly those,
-//!    so idle streams cost nothing): for a stream with routing keys it builds and uploads
-//!    a level-0 run (reading the segment once, usually from the local cache); otherwise
-//!    it only marks the segment seen;
+//!    so idle streams cost nothing): for a stream with routing keys or a search
+//!    configuration it builds and uploads a level-0 run of the segment's routing keys and
+//!    keyword terms (reading the segment once, usually from the local cache); otherwise it
+//!    only marks the segment seen;
 //! 3. merges every complete group of [`FANOUT`] aligned runs of a level into one run of
 //!    the next level, in the streams that got a run since (all of them at start).
 //!
@@ -25,6 +26,10 @@ use crate::engine::ops::key_index::KeyIndexCmd;
 use crate::engine::tier::Tier;
 use crate::engine::{Engine, EngineError};
 use crate::objstore::StoreError;
+use crate::schema::Registry;
+use crate::search::config::SearchConfig;
+use crate::search::eval::Document;
+use crate::search::terms;
 use crate::telemetry::metrics::metrics;
 
 /// Segments looked at per round at most.
@@ -104,22 +109,34 @@ impl Indexer {
             .run_background(|c| key_index::unindexed(c, SEGMENTS_PER_ROUND))
             .await?;
         let mut skipped: Vec<(i64, u64)> = Vec::new();
-        for (stream_id, incarnation, seg, has_keys) in todo {
-            if !has_keys {
-                skipped.push((stream_id, seg.index));
+        for u in todo {
+            let search = u.registry.as_deref().and_then(SearchIndexing::of);
+            if !u.has_keys && search.is_none() {
+                skipped.push((u.stream_id, u.segment.index));
                 continue;
             }
+            let (stream_id, seg) = (u.stream_id, &u.segment);
             let range = RunRange {
                 level: 0,
                 start_seg: seg.index,
                 end_seg: seg.index + 1,
             };
+            let search_hash = search.as_ref().map_or(0, |s| s.hash);
             let built = async {
-                let keys = tier.keys(engine.reader(), &incarnation, &seg).await?;
-                let bytes = format::encode_segment(seg.index, &keys);
+                let mut keys = BTreeSet::new();
+                tier.visit_records(engine.reader(), &u.incarnation, seg, |pos, key, data| {
+                    if let Some(k) = key.filter(|k| !k.is_empty()) {
+                        keys.insert(terms::routing_key(k));
+                    }
+                    if let Some(s) = &search {
+                        s.terms(pos, data, &mut keys);
+                    }
+                })
+                .await?;
+                let bytes = format::encode_segment(seg.index, &keys, search_hash);
                 let size = bytes.len() as u64;
                 tier.store
-                    .put(&object_key(&incarnation, range), bytes.into())
+                    .put(&object_key(&u.incarnation, range), bytes.into())
                     .await?;
                 Ok::<_, EngineError>((keys.len() as u64, size))
             }
@@ -131,7 +148,9 @@ impl Indexer {
                         range,
                         size_bytes,
                         key_count,
+                        search_hash,
                     };
+                    let incarnation = u.incarnation.clone();
                     if engine
                         .key_index_cmd(KeyIndexCmd::Add { incarnation, row })
                         .await?
@@ -204,6 +223,39 @@ impl Indexer {
     }
 }
 
+/// What a stream's schema registry says about keyword terms: its search configuration,
+/// the hash naming it, and the registry (a record's schema version picks the bindings).
+struct SearchIndexing {
+    registry: Registry,
+    config: SearchConfig,
+    hash: u64,
+}
+
+impl SearchIndexing {
+    fn of(registry_json: &str) -> Option<SearchIndexing> {
+        let registry = Registry::parse(registry_json.as_bytes()).ok()?;
+        let raw = registry.search()?.clone();
+        let config = SearchConfig::parse_optional(&raw).ok().flatten()?;
+        Some(SearchIndexing {
+            hash: terms::config_hash(&raw),
+            registry,
+            config,
+        })
+    }
+
+    /// Adds the keyword terms of the record at `pos` (nothing if it is not JSON).
+    fn terms(&self, pos: u64, data: &[u8], out: &mut BTreeSet<Vec<u8>>) {
+        let Ok(record) = serde_json::from_slice::<serde_json::Value>(data) else {
+            return;
+        };
+        let version = u64::from(self.registry.version_at(pos));
+        let doc = Document::new(&self.config, version, &record, None);
+        for (field, value) in doc.keyword_terms() {
+            out.insert(terms::keyword(field, &value));
+        }
+    }
+}
+
 /// Merges `children` (a complete aligned group of one level) into their parent.
 async fn merge(
     engine: &Engine,
@@ -251,9 +303,9 @@ async fn merge(
     }
     let bytes = format::merge(parent, &runs)
         .map_err(|e| EngineError::Corrupt(format!("merging routing-key index runs: {e}")))?;
-    let key_count = Run::decode(&bytes)
-        .map_err(|e| EngineError::Corrupt(format!("a merged run does not verify: {e}")))?
-        .key_count();
+    let merged = Run::decode(&bytes)
+        .map_err(|e| EngineError::Corrupt(format!("a merged run does not verify: {e}")))?;
+    let (key_count, search_hash) = (merged.key_count(), merged.search_hash);
     let size_bytes = bytes.len() as u64;
     tier.store
         .put(&object_key(incarnation, parent), bytes.into())
@@ -267,6 +319,7 @@ async fn merge(
                 range: parent,
                 size_bytes,
                 key_count,
+                search_hash,
             },
         })
         .await

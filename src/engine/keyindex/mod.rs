@@ -171,7 +171,7 @@ impl KeyIndex {
         let Some(run) = self.run(store, stream_id, incarnation, range).await else {
             return true;
         };
-        match run.segments(key) {
+        match run.segments(&crate::search::terms::routing_key(key)) {
             Ok(segs) => u32::try_from(seg).map_or(true, |s| segs.contains(s)),
             Err(e) => {
                 metrics().key_index_failures.inc();
@@ -194,5 +194,67 @@ impl KeyIndex {
             c.used -= r.memory_bytes() as u64;
             c.order.retain(|k| k != &key);
         }
+    }
+}
+
+impl crate::engine::Engine {
+    /// The position ranges of the stream's own segments that its routing-key index rules
+    /// out for `expr` under the search configuration `search_hash`: no record in them can
+    /// match. Segments not indexed yet, indexed under another configuration, or whose run
+    /// cannot be used are never ruled out. Ascending, disjoint.
+    pub async fn search_exclusions(
+        &self,
+        meta: &crate::engine::StreamMeta,
+        expr: &crate::search::terms::TermExpr,
+        search_hash: u64,
+    ) -> Result<Vec<(u64, u64)>, crate::engine::EngineError> {
+        let Some(tier) = self.tier() else {
+            return Ok(Vec::new());
+        };
+        if expr.is_all() || search_hash == 0 || search_hash == format::MIXED {
+            return Ok(Vec::new());
+        }
+        let id = meta.id;
+        let (runs, segs) = self
+            .reader()
+            .run(move |c| {
+                Ok::<_, rusqlite::Error>((
+                    crate::engine::db::key_index::of_stream(c, id)?,
+                    crate::engine::db::segments::of_stream(c, id)?,
+                ))
+            })
+            .await?;
+        let mut out = Vec::new();
+        let mut covered_to = 0u64;
+        // Highest level first where runs overlap (a bootstrap may restore both).
+        let mut runs = runs;
+        runs.sort_by_key(|r| (r.range.start_seg, std::cmp::Reverse(r.range.level)));
+        for r in runs {
+            if r.search_hash != search_hash || r.range.end_seg <= covered_to {
+                continue;
+            }
+            let Some(run) = tier
+                .key_index
+                .run(&tier.store, id, &meta.config.incarnation, r.range)
+                .await
+            else {
+                continue;
+            };
+            if run.search_hash != search_hash {
+                continue;
+            }
+            let Ok(may) = run.matching(expr) else {
+                continue;
+            };
+            for s in segs.iter().filter(|s| r.range.contains(s.index)) {
+                if s.index >= covered_to && !u32::try_from(s.index).is_ok_and(|i| may.contains(i)) {
+                    out.push((s.start_pos, s.end_pos));
+                }
+            }
+            covered_to = r.range.end_seg;
+        }
+        out.sort_unstable();
+        metrics().key_index_segments_skipped.add(out.len() as u64);
+        Ok(out)
     }
 }

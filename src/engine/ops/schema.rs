@@ -58,6 +58,11 @@ fn run(b: &mut Batch<'_>, name: &str, body: &[u8]) -> Result<Registry, SchemaUpd
     .map_err(SchemaUpdateError::Refused)?;
     let json = String::from_utf8(next.to_json())
         .map_err(|e| EngineError::Internal(format!("registry is not UTF-8: {e}")))?;
+    // Keyword terms in the routing-key index follow the search configuration: a new one
+    // means indexing the stream's segments again (until then searches scan them).
+    if b.tiered && !m.config.local_only && current.search() != next.search() {
+        crate::engine::db::key_index::reset_stream(c, m.id, &m.config.incarnation, b.now)?;
+    }
     config::set_registry(c, m.id, &json, b.now)?;
     streams::bump_config(c, m.id, b.tiered && !m.config.local_only)?;
     Ok(next)

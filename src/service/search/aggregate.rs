@@ -6,7 +6,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::super::{bad, ServiceResult, StreamService};
-use super::scan::{Candidates, Flow, Scan, ScanAll};
+use super::scan::{Candidates, Flow, Scan};
 use super::search_config;
 use crate::protocol::headers::format_rfc3339_ms;
 use crate::protocol::offset::Offset;
@@ -32,7 +32,9 @@ impl StreamService {
         let mut buckets = Buckets::new(&req);
         let mut scan = Scan::new(self, meta, None).await?;
         let end = scan.end();
-        let ranges = ScanAll.ranges(scan.meta(), req.q.as_ref(), 0, end);
+        let ranges = Candidates::for_query(self, scan.meta(), req.q.as_ref(), &settings)
+            .await?
+            .ranges(0, end);
         {
             let mut visit = |pos: u64, data: &Bytes| -> ServiceResult<Flow> {
                 let Ok(record) = serde_json::from_slice::<Value>(data) else {

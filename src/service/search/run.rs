@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::super::{bad, ServiceError, ServiceResult, StreamService};
-use super::scan::{Candidates, Flow, Scan, ScanAll};
+use super::scan::{Candidates, Flow, Scan};
 use super::search_config;
 use crate::protocol::offset::Offset;
 use crate::search::eval::{evaluate, Canon, Document};
@@ -128,7 +128,9 @@ impl StreamService {
             }
             _ => (0, end),
         };
-        let ranges = ScanAll.ranges(scan.meta(), Some(&req.q), from, to);
+        let ranges = Candidates::for_query(self, scan.meta(), Some(&req.q), &settings)
+            .await?
+            .ranges(from, to);
         let mut kept = Hits {
             sort: req.sort.clone(),
             size: req.size,

@@ -3,9 +3,10 @@
 //! committed before the request (the newest appends included) is seen, and memory holds
 //! one page at a time.
 //!
-//! [`Candidates`] decides which positions a query must look at. Today that is every
-//! position ([`ScanAll`]); a search index would return only the segments (and the
-//! unindexed tail) that may hold matches, and the scan would read nothing else.
+//! [`Candidates`] decides which positions a query must look at: in full mode the
+//! routing-key index's keyword terms rule out the segments that cannot hold a match of
+//! the query's keyword clauses; everything else (the unindexed segments and the SQLite
+//! tail included) is read.
 
 use std::ops::Range;
 
@@ -15,6 +16,8 @@ use tokio::time::Instant;
 use super::super::{ServiceResult, StreamService};
 use crate::engine::{ReadLimits, StreamMeta};
 use crate::search::query::Query;
+use crate::search::terms::{self, TermExpr};
+use crate::service::settings::StreamSettings;
 
 /// Entries read per page of a scan.
 const PAGE_RECORDS: usize = 4096;
@@ -23,21 +26,60 @@ const PAGE_BYTES: usize = 4 * 1024 * 1024;
 /// Entries read at a time when scanning backwards.
 const BACKWARD_CHUNK: u64 = 1024;
 
-/// Narrows the positions a query must read.
-pub(crate) trait Candidates: Send + Sync {
-    /// Ranges within `[from, to)`, ascending and disjoint, that may hold records matching
-    /// `q` (`None`: every record counts, as for an aggregation without a query).
-    fn ranges(&self, meta: &StreamMeta, q: Option<&Query>, from: u64, to: u64) -> Vec<Range<u64>>;
+/// The positions a query must read: every position but those of the segments the
+/// stream's index rules out for it (full mode; see `engine::keyindex`). Ruling out is
+/// exact for keyword clauses and never happens for anything else, so no hit is lost.
+pub(crate) struct Candidates {
+    /// Position ranges that hold no match, ascending and disjoint.
+    excluded: Vec<(u64, u64)>,
 }
 
-/// No index: every position is a candidate.
-pub(crate) struct ScanAll;
+impl Candidates {
+    /// Every position (an aggregation without a query, or no index).
+    pub fn all() -> Candidates {
+        Candidates {
+            excluded: Vec::new(),
+        }
+    }
 
-impl Candidates for ScanAll {
-    fn ranges(&self, _: &StreamMeta, _: Option<&Query>, from: u64, to: u64) -> Vec<Range<u64>> {
-        std::iter::once(from..to)
-            .filter(|r| !r.is_empty())
-            .collect()
+    /// What the index says about `q` under the stream's current search configuration.
+    pub async fn for_query(
+        svc: &StreamService,
+        meta: &StreamMeta,
+        q: Option<&Query>,
+        settings: &StreamSettings,
+    ) -> ServiceResult<Candidates> {
+        let (Some(q), Some(raw)) = (q, settings.registry.search()) else {
+            return Ok(Candidates::all());
+        };
+        let expr = TermExpr::of(q);
+        let excluded = svc
+            .engine()
+            .search_exclusions(meta, &expr, terms::config_hash(raw))
+            .await?;
+        Ok(Candidates { excluded })
+    }
+
+    /// Ranges within `[from, to)`, ascending and disjoint, that may hold matches.
+    pub fn ranges(&self, from: u64, to: u64) -> Vec<Range<u64>> {
+        let mut out = Vec::new();
+        let mut at = from;
+        for &(lo, hi) in &self.excluded {
+            if hi <= at {
+                continue;
+            }
+            if lo >= to {
+                break;
+            }
+            if lo > at {
+                out.push(at..lo);
+            }
+            at = at.max(hi);
+        }
+        if at < to {
+            out.push(at..to);
+        }
+        out
     }
 }
 
