@@ -56,6 +56,7 @@ pub use meta::{ForkInfo, Lifecycle, Settings, StreamConfig, StreamMeta, Tail, Ti
 pub use notifier::TailReceiver;
 pub use ops::append::{AppendCmd, AppendError, AppendOutcome};
 pub use ops::create::{CreateCmd, CreateError, CreateOutcome, ForkSpec};
+pub use ops::subscriptions::SubWrite;
 pub use ops::profile::ProfileError;
 pub use ops::remove::DeleteError;
 pub use ops::schema::SchemaUpdateError;

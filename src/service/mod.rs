@@ -9,6 +9,7 @@ pub mod listing;
 pub mod read;
 pub mod search;
 pub mod server_details;
+pub mod subscriptions;
 mod settings;
 mod stream_config;
 pub mod touch;
@@ -139,6 +140,8 @@ pub struct StreamService {
     settings_cache: std::sync::Arc<settings::SettingsCache>,
     /// Live-query touch state of the touch-enabled streams.
     touch: std::sync::Arc<touch::TouchManager>,
+    /// Durable Streams subscriptions (the reserved `__ds` routes).
+    subscriptions: std::sync::Arc<subscriptions::SubscriptionManager>,
 }
 
 fn bad(msg: impl Into<String>) -> ServiceError {
@@ -150,6 +153,10 @@ impl StreamService {
         let live_slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_live_readers));
         StreamService {
             touch: std::sync::Arc::new(touch::TouchManager::new(engine.clone())),
+            subscriptions: std::sync::Arc::new(subscriptions::SubscriptionManager::new(
+                engine.clone(),
+                limits.subscriptions.clone(),
+            )),
             engine,
             limits,
             live_slots,
@@ -168,6 +175,11 @@ impl StreamService {
     /// The live-query touch state.
     pub fn touch(&self) -> &touch::TouchManager {
         &self.touch
+    }
+
+    /// Durable Streams subscriptions.
+    pub fn subscriptions(&self) -> &std::sync::Arc<subscriptions::SubscriptionManager> {
+        &self.subscriptions
     }
 
     /// The budget request bodies reserve their bytes in as they arrive.

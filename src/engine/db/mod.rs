@@ -9,6 +9,7 @@ pub mod producers;
 pub mod retention;
 pub mod segments;
 pub mod streams;
+pub mod subscriptions;
 pub mod templates;
 
 #[cfg(test)]
@@ -56,6 +57,13 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0010_retention_bytes",
         include_str!("../../../migrations/0010_retention_bytes.sql"),
+    ),
+    // 0009 was reserved for subscriptions while 0010 shipped first: it is applied after
+    // 0010, so that a database already at 0010 gets it next (the list's position, not the
+    // file name, is what `user_version` counts).
+    (
+        "0009_subscriptions",
+        include_str!("../../../migrations/0009_subscriptions.sql"),
     ),
 ];
 
