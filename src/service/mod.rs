@@ -9,9 +9,9 @@ pub mod listing;
 pub mod read;
 pub mod search;
 pub mod server_details;
-pub mod subscriptions;
 mod settings;
 mod stream_config;
+pub mod subscriptions;
 pub mod touch;
 
 pub use settings::StreamSettings;
@@ -329,10 +329,15 @@ impl StreamService {
             local_only: false,
         };
         match self.engine.create(cmd).await? {
-            CreateOutcome::Created(m) => Ok(Created {
-                new: true,
-                info: StreamInfo::from_meta(&m),
-            }),
+            CreateOutcome::Created(m) => {
+                if m.tail.next_pos > 0 {
+                    self.subscriptions.after_append(name).await;
+                }
+                Ok(Created {
+                    new: true,
+                    info: StreamInfo::from_meta(&m),
+                })
+            }
             CreateOutcome::Exists(m) => Ok(Created {
                 new: false,
                 info: StreamInfo::from_meta(&m),
@@ -427,12 +432,15 @@ impl StreamService {
             };
             match self.engine.append(cmd).await {
                 Ok(out) => {
+                    if out.written > 0 {
+                        self.subscriptions.after_append(name).await;
+                    }
                     return Ok(Appended {
                         next_offset: Offset::at(out.next_pos),
                         closed: out.closed,
                         producer: out.producer,
                         producer_wrote: out.producer.is_some() && out.written > 0,
-                    })
+                    });
                 }
                 Err(crate::engine::AppendError::ConfigChanged) => continue,
                 Err(e) => return Err(e.into()),

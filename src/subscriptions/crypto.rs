@@ -84,7 +84,10 @@ pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
         ipad[i] ^= k[i];
         opad[i] ^= k[i];
     }
-    let inner = Sha256::new().chain_update(ipad).chain_update(msg).finalize();
+    let inner = Sha256::new()
+        .chain_update(ipad)
+        .chain_update(msg)
+        .finalize();
     Sha256::new()
         .chain_update(opad)
         .chain_update(inner)
@@ -161,15 +164,24 @@ mod tests {
         let t = make_token(&key, "s1", 4, 1000, 9);
         assert_eq!(check_token(&key, "s1", &t, 1000), Ok(4));
         assert_eq!(check_token(&key, "s2", &t, 1000), Err(TokenError::Invalid));
-        assert_eq!(check_token(&[8u8; 32], "s1", &t, 1000), Err(TokenError::Invalid));
+        assert_eq!(
+            check_token(&[8u8; 32], "s1", &t, 1000),
+            Err(TokenError::Invalid)
+        );
         assert_eq!(
             check_token(&key, "s1", &t, 1000 + TOKEN_TTL_S + 1),
             Err(TokenError::Expired)
         );
-        assert_eq!(check_token(&key, "s1", "garbage", 0), Err(TokenError::Invalid));
+        assert_eq!(
+            check_token(&key, "s1", "garbage", 0),
+            Err(TokenError::Invalid)
+        );
         let mut forged = t.clone();
         forged.insert(1, 'x');
-        assert_eq!(check_token(&key, "s1", &forged, 1000), Err(TokenError::Invalid));
+        assert_eq!(
+            check_token(&key, "s1", &forged, 1000),
+            Err(TokenError::Invalid)
+        );
     }
 
     #[test]

@@ -337,7 +337,10 @@ mod tests {
         assert!(!s.link("events/b", true, 0));
         assert!(s.link("events/b", false, 0));
         let infos = s.infos(|p| if p == "events/a" { 0 } else { 3 });
-        assert!(infos[0].has_pending(), "a stream linked before its first entry");
+        assert!(
+            infos[0].has_pending(),
+            "a stream linked before its first entry"
+        );
         assert!(!infos[1].has_pending());
         assert_eq!(infos[0].to_json()["acked_offset"], "-1");
         assert_eq!(infos[1].to_json()["link_type"], "explicit");
@@ -371,7 +374,10 @@ mod tests {
     fn serialization_hides_secrets_and_builds_urls() {
         let s = sub();
         let v = s.to_json(&[], "ds_k", "http://h:1");
-        assert_eq!(v["webhook"]["signing"]["jwks_url"], "http://h:1/v1/stream/__ds/jwks.json");
+        assert_eq!(
+            v["webhook"]["signing"]["jwks_url"],
+            "http://h:1/v1/stream/__ds/jwks.json"
+        );
         assert!(v.get("webhook_secret").is_none());
         assert_eq!(v["status"], "active");
         assert_eq!(

@@ -18,7 +18,10 @@ pub const RESERVED: &str = "__ds";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Jwks,
-    Subscription { id: String, action: Action },
+    Subscription {
+        id: String,
+        action: Action,
+    },
     /// Under `__ds` but not a route (404 `SUBSCRIPTION_NOT_FOUND`).
     Unknown,
 }
@@ -53,7 +56,11 @@ pub fn parse_route(raw: &str) -> Route {
         return Route::Unknown;
     };
     let parts: Vec<&str> = rest.split('/').collect();
-    let Some(id) = parts.first().and_then(|p| decode(p)).filter(|s| !s.is_empty()) else {
+    let Some(id) = parts
+        .first()
+        .and_then(|p| decode(p))
+        .filter(|s| !s.is_empty())
+    else {
         return Route::Unknown;
     };
     let action = match &parts[1..] {
@@ -134,9 +141,7 @@ fn non_empty_str(v: &Value) -> Option<&str> {
 
 /// Parses a create body (already JSON); the error is the 400 `INVALID_REQUEST` message.
 pub fn parse_create(v: &Value) -> Result<CreateInput, String> {
-    let o = v
-        .as_object()
-        .ok_or("Request body must be a JSON object")?;
+    let o = v.as_object().ok_or("Request body must be a JSON object")?;
     let kind = match o.get("type").and_then(Value::as_str) {
         Some("webhook") => Kind::Webhook,
         Some("pull-wake") => Kind::PullWake,
@@ -277,7 +282,10 @@ mod tests {
             id: id.into(),
             action,
         };
-        assert_eq!(parse_route("__ds/subscriptions/a%20b"), sub("a b", Action::Base));
+        assert_eq!(
+            parse_route("__ds/subscriptions/a%20b"),
+            sub("a b", Action::Base)
+        );
         assert_eq!(
             parse_route("__ds/subscriptions/a/streams"),
             sub("a", Action::Streams)
@@ -296,7 +304,10 @@ mod tests {
             ("ack", Action::Ack),
             ("release", Action::Release),
         ] {
-            assert_eq!(parse_route(&format!("__ds/subscriptions/a/{s}")), sub("a", a));
+            assert_eq!(
+                parse_route(&format!("__ds/subscriptions/a/{s}")),
+                sub("a", a)
+            );
         }
         assert_eq!(parse_route("__ds/subscriptions/a/other"), Route::Unknown);
         assert_eq!(parse_route("__ds/subscriptions/"), Route::Unknown);
@@ -328,10 +339,13 @@ mod tests {
 
     #[test]
     fn the_config_hash_ignores_stream_order_and_duplicates() {
-        let a = parse_create(&json!({"type": "pull-wake", "streams": ["x", "y", "x"], "wake_stream": "w"}))
-            .unwrap();
-        let b = parse_create(&json!({"type": "pull-wake", "streams": ["y", "x"], "wake_stream": "w"}))
-            .unwrap();
+        let a = parse_create(
+            &json!({"type": "pull-wake", "streams": ["x", "y", "x"], "wake_stream": "w"}),
+        )
+        .unwrap();
+        let b =
+            parse_create(&json!({"type": "pull-wake", "streams": ["y", "x"], "wake_stream": "w"}))
+                .unwrap();
         let c = parse_create(&json!({"type": "pull-wake", "streams": ["y"], "wake_stream": "w"}))
             .unwrap();
         assert_eq!(a.config_hash(), b.config_hash());

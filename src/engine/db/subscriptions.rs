@@ -134,10 +134,11 @@ pub fn delete(c: &Connection, id: &str) -> Result<(), EngineError> {
 
 /// The stored key `name`.
 pub fn key(c: &Connection, name: &str) -> Result<Option<Vec<u8>>, EngineError> {
-    Ok(c
-        .prepare_cached("SELECT secret FROM subscription_keys WHERE name = ?1")?
-        .query_row([name], |r| r.get(0))
-        .optional()?)
+    Ok(
+        c.prepare_cached("SELECT secret FROM subscription_keys WHERE name = ?1")?
+            .query_row([name], |r| r.get(0))
+            .optional()?,
+    )
 }
 
 /// Stores key `name`.

@@ -231,7 +231,12 @@ pub(crate) fn run(b: &mut Batch<'_>, cmd: CreateCmd) -> Result<CreateOutcome, Cr
     if !body_entries.is_empty() {
         // Consumers of the commit feed (subscriptions) see an initial body as an append:
         // a tail change without entries (they are in `entries` already, not the memtable).
-        b.tail(meta.id, meta.name.as_deref(), meta.tail.next_pos, meta.tail.closed);
+        b.tail(
+            meta.id,
+            meta.name.as_deref(),
+            meta.tail.next_pos,
+            meta.tail.closed,
+        );
     }
     b.fresh(meta.clone());
     Ok(CreateOutcome::Created(meta))

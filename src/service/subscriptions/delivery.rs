@@ -40,7 +40,6 @@ pub async fn run(
     };
     let slots = Arc::new(Semaphore::new(settings.concurrency));
     loop {
-        let now = crate::clock::now();
         let wait = match manager.due(manager_now(&manager)).await {
             Ok((deliveries, next)) => {
                 for d in deliveries {
@@ -84,7 +83,7 @@ pub async fn run(
                 FeedEvent::Closed => return,
             },
             _ = manager.changed() => {}
-            _ = tokio::time::sleep_until(now + wait) => {}
+            _ = crate::clock::sleep(wait) => {}
             _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
         }
     }

@@ -12,6 +12,7 @@
 pub mod delivery;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -126,6 +127,8 @@ pub struct SubscriptionManager {
     state: Mutex<State>,
     /// Woken when the timers may have changed (a new wake, a delivery result).
     kick: Notify,
+    /// Whether any subscription exists (appends skip the lock when none does).
+    any: AtomicBool,
 }
 
 impl SubscriptionManager {
@@ -135,6 +138,7 @@ impl SubscriptionManager {
             settings,
             state: Mutex::new(State::default()),
             kick: Notify::new(),
+            any: AtomicBool::new(false),
         }
     }
 
@@ -153,7 +157,19 @@ impl SubscriptionManager {
             let signing = self.engine.subscription_key(SIGNING_KEY).await?;
             let token = self.engine.subscription_key(TOKEN_KEY).await?;
             let subs = self.engine.load_subscriptions().await?;
+            // Deletions arrive by stream id: learn the ids of the linked streams.
+            let now = self.now_ms();
+            for s in &subs {
+                for path in s.links.keys() {
+                    if let Some(m) = self.engine.lookup(path).await? {
+                        if !m.life.deleted && !m.is_expired(now) {
+                            st.ids.insert(m.id, path.clone());
+                        }
+                    }
+                }
+            }
             st.subs = subs.into_iter().map(|s| (s.id.clone(), s)).collect();
+            self.any.store(!st.subs.is_empty(), Ordering::SeqCst);
             st.keys = Some(Keys {
                 signer: WebhookSigner::new(&signing),
                 token,
@@ -201,7 +217,11 @@ impl SubscriptionManager {
     /// `GET /v1/stream/__ds/jwks.json`.
     pub async fn jwks(&self) -> SubResult<Value> {
         let st = self.lock().await?;
-        Ok(st.keys.as_ref().map(|k| k.signer.jwks()).unwrap_or_default())
+        Ok(st
+            .keys
+            .as_ref()
+            .map(|k| k.signer.jwks())
+            .unwrap_or_default())
     }
 
     async fn to_json(&self, st: &mut State, s: &Subscription, base_url: &str) -> SubResult<Value> {
@@ -262,7 +282,7 @@ impl SubscriptionManager {
                 let page = self.engine.list(offset, LIST_PAGE).await?;
                 for m in &page {
                     let Some(name) = &m.name else { continue };
-                    if glob::matches(pattern, name) {
+                    if glob::matches(pattern, name) && s.wake_stream.as_ref() != Some(name) {
                         st.ids.insert(m.id, name.clone());
                         s.link(name, false, m.tail.next_pos as i64);
                     }
@@ -282,6 +302,7 @@ impl SubscriptionManager {
         self.engine.write_subscriptions(writes).await?;
         let v = self.to_json(&mut st, &s, base_url).await?;
         st.subs.insert(s.id.clone(), s);
+        self.any.store(true, Ordering::SeqCst);
         Ok((v, true))
     }
 
@@ -301,6 +322,7 @@ impl SubscriptionManager {
                 .await?;
             st.subs.remove(id);
             st.in_flight.remove(id);
+            self.any.store(!st.subs.is_empty(), Ordering::SeqCst);
         }
         Ok(())
     }
@@ -517,7 +539,9 @@ impl SubscriptionManager {
         let mut st = self.lock().await?;
         let mut s = st.subs.get(id).cloned().ok_or(SubError::NotFound)?;
         if pull && s.kind != Kind::PullWake {
-            return Err(SubError::InvalidRequest("Subscription is not pull-wake".into()));
+            return Err(SubError::InvalidRequest(
+                "Subscription is not pull-wake".into(),
+            ));
         }
         self.fence(&st, &s, token, r)?;
         let moved = self.apply_acks(&mut st, &mut s, r).await?;
@@ -537,7 +561,9 @@ impl SubscriptionManager {
         let mut st = self.lock().await?;
         let mut s = st.subs.get(id).cloned().ok_or(SubError::NotFound)?;
         if s.kind != Kind::PullWake {
-            return Err(SubError::InvalidRequest("Subscription is not pull-wake".into()));
+            return Err(SubError::InvalidRequest(
+                "Subscription is not pull-wake".into(),
+            ));
         }
         if let Some(holder) = &s.wake.holder {
             return Err(SubError::AlreadyClaimed {
@@ -573,7 +599,9 @@ impl SubscriptionManager {
         let mut st = self.lock().await?;
         let mut s = st.subs.get(id).cloned().ok_or(SubError::NotFound)?;
         if s.kind != Kind::PullWake {
-            return Err(SubError::InvalidRequest("Subscription is not pull-wake".into()));
+            return Err(SubError::InvalidRequest(
+                "Subscription is not pull-wake".into(),
+            ));
         }
         self.fence(&st, &s, token, r)?;
         s.end_wake();
@@ -601,7 +629,9 @@ impl SubscriptionManager {
                 .map(|s| s.id.clone())
                 .collect();
             for id in ids {
-                let Some(mut s) = st.subs.get(&id).cloned() else { continue };
+                let Some(mut s) = st.subs.get(&id).cloned() else {
+                    continue;
+                };
                 s.links.remove(&path);
                 self.engine
                     .write_subscriptions(vec![SubWrite::Unlink {
@@ -624,10 +654,43 @@ impl SubscriptionManager {
         self.appended(&mut st, path).await
     }
 
+    /// An append (or a create with a body) the service just committed: links and wakes
+    /// before the request is answered, as the reference does, so that a claim right
+    /// after an append finds the work. The commit feed sees the same append later; by
+    /// then there is nothing left to do.
+    pub async fn after_append(&self, path: &str) {
+        if !self.any.load(Ordering::SeqCst) {
+            return;
+        }
+        let r = async {
+            let mut st = self.lock().await?;
+            self.tail(&mut st, path).await?; // learns the stream's id
+            self.appended(&mut st, path).await
+        }
+        .await;
+        if let Err(e) = r {
+            tracing::warn!(stream = %path, error = %e, "subscriptions could not follow an append");
+        }
+    }
+
     async fn appended(&self, st: &mut State, path: &str) -> SubResult<()> {
-        let ids: Vec<String> = st.subs.keys().cloned().collect();
+        // A subscription's own wake stream is never linked to it (each wake event would
+        // be new work, and so another wake, forever).
+        let relevant = |s: &Subscription| {
+            s.wake_stream.as_deref() != Some(path)
+                && (s.links.contains_key(path)
+                    || s.pattern.as_deref().is_some_and(|p| glob::matches(p, path)))
+        };
+        let ids: Vec<String> = st
+            .subs
+            .values()
+            .filter(|s| relevant(s))
+            .map(|s| s.id.clone())
+            .collect();
         for id in ids {
-            let Some(mut s) = st.subs.get(&id).cloned() else { continue };
+            let Some(mut s) = st.subs.get(&id).cloned() else {
+                continue;
+            };
             let mut links = Vec::new();
             let matches = s.pattern.as_deref().is_some_and(|p| glob::matches(p, path));
             if matches && s.link(path, false, crate::subscriptions::BEFORE_FIRST) {
@@ -700,7 +763,9 @@ impl SubscriptionManager {
         let mut next: Option<i64> = None;
         let ids: Vec<String> = st.subs.keys().cloned().collect();
         for id in ids {
-            let Some(mut s) = st.subs.get(&id).cloned() else { continue };
+            let Some(mut s) = st.subs.get(&id).cloned() else {
+                continue;
+            };
             if s.wake.lease_expires_at_ms.is_some_and(|t| t <= now_ms) {
                 s.end_wake();
                 let woke = self.next_wake(&mut st, &mut s).await?;
