@@ -223,8 +223,9 @@ knobs! {
     DS_WEBHOOK_RETRY_MAX_MS: Literal("60000"), Servers,
         "Longest delay between webhook delivery retries.";
     DS_AUTH_TOKEN: Unset, Servers,
-        "Require `Authorization: Bearer <token>` on every request but `/health` and CORS \
-         preflights (401 otherwise). At least 16 printable characters. Set this or \
+        "Require `Authorization: Bearer <token>` on every request but `/health`, CORS \
+         preflights and the subscription routes that carry their own token (`callback`, \
+         `ack`, `release`) or are public (`__ds/jwks.json`) (401 otherwise). At least 16 printable characters. Set this or \
          `DS_AUTH_TOKEN_FILE`, not both.";
     DS_AUTH_TOKEN_FILE: Unset, Servers,
         "A file holding the token of `DS_AUTH_TOKEN` (surrounding whitespace is ignored).";

@@ -112,9 +112,14 @@ async fn send(
     if !status.is_success() {
         return Err(format!("receiver answered {status}"));
     }
-    let body = res.bytes().await.unwrap_or_default();
-    if body.len() > MAX_RESPONSE_BYTES {
-        return Ok(false);
+    // Read at most MAX_RESPONSE_BYTES: a longer answer is accepted, but not as "done".
+    let mut res = res;
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = res.chunk().await {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Ok(false);
+        }
+        body.extend_from_slice(&chunk);
     }
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     Ok(v.get("done").and_then(serde_json::Value::as_bool) == Some(true))
