@@ -53,9 +53,16 @@ impl Engine {
             .await
     }
 
-    /// The 32-byte secret `name`, created from the clock's randomness the first time.
+    /// The 32-byte secret `name`, created from the clock's randomness the first time
+    /// (only then is anything written).
     pub async fn subscription_key(&self, name: &str) -> Result<[u8; 32], EngineError> {
         let name = name.to_string();
+        let n = name.clone();
+        if let Some(k) = self.reader().run(move |c| db::key(c, &n)).await? {
+            if let Ok(k) = <[u8; 32]>::try_from(k.as_slice()) {
+                return Ok(k);
+            }
+        }
         self.writer()
             .call(Submit::internal(), move |b| {
                 let c = b.conn();

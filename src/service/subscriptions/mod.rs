@@ -102,6 +102,8 @@ struct Keys {
 /// The in-memory state (loaded from storage on first use).
 #[derive(Default)]
 struct State {
+    loaded: bool,
+    /// Created on first use (an idle server writes nothing).
     keys: Option<Keys>,
     subs: HashMap<String, Subscription>,
     /// Live stream ids seen for linked paths (deletions arrive by id).
@@ -153,9 +155,7 @@ impl SubscriptionManager {
     /// The state, loaded from storage the first time (keys created once).
     async fn lock(&self) -> SubResult<MutexGuard<'_, State>> {
         let mut st = self.state.lock().await;
-        if st.keys.is_none() {
-            let signing = self.engine.subscription_key(SIGNING_KEY).await?;
-            let token = self.engine.subscription_key(TOKEN_KEY).await?;
+        if !st.loaded {
             let subs = self.engine.load_subscriptions().await?;
             // Deletions arrive by stream id: learn the ids of the linked streams.
             let now = self.now_ms();
@@ -170,16 +170,33 @@ impl SubscriptionManager {
             }
             st.subs = subs.into_iter().map(|s| (s.id.clone(), s)).collect();
             self.any.store(!st.subs.is_empty(), Ordering::SeqCst);
-            st.keys = Some(Keys {
-                signer: WebhookSigner::new(&signing),
-                token,
-            });
+            st.loaded = true;
             self.kick.notify_one();
         }
         Ok(st)
     }
 
-    /// The next position of live stream `path` (0 when missing), remembering its id.
+    /// The state with the keys loaded, or created the first time they are needed.
+    async fn lock_keyed(&self) -> SubResult<MutexGuard<'_, State>> {
+        let mut st = self.lock().await?;
+        self.ensure_keys(&mut st).await?;
+        Ok(st)
+    }
+
+    async fn ensure_keys(&self, st: &mut State) -> SubResult<()> {
+        if st.keys.is_none() {
+            let signing = self.engine.subscription_key(SIGNING_KEY).await?;
+            let token = self.engine.subscription_key(TOKEN_KEY).await?;
+            st.keys = Some(Keys {
+                signer: WebhookSigner::new(&signing),
+                token,
+            });
+        }
+        Ok(())
+    }
+
+    /// The next position of live stream `path` (0 when missing), remembering its id
+    /// (callers ask only for linked streams, or streams about to be linked).
     async fn tail(&self, st: &mut State, path: &str) -> SubResult<u64> {
         let now = self.now_ms();
         Ok(match self.engine.lookup(path).await? {
@@ -216,7 +233,7 @@ impl SubscriptionManager {
 
     /// `GET /v1/stream/__ds/jwks.json`.
     pub async fn jwks(&self) -> SubResult<Value> {
-        let st = self.lock().await?;
+        let st = self.lock_keyed().await?;
         Ok(st
             .keys
             .as_ref()
@@ -241,7 +258,7 @@ impl SubscriptionManager {
         input: CreateInput,
         base_url: &str,
     ) -> SubResult<(Value, bool)> {
-        let mut st = self.lock().await?;
+        let mut st = self.lock_keyed().await?;
         let hash = input.config_hash();
         if let Some(existing) = st.subs.get(id).cloned() {
             if existing.config_hash != hash {
@@ -308,7 +325,7 @@ impl SubscriptionManager {
 
     /// `GET …/subscriptions/:id`.
     pub async fn get(&self, id: &str, base_url: &str) -> SubResult<Value> {
-        let mut st = self.lock().await?;
+        let mut st = self.lock_keyed().await?;
         let s = st.subs.get(id).cloned().ok_or(SubError::NotFound)?;
         self.to_json(&mut st, &s, base_url).await
     }
@@ -536,7 +553,7 @@ impl SubscriptionManager {
         r: &WakeReply,
         pull: bool,
     ) -> SubResult<Value> {
-        let mut st = self.lock().await?;
+        let mut st = self.lock_keyed().await?;
         let mut s = st.subs.get(id).cloned().ok_or(SubError::NotFound)?;
         if pull && s.kind != Kind::PullWake {
             return Err(SubError::InvalidRequest(
@@ -558,7 +575,7 @@ impl SubscriptionManager {
 
     /// `POST …/claim`.
     pub async fn claim(&self, id: &str, worker: &str) -> SubResult<Value> {
-        let mut st = self.lock().await?;
+        let mut st = self.lock_keyed().await?;
         let mut s = st.subs.get(id).cloned().ok_or(SubError::NotFound)?;
         if s.kind != Kind::PullWake {
             return Err(SubError::InvalidRequest(
@@ -596,7 +613,7 @@ impl SubscriptionManager {
 
     /// `POST …/release`.
     pub async fn release(&self, id: &str, token: &str, r: &WakeReply) -> SubResult<()> {
-        let mut st = self.lock().await?;
+        let mut st = self.lock_keyed().await?;
         let mut s = st.subs.get(id).cloned().ok_or(SubError::NotFound)?;
         if s.kind != Kind::PullWake {
             return Err(SubError::InvalidRequest(
@@ -650,8 +667,11 @@ impl SubscriptionManager {
         if c.entries.is_empty() && !(c.first_pos == c.next_pos && c.next_pos > 0) {
             return Ok(());
         }
-        st.ids.insert(c.id, path.to_string());
-        self.appended(&mut st, path).await
+        self.appended(&mut st, path).await?;
+        if st.subs.values().any(|s| s.links.contains_key(path)) {
+            st.ids.insert(c.id, path.to_string());
+        }
+        Ok(())
     }
 
     /// An append (or a create with a body) the service just committed: links and wakes
@@ -664,7 +684,6 @@ impl SubscriptionManager {
         }
         let r = async {
             let mut st = self.lock().await?;
-            self.tail(&mut st, path).await?; // learns the stream's id
             self.appended(&mut st, path).await
         }
         .await;
@@ -695,6 +714,7 @@ impl SubscriptionManager {
             let matches = s.pattern.as_deref().is_some_and(|p| glob::matches(p, path));
             if matches && s.link(path, false, crate::subscriptions::BEFORE_FIRST) {
                 links.push(path.to_string());
+                self.tail(st, path).await?; // learns the stream's id (deletions)
             }
             if !s.links.contains_key(path) {
                 continue;
@@ -783,6 +803,7 @@ impl SubscriptionManager {
                 next = Some(next.map_or(at, |n| n.min(at)));
                 continue;
             }
+            self.ensure_keys(&mut st).await?;
             let d = self.delivery(&mut st, &s).await?;
             st.in_flight.insert(id);
             out.push(d);
