@@ -1,7 +1,8 @@
 //! Durable Streams subscriptions over HTTP (`/v1/stream/__ds/`): webhook signatures
 //! verified against the published key, a receiver that is down and then up, fencing after
 //! a new generation, the webhook target rules (nothing is connected to for a refused URL),
-//! and restarts with a pending webhook retry and with a held pull-wake lease.
+//! links (patterns, explicit streams, deletions), the routes left open under
+//! `DS_AUTH_TOKEN`, and restarts with a pending webhook retry and with a held lease.
 #![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test code: real time, unwrap on failure
 
 mod common;
@@ -783,5 +784,76 @@ async fn links_follow_patterns_explicit_streams_and_deletions() {
     assert_eq!(status, 204);
     let (status, _) = send(&c, Method::GET, &sub_url(&s, "links"), None).await;
     assert_eq!(status, 404);
+    s.terminate();
+}
+
+#[tokio::test]
+async fn with_server_auth_only_token_carrying_routes_and_the_keys_are_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "0123456789abcdef-server";
+    let mut s = Server::start(dir.path(), &[("DS_AUTH_TOKEN", secret)]);
+    let c = client();
+    use reqwest::Method;
+    let body = json!({"type": "pull-wake", "streams": ["a"], "wake_stream": "w"});
+    let (status, _) = create(&c, &s, "auth", body.clone()).await;
+    assert_eq!(status, 401, "creating needs the server token");
+    let (status, _) = send_auth(
+        &c,
+        Method::PUT,
+        &sub_url(&s, "auth"),
+        Some(body),
+        Some(secret),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let r = c
+        .put(s.stream_url("a"))
+        .bearer_auth(secret)
+        .header("content-type", "application/json")
+        .body(r#"{"n":1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let claim_url = format!("{}/claim", sub_url(&s, "auth"));
+    let (status, _) = send(&c, Method::POST, &claim_url, Some(json!({"worker": "w"}))).await;
+    assert_eq!(status, 401, "claiming needs the server token");
+    let (status, claimed) = send_auth(
+        &c,
+        Method::POST,
+        &claim_url,
+        Some(json!({"worker": "w"})),
+        Some(secret),
+    )
+    .await;
+    assert_eq!(status, 200, "{claimed}");
+    // The ack carries the claim token, not the server's.
+    let ack_url = format!("{}/ack", sub_url(&s, "auth"));
+    let reply = json!({"wake_id": claimed["wake_id"], "generation": claimed["generation"]});
+    let (status, v) = send_auth(
+        &c,
+        Method::POST,
+        &ack_url,
+        Some(reply.clone()),
+        Some(secret),
+    )
+    .await;
+    assert_eq!(
+        (status, &v["error"]["code"]),
+        (401, &json!("TOKEN_INVALID"))
+    );
+    let (status, v) = send_auth(
+        &c,
+        Method::POST,
+        &ack_url,
+        Some(reply),
+        claimed["token"].as_str(),
+    )
+    .await;
+    assert_eq!((status, v), (200, json!({"ok": true, "next_wake": false})));
+    let r = c.get(s.stream_url("__ds/jwks.json")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c.get(sub_url(&s, "auth")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
     s.terminate();
 }
