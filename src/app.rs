@@ -283,6 +283,14 @@ impl BoundServer {
                 stop_rx.clone(),
             )),
         );
+        let subscriber = health.spawn(
+            "subscriptions",
+            task(crate::service::subscriptions::delivery::run(
+                service.subscriptions().clone(),
+                engine.commit_feed(),
+                stop_rx.clone(),
+            )),
+        );
         let sweeper = health.spawn(
             "expiry-sweeper",
             Box::pin(sweep_expired(
@@ -334,6 +342,7 @@ impl BoundServer {
         sweeper.abort();
         retention.abort();
         toucher.abort();
+        subscriber.abort();
         reporter.abort();
         emitter.abort();
         // The segmenter and uploader finish the step they are in (their results still

@@ -1,8 +1,8 @@
 //! Prisma Streams: a Durable Streams HTTP server in one binary.
 //!
 //! Layers (data flows one way): `http` → `service` → `engine`. `protocol`, `config`,
-//! `lock`, `clock`, `health`, `telemetry` and the pure `lens`, `schema`, `profiles`, `touch` and
-//! `search` modules are leaves any layer may use.
+//! `lock`, `clock`, `health`, `telemetry` and the pure `lens`, `schema`, `profiles`, `touch`,
+//! `subscriptions` and `search` modules are leaves any layer may use.
 
 pub mod app;
 pub mod cli;
@@ -20,6 +20,7 @@ pub mod protocol;
 pub mod schema;
 pub mod search;
 pub mod service;
+pub mod subscriptions;
 pub mod telemetry;
 pub mod touch;
 pub mod update;

@@ -215,9 +215,22 @@ knobs! {
          local mode defaults to `0`).";
     DS_METRICS_RETENTION_ENTRIES: Literal("8640"), Servers,
         "Events kept in `__stream_metrics__`.";
+    DS_WEBHOOKS: Literal("1"), Servers,
+        "`0` refuses webhook subscriptions (400); pull-wake subscriptions always work. \
+         Local mode delivers webhooks only to `http://localhost` and `http://127.x.x.x`.";
+    DS_WEBHOOK_TIMEOUT_MS: Literal("10000"), Servers,
+        "Timeout of one webhook delivery attempt (connect, send, response).";
+    DS_WEBHOOK_CONCURRENCY: Literal("16"), Servers,
+        "Webhook deliveries in flight at once.";
+    DS_WEBHOOK_RETRY_BASE_MS: Literal("1000"), Servers,
+        "Delay before the first retry of a failed webhook delivery; it doubles (±20% \
+         jitter) for each further one.";
+    DS_WEBHOOK_RETRY_MAX_MS: Literal("60000"), Servers,
+        "Longest delay between webhook delivery retries.";
     DS_AUTH_TOKEN: Unset, Servers,
-        "Require `Authorization: Bearer <token>` on every request but `/health` and CORS \
-         preflights (401 otherwise). At least 16 printable characters. Set this or \
+        "Require `Authorization: Bearer <token>` on every request but `/health`, CORS \
+         preflights and the subscription routes that carry their own token (`callback`, \
+         `ack`, `release`) or are public (`__ds/jwks.json`) (401 otherwise). At least 16 printable characters. Set this or \
          `DS_AUTH_TOKEN_FILE`, not both.";
     DS_AUTH_TOKEN_FILE: Unset, Servers,
         "A file holding the token of `DS_AUTH_TOKEN` (surrounding whitespace is ignored).";

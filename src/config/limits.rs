@@ -56,6 +56,8 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// `DS_MAX_LIVE_READERS`: concurrent long-poll and SSE readers (503 above).
     pub max_live_readers: usize,
+    /// Webhook delivery of subscriptions (`DS_WEBHOOK*`).
+    pub subscriptions: super::SubscriptionSettings,
 }
 
 /// The smallest `DS_MAX_HEADER_BYTES`.
@@ -105,6 +107,7 @@ impl Limits {
                 n => n,
             },
             max_live_readers: env.positive(&k::DS_MAX_LIVE_READERS)?,
+            subscriptions: super::SubscriptionSettings::from_env(env)?,
         };
         // A body is reserved in the ingest budget as it arrives: the largest one must fit.
         if limits.ingest_max_queue_bytes < limits.append_max_body_bytes {

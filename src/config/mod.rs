@@ -11,6 +11,7 @@ mod env;
 pub mod knobs;
 mod limits;
 mod store;
+mod subscriptions;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -25,6 +26,7 @@ pub use knobs::{Knob, KNOBS};
 pub use limits::Limits;
 
 pub use store::{ObjectStoreConfig, RetryPolicy, Tiering};
+pub use subscriptions::SubscriptionSettings;
 
 /// A configuration error: reported as one line, exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +152,8 @@ impl Config {
         if env.get(knobs::DS_METRICS_FLUSH_MS.name).is_none() {
             limits.metrics_flush_ms = 0;
         }
+        // A local server is a development tool: it POSTs webhooks to loopback only.
+        limits.subscriptions.loopback_only = true;
         Ok(Config {
             host,
             port,

@@ -60,6 +60,7 @@ pub use ops::create::{CreateCmd, CreateError, CreateOutcome, ForkSpec};
 pub use ops::profile::ProfileError;
 pub use ops::remove::DeleteError;
 pub use ops::schema::SchemaUpdateError;
+pub use ops::subscriptions::SubWrite;
 pub use ops::templates::{
     Activated, Activation, ActivationKind, ActivationLimiter, Denied, DenyReason, Evicted,
     Heartbeats, TemplateDef, TemplateLimits, TemplatesError, ENCODINGS as TEMPLATE_ENCODINGS,

@@ -1,5 +1,6 @@
 //! Optional bearer-token authentication (`DS_AUTH_TOKEN` / `DS_AUTH_TOKEN_FILE`). Every
-//! route but `/health` and CORS preflights needs `Authorization: Bearer <token>`.
+//! route but `/health`, CORS preflights and the subscription routes that carry their own
+//! token (see [`own_credentials`]) needs `Authorization: Bearer <token>`.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -18,7 +19,10 @@ pub async fn authenticate(
     let Some(token) = &st.auth else {
         return next.run(req).await;
     };
-    if req.uri().path() == "/health" || req.method() == Method::OPTIONS {
+    if req.uri().path() == "/health"
+        || req.method() == Method::OPTIONS
+        || own_credentials(req.uri().path())
+    {
         return next.run(req).await;
     }
     let presented = req
@@ -30,6 +34,19 @@ pub async fn authenticate(
         Some(_) => unauthorized("invalid bearer token"),
         None => unauthorized("missing Authorization: Bearer <token> header"),
     }
+}
+
+/// Subscription routes that carry their own credentials (a webhook receiver or worker
+/// presents its callback token as the bearer) and the public webhook signing keys.
+fn own_credentials(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("/v1/stream/__ds/") else {
+        return false;
+    };
+    rest == "jwks.json"
+        || (rest.starts_with("subscriptions/")
+            && ["/callback", "/ack", "/release"]
+                .iter()
+                .any(|a| rest.ends_with(a)))
 }
 
 fn unauthorized(message: &str) -> Response {

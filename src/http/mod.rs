@@ -13,6 +13,7 @@ mod post;
 mod put;
 mod search;
 mod stream_config;
+mod subscriptions;
 mod touch;
 mod util;
 
@@ -232,6 +233,10 @@ async fn stream(State(st): State<Arc<AppState>>, req: Request<Body>) -> Response
         .strip_prefix("/v1/stream/")
         .unwrap_or_default()
         .to_string();
+    // The reserved control routes come before stream names.
+    if crate::subscriptions::request::is_reserved(&raw) {
+        return subscriptions::handle(&st.service, &raw, req).await;
+    }
     let (name, sub) = match StreamService::parse_path(&raw) {
         Ok(r) => r,
         Err(e) => return e.into_response(),

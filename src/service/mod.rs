@@ -11,6 +11,7 @@ pub mod search;
 pub mod server_details;
 mod settings;
 mod stream_config;
+pub mod subscriptions;
 pub mod touch;
 
 pub use settings::StreamSettings;
@@ -139,6 +140,8 @@ pub struct StreamService {
     settings_cache: std::sync::Arc<settings::SettingsCache>,
     /// Live-query touch state of the touch-enabled streams.
     touch: std::sync::Arc<touch::TouchManager>,
+    /// Durable Streams subscriptions (the reserved `__ds` routes).
+    subscriptions: std::sync::Arc<subscriptions::SubscriptionManager>,
 }
 
 fn bad(msg: impl Into<String>) -> ServiceError {
@@ -150,6 +153,10 @@ impl StreamService {
         let live_slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_live_readers));
         StreamService {
             touch: std::sync::Arc::new(touch::TouchManager::new(engine.clone())),
+            subscriptions: std::sync::Arc::new(subscriptions::SubscriptionManager::new(
+                engine.clone(),
+                limits.subscriptions.clone(),
+            )),
             engine,
             limits,
             live_slots,
@@ -168,6 +175,11 @@ impl StreamService {
     /// The live-query touch state.
     pub fn touch(&self) -> &touch::TouchManager {
         &self.touch
+    }
+
+    /// Durable Streams subscriptions.
+    pub fn subscriptions(&self) -> &std::sync::Arc<subscriptions::SubscriptionManager> {
+        &self.subscriptions
     }
 
     /// The budget request bodies reserve their bytes in as they arrive.
@@ -317,10 +329,15 @@ impl StreamService {
             local_only: false,
         };
         match self.engine.create(cmd).await? {
-            CreateOutcome::Created(m) => Ok(Created {
-                new: true,
-                info: StreamInfo::from_meta(&m),
-            }),
+            CreateOutcome::Created(m) => {
+                if m.tail.next_pos > 0 {
+                    self.subscriptions.after_append(name).await;
+                }
+                Ok(Created {
+                    new: true,
+                    info: StreamInfo::from_meta(&m),
+                })
+            }
             CreateOutcome::Exists(m) => Ok(Created {
                 new: false,
                 info: StreamInfo::from_meta(&m),
@@ -415,12 +432,15 @@ impl StreamService {
             };
             match self.engine.append(cmd).await {
                 Ok(out) => {
+                    if out.written > 0 {
+                        self.subscriptions.after_append(name).await;
+                    }
                     return Ok(Appended {
                         next_offset: Offset::at(out.next_pos),
                         closed: out.closed,
                         producer: out.producer,
                         producer_wrote: out.producer.is_some() && out.written > 0,
-                    })
+                    });
                 }
                 Err(crate::engine::AppendError::ConfigChanged) => continue,
                 Err(e) => return Err(e.into()),

@@ -10,6 +10,7 @@ pub mod producers;
 pub mod retention;
 pub mod segments;
 pub mod streams;
+pub mod subscriptions;
 pub mod templates;
 
 #[cfg(test)]
@@ -61,6 +62,11 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0011_key_index",
         include_str!("../../../migrations/0011_key_index.sql"),
+    ),
+    // There is no 0009: the number was reserved for subscriptions, which landed last.
+    (
+        "0012_subscriptions",
+        include_str!("../../../migrations/0012_subscriptions.sql"),
     ),
 ];
 

@@ -228,6 +228,16 @@ pub(crate) fn run(b: &mut Batch<'_>, cmd: CreateCmd) -> Result<CreateOutcome, Cr
         (meta.tail.next_pos - start) as usize,
         meta.tier.pending_bytes as usize,
     );
+    if !body_entries.is_empty() {
+        // Consumers of the commit feed (subscriptions) see an initial body as an append:
+        // a tail change without entries (they are in `entries` already, not the memtable).
+        b.tail(
+            meta.id,
+            meta.name.as_deref(),
+            meta.tail.next_pos,
+            meta.tail.closed,
+        );
+    }
     b.fresh(meta.clone());
     Ok(CreateOutcome::Created(meta))
 }

@@ -11,6 +11,7 @@ pub mod profile;
 pub mod remove;
 pub mod retention;
 pub mod schema;
+pub mod subscriptions;
 pub mod templates;
 pub mod tiering;
 
