@@ -4,6 +4,7 @@
 pub mod aggregate;
 pub mod config;
 pub mod eval;
+pub mod prefilter;
 pub mod query;
 #[cfg(test)]
 mod query_tests;

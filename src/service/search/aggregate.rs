@@ -12,6 +12,7 @@ use crate::protocol::headers::format_rfc3339_ms;
 use crate::protocol::offset::Offset;
 use crate::search::aggregate::{contribution, parse_request, Buckets, CompiledRollup};
 use crate::search::eval::{evaluate, Document};
+use crate::search::prefilter::Prefilter;
 
 impl StreamService {
     /// Serves `POST /v1/stream/{name}/_aggregate`.
@@ -30,6 +31,11 @@ impl StreamService {
         };
         let rollup = CompiledRollup::new(&cfg, rollup_cfg).map_err(bad)?;
         let mut buckets = Buckets::new(&req);
+        // Records whose text cannot hold the query's keywords are skipped unparsed.
+        let prefilter = req
+            .q
+            .as_ref()
+            .map_or(Prefilter::All, |q| Prefilter::of(q, &cfg));
         let mut scan = Scan::new(self, meta, None).await?;
         let end = scan.end();
         let ranges = Candidates::for_query(self, scan.meta(), req.q.as_ref(), &settings)
@@ -37,6 +43,9 @@ impl StreamService {
             .ranges(0, end);
         {
             let mut visit = |pos: u64, data: &Bytes| -> ServiceResult<Flow> {
+                if !prefilter.may_match(data) {
+                    return Ok(Flow::More);
+                }
                 let Ok(record) = serde_json::from_slice::<Value>(data) else {
                     return Ok(Flow::More);
                 };

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::search::prefilter::Prefilter;
+
 use serde_json::Value;
 
 use super::super::{bad, ServiceResult, StreamSettings};
@@ -37,11 +39,18 @@ pub(crate) fn entry_filter(
     let query = compile_filter(config.as_ref(), input).map_err(bad)?;
     let mut fields = Vec::new();
     query.fields(&mut fields);
+    // Entries whose text cannot hold the filter's keywords are rejected unparsed.
+    let prefilter = config
+        .as_ref()
+        .map_or(Prefilter::All, |c| Prefilter::of(&query, c));
     let config = Arc::new(config);
     let test = move |pos: u64, data: &[u8]| -> bool {
         let Some(cfg) = config.as_ref() else {
             return false;
         };
+        if !prefilter.may_match(data) {
+            return false;
+        }
         let Ok(record) = serde_json::from_slice::<Value>(data) else {
             return false;
         };

@@ -16,6 +16,7 @@ use super::scan::{Candidates, Flow, Scan};
 use super::search_config;
 use crate::protocol::offset::Offset;
 use crate::search::eval::{evaluate, Canon, Document};
+use crate::search::prefilter::Prefilter;
 use crate::search::request::{
     after_cursor, compare_hits, parse_body, parse_query, sort_response, Direction, SearchRequest,
     SortSpec, SortValue,
@@ -139,9 +140,14 @@ impl StreamService {
         };
         let mut query_fields = Vec::new();
         req.q.fields(&mut query_fields);
+        // Records whose text cannot hold the query's keywords are skipped unparsed.
+        let prefilter = Prefilter::of(&req.q, &cfg);
         let mut failure: Option<ServiceError> = None;
         {
             let mut visit = |pos: u64, data: &Bytes| -> ServiceResult<Flow> {
+                if !prefilter.may_match(data) {
+                    return Ok(Flow::More);
+                }
                 let Ok(record) = serde_json::from_slice::<Value>(data) else {
                     return Ok(Flow::More);
                 };
