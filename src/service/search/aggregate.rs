@@ -31,21 +31,18 @@ impl StreamService {
         };
         let rollup = CompiledRollup::new(&cfg, rollup_cfg).map_err(bad)?;
         let mut buckets = Buckets::new(&req);
-        // Records whose text cannot hold the query's keywords are skipped unparsed.
-        let prefilter = req
-            .q
-            .as_ref()
-            .map_or(Prefilter::All, |q| Prefilter::of(q, &cfg));
+
         let mut scan = Scan::new(self, meta, None).await?;
+        // Records whose text cannot hold the query's keywords are skipped unparsed.
+        if let Some(q) = &req.q {
+            scan.set_prefilter(Prefilter::of(q, &cfg));
+        }
         let end = scan.end();
         let ranges = Candidates::for_query(self, scan.meta(), req.q.as_ref(), &settings)
             .await?
             .ranges(0, end);
         {
             let mut visit = |pos: u64, data: &Bytes| -> ServiceResult<Flow> {
-                if !prefilter.may_match(data) {
-                    return Ok(Flow::More);
-                }
                 let Ok(record) = serde_json::from_slice::<Value>(data) else {
                     return Ok(Flow::More);
                 };

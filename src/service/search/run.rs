@@ -141,13 +141,10 @@ impl StreamService {
         let mut query_fields = Vec::new();
         req.q.fields(&mut query_fields);
         // Records whose text cannot hold the query's keywords are skipped unparsed.
-        let prefilter = Prefilter::of(&req.q, &cfg);
+        scan.set_prefilter(Prefilter::of(&req.q, &cfg));
         let mut failure: Option<ServiceError> = None;
         {
             let mut visit = |pos: u64, data: &Bytes| -> ServiceResult<Flow> {
-                if !prefilter.may_match(data) {
-                    return Ok(Flow::More);
-                }
                 let Ok(record) = serde_json::from_slice::<Value>(data) else {
                     return Ok(Flow::More);
                 };

@@ -14,7 +14,8 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::super::{ServiceResult, StreamService};
-use crate::engine::{ReadLimits, StreamMeta};
+use crate::engine::{EntryFilter, ReadLimits, StreamMeta};
+use crate::search::prefilter::Prefilter;
 use crate::search::query::Query;
 use crate::search::terms::{self, TermExpr};
 use crate::service::settings::StreamSettings;
@@ -23,8 +24,10 @@ use crate::service::settings::StreamSettings;
 const PAGE_RECORDS: usize = 4096;
 /// Payload bytes read per page of a scan (at least one entry is read).
 const PAGE_BYTES: usize = 4 * 1024 * 1024;
-/// Entries read at a time when scanning backwards.
+/// Entries read at a time when scanning backwards (the window of positions starts here).
 const BACKWARD_CHUNK: u64 = 1024;
+/// The largest window of positions read at a time when scanning backwards.
+const MAX_BACKWARD_WINDOW: u64 = 1 << 20;
 
 /// The positions a query must read: every position but those of the segments the
 /// stream's index rules out for it (full mode; see `engine::keyindex`). Ruling out is
@@ -110,6 +113,8 @@ pub(crate) struct Scan<'a> {
     svc: &'a StreamService,
     meta: StreamMeta,
     deadline: Option<Instant>,
+    /// Entries it rejects are skipped inside the engine's read, never copied out.
+    prefilter: Option<EntryFilter>,
     segments: Vec<(u64, u64)>,
     touched: Vec<bool>,
     pub stats: ScanStats,
@@ -132,11 +137,24 @@ impl<'a> Scan<'a> {
             svc,
             meta,
             deadline,
+            prefilter: None,
             segments,
             touched,
             stats: ScanStats::default(),
             timed_out: false,
         })
+    }
+
+    /// Reads only the entries whose raw text passes `p` (see `search::prefilter`); the
+    /// others are scanned past inside the engine.
+    pub fn set_prefilter(&mut self, p: Prefilter) {
+        if p == Prefilter::All {
+            return;
+        }
+        self.prefilter = Some(EntryFilter {
+            test: std::sync::Arc::new(move |_pos: u64, raw: &[u8]| p.may_match(raw)),
+            scan_limit_bytes: usize::MAX,
+        });
     }
 
     /// The position after the last entry of the snapshot.
@@ -192,7 +210,7 @@ impl<'a> Scan<'a> {
                 max_bytes: PAGE_BYTES,
                 max_records: PAGE_RECORDS,
                 key: None,
-                filter: None,
+                filter: self.prefilter.clone(),
             };
             let batch = self.svc.engine().read(&bounded, pos, limits).await?;
             for (e, &p) in batch.entries.iter().zip(&batch.positions) {
@@ -232,10 +250,14 @@ impl<'a> Scan<'a> {
         ranges: Vec<Range<u64>>,
         visit: &mut (dyn FnMut(u64, &Bytes) -> ServiceResult<Flow> + Send),
     ) -> ServiceResult<()> {
+        // The window adapts to what passes the prefilter: it grows while chunks come back
+        // small (few candidates: fewer, larger reads, each block decompressed once) and
+        // shrinks when they are large, so a chunk holds about BACKWARD_CHUNK entries.
+        let mut window = BACKWARD_CHUNK;
         for r in ranges.into_iter().rev() {
             let mut hi = r.end;
             while hi > r.start {
-                let lo = hi.saturating_sub(BACKWARD_CHUNK).max(r.start);
+                let lo = hi.saturating_sub(window).max(r.start);
                 let mut chunk: Vec<(u64, Bytes)> = Vec::new();
                 let mut collect = |p: u64, e: &Bytes| {
                     chunk.push((p, e.clone()));
@@ -246,6 +268,7 @@ impl<'a> Scan<'a> {
                 if flow == Flow::Stop && self.timed_out {
                     return Ok(());
                 }
+                let held = chunk.len() as u64;
                 for (p, e) in chunk.iter().rev() {
                     self.count(*p, e.len());
                     if visit(*p, e)? == Flow::Stop || self.expired() {
@@ -253,6 +276,11 @@ impl<'a> Scan<'a> {
                     }
                 }
                 hi = lo;
+                if held < BACKWARD_CHUNK / 4 {
+                    window = (window * 4).min(MAX_BACKWARD_WINDOW);
+                } else if held > BACKWARD_CHUNK {
+                    window = (window / 2).max(BACKWARD_CHUNK);
+                }
             }
         }
         Ok(())
