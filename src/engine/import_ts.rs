@@ -446,8 +446,28 @@ fn settings_of(
                     )),
                 }
             }
+            // Carried over only if this server can use it as it will read it back: the
+            // strict parse and the current schema's compilation of the request path (the
+            // original accepted some registries that cannot be evaluated, e.g. a schema
+            // that is `[]`; those would make every request on the stream fail).
             let json = String::from_utf8(reg.to_json()).ok();
-            (profile, json)
+            let usable = json.as_deref().map_or(Err("not UTF-8".to_string()), |j| {
+                let strict = Registry::parse(j.as_bytes())?;
+                match strict.current_schema() {
+                    Some(schema) => crate::schema::CompiledSchema::compile(schema).map(|_| ()),
+                    None => Ok(()),
+                }
+            });
+            match usable {
+                Ok(()) => (profile, json),
+                Err(e) => {
+                    warnings.push(format!(
+                        "stream {:?}: schema registry not carried over ({e}); it stays in the backup",
+                        s.name
+                    ));
+                    (profile, None)
+                }
+            }
         }
         Err(e) => {
             warnings.push(format!(

@@ -261,3 +261,33 @@ fn an_interrupted_swap_is_finished_by_the_next_start() {
     let c = db::open_writer(&path).unwrap();
     assert!(streams::by_name(&c, "a").unwrap().is_some());
 }
+
+/// The original accepted registries that cannot be evaluated (a schema that is `[]`);
+/// carried over, every request on the stream would fail, so such a registry stays in the
+/// backup only (with a warning), and the stream and its entries are taken over.
+#[test]
+fn a_registry_this_server_cannot_use_stays_in_the_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "
+INSERT INTO streams (stream, created_at_ms, updated_at_ms, content_type, stream_seq, closed,
+  closed_producer_id, closed_producer_epoch, closed_producer_seq, ttl_seconds, epoch,
+  next_offset, expires_at_ms, stream_flags) VALUES
+  ('bad', 100, 200, 'application/json', NULL, 0, NULL, NULL, NULL, NULL, 0, 1, NULL, 0),
+  ('good', 100, 200, 'application/json', NULL, 0, NULL, NULL, NULL, NULL, 0, 0, NULL, 0);
+INSERT INTO wal (stream, offset, ts_ms, payload, payload_len, routing_key) VALUES
+  ('bad', 0, 150, X'7B7D', 2, NULL);
+INSERT INTO schemas VALUES
+  ('bad', '{\"apiVersion\":\"durable.streams/schema-registry/v1\",\"schema\":\"bad\",\"currentVersion\":1,\"boundaries\":[{\"offset\":0,\"version\":1}],\"schemas\":{\"1\":[]},\"lenses\":{}}', 1),
+  ('good', '{\"apiVersion\":\"durable.streams/schema-registry/v1\",\"schema\":\"good\",\"currentVersion\":1,\"boundaries\":[{\"offset\":0,\"version\":1}],\"schemas\":{\"1\":{\"type\":\"object\"}},\"lenses\":{}}', 1);
+";
+    let path = original(dir.path(), extra);
+    let t = take_over(&path, &*clock()).unwrap().unwrap();
+    assert_eq!((t.streams, t.entries), (2, 1));
+    assert_eq!(t.warnings.len(), 1, "{:?}", t.warnings);
+    assert!(t.warnings[0].contains("\"bad\""), "{:?}", t.warnings);
+    let c = db::open_writer(&path).unwrap();
+    let bad = streams::by_name(&c, "bad").unwrap().unwrap();
+    assert!(config::registry(&c, bad.id).unwrap().is_none());
+    let good = streams::by_name(&c, "good").unwrap().unwrap();
+    assert!(config::registry(&c, good.id).unwrap().is_some());
+}
