@@ -33,6 +33,8 @@ mod segment_ranges;
 mod segmenter;
 mod settings;
 mod stats;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod tier;
 mod uploader;
 pub(crate) mod writer;

@@ -154,15 +154,32 @@ fn json(status: StatusCode, v: &Value) -> Response {
         .into_response()
 }
 
+/// The reference server's status, code and body for each refusal; a storage failure
+/// answers as every other route's does (`http/error.rs`: its own status, code and
+/// `Retry-After`).
 fn error(e: &SubError) -> Response {
-    let (status, _) = e.status_code();
-    if matches!(e, SubError::Engine(_)) {
-        tracing::error!(error = %e, "subscription route failed");
-    }
-    json(
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        &e.body(),
-    )
+    let (status, code) = match e {
+        SubError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
+        SubError::UrlRejected(_) => (StatusCode::BAD_REQUEST, "WEBHOOK_URL_REJECTED"),
+        SubError::NotFound => (StatusCode::NOT_FOUND, "SUBSCRIPTION_NOT_FOUND"),
+        SubError::AlreadyExists => (StatusCode::CONFLICT, "SUBSCRIPTION_ALREADY_EXISTS"),
+        SubError::TokenInvalid => (StatusCode::UNAUTHORIZED, "TOKEN_INVALID"),
+        SubError::TokenExpired => (StatusCode::UNAUTHORIZED, "TOKEN_EXPIRED"),
+        SubError::Fenced => (StatusCode::CONFLICT, "FENCED"),
+        SubError::AlreadyClaimed { holder, generation } => {
+            let body = serde_json::json!({
+                "error": {"code": "ALREADY_CLAIMED", "current_holder": holder, "generation": generation}
+            });
+            return json(StatusCode::CONFLICT, &body);
+        }
+        SubError::NoPendingWork => (StatusCode::CONFLICT, "NO_PENDING_WORK"),
+        SubError::InvalidOffset(_) => (StatusCode::CONFLICT, "INVALID_OFFSET"),
+        SubError::Engine(engine) => {
+            return crate::service::ServiceError::from(engine.clone()).into_response();
+        }
+    };
+    let body = serde_json::json!({"error": {"code": code, "message": e.to_string()}});
+    json(status, &body)
 }
 
 fn method_not_allowed() -> Response {

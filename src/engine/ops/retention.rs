@@ -120,60 +120,26 @@ fn plan(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::clock::ManualClock;
-    use crate::config::Limits;
-    use crate::engine::{AppendCmd, CreateCmd, ForkSpec, Reservation};
-    use crate::health::Health;
+    use crate::engine::testing::{append_cmd, create_cmd, engine_at, TestEngine};
+    use crate::engine::ForkSpec;
 
-    fn engine() -> (tempfile::TempDir, Engine, Arc<ManualClock>) {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = ManualClock::new(1_000);
-        let engine = Engine::open(
-            dir.path().join("t.sqlite"),
-            &Limits::default(),
-            None,
-            clock.clone(),
-            Health::new(clock.clone()),
-        )
-        .unwrap();
-        (dir, engine, clock)
+    fn engine() -> TestEngine {
+        engine_at(1_000)
     }
 
     async fn create(e: &Engine, name: &str, fork: Option<ForkSpec>) {
-        e.create(CreateCmd {
-            name: name.into(),
-            content_type: Some("text/plain".into()),
-            expiry: None,
-            closed: false,
-            fork,
-            body: bytes::Bytes::new(),
-            key: None,
-            hold: Reservation::default(),
-            local_only: false,
-        })
-        .await
-        .unwrap();
+        e.create(create_cmd(name, "text/plain", fork))
+            .await
+            .unwrap();
     }
 
     /// Appends `n` entries of 10 bytes, one per entry.
     async fn append(e: &Engine, name: &str, n: usize) {
-        e.append(AppendCmd {
-            name: name.into(),
-            content_type: Some("text/plain".into()),
-            entries: vec![bytes::Bytes::from_static(b"0123456789"); n],
-            keys: Vec::new(),
-            close: false,
-            producer: None,
-            stream_seq: None,
-            framing_error: None,
-            hold: Reservation::default(),
-            config_gen: None,
-        })
-        .await
-        .unwrap();
+        let entries = vec![bytes::Bytes::from_static(b"0123456789"); n];
+        e.append(append_cmd(name, "text/plain", entries))
+            .await
+            .unwrap();
     }
 
     async fn trimmed(e: &Engine, name: &str) -> u64 {
@@ -195,7 +161,11 @@ mod tests {
 
     #[tokio::test]
     async fn the_oldest_entries_go_until_the_stream_fits() {
-        let (_d, e, _c) = engine();
+        let TestEngine {
+            dir: _dir,
+            engine: e,
+            ..
+        } = engine();
         create(&e, "s", None).await;
         append(&e, "s", 10).await;
         assert_eq!(e.apply_retention(bytes(35)).await.unwrap(), (7, 70));
@@ -211,7 +181,11 @@ mod tests {
 
     #[tokio::test]
     async fn entries_older_than_the_age_go() {
-        let (_d, e, clock) = engine();
+        let TestEngine {
+            dir: _dir,
+            engine: e,
+            clock,
+        } = engine();
         create(&e, "s", None).await;
         append(&e, "s", 3).await;
         clock.advance_ms(4_000);
@@ -230,7 +204,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_that_forks_read_is_kept_whole() {
-        let (_d, e, _c) = engine();
+        let TestEngine {
+            dir: _dir,
+            engine: e,
+            ..
+        } = engine();
         create(&e, "src", None).await;
         append(&e, "src", 5).await;
         let fork = ForkSpec {
@@ -252,7 +230,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_large_trim_takes_several_bounded_calls() {
-        let (_d, e, _c) = engine();
+        let TestEngine {
+            dir: _dir,
+            engine: e,
+            ..
+        } = engine();
         create(&e, "s", None).await;
         append(&e, "s", 2 * ROWS_PER_CALL + 5).await;
         let n = (2 * ROWS_PER_CALL + 5) as u64;

@@ -58,40 +58,6 @@ pub enum SubError {
     Engine(#[from] EngineError),
 }
 
-impl SubError {
-    /// The HTTP status and the error code.
-    pub fn status_code(&self) -> (u16, &'static str) {
-        match self {
-            SubError::InvalidRequest(_) => (400, "INVALID_REQUEST"),
-            SubError::UrlRejected(_) => (400, "WEBHOOK_URL_REJECTED"),
-            SubError::NotFound => (404, "SUBSCRIPTION_NOT_FOUND"),
-            SubError::AlreadyExists => (409, "SUBSCRIPTION_ALREADY_EXISTS"),
-            SubError::TokenInvalid => (401, "TOKEN_INVALID"),
-            SubError::TokenExpired => (401, "TOKEN_EXPIRED"),
-            SubError::Fenced => (409, "FENCED"),
-            SubError::AlreadyClaimed { .. } => (409, "ALREADY_CLAIMED"),
-            SubError::NoPendingWork => (409, "NO_PENDING_WORK"),
-            SubError::InvalidOffset(_) => (409, "INVALID_OFFSET"),
-            SubError::Engine(EngineError::Overloaded | EngineError::ShuttingDown) => {
-                (503, "UNAVAILABLE")
-            }
-            SubError::Engine(_) => (500, "INTERNAL"),
-        }
-    }
-
-    /// The JSON body: `{error:{code,message}}` (plus the holder for `ALREADY_CLAIMED`).
-    pub fn body(&self) -> Value {
-        let (_, code) = self.status_code();
-        match self {
-            SubError::AlreadyClaimed { holder, generation } => json!({
-                "error": {"code": code, "current_holder": holder, "generation": generation}
-            }),
-            SubError::Engine(_) => json!({"error": {"code": code, "message": "internal error"}}),
-            other => json!({"error": {"code": code, "message": other.to_string()}}),
-        }
-    }
-}
-
 pub type SubResult<T> = Result<T, SubError>;
 
 struct Keys {

@@ -4,68 +4,27 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::clock::ManualClock;
-use crate::config::Limits;
 use crate::engine::db::templates::TemplateState;
-use crate::engine::{AppendCmd, CreateCmd, Reservation};
-use crate::health::Health;
+use crate::engine::testing::{append_cmd, create_cmd, engine_at, TestEngine};
 
-struct Env {
-    _dir: tempfile::TempDir,
-    engine: Engine,
-    clock: Arc<ManualClock>,
-}
+type Env = TestEngine;
 
 fn env() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(1_000);
-    let engine = Engine::open(
-        dir.path().join("t.sqlite"),
-        &Limits::default(),
-        None,
-        clock.clone(),
-        Health::new(clock.clone()),
-    )
-    .unwrap();
-    Env {
-        _dir: dir,
-        engine,
-        clock,
-    }
+    engine_at(1_000)
 }
 
 async fn create(e: &Engine, name: &str) -> i64 {
-    e.create(CreateCmd {
-        name: name.into(),
-        content_type: Some("application/json".into()),
-        expiry: None,
-        closed: false,
-        fork: None,
-        body: bytes::Bytes::new(),
-        key: None,
-        hold: Reservation::default(),
-        local_only: false,
-    })
-    .await
-    .unwrap();
+    e.create(create_cmd(name, "application/json", None))
+        .await
+        .unwrap();
     e.lookup(name).await.unwrap().unwrap().id
 }
 
 async fn append(e: &Engine, name: &str, n: usize) {
-    e.append(AppendCmd {
-        name: name.into(),
-        content_type: Some("application/json".into()),
-        entries: vec![bytes::Bytes::from_static(b"{}"); n],
-        keys: Vec::new(),
-        close: false,
-        producer: None,
-        stream_seq: None,
-        framing_error: None,
-        hold: Reservation::default(),
-        config_gen: None,
-    })
-    .await
-    .unwrap();
+    let entries = vec![bytes::Bytes::from_static(b"{}"); n];
+    e.append(append_cmd(name, "application/json", entries))
+        .await
+        .unwrap();
 }
 
 /// The touch key derivation's template id (the engine never hashes; tests need real ids).
@@ -147,7 +106,7 @@ fn definitions_are_canonicalized_as_the_original_does() {
 #[tokio::test]
 async fn activation_inserts_then_refreshes_an_active_template() {
     let Env {
-        _dir,
+        dir: _dir,
         engine: e,
         clock,
     } = env();
@@ -201,7 +160,9 @@ async fn activation_inserts_then_refreshes_an_active_template() {
 #[tokio::test]
 async fn malformed_or_conflicting_definitions_are_denied_in_request_order() {
     let Env {
-        _dir, engine: e, ..
+        dir: _dir,
+        engine: e,
+        ..
     } = env();
     let sid = create(&e, "s").await;
     let lim = Arc::new(ActivationLimiter::default());
@@ -245,7 +206,7 @@ async fn malformed_or_conflicting_definitions_are_denied_in_request_order() {
 #[tokio::test]
 async fn the_rate_limit_denies_new_templates_past_its_capacity_and_refills_with_time() {
     let Env {
-        _dir,
+        dir: _dir,
         engine: e,
         clock,
     } = env();
@@ -305,7 +266,7 @@ fn ids_of(a: &[Activated]) -> Vec<u64> {
 #[tokio::test]
 async fn the_entity_cap_evicts_the_least_recently_seen_preferring_other_requests_templates() {
     let Env {
-        _dir,
+        dir: _dir,
         engine: e,
         clock,
     } = env();
@@ -375,7 +336,7 @@ async fn the_entity_cap_evicts_the_least_recently_seen_preferring_other_requests
 #[tokio::test]
 async fn the_stream_cap_applies_across_entities() {
     let Env {
-        _dir,
+        dir: _dir,
         engine: e,
         clock,
     } = env();
@@ -405,7 +366,7 @@ async fn the_stream_cap_applies_across_entities() {
 #[tokio::test]
 async fn inactive_templates_retire_and_reactivate_from_the_current_tail() {
     let Env {
-        _dir,
+        dir: _dir,
         engine: e,
         clock,
     } = env();
@@ -469,7 +430,9 @@ async fn inactive_templates_retire_and_reactivate_from_the_current_tail() {
 #[tokio::test]
 async fn templates_go_with_their_stream() {
     let Env {
-        _dir, engine: e, ..
+        dir: _dir,
+        engine: e,
+        ..
     } = env();
     let sid = create(&e, "s").await;
     let lim = Arc::new(ActivationLimiter::default());
@@ -561,28 +524,21 @@ fn heartbeats_are_due_at_most_once_per_interval() {
 #[tokio::test]
 async fn a_soft_deleted_stream_loses_its_templates() {
     let Env {
-        _dir, engine: e, ..
+        dir: _dir,
+        engine: e,
+        ..
     } = env();
     let sid = create(&e, "s").await;
     append(&e, "s", 1).await;
-    e.create(CreateCmd {
-        name: "f".into(),
-        content_type: Some("application/json".into()),
-        expiry: None,
-        closed: false,
-        fork: Some(crate::engine::ForkSpec {
-            source: "s".into(),
-            pos: None,
-            sub_offset: 0,
-            entry: None,
-        }),
-        body: bytes::Bytes::new(),
-        key: None,
-        hold: Reservation::default(),
-        local_only: false,
-    })
-    .await
-    .unwrap();
+    let fork = crate::engine::ForkSpec {
+        source: "s".into(),
+        pos: None,
+        sub_offset: 0,
+        entry: None,
+    };
+    e.create(create_cmd("f", "application/json", Some(fork)))
+        .await
+        .unwrap();
     let lim = Arc::new(ActivationLimiter::default());
     let t = def("e", &[("a", "string")]);
     activate(&e, vec![t], 1_000, &unlimited(), &lim).await;
