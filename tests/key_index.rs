@@ -38,20 +38,9 @@ fn key_of(i: usize) -> String {
 
 /// A whole keyed read from the start, page by page.
 async fn read_key(c: &reqwest::Client, url: &str) -> String {
-    let mut next = "-1".to_string();
-    let mut out = String::new();
-    loop {
-        let r = c.get(format!("{url}?offset={next}")).send().await.unwrap();
-        assert_eq!(r.status(), 200, "{url}");
-        let done = r.headers().get("stream-up-to-date").is_some();
-        next = r.headers()["stream-next-offset"]
-            .to_str()
-            .unwrap()
-            .to_string();
-        out.push_str(&r.text().await.unwrap());
-        if done {
-            return out;
-        }
+    match common::read_pages(c, url).await {
+        Ok(pages) => String::from_utf8(pages.joined()).unwrap(),
+        Err(r) => panic!("{url}: {}", r.status()),
     }
 }
 
@@ -200,16 +189,7 @@ async fn keyed_reads_stay_exact_through_merges_restarts_damage_and_bootstrap() {
 
     // A node rebuilt from the object store restores the index from the run objects.
     s.terminate();
-    for entry in std::fs::read_dir(&root).unwrap().flatten() {
-        if entry.file_name() != "objects" {
-            let p = entry.path();
-            if p.is_dir() {
-                std::fs::remove_dir_all(p).unwrap();
-            } else {
-                std::fs::remove_file(p).unwrap();
-            }
-        }
-    }
+    common::tier::wipe_node(&root);
     let s = Server::start_full(&root, "local", ENV, &["--bootstrap-from-r2"]);
     let st = index_status(&c, &s).await;
     assert_eq!(

@@ -534,20 +534,6 @@ async fn local_mode() {
     s.terminate();
 }
 
-/// Everything under `root` but the object store (a node that lost its disk).
-fn wipe_node(root: &std::path::Path) {
-    for entry in std::fs::read_dir(root).unwrap().flatten() {
-        if entry.file_name() != "objects" {
-            let p = entry.path();
-            if p.is_dir() {
-                std::fs::remove_dir_all(p).unwrap();
-            } else {
-                std::fs::remove_file(p).unwrap();
-            }
-        }
-    }
-}
-
 /// A node rebuilt from the object store has the profile and registry the manifests
 /// carry: the same `_profile` and `_schema` answers (text included), the same
 /// validation, keys and promotion.
@@ -634,7 +620,7 @@ async fn settings_survive_a_bootstrap() {
     let store = common::tier::store_for("local", &root);
     common::tier::wait_uploaded(&store, "boot", 10).await;
     s.terminate();
-    wipe_node(&root);
+    common::tier::wipe_node(&root);
 
     let mut s = Server::start_full(&root, "local", common::tier::TINY, &["--bootstrap-from-r2"]);
     let url = s.stream_url("boot");

@@ -264,16 +264,7 @@ async fn keys_survive_a_bootstrap() {
     let store = common::tier::store_for("local", &root);
     common::tier::wait_uploaded(&store, "k", 10).await;
     drop(s);
-    for entry in std::fs::read_dir(&root).unwrap().flatten() {
-        if entry.file_name() != "objects" {
-            let p = entry.path();
-            if p.is_dir() {
-                std::fs::remove_dir_all(p).unwrap();
-            } else {
-                std::fs::remove_file(p).unwrap();
-            }
-        }
-    }
+    common::tier::wipe_node(&root);
     let s = Server::start_full(&root, "local", common::tier::TINY, &["--bootstrap-from-r2"]);
     let r = c.get(s.stream_url("k/_routing_keys")).send().await.unwrap();
     let v: serde_json::Value = r.json().await.unwrap();

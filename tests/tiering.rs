@@ -107,16 +107,7 @@ async fn bootstrap_round_trip(kind: &str) {
     drop(s);
 
     // Lose the node: everything local goes (the local store's objects stay, as a bucket would).
-    for entry in std::fs::read_dir(&root).unwrap().flatten() {
-        if entry.file_name() != "objects" {
-            let p = entry.path();
-            if p.is_dir() {
-                std::fs::remove_dir_all(p).unwrap();
-            } else {
-                std::fs::remove_file(p).unwrap();
-            }
-        }
-    }
+    common::tier::wipe_node(&root);
     let s = Server::start_full(&root, kind, TINY, &["--bootstrap-from-r2"]);
     for (i, e) in expected.iter().enumerate() {
         let u = before[i].replace(&before[i][..before[i].find("/v1/").unwrap()], &s.url);

@@ -97,3 +97,19 @@ pub async fn read_all(c: &reqwest::Client, url: &str) -> (Vec<u8>, String, bool)
     );
     (body, pages.next, pages.closed)
 }
+
+/// Loses a full-mode node: deletes everything under `root` but the local object store's
+/// `objects/` (which stays, as a bucket would), before a `--bootstrap-from-r2`.
+#[allow(dead_code)] // not every test file loses a node
+pub fn wipe_node(root: &Path) {
+    for entry in std::fs::read_dir(root).unwrap().flatten() {
+        if entry.file_name() != "objects" {
+            let p = entry.path();
+            if p.is_dir() {
+                std::fs::remove_dir_all(p).unwrap();
+            } else {
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+    }
+}
