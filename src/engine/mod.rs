@@ -333,8 +333,10 @@ impl Engine {
                     let tier = self.inner.tier.as_ref().ok_or_else(|| {
                         EngineError::Internal("segment read without an object store".into())
                     })?;
-                    let ruled_out = match (c.key().map(<[u8]>::to_vec), run) {
-                        (Some(key), Some(run)) => {
+                    // The key is copied only when a run covers the segment.
+                    let ruled_out = match (run, c.key()) {
+                        (Some(run), Some(key)) => {
+                            let key = key.to_vec();
                             !tier
                                 .key_index
                                 .may_hold(

@@ -15,14 +15,23 @@ pub struct Candidate {
     pub held_bytes: u64,
 }
 
-/// Candidates with an id above `after`, in id order, at most `limit`.
-pub fn candidates(conn: &Connection, after: i64, limit: usize) -> rusqlite::Result<Vec<Candidate>> {
+/// Candidates with an id above `after`, in id order, at most `limit`. With only a byte
+/// limit (`over_bytes`), only the streams that hold more than it: the others have nothing
+/// to trim, and are not looked at.
+pub fn candidates(
+    conn: &Connection,
+    after: i64,
+    limit: usize,
+    over_bytes: Option<u64>,
+) -> rusqlite::Result<Vec<Candidate>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, trimmed_pos, next_pos, total_bytes - trimmed_bytes FROM streams \
          WHERE id > ?1 AND name IS NOT NULL AND deleted = 0 AND local_only = 0 \
-         AND ref_count = 0 AND next_pos > trimmed_pos ORDER BY id LIMIT ?2",
+         AND ref_count = 0 AND next_pos > trimmed_pos \
+         AND (?3 IS NULL OR total_bytes - trimmed_bytes > ?3) ORDER BY id LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![after, limit as i64], |r| {
+    let over = over_bytes.map(|b| i64::try_from(b).unwrap_or(i64::MAX));
+    let rows = stmt.query_map(params![after, limit as i64, over], |r| {
         Ok(Candidate {
             id: r.get(0)?,
             trimmed_pos: r.get::<_, i64>(1)? as u64,

@@ -59,7 +59,10 @@ fn run(b: &mut Batch<'_>, policy: Policy, after: i64) -> Result<Pass, EngineErro
     let cutoff = policy
         .max_age_ms
         .map(|age| b.now.saturating_sub(i64::try_from(age).unwrap_or(i64::MAX)));
-    let streams = retention::candidates(c, after, STREAMS_PER_CALL)?;
+    // An age limit needs every stream's oldest entry; a byte limit alone only the
+    // streams above it.
+    let over_bytes = policy.max_bytes.filter(|_| policy.max_age_ms.is_none());
+    let streams = retention::candidates(c, after, STREAMS_PER_CALL, over_bytes)?;
     let mut pass = Pass::default();
     let mut budget = ROWS_PER_CALL;
     for s in &streams {
