@@ -71,7 +71,7 @@ function procStat(pid) {
   return { ppid: Number(fields[1]), pgrp: Number(fields[2]) };
 }
 
-test("npx prisma-streams-server --object-store local serves, and SIGTERM to npx stops it", async () => {
+test("npx prisma-streams-server --object-store local serves, and SIGTERM to npx stops it", async (t) => {
   // Its own process group, so that whatever is left can be stopped together at the end.
   const { child, ready } = await spawnReady("npx", ["--no-install", "prisma-streams-server", "--object-store", "local"], {
     cwd: project,
@@ -82,9 +82,12 @@ test("npx prisma-streams-server --object-store local serves, and SIGTERM to npx 
     await roundTrip(ready.exports.http.url);
     const wrapper = procStat(ready.exports.pid).ppid;
     // Only npx gets the signal, as from `kill <pid>` or a process manager.
+    const t0 = Date.now();
     process.kill(child.pid, "SIGTERM");
-    await waitGone(ready.exports.pid, 2_000);
-    await waitGone(wrapper, 2_000);
+    // A liveness bound, not a timing assertion: the time is reported, not judged.
+    await waitGone(ready.exports.pid);
+    await waitGone(wrapper);
+    t.diagnostic(`binary and wrapper gone ${Date.now() - t0} ms after SIGTERM to npx`);
   } finally {
     try {
       process.kill(-child.pid, "SIGKILL");
