@@ -212,7 +212,8 @@ pub enum MeasureState {
 }
 
 impl MeasureState {
-    fn merge(&mut self, next: &MeasureState) {
+    /// Adds another state of the same measure.
+    pub(crate) fn merge(&mut self, next: &MeasureState) {
         match (self, next) {
             (MeasureState::Count(a), MeasureState::Count(b)) => *a += b,
             (
@@ -514,15 +515,29 @@ impl Buckets {
     /// Adds a contribution (already known to be in the request's time range).
     pub fn add(&mut self, c: &Contribution) {
         let start = c.timestamp_ms.div_euclid(self.interval_ms) * self.interval_ms;
+        self.add_group(
+            start,
+            |name| {
+                c.dimensions
+                    .iter()
+                    .find(|(d, _)| d == name)
+                    .and_then(|(_, v)| v.clone())
+            },
+            &c.measures,
+        );
+    }
+
+    /// Adds measures already merged for the bucket starting at `start` (an interval
+    /// boundary), for the group whose dimension values `dimension` gives.
+    pub fn add_group(
+        &mut self,
+        start: i64,
+        dimension: impl Fn(&str) -> Option<String>,
+        measures: &[(String, MeasureState)],
+    ) {
         let mut key = Map::new();
         for g in &self.group_by {
-            let v = c
-                .dimensions
-                .iter()
-                .find(|(d, _)| d == g)
-                .and_then(|(_, v)| v.clone())
-                .map_or(Value::Null, Value::String);
-            key.insert(g.clone(), v);
+            key.insert(g.clone(), dimension(g).map_or(Value::Null, Value::String));
         }
         let key_json = Value::Object(key.clone()).to_string();
         let groups = self.buckets.entry(start).or_default();
@@ -540,7 +555,7 @@ impl Buckets {
             }
         };
         let group = &mut groups[idx].1;
-        for (name, state) in &c.measures {
+        for (name, state) in measures {
             if self
                 .measures
                 .as_ref()

@@ -217,7 +217,8 @@ impl<'a> Document<'a> {
         out
     }
 
-    fn exact(&self, field: &str) -> Vec<Canon> {
+    /// The canonical values of a field (those that have one).
+    pub(crate) fn exact(&self, field: &str) -> Vec<Canon> {
         match self.get(field) {
             Some((cfg, values)) => values
                 .iter()

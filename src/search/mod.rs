@@ -9,4 +9,5 @@ pub mod query;
 #[cfg(test)]
 mod query_tests;
 pub mod request;
+pub mod summary;
 pub mod terms;
