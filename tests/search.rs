@@ -588,3 +588,168 @@ async fn filter_scan_limit_headers() {
         "filter requires application/json stream content-type"
     );
 }
+
+/// The summary objects of the stream in the local object store.
+fn summary_files(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for inc in std::fs::read_dir(root.join("objects/streams"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for f in std::fs::read_dir(inc.path().join("summaries"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            out.push(f.path());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Waits until every uploaded segment of `events` is indexed (summaries are written
+/// before their segment's run); returns the number of uploaded segments.
+async fn wait_summarized(c: &Client, s: &Server, n: u64) -> u64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let st: Value = c
+            .get(format!("{}/_index_status", s.stream_url("events")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let uploaded = st["segments"]["uploaded_count"].as_u64().unwrap_or(0);
+        let indexed = st["routing_key_index"]["indexed_segment_count"].as_u64();
+        // Tiny segments hold 5 records; all but the last few are uploaded.
+        if uploaded * 5 + 5 >= n && indexed == Some(uploaded) {
+            return uploaded;
+        }
+        assert!(std::time::Instant::now() < deadline, "never indexed: {st}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Full mode with tiny segments: `_aggregate` answers aligned windows from segment
+/// summaries (and says so) with the same buckets a local-mode scan gives; comparisons on
+/// column fields skip segments; a damaged summary is not used and is rebuilt; a node
+/// bootstrapped from the object store uses the summaries it finds there.
+#[tokio::test]
+async fn full_mode_summaries_answer_as_the_scan_does() {
+    const N: usize = 90; // 30 minutes of records, 20 s apart
+    let dir = tempfile::tempdir().unwrap();
+    let c = client();
+    let local = Server::start_local(&dir.path().join("local"), &[]);
+    let local_url = local.stream_url("events");
+    setup(&c, &local_url).await;
+    append(&c, &local_url, 0, N).await;
+
+    let root = dir.path().join("node");
+    let env: Vec<(&str, &str)> = common::tier::TINY
+        .iter()
+        .copied()
+        .chain([("DS_KEY_INDEX_CHECK_MS", "20")])
+        .collect();
+    let mut full = Server::start_full(&root, "local", &env, &[]);
+    let url = full.stream_url("events");
+    setup(&c, &url).await;
+    append(&c, &url, 0, N).await;
+    let segments = wait_summarized(&c, &full, N as u64).await;
+    assert!(segments >= 15, "{segments} segments");
+    assert_eq!(summary_files(&root).len() as u64, segments);
+
+    let minute = 60_000;
+    let requests = [
+        json!({"rollup": "requests", "from": BASE_MS, "to": BASE_MS + 30 * minute,
+               "interval": "1m", "group_by": ["level"]}),
+        json!({"rollup": "requests", "from": BASE_MS + 30_000, "to": BASE_MS + 20 * minute + 10_000,
+               "interval": "1m", "group_by": ["level"]}),
+        json!({"rollup": "requests", "from": BASE_MS, "to": BASE_MS + 30 * minute,
+               "interval": "1m", "q": "level:warn", "group_by": ["level"]}),
+        json!({"rollup": "requests", "from": BASE_MS, "to": BASE_MS + 30 * minute,
+               "interval": "1m", "q": "level:warn OR level:info", "measures": ["n"]}),
+        json!({"rollup": "requests", "from": BASE_MS - 60 * minute, "to": BASE_MS + 60 * minute,
+               "interval": "1m", "measures": ["st"]}),
+    ];
+    // Summaries answer every request but the fourth (an OR): the second straddles a
+    // bucket at each end, so the segments holding those two buckets are scanned.
+    let check = |full_url: String| {
+        let c = c.clone();
+        let local_url = local_url.clone();
+        let requests = requests.clone();
+        async move {
+            let mut used = Vec::new();
+            for body in &requests {
+                let (st, want) = aggregate(&c, &local_url, body.clone()).await;
+                assert_eq!(st, 200, "{want}");
+                assert_eq!(want["coverage"]["used_rollups"], false);
+                let (st, got) = aggregate(&c, &full_url, body.clone()).await;
+                assert_eq!(st, 200, "{got}");
+                assert_eq!(got["buckets"], want["buckets"], "{body}");
+                assert!(!got["buckets"].as_array().unwrap().is_empty(), "{body}");
+                used.push(got["coverage"]["indexed_segments"].as_u64().unwrap());
+            }
+            used
+        }
+    };
+    let used = check(url.clone()).await;
+    assert_eq!(
+        [used[0], used[2], used[3], used[4]],
+        [segments, segments, 0, segments],
+        "segments answered from summaries"
+    );
+    assert!((segments - 4..=segments - 2).contains(&used[1]), "{used:?}");
+    let (_, v) = aggregate(&c, &url, requests[0].clone()).await;
+    assert_eq!(v["coverage"]["used_rollups"], true);
+    assert_eq!(v["coverage"]["index_families_used"], json!(["agg"]));
+
+    // Statuses 200 + 10 i: `status:>=1000` holds for i >= 80, in the last segments only.
+    for q in [
+        "status:>=1000",
+        "status:>=1000 AND level:warn",
+        "status:<250 OR status:>1080",
+    ] {
+        let body = json!({"q": q, "size": 500});
+        let (_, want) = search(&c, &local_url, body.clone()).await;
+        let (st, got) = search(&c, &url, body).await;
+        assert_eq!(st, 200, "{got}");
+        assert_eq!(hit_statuses(&got), hit_statuses(&want), "{q}");
+        assert!(!hit_statuses(&got).is_empty());
+        assert!(
+            got["coverage"]["scanned_segments"].as_u64().unwrap() < segments / 2,
+            "{q}: {got}"
+        );
+    }
+    let (_, all) = search(&c, &url, json!({"q": "status:>0", "size": 500})).await;
+    assert_eq!(hit_statuses(&all).len(), N);
+    assert_eq!(all["coverage"]["scanned_segments"].as_u64(), Some(segments));
+
+    // A damaged summary is never used (its segment is scanned), and is built again.
+    let victim = summary_files(&root)[2].clone();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let last = bytes.len() - 6;
+    bytes[last] ^= 0xff;
+    std::fs::write(&victim, &bytes).unwrap();
+    full.terminate();
+    let full = Server::start_full(&root, "local", &env, &[]);
+    let url = full.stream_url("events");
+    let used = check(url.clone()).await;
+    assert_eq!(used[0], segments - 1, "the damaged summary is not used");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read(&victim).unwrap() == bytes {
+        assert!(std::time::Instant::now() < deadline, "never rebuilt");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let after = check(url.clone()).await;
+    assert_eq!(after[0], segments, "the rebuilt summary is used");
+    drop(full);
+
+    // A node rebuilt from the object store finds the summaries there.
+    common::tier::wipe_node(&root);
+    let full = Server::start_full(&root, "local", &env, &["--bootstrap-from-r2"]);
+    let used = check(full.stream_url("events")).await;
+    assert_eq!(used[0], segments);
+}

@@ -158,7 +158,8 @@ knobs! {
         "How often the routing-key indexer indexes uploaded segments and merges runs \
          (`0` turns the index off: keyed reads then check every segment's block filters).";
     DS_KEY_INDEX_CACHE_BYTES: Literal("67108864"), Full,
-        "Routing-key index runs kept in memory (least recently used evicted).";
+        "Bytes of routing-key index runs kept in memory, and again of segment summaries \
+         (least recently used evicted).";
     DS_OBJECTSTORE_TIMEOUT_MS: Literal("5000"), Full,
         "Timeout of each attempt of an object-store call, plus the transfer allowance of \
          `DS_OBJECTSTORE_MIN_BYTES_PER_SEC`.";

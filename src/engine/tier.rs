@@ -27,6 +27,8 @@ pub struct Tier {
     pub cfg: Tiering,
     /// Routing-key index runs in memory.
     pub key_index: super::keyindex::KeyIndex,
+    /// Segment summaries in memory (a budget of the same size as the runs').
+    pub summaries: super::keyindex::summaries::Summaries,
     dir: PathBuf,
     footers: Mutex<FooterCache>,
     cache: Mutex<DiskCache>,
@@ -89,6 +91,7 @@ impl Tier {
                 tick: 0,
             }),
             key_index: super::keyindex::KeyIndex::new(cfg.key_index_cache_bytes),
+            summaries: super::keyindex::summaries::Summaries::new(cfg.key_index_cache_bytes),
             store,
             cfg,
             dir: root.join("segments"),

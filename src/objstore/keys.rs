@@ -4,6 +4,7 @@
 //! streams/<incarnation>/manifest.json
 //! streams/<incarnation>/segments/<index, 16 digits>.seg
 //! streams/<incarnation>/keyindex/l<level>-<start, 16 digits>-<end, 16 digits>.ski
+//! streams/<incarnation>/summaries/<index, 16 digits>.pss
 //! ```
 //!
 //! `incarnation` is a random 128-bit token (hex) minted when a stream is created, so keys
@@ -49,6 +50,11 @@ pub fn parse_key_index_run(key: &str) -> Option<(u8, u64, u64)> {
         return None;
     }
     Some((level.parse().ok()?, start.parse().ok()?, end.parse().ok()?))
+}
+
+/// The search summary of segment `index` (see `search::summary`).
+pub fn segment_summary(prefix: &str, index: u64) -> String {
+    format!("{prefix}summaries/{index:016}.pss")
 }
 
 /// Whether a listed key is a manifest.

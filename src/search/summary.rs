@@ -193,6 +193,35 @@ impl SegmentSummary {
         }
     }
 
+    /// Whether [`SegmentSummary::add_to`] would answer `req` for this segment.
+    pub fn answers(&self, req: &AggregateRequest, config: &SearchConfig) -> bool {
+        self.answer_plan(req, config).is_some()
+    }
+
+    /// The rollup, the interval and the dimension equalities the query requires, when the
+    /// summary answers `req` exactly.
+    #[allow(clippy::type_complexity)]
+    fn answer_plan<'s, 'q>(
+        &'s self,
+        req: &'q AggregateRequest,
+        config: &SearchConfig,
+    ) -> Option<(
+        &'s RollupSummary,
+        &'s IntervalSummary,
+        Vec<(usize, &'q str)>,
+    )> {
+        let rollup = self.rollups.iter().find(|r| r.name == req.rollup)?;
+        let iv = self.interval(&req.rollup, &req.interval, req.interval_ms)?;
+        let mut wanted: Vec<(usize, &str)> = Vec::new();
+        if let Some(q) = &req.q {
+            if !dimension_equalities(q, config, &rollup.dimensions, &mut wanted) {
+                return None;
+            }
+        }
+        iv.aligned_to(req.from_ms, req.to_ms)
+            .then_some((rollup, iv, wanted))
+    }
+
     /// Adds the segment's part of an `_aggregate` answer to `buckets` when the summary
     /// gives it exactly: the rollup and interval are summarised, no bucket of the segment
     /// straddles `from` or `to`, and the query is absent or only requires dimensions to
@@ -204,21 +233,9 @@ impl SegmentSummary {
         config: &SearchConfig,
         buckets: &mut Buckets,
     ) -> bool {
-        let Some(rollup) = self.rollups.iter().find(|r| r.name == req.rollup) else {
+        let Some((rollup, iv, wanted)) = self.answer_plan(req, config) else {
             return false;
         };
-        let Some(iv) = self.interval(&req.rollup, &req.interval, req.interval_ms) else {
-            return false;
-        };
-        let mut wanted: Vec<(usize, &str)> = Vec::new();
-        if let Some(q) = &req.q {
-            if !dimension_equalities(q, config, &rollup.dimensions, &mut wanted) {
-                return false;
-            }
-        }
-        if !iv.aligned_to(req.from_ms, req.to_ms) {
-            return false;
-        }
         for b in iv.within(req.from_ms, req.to_ms) {
             for g in &b.groups {
                 if !wanted
@@ -271,6 +288,16 @@ impl SegmentSummary {
             })
             .sum();
         128 + self.columns.len() * 96 + groups
+    }
+}
+
+/// Whether segment summaries can narrow `q` at all (it has a comparison that the
+/// query's structure does not negate).
+pub fn narrows(q: &Query) -> bool {
+    match q {
+        Query::And(a, b) | Query::Or(a, b) => narrows(a) || narrows(b),
+        Query::Compare { .. } => true,
+        Query::Not(_) | Query::Has { .. } | Query::Keyword { .. } | Query::Text { .. } => false,
     }
 }
 

@@ -20,6 +20,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::format::{self, Run, RunRange};
+use super::summaries::{self, Wanted};
 use super::{object_key, FANOUT, MAX_LEVEL};
 use crate::engine::db::key_index::{self, RunRow};
 use crate::engine::ops::key_index::KeyIndexCmd;
@@ -29,6 +30,7 @@ use crate::objstore::StoreError;
 use crate::schema::Registry;
 use crate::search::config::SearchConfig;
 use crate::search::eval::Document;
+use crate::search::summary::{SegmentSummary, SummaryBuilder};
 use crate::search::terms;
 use crate::telemetry::metrics::metrics;
 
@@ -104,6 +106,17 @@ impl Indexer {
             }
         }
 
+        for w in tier.summaries.take_wanted() {
+            match rebuild_summary(engine, tier, &w).await {
+                Ok(true) => done += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    metrics().key_index_failures.inc();
+                    tracing::warn!(stream = w.stream_id, segment = w.seg, error = %e, "rebuilding a segment summary failed");
+                }
+            }
+        }
+
         let todo = engine
             .reader()
             .run_background(|c| key_index::unindexed(c, SEGMENTS_PER_ROUND))
@@ -124,15 +137,19 @@ impl Indexer {
             let search_hash = search.as_ref().map_or(0, |s| s.hash);
             let built = async {
                 let mut keys = BTreeSet::new();
+                let mut summary = search.as_ref().and_then(|s| s.summary_builder(seg.index));
                 tier.visit_records(engine.reader(), &u.incarnation, seg, |pos, key, data| {
                     if let Some(k) = key.filter(|k| !k.is_empty()) {
                         keys.insert(terms::routing_key(k));
                     }
                     if let Some(s) = &search {
-                        s.terms(pos, data, &mut keys);
+                        s.add(pos, data, &mut keys, summary.as_mut());
                     }
                 })
                 .await?;
+                if let Some(b) = summary {
+                    put_summary(tier, &u.incarnation, b.finish()).await?;
+                }
                 let bytes = format::encode_segment(seg.index, &keys, search_hash);
                 let size = bytes.len() as u64;
                 tier.store
@@ -243,17 +260,90 @@ impl SearchIndexing {
         })
     }
 
-    /// Adds the keyword terms of the record at `pos` (nothing if it is not JSON).
-    fn terms(&self, pos: u64, data: &[u8], out: &mut BTreeSet<Vec<u8>>) {
-        let Ok(record) = serde_json::from_slice::<serde_json::Value>(data) else {
-            return;
-        };
+    /// A builder of a segment's summary, if the configuration has anything to summarise
+    /// (column fields or rollups).
+    fn summary_builder(&self, seg: u64) -> Option<SummaryBuilder<'_>> {
+        let c = &self.config;
+        let useful = c.rollups.as_ref().is_some_and(|r| !r.is_empty())
+            || c.fields.iter().any(|(_, f)| f.column);
+        useful.then(|| SummaryBuilder::new(c, seg, self.hash))
+    }
+
+    /// Adds the record at `pos`: its keyword terms to `out`, and the record to `summary`
+    /// (a record that is not JSON has no terms).
+    fn add(
+        &self,
+        pos: u64,
+        data: &[u8],
+        out: &mut BTreeSet<Vec<u8>>,
+        summary: Option<&mut SummaryBuilder<'_>>,
+    ) {
+        let record = serde_json::from_slice::<serde_json::Value>(data).ok();
         let version = u64::from(self.registry.version_at(pos));
-        let doc = Document::new(&self.config, version, &record, None);
-        for (field, value) in doc.keyword_terms() {
-            out.insert(terms::keyword(field, &value));
+        if let Some(r) = &record {
+            let doc = Document::new(&self.config, version, r, None);
+            for (field, value) in doc.keyword_terms() {
+                out.insert(terms::keyword(field, &value));
+            }
+        }
+        if let Some(b) = summary {
+            b.add(version, record.as_ref());
         }
     }
+}
+
+/// Stores a segment's summary (replacing any earlier one) and drops what the cache knew.
+async fn put_summary(
+    tier: &Tier,
+    incarnation: &str,
+    summary: SegmentSummary,
+) -> Result<(), EngineError> {
+    let seg = summary.segment;
+    tier.store
+        .put(
+            &summaries::object_key(incarnation, seg),
+            summary.encode().into(),
+        )
+        .await?;
+    tier.summaries.forget(incarnation, seg);
+    metrics().segment_summaries.inc();
+    Ok(())
+}
+
+/// Builds again a summary a reader found missing or unusable (if its stream is still that
+/// incarnation and still has a search configuration).
+async fn rebuild_summary(engine: &Engine, tier: &Tier, w: &Wanted) -> Result<bool, EngineError> {
+    let (id, seg) = (w.stream_id, w.seg);
+    let found = engine
+        .reader()
+        .run_background(move |c| {
+            let Some(m) = crate::engine::db::streams::by_id(c, id)? else {
+                return Ok::<_, rusqlite::Error>(None);
+            };
+            let registry = crate::engine::db::config::registry(c, id)?;
+            let row = crate::engine::db::segments::by_index(c, id, seg)?;
+            Ok(Some((m.config.incarnation, registry, row)))
+        })
+        .await?;
+    let Some((incarnation, Some(registry), Some(row))) = found else {
+        return Ok(false);
+    };
+    if incarnation != w.incarnation || row.uploaded_at_ms.is_none() {
+        return Ok(false);
+    }
+    let Some(search) = SearchIndexing::of(&registry) else {
+        return Ok(false);
+    };
+    let Some(mut b) = search.summary_builder(seg) else {
+        return Ok(false);
+    };
+    let mut ignored = BTreeSet::new();
+    tier.visit_records(engine.reader(), &incarnation, &row, |pos, _, data| {
+        search.add(pos, data, &mut ignored, Some(&mut b));
+    })
+    .await?;
+    put_summary(tier, &incarnation, b.finish()).await?;
+    Ok(true)
 }
 
 /// Merges `children` (a complete aligned group of one level) into their parent.

@@ -18,11 +18,14 @@
 //!
 //! See docs/adr/0011-routing-key-index.md.
 
+mod cache;
 pub mod format;
 pub mod indexer;
+pub mod summaries;
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+
+use cache::ByteLru;
 
 use format::{Run, RunRange};
 
@@ -47,8 +50,7 @@ pub fn object_key(incarnation: &str, range: RunRange) -> String {
 /// Verified runs kept in memory, least recently used evicted above a byte budget; and the
 /// runs found unusable, which the indexer takes out of the catalog and rebuilds.
 pub struct KeyIndex {
-    cap: u64,
-    cache: Mutex<Cache>,
+    cache: ByteLru<Run>,
     unusable: Mutex<Vec<Unusable>>,
 }
 
@@ -60,53 +62,12 @@ pub struct Unusable {
     pub range: RunRange,
 }
 
-#[derive(Default)]
-struct Cache {
-    used: u64,
-    runs: HashMap<String, Arc<Run>>,
-    order: VecDeque<String>,
-}
-
 impl KeyIndex {
     pub fn new(cap_bytes: u64) -> KeyIndex {
         KeyIndex {
-            cap: cap_bytes,
-            cache: Mutex::new(Cache::default()),
+            cache: ByteLru::new(cap_bytes),
             unusable: Mutex::new(Vec::new()),
         }
-    }
-
-    fn cached(&self, key: &str) -> Option<Arc<Run>> {
-        let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        let run = c.runs.get(key).cloned()?;
-        if let Some(i) = c.order.iter().position(|k| k == key) {
-            if let Some(k) = c.order.remove(i) {
-                c.order.push_back(k);
-            }
-        }
-        Some(run)
-    }
-
-    fn remember(&self, key: String, run: Arc<Run>) {
-        let size = run.memory_bytes() as u64;
-        if size > self.cap {
-            return;
-        }
-        let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if c.runs.contains_key(&key) {
-            return;
-        }
-        while c.used + size > self.cap {
-            let Some(old) = c.order.pop_front() else {
-                break;
-            };
-            if let Some(r) = c.runs.remove(&old) {
-                c.used -= r.memory_bytes() as u64;
-            }
-        }
-        c.used += size;
-        c.order.push_back(key.clone());
-        c.runs.insert(key, run);
     }
 
     /// The run `range` of stream `stream_id` (incarnation `incarnation`), fetched and
@@ -120,7 +81,7 @@ impl KeyIndex {
         range: RunRange,
     ) -> Option<Arc<Run>> {
         let key = object_key(incarnation, range);
-        if let Some(r) = self.cached(&key) {
+        if let Some(r) = self.cache.get(&key) {
             return Some(r);
         }
         let loaded = match store.get(&key).await {
@@ -130,7 +91,7 @@ impl KeyIndex {
         let error = match loaded {
             Ok(run) if run.range == range => {
                 let run = Arc::new(run);
-                self.remember(key, run.clone());
+                self.cache.put(key, run.clone(), run.memory_bytes() as u64);
                 return Some(run);
             }
             Ok(_) => "it covers another range".to_string(),
@@ -188,12 +149,7 @@ impl KeyIndex {
 
     /// Forgets a run (it was replaced by its parent).
     pub fn forget(&self, incarnation: &str, range: RunRange) {
-        let key = object_key(incarnation, range);
-        let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(r) = c.runs.remove(&key) {
-            c.used -= r.memory_bytes() as u64;
-            c.order.retain(|k| k != &key);
-        }
+        self.cache.remove(&object_key(incarnation, range));
     }
 }
 

@@ -1,6 +1,11 @@
 //! `_aggregate`: the rollup's buckets over the records whose timestamp falls in
-//! `[from, to)`, computed by scanning every candidate record (segments, SQLite and the
-//! memtable, up to the tail when the request arrived).
+//! `[from, to)`, up to the tail when the request arrived. A sealed segment whose summary
+//! answers the request exactly (see `search::summary`) adds its buckets whole; every
+//! other candidate record (other segments, SQLite and the memtable) is scanned, in
+//! stream order.
+
+use std::ops::Range;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -13,6 +18,8 @@ use crate::protocol::offset::Offset;
 use crate::search::aggregate::{contribution, parse_request, Buckets, CompiledRollup};
 use crate::search::eval::{evaluate, Document};
 use crate::search::prefilter::Prefilter;
+use crate::search::summary::SegmentSummary;
+use crate::search::terms;
 
 impl StreamService {
     /// Serves `POST /v1/stream/{name}/_aggregate`.
@@ -32,37 +39,64 @@ impl StreamService {
         let rollup = CompiledRollup::new(&cfg, rollup_cfg).map_err(bad)?;
         let mut buckets = Buckets::new(&req);
 
+        let hash = settings.registry.search().map_or(0, terms::config_hash);
+        let summarized = self.engine().segment_summaries(&meta, hash).await?;
         let mut scan = Scan::new(self, meta, None).await?;
         // Records whose text cannot hold the query's keywords are skipped unparsed.
         if let Some(q) = &req.q {
             scan.set_prefilter(Prefilter::of(q, &cfg));
         }
         let end = scan.end();
-        let ranges = Candidates::for_query(self, scan.meta(), req.q.as_ref(), &settings)
+        let candidates = Candidates::for_query(self, scan.meta(), req.q.as_ref(), &settings)
             .await?
             .ranges(0, end);
-        {
-            let mut visit = |pos: u64, data: &Bytes| -> ServiceResult<Flow> {
-                let Ok(record) = serde_json::from_slice::<Value>(data) else {
-                    return Ok(Flow::More);
-                };
-                let version = u64::from(settings.registry.version_at(pos));
-                let Some(c) = contribution(&cfg, &rollup, version, &record) else {
-                    return Ok(Flow::More);
-                };
-                if c.timestamp_ms < req.from_ms || c.timestamp_ms >= req.to_ms {
-                    return Ok(Flow::More);
-                }
-                if let Some(q) = &req.q {
-                    if !evaluate(q, &Document::new(&cfg, version, &record, None)).matched {
-                        return Ok(Flow::More);
-                    }
-                }
-                buckets.add(&c);
-                Ok(Flow::More)
-            };
-            scan.forward(ranges, &mut visit).await?;
+        // In stream order: the segments whose summaries answer the request whole, and the
+        // candidate ranges between them, which are scanned.
+        let mut steps: Vec<Step> = Vec::new();
+        let mut at = 0;
+        for seg in summarized.iter().filter(|s| s.end_pos <= end) {
+            if let Some(summary) = seg.summary.as_ref().filter(|s| s.answers(&req, &cfg)) {
+                steps.push(Step::Scan(clip(&candidates, at, seg.start_pos)));
+                steps.push(Step::Summary(summary.clone()));
+                at = seg.end_pos;
+            }
         }
+        steps.push(Step::Scan(clip(&candidates, at, end)));
+        let mut summarized_segments = 0u64;
+        for step in steps {
+            match step {
+                Step::Summary(summary) => {
+                    summary.add_to(&req, &cfg, &mut buckets);
+                    summarized_segments += 1;
+                }
+                Step::Scan(ranges) if ranges.is_empty() => {}
+                Step::Scan(ranges) => {
+                    let mut visit = |pos: u64, data: &Bytes| -> ServiceResult<Flow> {
+                        let Ok(record) = serde_json::from_slice::<Value>(data) else {
+                            return Ok(Flow::More);
+                        };
+                        let version = u64::from(settings.registry.version_at(pos));
+                        let Some(c) = contribution(&cfg, &rollup, version, &record) else {
+                            return Ok(Flow::More);
+                        };
+                        if c.timestamp_ms < req.from_ms || c.timestamp_ms >= req.to_ms {
+                            return Ok(Flow::More);
+                        }
+                        if let Some(q) = &req.q {
+                            if !evaluate(q, &Document::new(&cfg, version, &record, None)).matched {
+                                return Ok(Flow::More);
+                            }
+                        }
+                        buckets.add(&c);
+                        Ok(Flow::More)
+                    };
+                    scan.forward(ranges, &mut visit).await?;
+                }
+            }
+        }
+        crate::telemetry::metrics::metrics()
+            .summary_segments_used
+            .add(summarized_segments);
         let end_offset = Offset::at(end).encode();
         let st = &scan.stats;
         Ok(json!({
@@ -82,13 +116,30 @@ impl StreamService {
                 "possible_missing_uploaded_segments": 0,
                 "possible_missing_sealed_rows": 0,
                 "possible_missing_wal_rows": 0,
-                "used_rollups": false,
-                "indexed_segments": 0,
+                "used_rollups": summarized_segments > 0,
+                "indexed_segments": summarized_segments,
                 "scanned_segments": st.segments,
                 "scanned_tail_docs": st.tail_records,
-                "index_families_used": [],
+                "index_families_used": if summarized_segments > 0 { json!(["agg"]) } else { json!([]) },
             },
             "buckets": buckets.to_json(),
         }))
     }
+}
+
+/// One part of an aggregation, in stream order.
+enum Step {
+    /// A segment answered by its summary.
+    Summary(Arc<SegmentSummary>),
+    /// Candidate ranges read record by record.
+    Scan(Vec<Range<u64>>),
+}
+
+/// The parts of `ranges` (ascending, disjoint) within `[from, to)`.
+fn clip(ranges: &[Range<u64>], from: u64, to: u64) -> Vec<Range<u64>> {
+    ranges
+        .iter()
+        .map(|r| r.start.max(from)..r.end.min(to))
+        .filter(|r| r.start < r.end)
+        .collect()
 }

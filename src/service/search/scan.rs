@@ -31,7 +31,8 @@ const MAX_BACKWARD_WINDOW: u64 = 1 << 20;
 
 /// The positions a query must read: every position but those of the segments the
 /// stream's index rules out for it (full mode; see `engine::keyindex`). Ruling out is
-/// exact for keyword clauses and never happens for anything else, so no hit is lost.
+/// exact for keyword clauses, conservative for comparisons on column fields (by each
+/// segment's range of values) and never happens for anything else, so no hit is lost.
 pub(crate) struct Candidates {
     /// Position ranges that hold no match, ascending and disjoint.
     excluded: Vec<(u64, u64)>,
@@ -55,11 +56,11 @@ impl Candidates {
         let (Some(q), Some(raw)) = (q, settings.registry.search()) else {
             return Ok(Candidates::all());
         };
+        let hash = terms::config_hash(raw);
         let expr = TermExpr::of(q);
-        let excluded = svc
-            .engine()
-            .search_exclusions(meta, &expr, terms::config_hash(raw))
-            .await?;
+        let mut excluded = svc.engine().search_exclusions(meta, &expr, hash).await?;
+        excluded.extend(svc.engine().summary_exclusions(meta, q, hash).await?);
+        excluded.sort_unstable();
         Ok(Candidates { excluded })
     }
 
