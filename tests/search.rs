@@ -753,3 +753,61 @@ async fn full_mode_summaries_answer_as_the_scan_does() {
     let used = check(full.stream_url("events")).await;
     assert_eq!(used[0], segments);
 }
+
+/// Local mode keeps summaries of whole chunks of 4,096 records after a first `_aggregate`
+/// without a query has read them: later requests use them (and say so) and answer what a
+/// scan answers (`has:ts` holds for every record but is never answered from summaries).
+#[tokio::test]
+async fn local_mode_chunk_summaries_answer_as_the_scan_does() {
+    const N: usize = 9_000;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_local(dir.path(), &[]);
+    let c = client();
+    let url = s.stream_url("events");
+    setup(&c, &url).await;
+    for from in (0..N).step_by(1000) {
+        let batch: Vec<Value> = (from..from + 1000).map(record).collect();
+        let r = c
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(Value::Array(batch).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+    let hour = 3_600_000;
+    let whole = json!({"rollup": "requests", "from": BASE_MS, "to": BASE_MS + 60 * hour,
+                       "interval": "1m", "group_by": ["level"]});
+    let (_, first) = aggregate(&c, &url, whole.clone()).await;
+    assert_eq!(first["coverage"]["used_rollups"], false, "nothing kept yet");
+    let (_, second) = aggregate(&c, &url, whole.clone()).await;
+    assert_eq!(second["coverage"]["used_rollups"], true);
+    assert_eq!(second["buckets"], first["buckets"]);
+    assert_eq!(
+        second["buckets"].as_array().unwrap().len(),
+        N / 3,
+        "3 records a minute"
+    );
+    for body in [
+        // Mid-minute edges: the chunks holding them are scanned, the one between is not.
+        json!({"rollup": "requests", "from": BASE_MS + 7 * hour + 30_000, "to": BASE_MS + 49 * hour + 10_000,
+               "interval": "1m"}),
+        json!({"rollup": "requests", "from": BASE_MS + 10 * hour, "to": BASE_MS + 30 * hour,
+               "interval": "1m", "group_by": ["level"], "measures": ["st"]}),
+        json!({"rollup": "requests", "from": BASE_MS, "to": BASE_MS + 60 * hour,
+               "interval": "1m", "q": "level:warn"}),
+    ] {
+        let (st, got) = aggregate(&c, &url, body.clone()).await;
+        assert_eq!(st, 200, "{got}");
+        assert_eq!(got["coverage"]["used_rollups"], true, "{body}");
+        let mut scanned = body.clone();
+        scanned["q"] = match body.get("q") {
+            Some(q) => json!(format!("{} AND has:ts", q.as_str().unwrap())),
+            None => json!("has:ts"),
+        };
+        let (_, want) = aggregate(&c, &url, scanned).await;
+        assert_eq!(want["coverage"]["used_rollups"], false);
+        assert_eq!(got["buckets"], want["buckets"], "{body}");
+    }
+}

@@ -38,7 +38,9 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::aggregate::{contribution, AggregateRequest, Buckets, CompiledRollup, MeasureState};
+use super::aggregate::{
+    contribution, AggregateRequest, Buckets, CompiledRollup, Contribution, MeasureState,
+};
 use super::config::{FieldKind, SearchConfig};
 use super::eval::{Canon, Document};
 use super::query::{CompareOp, Query};
@@ -354,6 +356,34 @@ struct RollupBuilder {
     intervals: Vec<IntervalBuilder>,
 }
 
+impl RollupBuilder {
+    fn add(&mut self, c: &Contribution) {
+        let dims: Vec<Option<String>> = c.dimensions.iter().map(|(_, v)| v.clone()).collect();
+        for iv in &mut self.intervals {
+            let start = c.timestamp_ms.div_euclid(iv.ms) * iv.ms;
+            let (index, groups) = iv.buckets.entry(start).or_default();
+            match index.groups.get(&dims) {
+                Some(&i) => {
+                    let g = &mut groups[i];
+                    for (name, state) in &c.measures {
+                        match g.measures.iter_mut().find(|(n, _)| n == name) {
+                            Some((_, s)) => s.merge(state),
+                            None => g.measures.push((name.clone(), state.clone())),
+                        }
+                    }
+                }
+                None => {
+                    index.groups.insert(dims.clone(), groups.len());
+                    groups.push(GroupSummary {
+                        dimensions: dims.clone(),
+                        measures: c.measures.clone(),
+                    });
+                }
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct ColumnBuilder {
     count: u64,
@@ -438,32 +468,31 @@ impl<'c> SummaryBuilder<'c> {
             }
         }
         for r in &mut self.rollups {
-            let Some(c) = contribution(self.config, &r.compiled, version, record) else {
-                continue;
-            };
-            let dims: Vec<Option<String>> = c.dimensions.into_iter().map(|(_, v)| v).collect();
-            for iv in &mut r.intervals {
-                let start = c.timestamp_ms.div_euclid(iv.ms) * iv.ms;
-                let (index, groups) = iv.buckets.entry(start).or_default();
-                match index.groups.get(&dims) {
-                    Some(&i) => {
-                        let g = &mut groups[i];
-                        for (name, state) in &c.measures {
-                            match g.measures.iter_mut().find(|(n, _)| n == name) {
-                                Some((_, s)) => s.merge(state),
-                                None => g.measures.push((name.clone(), state.clone())),
-                            }
-                        }
-                    }
-                    None => {
-                        index.groups.insert(dims.clone(), groups.len());
-                        groups.push(GroupSummary {
-                            dimensions: dims.clone(),
-                            measures: c.measures.clone(),
-                        });
-                    }
-                }
+            if let Some(c) = contribution(self.config, &r.compiled, version, record) {
+                r.add(&c);
             }
+        }
+    }
+
+    /// A builder of one rollup's buckets only (no column ranges), fed with
+    /// contributions the caller computed ([`SummaryBuilder::add_contribution`]).
+    pub fn for_rollup(
+        config: &'c SearchConfig,
+        rollup: &str,
+        segment: u64,
+        search_hash: u64,
+    ) -> SummaryBuilder<'c> {
+        let mut b = SummaryBuilder::new(config, segment, search_hash);
+        b.columns.clear();
+        b.rollups.retain(|r| r.name == rollup);
+        b
+    }
+
+    /// Adds a record's contribution to the rollup `rollup` (counted as one record).
+    pub fn add_contribution(&mut self, rollup: &str, c: Option<&Contribution>) {
+        self.records += 1;
+        if let (Some(c), Some(r)) = (c, self.rollups.iter_mut().find(|r| r.name == rollup)) {
+            r.add(c);
         }
     }
 

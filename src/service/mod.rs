@@ -142,6 +142,8 @@ pub struct StreamService {
     touch: std::sync::Arc<touch::TouchManager>,
     /// Durable Streams subscriptions (the reserved `__ds` routes).
     subscriptions: std::sync::Arc<subscriptions::SubscriptionManager>,
+    /// `_aggregate`'s summaries of chunks no segment summary covers.
+    chunk_summaries: std::sync::Arc<search::ChunkSummaries>,
 }
 
 fn bad(msg: impl Into<String>) -> ServiceError {
@@ -161,6 +163,7 @@ impl StreamService {
             limits,
             live_slots,
             settings_cache: Default::default(),
+            chunk_summaries: Default::default(),
         }
     }
 

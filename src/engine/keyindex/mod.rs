@@ -18,7 +18,7 @@
 //!
 //! See docs/adr/0011-routing-key-index.md.
 
-mod cache;
+pub(crate) mod cache;
 pub mod format;
 pub mod indexer;
 pub mod summaries;

@@ -4,9 +4,11 @@
 //! narrow the scan.
 
 mod aggregate;
+mod chunks;
 mod filter;
 mod run;
 mod scan;
 
+pub(crate) use chunks::ChunkSummaries;
 pub(crate) use filter::{entry_filter, search_config};
 pub use run::{SearchInput, SearchOutcome, TIMEOUT_MS};
