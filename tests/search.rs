@@ -754,7 +754,7 @@ async fn full_mode_summaries_answer_as_the_scan_does() {
     assert_eq!(used[0], segments);
 }
 
-/// Local mode keeps summaries of whole chunks of 4,096 records after a first `_aggregate`
+/// Local mode keeps summaries of whole chunks of 1,024 records after a first `_aggregate`
 /// without a query has read them: later requests use them (and say so) and answer what a
 /// scan answers (`has:ts` holds for every record but is never answered from summaries).
 #[tokio::test]

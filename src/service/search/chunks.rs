@@ -18,7 +18,7 @@ use crate::engine::keyindex::cache::ByteLru;
 use crate::search::summary::SegmentSummary;
 
 /// Positions per chunk.
-pub(crate) const CHUNK: u64 = 4096;
+pub(crate) const CHUNK: u64 = 1024;
 /// Memory for chunk summaries.
 const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
