@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 /// Entries a keyed page may scan before it is returned as it is.
 pub const SCAN_BUDGET: usize = 1_000_000;
@@ -67,6 +67,19 @@ pub struct Collect {
     /// The page stopped because the filter's scan limit was reached.
     pub filter_limit_reached: bool,
     full: bool,
+    /// Where [`Collect::offer_copy`] copies taken entries (each is split off it).
+    arena: BytesMut,
+}
+
+/// Bytes of arena allocated at a time (an entry larger than this gets its own).
+const ARENA_CHUNK: usize = 64 * 1024;
+
+/// Where an offered entry's bytes come from.
+enum Source<'a, F> {
+    /// Already in a shared buffer (the memtable, a commit): taken as is.
+    Shared(F),
+    /// Borrowed for the call: copied if taken.
+    Borrowed(&'a [u8]),
 }
 
 impl Collect {
@@ -81,6 +94,7 @@ impl Collect {
             filter_scanned_bytes: 0,
             filter_limit_reached: false,
             full: false,
+            arena: BytesMut::new(),
         }
     }
 
@@ -97,6 +111,22 @@ impl Collect {
     /// Offers the entry at `pos` (the next position to scan). `data` is called only if the
     /// entry is taken. Returns false when the page is full: stop offering.
     pub fn offer(&mut self, pos: u64, key: Option<&[u8]>, data: impl FnOnce() -> Bytes) -> bool {
+        self.offer_from(pos, key, Source::Shared(data))
+    }
+
+    /// Offers an entry whose bytes are borrowed (a SQLite row, a decompressed block): if
+    /// it is taken, they are copied into the page's arena, so that a page's entries share
+    /// a few allocations instead of one each.
+    pub fn offer_copy(&mut self, pos: u64, key: Option<&[u8]>, data: &[u8]) -> bool {
+        self.offer_from(pos, key, Source::<fn() -> Bytes>::Borrowed(data))
+    }
+
+    fn offer_from<F: FnOnce() -> Bytes>(
+        &mut self,
+        pos: u64,
+        key: Option<&[u8]>,
+        data: Source<'_, F>,
+    ) -> bool {
         if self.full {
             return false;
         }
@@ -111,11 +141,15 @@ impl Collect {
                 return !self.full;
             }
         }
-        let d = data();
+        let (shared, borrowed) = match data {
+            Source::Shared(f) => (Some(f()), &[][..]),
+            Source::Borrowed(b) => (None, b),
+        };
+        let len = shared.as_ref().map_or(borrowed.len(), Bytes::len);
         if let Some(f) = &self.limits.filter {
-            self.filter_scanned_bytes += d.len();
+            self.filter_scanned_bytes += len;
             let over = self.filter_scanned_bytes >= f.scan_limit_bytes;
-            if !(f.test)(pos, &d) {
+            if !(f.test)(pos, shared.as_deref().unwrap_or(borrowed)) {
                 self.next_pos = pos + 1;
                 self.scan_left = self.scan_left.saturating_sub(1);
                 if over || self.scan_left == 0 {
@@ -127,10 +161,7 @@ impl Collect {
             if over {
                 // Taken below whatever the page limits say (the original returns it too).
                 self.filter_limit_reached = true;
-                self.bytes += d.len();
-                self.entries.push(d);
-                self.positions.push(pos);
-                self.next_pos = pos + 1;
+                self.take(pos, shared, borrowed);
                 self.full = true;
                 return false;
             }
@@ -138,19 +169,33 @@ impl Collect {
         let first = self.entries.is_empty();
         if !first
             && (self.entries.len() >= self.limits.max_records
-                || self.bytes + d.len() > self.limits.max_bytes)
+                || self.bytes + len > self.limits.max_bytes)
         {
             self.full = true;
             return false;
         }
-        self.bytes += d.len();
-        self.entries.push(d);
-        self.positions.push(pos);
-        self.next_pos = pos + 1;
+        self.take(pos, shared, borrowed);
         if self.entries.len() >= self.limits.max_records || self.bytes >= self.limits.max_bytes {
             self.full = true;
         }
         !self.full
+    }
+
+    fn take(&mut self, pos: u64, shared: Option<Bytes>, borrowed: &[u8]) {
+        let entry = match shared {
+            Some(b) => b,
+            None => {
+                if self.arena.capacity() - self.arena.len() < borrowed.len() {
+                    self.arena = BytesMut::with_capacity(ARENA_CHUNK.max(borrowed.len()));
+                }
+                self.arena.extend_from_slice(borrowed);
+                self.arena.split().freeze()
+            }
+        };
+        self.bytes += entry.len();
+        self.entries.push(entry);
+        self.positions.push(pos);
+        self.next_pos = pos + 1;
     }
 
     /// Positions up to `to` hold no entry of the key (an index or a filter said so):
@@ -195,6 +240,32 @@ mod tests {
         assert!(c.offer(0, None, || b("a")));
         assert!(!c.offer(1, None, || b("b")));
         assert!(c.is_full());
+    }
+
+    #[test]
+    fn borrowed_entries_are_copied_into_shared_chunks_under_the_same_rules() {
+        let mut c = Collect::new(0, limits(10, 10, Some("k")));
+        assert!(c.offer_copy(0, Some(b"x"), b"skipped"));
+        assert!(c.offer_copy(1, Some(b"k"), b"abcd"));
+        assert!(c.offer_copy(2, Some(b"k"), b"efgh"));
+        assert!(
+            !c.offer_copy(3, Some(b"k"), b"ijkl"),
+            "4 + 4 + 4 bytes > 10"
+        );
+        assert_eq!(c.entries, vec![b("abcd"), b("efgh")]);
+        assert_eq!(
+            (c.positions.clone(), c.next_pos, c.bytes),
+            (vec![1, 2], 3, 8)
+        );
+        // One allocation: the second entry follows the first in memory.
+        assert_eq!(c.entries[1].as_ptr(), c.entries[0][4..].as_ptr());
+        let big = vec![7u8; ARENA_CHUNK + 1];
+        let mut c = Collect::new(0, limits(usize::MAX, 10, None));
+        c.offer_copy(0, None, b"small");
+        c.offer_copy(1, None, &big);
+        c.offer(2, None, || b("shared"));
+        assert_eq!(c.entries[1], big, "larger than a chunk: its own allocation");
+        assert_eq!(c.entries[2], b("shared"));
     }
 
     #[test]

@@ -11,8 +11,6 @@ use std::io::{Read as _, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-
 use super::collect::Collect;
 use super::db::segments::SegmentRow;
 use super::read_pool::ReadPool;
@@ -336,7 +334,7 @@ impl Tier {
                 if this >= to {
                     return false;
                 }
-                c.offer(this, rkey, || Bytes::copy_from_slice(data))
+                c.offer_copy(this, rkey, data)
             })
             .map_err(|e| corrupt(&key, e))?;
         }

@@ -66,7 +66,7 @@ pub fn collect(
             let pos = row.get::<_, i64>(0)? as u64;
             c.skip_to(pos);
             let data = row.get_ref(1)?.as_blob()?;
-            if !c.offer(pos, Some(&key), || bytes::Bytes::copy_from_slice(data)) {
+            if !c.offer_copy(pos, Some(&key), data) {
                 return Ok(());
             }
         }
@@ -85,7 +85,7 @@ pub fn collect(
         }
         let data = row.get_ref(1)?.as_blob()?;
         let key = row.get_ref(2)?.as_blob_or_null()?;
-        if !c.offer(pos, key, || bytes::Bytes::copy_from_slice(data)) {
+        if !c.offer_copy(pos, key, data) {
             break;
         }
     }
