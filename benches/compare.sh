@@ -3,7 +3,7 @@
 # side-by-side markdown table with ratios against ours (full mode).
 #
 #   benches/compare.sh [--quick] [--servers a,b] [--scenarios x,y] [--messages N]
-#                      [--duration S] [--out DIR] [--no-pin] [--bin PATH]
+#                      [--duration S] [--out DIR] [--no-pin] [--bin PATH] [--load PATH]
 #
 # Servers: ours-full ours-local node-mem node-file electric-wal (default: all).
 # Scenarios: append-own append-shared catchup latency fanout many (default: all; `ping`
@@ -12,7 +12,9 @@
 # core 1. Peers are installed on first use under target/bench-peers/. A peer that fails
 # to install or start is reported in the table, never dropped. Results go to
 # target/bench-results/compare-<time>/ (results.jsonl, table.md, logs/). --bin runs that
-# prisma-streams binary as ours-full/ours-local instead of building target/release's.
+# prisma-streams binary as ours-full/ours-local instead of building target/release's;
+# --load runs that load generator instead of building it (it links the library, so a
+# source change would rebuild it on every run).
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -28,11 +30,12 @@ MESSAGES=""
 DUR=""
 OUT=""
 BIN=""
+LOADBIN=""
 NODE_PEER_VERSION="0.3.7"
 ELECTRIC_VERSION="0.1.5"
 PEERS="$ROOT/target/bench-peers"
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -44,6 +47,7 @@ while [ $# -gt 0 ]; do
     --out) OUT="$2"; shift ;;
     --no-pin) PIN=0 ;;
     --bin) BIN="$2"; shift ;;
+    --load) LOADBIN="$2"; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "compare.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -83,13 +87,16 @@ if [ -n "$BIN" ]; then
 elif ! cargo build --release --locked --bin prisma-streams > "$OUT/logs/build.log" 2>&1; then
   for s in ours-full ours-local; do BROKEN[$s]="cargo build --release failed (see logs/build.log)"; done
 fi
-if ! cargo bench --bench load --no-run --locked --message-format=json > "$OUT/logs/build-load.json" 2> "$OUT/logs/build-load.log"; then
+if [ -n "$LOADBIN" ]; then
+  LOAD="$LOADBIN"
+elif ! cargo bench --bench load --no-run --locked --message-format=json > "$OUT/logs/build-load.json" 2> "$OUT/logs/build-load.log"; then
   echo "compare.sh: cannot build the load generator:" >&2
   tail -20 "$OUT/logs/build-load.log" >&2
   exit 1
+else
+  LOAD="$(grep '"executable":"[^"]*"' "$OUT/logs/build-load.json" | grep '"name":"load"' \
+          | sed 's/.*"executable":"\([^"]*\)".*/\1/' | tail -1)"
 fi
-LOAD="$(grep '"executable":"[^"]*"' "$OUT/logs/build-load.json" | grep '"name":"load"' \
-        | sed 's/.*"executable":"\([^"]*\)".*/\1/' | tail -1)"
 if [ -z "$LOAD" ] || [ ! -x "$LOAD" ]; then
   echo "compare.sh: no load generator executable found" >&2
   exit 1
