@@ -3,7 +3,7 @@
 # side-by-side markdown table with ratios against ours (full mode).
 #
 #   benches/compare.sh [--quick] [--servers a,b] [--scenarios x,y] [--messages N]
-#                      [--duration S] [--out DIR] [--no-pin]
+#                      [--duration S] [--out DIR] [--no-pin] [--bin PATH] [--load PATH]
 #
 # Servers: ours-full ours-local node-mem node-file electric-wal (default: all).
 # Scenarios: append-own append-shared catchup latency fanout many (default: all; `ping`
@@ -11,7 +11,10 @@
 # empty data directory, pinned to core 0 (taskset -c 0); the load generator runs on
 # core 1. Peers are installed on first use under target/bench-peers/. A peer that fails
 # to install or start is reported in the table, never dropped. Results go to
-# target/bench-results/compare-<time>/ (results.jsonl, table.md, logs/).
+# target/bench-results/compare-<time>/ (results.jsonl, table.md, logs/). --bin runs that
+# prisma-streams binary as ours-full/ours-local instead of building target/release's;
+# --load runs that load generator instead of building it (it links the library, so a
+# source change would rebuild it on every run).
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -26,11 +29,13 @@ PIN=1
 MESSAGES=""
 DUR=""
 OUT=""
+BIN=""
+LOADBIN=""
 NODE_PEER_VERSION="0.3.7"
 ELECTRIC_VERSION="0.1.5"
 PEERS="$ROOT/target/bench-peers"
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -41,6 +46,8 @@ while [ $# -gt 0 ]; do
     --duration) DUR="$2"; shift ;;
     --out) OUT="$2"; shift ;;
     --no-pin) PIN=0 ;;
+    --bin) BIN="$2"; shift ;;
+    --load) LOADBIN="$2"; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "compare.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -75,21 +82,26 @@ fail_line() { # label scenario error
 declare -A BROKEN  # server -> why it cannot run
 
 log "building prisma-streams (release) and the load generator"
-if ! cargo build --release --locked --bin prisma-streams > "$OUT/logs/build.log" 2>&1; then
+if [ -n "$BIN" ]; then
+  [ -x "$BIN" ] || { echo "compare.sh: --bin $BIN is not an executable" >&2; exit 2; }
+elif ! cargo build --release --locked --bin prisma-streams > "$OUT/logs/build.log" 2>&1; then
   for s in ours-full ours-local; do BROKEN[$s]="cargo build --release failed (see logs/build.log)"; done
 fi
-if ! cargo bench --bench load --no-run --locked --message-format=json > "$OUT/logs/build-load.json" 2> "$OUT/logs/build-load.log"; then
+if [ -n "$LOADBIN" ]; then
+  LOAD="$LOADBIN"
+elif ! cargo bench --bench load --no-run --locked --message-format=json > "$OUT/logs/build-load.json" 2> "$OUT/logs/build-load.log"; then
   echo "compare.sh: cannot build the load generator:" >&2
   tail -20 "$OUT/logs/build-load.log" >&2
   exit 1
+else
+  LOAD="$(grep '"executable":"[^"]*"' "$OUT/logs/build-load.json" | grep '"name":"load"' \
+          | sed 's/.*"executable":"\([^"]*\)".*/\1/' | tail -1)"
 fi
-LOAD="$(grep '"executable":"[^"]*"' "$OUT/logs/build-load.json" | grep '"name":"load"' \
-        | sed 's/.*"executable":"\([^"]*\)".*/\1/' | tail -1)"
 if [ -z "$LOAD" ] || [ ! -x "$LOAD" ]; then
   echo "compare.sh: no load generator executable found" >&2
   exit 1
 fi
-OURS="$ROOT/target/release/prisma-streams"
+OURS="${BIN:-$ROOT/target/release/prisma-streams}"
 
 # --- peers ------------------------------------------------------------------------------
 wants() { case " $SERVERS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
@@ -196,6 +208,7 @@ scenario_flags() {
 {
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), kernel $(uname -r)"
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (+ uncommitted src changes)')"
+  [ -n "$BIN" ] && echo "ours: $BIN (--bin)"
   echo "mode: $([ "$QUICK" = 1 ] && echo quick || echo full), duration ${DUR}s per timed phase, catch-up ${MESSAGES} messages, many ${STREAMS} streams, 150-byte JSON messages"
   echo "load: append-* 16 closed-loop writers; latency 1 long-poll reader, fanout 100, writer paced at 200 appends/s; many 16 connections"
   echo "pinning: server ${SERVER_CPU:-none}, client ${CLIENT_CPU:-none}"

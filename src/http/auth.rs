@@ -2,37 +2,30 @@
 //! route but `/health`, CORS preflights and the subscription routes that carry their own
 //! token (see [`own_credentials`]) needs `Authorization: Bearer <token>`.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 
-use std::sync::Arc;
-
 use super::AppState;
 
-/// Lets the request through when no token is configured or the right one is presented.
-pub async fn authenticate(
-    State(st): State<Arc<AppState>>,
-    req: Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let Some(token) = &st.auth else {
-        return next.run(req).await;
-    };
+/// `None` when the request may go on (no token is configured, the route needs none, or
+/// the right one is presented), else the 401 to answer with.
+pub fn refusal(st: &AppState, req: &Request) -> Option<Response> {
+    let token = st.auth.as_ref()?;
     if req.uri().path() == "/health"
         || req.method() == Method::OPTIONS
         || own_credentials(req.uri().path())
     {
-        return next.run(req).await;
+        return None;
     }
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| bearer(v.as_bytes()));
     match presented {
-        Some(p) if constant_time_eq(p, token.as_bytes()) => next.run(req).await,
-        Some(_) => unauthorized("invalid bearer token"),
-        None => unauthorized("missing Authorization: Bearer <token> header"),
+        Some(p) if constant_time_eq(p, token.as_bytes()) => None,
+        Some(_) => Some(unauthorized("invalid bearer token")),
+        None => Some(unauthorized("missing Authorization: Bearer <token> header")),
     }
 }
 

@@ -4,11 +4,13 @@ use std::convert::Infallible;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::util::{set, Query};
+use super::util::{hn, put, put_string, response, set, Query};
 use crate::protocol::headers::names;
+
+const TRUE: HeaderValue = HeaderValue::from_static("true");
 use crate::service::read::{CachePolicy, ReadOutcome, ReadParams};
 use crate::service::StreamService;
 
@@ -57,30 +59,34 @@ pub async fn handle(
                 _ => false,
             };
             let mut res = if not_modified {
-                StatusCode::NOT_MODIFIED.into_response()
+                response(StatusCode::NOT_MODIFIED, Body::empty())
             } else {
-                (StatusCode::OK, p.body).into_response()
+                response(StatusCode::OK, Body::from(p.body))
             };
-            set(&mut res, "content-type", &p.content_type);
-            set(&mut res, names::STREAM_NEXT_OFFSET, p.next_offset.encode());
+            put_string(&mut res, header::CONTENT_TYPE, p.content_type);
+            put_string(&mut res, hn::STREAM_NEXT_OFFSET, p.next_offset.encode());
             if p.up_to_date {
-                set(&mut res, names::STREAM_UP_TO_DATE, "true");
+                put(&mut res, hn::STREAM_UP_TO_DATE, TRUE);
             }
             if p.closed {
-                set(&mut res, names::STREAM_CLOSED, "true");
+                put(&mut res, hn::STREAM_CLOSED, TRUE);
             }
-            if let Some(tag) = &p.etag {
-                set(&mut res, "etag", tag);
+            if let Some(tag) = p.etag {
+                put_string(&mut res, header::ETAG, tag);
             }
-            if let Some(c) = &p.cursor {
-                set(&mut res, names::STREAM_CURSOR, c);
+            if let Some(c) = p.cursor {
+                put_string(&mut res, hn::STREAM_CURSOR, c);
             }
             let cache = match p.cache {
                 CachePolicy::Public => "public, max-age=60, stale-while-revalidate=300",
                 CachePolicy::Revalidate => "no-cache",
                 CachePolicy::NoStore => "no-store",
             };
-            set(&mut res, "cache-control", cache);
+            put(
+                &mut res,
+                header::CACHE_CONTROL,
+                HeaderValue::from_static(cache),
+            );
             if let Some((limit, scanned)) = p.filter_limit {
                 set(&mut res, "stream-filter-scan-limit-reached", "true");
                 set(
@@ -97,16 +103,20 @@ pub async fn handle(
             closed,
             cursor,
         }) => {
-            let mut res = StatusCode::NO_CONTENT.into_response();
-            set(&mut res, names::STREAM_NEXT_OFFSET, next_offset.encode());
-            set(&mut res, names::STREAM_UP_TO_DATE, "true");
+            let mut res = response(StatusCode::NO_CONTENT, Body::empty());
+            put_string(&mut res, hn::STREAM_NEXT_OFFSET, next_offset.encode());
+            put(&mut res, hn::STREAM_UP_TO_DATE, TRUE);
             if closed {
-                set(&mut res, names::STREAM_CLOSED, "true");
+                put(&mut res, hn::STREAM_CLOSED, TRUE);
             }
             if let Some(c) = cursor {
-                set(&mut res, names::STREAM_CURSOR, c);
+                put_string(&mut res, hn::STREAM_CURSOR, c);
             }
-            set(&mut res, "cache-control", "no-store");
+            put(
+                &mut res,
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            );
             res
         }
         Ok(ReadOutcome::Sse(session)) => {

@@ -68,43 +68,38 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/stream/{*rest}", any(stream))
         .fallback(not_found)
         .with_state(state.clone())
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::authenticate,
-        ))
-        .layer(axum::middleware::map_response(common_headers))
         .layer(axum::middleware::from_fn_with_state(state, observe))
 }
 
-/// CORS and security headers on every response, errors included.
-async fn common_headers(mut res: Response) -> Response {
-    let h = res.headers_mut();
-    h.insert(
+/// The CORS and security headers every response carries, errors included.
+const COMMON_HEADERS: [(header::HeaderName, HeaderValue); 6] = [
+    (
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
-    );
-    h.insert(
+    ),
+    (
         header::ACCESS_CONTROL_ALLOW_METHODS,
         HeaderValue::from_static(ALLOW_METHODS),
-    );
-    h.insert(
+    ),
+    (
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static(ALLOW_HEADERS),
-    );
-    h.insert(
+    ),
+    (
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static(EXPOSE_HEADERS),
-    );
-    h.insert(
+    ),
+    (
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
+    ),
+    (
         header::HeaderName::from_static("cross-origin-resource-policy"),
         HeaderValue::from_static("cross-origin"),
-    );
-    res
-}
+    ),
+];
+
+const X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
 
 fn route_of(req: &Request) -> Route {
     if !req.uri().path().starts_with("/v1/stream/") {
@@ -120,8 +115,10 @@ fn route_of(req: &Request) -> Route {
     }
 }
 
-/// One span per request (method, path, request id), closed by an event with its status
-/// and duration (at debug level), the HTTP metrics, and the `x-request-id` header.
+/// The one middleware (a layer per concern would cost a boxed future and a service clone
+/// each, per request): one span per request (method, path, request id), the
+/// authentication check, the common headers and `x-request-id` on every response, the
+/// HTTP metrics, and an event with the status and duration (at debug level).
 async fn observe(
     State(st): State<Arc<AppState>>,
     req: Request,
@@ -133,12 +130,22 @@ async fn observe(
     let span =
         tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), id = %id);
     let started = crate::clock::monotonic();
-    let mut res =
-        crate::telemetry::request_id::scope(id.clone(), next.run(req).instrument(span.clone()))
-            .await;
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        res.headers_mut()
-            .insert(header::HeaderName::from_static("x-request-id"), v);
+    let handled = async {
+        match auth::refusal(&st, &req) {
+            Some(refused) => refused,
+            None => next.run(req).await,
+        }
+    };
+    let request_id = HeaderValue::from_str(&id).ok();
+    let mut res = crate::telemetry::request_id::scope(id, handled.instrument(span.clone())).await;
+    let h = res.headers_mut();
+    // One growth of the map at most, instead of one per doubling.
+    h.reserve(COMMON_HEADERS.len() + 1);
+    for (name, value) in COMMON_HEADERS {
+        h.insert(name, value);
+    }
+    if let Some(v) = request_id {
+        h.insert(X_REQUEST_ID, v);
     }
     let status = res.status().as_u16();
     metrics().http(route, status, started);

@@ -2,24 +2,23 @@
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::util::{header as h, read_append_body, set};
-use crate::protocol::headers::names;
+use super::util::{header_of, hn, put, put_string, read_append_body, response};
 use crate::service::{AppendParams, StreamService};
 
 pub async fn handle(svc: &StreamService, name: &str, req: Request<Body>) -> Response {
     let (parts, body) = req.into_parts();
     let hs = &parts.headers;
     let params = AppendParams {
-        content_type: h(hs, "content-type"),
-        closed: h(hs, names::STREAM_CLOSED),
-        stream_seq: h(hs, names::STREAM_SEQ),
-        producer_id: h(hs, names::PRODUCER_ID),
-        producer_epoch: h(hs, names::PRODUCER_EPOCH),
-        producer_seq: h(hs, names::PRODUCER_SEQ),
-        stream_key: h(hs, "stream-key"),
+        content_type: header_of(hs, &header::CONTENT_TYPE),
+        closed: header_of(hs, &hn::STREAM_CLOSED),
+        stream_seq: header_of(hs, &hn::STREAM_SEQ),
+        producer_id: header_of(hs, &hn::PRODUCER_ID),
+        producer_epoch: header_of(hs, &hn::PRODUCER_EPOCH),
+        producer_seq: header_of(hs, &hn::PRODUCER_SEQ),
+        stream_key: header_of(hs, &hn::STREAM_KEY),
     };
     let body = match read_append_body(svc, hs, body).await {
         Ok(b) => b,
@@ -34,18 +33,18 @@ pub async fn handle(svc: &StreamService, name: &str, req: Request<Body>) -> Resp
     } else {
         StatusCode::NO_CONTENT
     };
-    let mut res = status.into_response();
-    set(
-        &mut res,
-        names::STREAM_NEXT_OFFSET,
-        out.next_offset.encode(),
-    );
+    let mut res = response(status, Body::empty());
+    put_string(&mut res, hn::STREAM_NEXT_OFFSET, out.next_offset.encode());
     if out.closed {
-        set(&mut res, names::STREAM_CLOSED, "true");
+        put(
+            &mut res,
+            hn::STREAM_CLOSED,
+            HeaderValue::from_static("true"),
+        );
     }
     if let Some((epoch, seq)) = out.producer {
-        set(&mut res, names::PRODUCER_EPOCH, epoch.to_string());
-        set(&mut res, names::PRODUCER_SEQ, seq.to_string());
+        put_string(&mut res, hn::PRODUCER_EPOCH, epoch.to_string());
+        put_string(&mut res, hn::PRODUCER_SEQ, seq.to_string());
     }
     res
 }

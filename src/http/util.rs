@@ -19,6 +19,54 @@ pub fn header(h: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Header names of the hot paths, built once instead of parsed per response.
+pub mod hn {
+    use crate::protocol::headers::names;
+    use axum::http::HeaderName;
+
+    pub const STREAM_NEXT_OFFSET: HeaderName = HeaderName::from_static(names::STREAM_NEXT_OFFSET);
+    pub const STREAM_UP_TO_DATE: HeaderName = HeaderName::from_static(names::STREAM_UP_TO_DATE);
+    pub const STREAM_CLOSED: HeaderName = HeaderName::from_static(names::STREAM_CLOSED);
+    pub const STREAM_CURSOR: HeaderName = HeaderName::from_static(names::STREAM_CURSOR);
+    pub const STREAM_SEQ: HeaderName = HeaderName::from_static(names::STREAM_SEQ);
+    pub const PRODUCER_ID: HeaderName = HeaderName::from_static(names::PRODUCER_ID);
+    pub const PRODUCER_EPOCH: HeaderName = HeaderName::from_static(names::PRODUCER_EPOCH);
+    pub const PRODUCER_SEQ: HeaderName = HeaderName::from_static(names::PRODUCER_SEQ);
+    pub const STREAM_KEY: HeaderName = HeaderName::from_static("stream-key");
+}
+
+/// Headers a response has room for from the start: its own and the common ones the
+/// middleware adds, so the map is allocated once instead of grown by doubling.
+const RESPONSE_HEADERS: usize = 16;
+
+/// An empty-bodied or full response with `status`, its header map allocated once.
+pub fn response(status: StatusCode, body: Body) -> Response<Body> {
+    let mut res = Response::new(body);
+    *res.status_mut() = status;
+    res.headers_mut().reserve(RESPONSE_HEADERS);
+    res
+}
+
+/// Inserts a header whose value is known to be valid header text.
+pub fn put(res: &mut Response<Body>, name: HeaderName, value: HeaderValue) {
+    res.headers_mut().insert(name, value);
+}
+
+/// Inserts a header from an owned string without copying it, skipping values that are
+/// not valid header text.
+pub fn put_string(res: &mut Response<Body>, name: HeaderName, value: String) {
+    if let Ok(v) = HeaderValue::try_from(value) {
+        res.headers_mut().insert(name, v);
+    }
+}
+
+/// A header as a string, by a prebuilt name.
+pub fn header_of(h: &HeaderMap, name: &HeaderName) -> Option<String> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
 /// Inserts a header, skipping values that are not valid header text.
 pub fn set(res: &mut Response<Body>, name: &'static str, value: impl AsRef<str>) {
     if let Ok(v) = HeaderValue::from_str(value.as_ref()) {
@@ -35,6 +83,9 @@ impl Query {
         for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let dec = |s: &str| -> ServiceResult<String> {
+                if !s.contains(['%', '+']) {
+                    return Ok(s.to_string());
+                }
                 let bytes = percent_decode(&s.replace('+', " "))
                     .map_err(|_| ServiceError::BadRequest("malformed query string".into()))?;
                 String::from_utf8(bytes)

@@ -149,7 +149,10 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<StreamMeta> {
 }
 
 pub fn by_name(conn: &Connection, name: &str) -> rusqlite::Result<Option<StreamMeta>> {
-    conn.prepare_cached(&format!("SELECT {SELECT} FROM streams WHERE name = ?1"))?
+    // Built once: every append looks its stream up here.
+    static SQL: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("SELECT {SELECT} FROM streams WHERE name = ?1"));
+    conn.prepare_cached(&SQL)?
         .query_row([name], from_row)
         .optional()
 }
@@ -266,26 +269,27 @@ pub fn update_tail(conn: &Connection, m: &StreamMeta) -> rusqlite::Result<()> {
         Some((id, e, s)) => (Some(id.as_str()), Some(*e as i64), Some(*s as i64)),
         None => (None, None, None),
     };
+    // Positional parameters: binding by name looks each one up, on every append.
     conn.prepare_cached(
-        "UPDATE streams SET next_pos = :next_pos, closed = :closed, \
-         closed_producer_id = :pid, closed_producer_epoch = :pep, closed_producer_seq = :pseq, \
-         stream_seq = :stream_seq, last_access_ms = max(last_access_ms, :last_access_ms), \
-         pending_bytes = :pending_bytes, manifest_dirty = max(manifest_dirty, :dirty), \
-         total_bytes = :total_bytes WHERE id = :id",
+        "UPDATE streams SET next_pos = ?2, closed = ?3, \
+         closed_producer_id = ?4, closed_producer_epoch = ?5, closed_producer_seq = ?6, \
+         stream_seq = ?7, last_access_ms = max(last_access_ms, ?8), \
+         pending_bytes = ?9, manifest_dirty = max(manifest_dirty, ?10), \
+         total_bytes = ?11 WHERE id = ?1",
     )?
-    .execute(rusqlite::named_params! {
-        ":id": m.id,
-        ":next_pos": t.next_pos as i64,
-        ":closed": t.closed,
-        ":pid": pid,
-        ":pep": pep,
-        ":pseq": pseq,
-        ":stream_seq": t.stream_seq,
-        ":last_access_ms": t.last_access_ms,
-        ":pending_bytes": m.tier.pending_bytes as i64,
-        ":dirty": m.tier.manifest_dirty,
-        ":total_bytes": m.tail.total_bytes as i64,
-    })?;
+    .execute(params![
+        m.id,
+        t.next_pos as i64,
+        t.closed,
+        pid,
+        pep,
+        pseq,
+        t.stream_seq,
+        t.last_access_ms,
+        m.tier.pending_bytes as i64,
+        m.tier.manifest_dirty,
+        m.tail.total_bytes as i64,
+    ])?;
     Ok(())
 }
 

@@ -95,7 +95,7 @@ impl Engine {
 pub(crate) fn run(b: &mut Batch<'_>, cmd: AppendCmd) -> Result<AppendOutcome, AppendError> {
     let c = b.conn();
     let now = b.now;
-    let mut m = match streams::by_name(c, &cmd.name)? {
+    let mut m = match b.stream_by_name(&cmd.name)? {
         None => return Err(AppendError::NotFound),
         Some(m) if m.life.deleted => return Err(AppendError::Gone),
         Some(m) if m.is_expired(now) => return Err(AppendError::NotFound),

@@ -15,8 +15,10 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::super::committed::StreamChange;
+use super::super::db::streams;
 use super::super::entry::Entry;
 use super::super::meta::StreamMeta;
+use super::super::meta_cache::MetaCache;
 use super::super::EngineError;
 use super::Touched;
 use crate::clock::SharedClock;
@@ -39,6 +41,7 @@ impl WriteError for EngineError {
 pub(crate) struct Batch<'a> {
     conn: &'a Connection,
     touched: &'a Touched,
+    cache: &'a MetaCache,
     /// The batch's wall time (one value for every operation in it).
     pub now: i64,
     /// Full mode: streams have segments, manifests and objects.
@@ -51,6 +54,7 @@ impl<'a> Batch<'a> {
     pub(super) fn new(
         conn: &'a Connection,
         touched: &'a Touched,
+        cache: &'a MetaCache,
         now: i64,
         tiered: bool,
         clock: &'a SharedClock,
@@ -58,6 +62,7 @@ impl<'a> Batch<'a> {
         Batch {
             conn,
             touched,
+            cache,
             now,
             tiered,
             clock,
@@ -68,6 +73,18 @@ impl<'a> Batch<'a> {
     /// The batch transaction.
     pub fn conn(&self) -> &'a Connection {
         self.conn
+    }
+
+    /// The row of the stream named `name`, as this transaction sees it. From the metadata
+    /// cache when it holds the stream and no write of this batch touched its row: the
+    /// writer updates the cache after every commit, before anyone hears of it, and
+    /// readers cannot put back an older row (see `meta_cache`), so a cached row is the
+    /// committed one. Otherwise (and for a name the cache does not hold) from SQLite.
+    pub fn stream_by_name(&self, name: &str) -> rusqlite::Result<Option<StreamMeta>> {
+        match self.cache.get(name) {
+            Some(m) if !self.touched.contains(m.id) => Ok(Some(m)),
+            _ => streams::by_name(self.conn, name),
+        }
     }
 
     /// A fresh random 128-bit token in hex (names a new incarnation's objects).

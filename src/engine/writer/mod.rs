@@ -117,6 +117,11 @@ impl Touched {
         g.1.insert(id, seq);
     }
 
+    /// Whether a write of the current batch touched the row of `id`.
+    pub fn contains(&self, id: i64) -> bool {
+        self.lock().1.contains_key(&id)
+    }
+
     /// The sequence number of the last change recorded.
     pub fn seq(&self) -> u64 {
         self.lock().0
@@ -529,7 +534,14 @@ impl Writer {
         let mut fx = Effects::default();
         let mut ran: Vec<Box<dyn Job>> = Vec::with_capacity(jobs.len());
         {
-            let mut b = Batch::new(&tx, &self.touched, now, self.tiered, &self.clock);
+            let mut b = Batch::new(
+                &tx,
+                &self.touched,
+                &self.cache,
+                now,
+                self.tiered,
+                &self.clock,
+            );
             for mut job in jobs {
                 if let Some(err) = &poisoned {
                     // The batch fails as a whole: run nothing more in it.

@@ -302,6 +302,39 @@ fn the_metadata_cache_gets_appended_rows_and_loses_every_other_written_row() {
     assert!(w.cache.get("a").is_none());
 }
 
+/// An append finds its stream in the metadata cache only while no write of its batch
+/// touched the row; after such a write it reads the row the transaction has.
+#[test]
+fn an_append_sees_its_stream_as_the_batch_left_it_not_as_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, _, _) = writer(&dir.path().join("db.sqlite"));
+    let (c, _) = create("s");
+    w.commit_batch(vec![c], false);
+    let (x, mut rx) = append("s", b"x".to_vec(), None);
+    w.commit_batch(vec![x], false);
+    assert_eq!(rx.try_recv().unwrap().unwrap().next_pos, 1);
+    assert!(!w.cache.get("s").unwrap().tail.closed, "cached as open");
+
+    // Closed by an earlier operation of the same batch, behind the cache's back.
+    let close = Box::new(Call::new(
+        |b: &mut Batch<'_>| {
+            b.conn()
+                .execute("UPDATE streams SET closed = 1 WHERE id = 1", [])?;
+            Ok::<(), EngineError>(())
+        },
+        true,
+        oneshot::channel().0,
+    ));
+    let (y, mut ry) = append("s", b"y".to_vec(), None);
+    w.commit_batch(vec![close, y], false);
+    assert!(matches!(
+        ry.try_recv().unwrap(),
+        Err(AppendError::Closed { next_pos: 1 })
+    ));
+    assert!(w.cache.get("s").is_none(), "the written row left the cache");
+    assert_eq!(next_pos(&w, "s"), 1);
+}
+
 /// Entries of stream `id` the memtable holds.
 fn held(memtable: &Memtable, id: i64) -> usize {
     let mut c = crate::engine::Collect::new(
