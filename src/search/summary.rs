@@ -293,6 +293,15 @@ impl SegmentSummary {
     }
 }
 
+/// Whether a configuration has anything a summary holds (`column` fields or rollups):
+/// summaries are built, and looked for, only then.
+pub fn summarizable(c: &SearchConfig) -> bool {
+    c.rollups.as_ref().is_some_and(|r| !r.is_empty())
+        || c.fields
+            .iter()
+            .any(|(_, f)| f.column && f.kind != FieldKind::Text)
+}
+
 /// Whether segment summaries can narrow `q` at all (it has a comparison that the
 /// query's structure does not negate).
 pub fn narrows(q: &Query) -> bool {

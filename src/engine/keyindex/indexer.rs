@@ -263,10 +263,8 @@ impl SearchIndexing {
     /// A builder of a segment's summary, if the configuration has anything to summarise
     /// (column fields or rollups).
     fn summary_builder(&self, seg: u64) -> Option<SummaryBuilder<'_>> {
-        let c = &self.config;
-        let useful = c.rollups.as_ref().is_some_and(|r| !r.is_empty())
-            || c.fields.iter().any(|(_, f)| f.column);
-        useful.then(|| SummaryBuilder::new(c, seg, self.hash))
+        crate::search::summary::summarizable(&self.config)
+            .then(|| SummaryBuilder::new(&self.config, seg, self.hash))
     }
 
     /// Adds the record at `pos`: its keyword terms to `out`, and the record to `summary`

@@ -59,7 +59,13 @@ impl Candidates {
         let hash = terms::config_hash(raw);
         let expr = TermExpr::of(q);
         let mut excluded = svc.engine().search_exclusions(meta, &expr, hash).await?;
-        excluded.extend(svc.engine().summary_exclusions(meta, q, hash).await?);
+        // Summaries exist only where the configuration has something to summarise.
+        if crate::search::summary::narrows(q)
+            && super::search_config(settings)
+                .is_some_and(|c| crate::search::summary::summarizable(&c))
+        {
+            excluded.extend(svc.engine().summary_exclusions(meta, q, hash).await?);
+        }
         excluded.sort_unstable();
         Ok(Candidates { excluded })
     }
