@@ -69,38 +69,60 @@ impl Summaries {
         search_hash: u64,
         expected: bool,
     ) -> Option<Arc<SegmentSummary>> {
+        if let Some(found) = self.cached(stream_id, incarnation, seg, search_hash, expected) {
+            return found;
+        }
         let key = object_key(incarnation, seg);
-        let found = match self.cache.get(&key) {
-            Some(c) => c,
-            None => {
-                let loaded = match store.get(&key).await {
-                    Ok(bytes) => match SegmentSummary::decode(&bytes) {
-                        Ok(s) if s.segment == seg => Some(Arc::new(s)),
-                        Ok(_) => {
-                            self.damaged(&key, "it names another segment");
-                            self.want(stream_id, incarnation, seg);
-                            return None;
-                        }
-                        Err(e) => {
-                            self.damaged(&key, &e.to_string());
-                            self.want(stream_id, incarnation, seg);
-                            return None;
-                        }
-                    },
-                    Err(StoreError::NotFound(_)) => None,
-                    Err(e) => {
-                        // Not remembered: the store may answer next time.
-                        tracing::warn!(key, error = %e, "segment summary not readable; the segment is scanned");
-                        return None;
-                    }
-                };
-                let size = loaded.as_ref().map_or(64, |s| s.memory_bytes() as u64);
-                let c = Arc::new(loaded);
-                self.cache.put(key, c.clone(), size);
-                c
+        let loaded = match store.get(&key).await {
+            Ok(bytes) => match SegmentSummary::decode(&bytes) {
+                Ok(s) if s.segment == seg => Some(Arc::new(s)),
+                Ok(_) => {
+                    self.damaged(&key, "it names another segment");
+                    self.want(stream_id, incarnation, seg);
+                    return None;
+                }
+                Err(e) => {
+                    self.damaged(&key, &e.to_string());
+                    self.want(stream_id, incarnation, seg);
+                    return None;
+                }
+            },
+            Err(StoreError::NotFound(_)) => None,
+            Err(e) => {
+                // Not remembered: the store may answer next time.
+                tracing::warn!(key, error = %e, "segment summary not readable; the segment is scanned");
+                return None;
             }
         };
-        match &*found {
+        let size = loaded.as_ref().map_or(64, |s| s.memory_bytes() as u64);
+        let found = Arc::new(loaded);
+        self.cache.put(key, found.clone(), size);
+        self.usable(&found, stream_id, incarnation, seg, search_hash, expected)
+    }
+
+    /// What the cache knows of a summary, without fetching: `None` if it knows nothing.
+    pub fn cached(
+        &self,
+        stream_id: i64,
+        incarnation: &str,
+        seg: u64,
+        search_hash: u64,
+        expected: bool,
+    ) -> Option<Option<Arc<SegmentSummary>>> {
+        let found = self.cache.get(&object_key(incarnation, seg))?;
+        Some(self.usable(&found, stream_id, incarnation, seg, search_hash, expected))
+    }
+
+    fn usable(
+        &self,
+        found: &Option<Arc<SegmentSummary>>,
+        stream_id: i64,
+        incarnation: &str,
+        seg: u64,
+        search_hash: u64,
+        expected: bool,
+    ) -> Option<Arc<SegmentSummary>> {
+        match found {
             Some(s) if s.search_hash == search_hash => Some(s.clone()),
             _ => {
                 if expected {
@@ -180,25 +202,32 @@ impl crate::engine::Engine {
         let mut out = Vec::with_capacity(segs.len());
         for chunk in segs.chunks(FETCH_CONCURRENCY) {
             let mut fetched = tokio::task::JoinSet::new();
+            let mut got: Vec<Option<Arc<SegmentSummary>>> = vec![None; chunk.len()];
             for (i, s) in chunk.iter().enumerate() {
+                if s.uploaded_at_ms.is_none() {
+                    continue;
+                }
                 // Indexed under this configuration: its summary was written with its run.
                 let expected = runs
                     .iter()
                     .any(|r| r.search_hash == search_hash && r.range.contains(s.index));
+                let index = s.index;
+                if let Some(known) =
+                    tier.summaries
+                        .cached(id, incarnation, index, search_hash, expected)
+                {
+                    got[i] = known;
+                    continue;
+                }
                 let (tier, incarnation) = (tier.clone(), incarnation.to_string());
-                let (index, uploaded) = (s.index, s.uploaded_at_ms.is_some());
                 fetched.spawn(async move {
-                    let summary = if uploaded {
-                        tier.summaries
-                            .get(&tier.store, id, &incarnation, index, search_hash, expected)
-                            .await
-                    } else {
-                        None
-                    };
+                    let summary = tier
+                        .summaries
+                        .get(&tier.store, id, &incarnation, index, search_hash, expected)
+                        .await;
                     (i, summary)
                 });
             }
-            let mut got: Vec<Option<Arc<SegmentSummary>>> = vec![None; chunk.len()];
             while let Some(done) = fetched.join_next().await {
                 if let Ok((i, summary)) = done {
                     got[i] = summary;
