@@ -69,7 +69,7 @@ impl StreamService {
             key: &chunk_key,
             req: &req,
             cfg: &cfg,
-            // Chunks of entries retention removed (or may remove) are not kept or used.
+            // Chunks below the retention point are not used (their entries are gone).
             lowest: meta.tier.trimmed_pos,
             end,
         };
