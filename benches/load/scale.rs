@@ -469,6 +469,9 @@ async fn details(conn: &mut Conn, ctx: &Ctx, name: &str) -> Result<Tier> {
     })
 }
 
+/// (seconds since the start, phase, messages filled or read, bytes read, RSS KiB).
+type RssSample = (f64, u64, u64, u64, u64);
+
 /// `scale-catchup`.
 pub async fn catchup(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
     let random = random_pad(&ctx)?;
@@ -483,7 +486,7 @@ pub async fn catchup(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
     let phase = Arc::new(AtomicU64::new(0)); // 0 fill, 1 settle, 2 read, 3 done
     let progress = Arc::new(AtomicU64::new(0)); // messages filled / read
     let bytes_read = Arc::new(AtomicU64::new(0));
-    let samples: Arc<Mutex<Vec<(f64, u64, u64, u64, u64)>>> = Arc::default();
+    let samples: Arc<Mutex<Vec<RssSample>>> = Arc::default();
     let sampler = {
         let ctx = ctx.clone();
         let (phase, progress, bytes_read, samples) = (
