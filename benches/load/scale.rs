@@ -1239,12 +1239,12 @@ pub async fn ingest(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
         )),
     }
     if let (Some(a), Some(b)) = (free0, ctx.opts.data_dir.as_deref().and_then(free_bytes)) {
-        rep.add(
-            "disk_used_gb",
-            "GB of free space used by the run",
-            (a as f64 - b as f64) / 1e9,
-            None,
-        );
+        // Other processes share the file system, so this is a note, not a figure.
+        rep.note(format!(
+            "free space on the data directory's file system: {:.1} GB before, {:.1} GB after",
+            a as f64 / 1e9,
+            b as f64 / 1e9
+        ));
     }
     let late = late.load(Ordering::Relaxed);
     if late > 0 {
