@@ -11,7 +11,8 @@
 //! docs/performance.md for what each measures; benches/compare.sh runs them all against
 //! every server. `keyed-fill` and `keyed-read` (routing keys, this server only; see
 //! `keyed.rs`) are run by benches/keyed.sh; `touch` (live-query touch wake latency, see
-//! `touch.rs`) and `touch-plain` (its writer alone, the baseline) by benches/touch.sh.
+//! `touch.rs`) and `touch-plain` (its writer alone, the baseline) by benches/touch.sh;
+//! `scale-streams`, `scale-catchup` and `scale-ingest` (see `scale.rs`) by benches/scale.sh.
 //! Only loopback targets are accepted.
 #![allow(
     clippy::disallowed_methods,
@@ -24,6 +25,7 @@ mod http;
 mod keyed;
 mod measure;
 mod report;
+mod scale;
 mod scenarios;
 mod touch;
 
@@ -47,6 +49,9 @@ const SCENARIOS: &[&str] = &[
     "keyed-read",
     "touch",
     "touch-plain",
+    "scale-streams",
+    "scale-catchup",
+    "scale-ingest",
 ];
 
 #[derive(Parser, Clone, Debug)]
@@ -54,7 +59,8 @@ const SCENARIOS: &[&str] = &[
     name = "load",
     about = "Durable Streams load generator (loopback only)",
     after_help = "Scenarios: append-own, append-shared, catchup, latency, fanout, many, ping, idle,\n\
-                  keyed-fill, keyed-read (benches/keyed.sh), touch, touch-plain (benches/touch.sh).\n\
+                  keyed-fill, keyed-read (benches/keyed.sh), touch, touch-plain (benches/touch.sh),\n\
+                  scale-streams, scale-catchup, scale-ingest (benches/scale.sh).\n\
                   Utilities: `table --results FILE [--baseline LABEL]` prints a markdown table of\n\
                   --json lines; `free-port` prints a free loopback TCP port; `evict-cache\n\
                   --evict-dir DIR` drops the page cache of the files under DIR."
@@ -113,7 +119,7 @@ pub struct Opts {
     #[arg(long)]
     pub db: Option<PathBuf>,
     /// Wait until every entry is in uploaded segments (keyed-fill; needs --db; bounded
-    /// by --settle-max).
+    /// by --settle-max), or until the stream's full segments are (scale-catchup).
     #[arg(long)]
     pub wait_uploaded: bool,
     /// The local object store's directory, `$DS_ROOT/objects` (keyed-read: block analysis).
@@ -151,6 +157,27 @@ pub struct Opts {
     /// Label whose figures the ratios in `table` are relative to (default: the first).
     #[arg(long)]
     pub baseline: Option<String>,
+    /// Target MB/s of all writers together (scale-ingest).
+    #[arg(long, default_value_t = 100.0)]
+    pub rate_mb: f64,
+    /// Request body size in bytes, filled with whole messages (scale-ingest).
+    #[arg(long, default_value_t = 524_288)]
+    pub body_bytes: usize,
+    /// Seconds between samples (scale-ingest: rate, lag, RSS; scale-catchup: RSS).
+    #[arg(long, default_value_t = 5.0)]
+    pub sample_secs: f64,
+    /// The server's data directory: free-space guard and disk figures (scale-*).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Stop when the data directory's file system has less than this free, GB (scale-*).
+    #[arg(long, default_value_t = 5.0)]
+    pub min_free_gb: f64,
+    /// CSV file for every sample (scale-catchup, scale-ingest).
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// Message padding (scale-*): `x` repeated, or pseudo-random letters (`random`).
+    #[arg(long, default_value = "x")]
+    pub pad: String,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     pub bench: bool,
@@ -266,6 +293,9 @@ fn run(opts: Opts, scenario: &str) -> i32 {
                 "keyed-read" => keyed::read(ctx, &mut rep).await,
                 "touch" => touch::touch(ctx, false, &mut rep).await,
                 "touch-plain" => touch::touch(ctx, true, &mut rep).await,
+                "scale-streams" => scale::streams(ctx, &mut rep).await,
+                "scale-catchup" => scale::catchup(ctx, &mut rep).await,
+                "scale-ingest" => scale::ingest(ctx, &mut rep).await,
                 _ => unreachable!("checked by main"),
             }
         })
