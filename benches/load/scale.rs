@@ -29,15 +29,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::http::Conn;
 use crate::measure::{proc_cpu_secs, proc_mem_kb, proc_thread_cpu_secs, self_cpu_secs};
 use crate::measure::{Phase, Snapshot};
 use crate::report::Report;
-use crate::scenarios::{body_text, connect_n, enc, join_all, scrape, Ctx, JSON};
+use crate::scenarios::{
+    body_text, check_page, connect_n, enc, join_all, page_next_offset, scrape, Ctx, JSON,
+};
 
 /// Writes one JSON message of `size` bytes (or its minimum):
 /// `{"w":W,"seq":S,"pad":"…"}`. The padding is `x` repeated (`--pad x`, as the other
@@ -71,11 +71,6 @@ fn random_pad(ctx: &Ctx) -> Result<bool> {
         "random" => Ok(true),
         p => bail!("--pad must be x or random (got {p})"),
     }
-}
-
-#[derive(Deserialize)]
-struct SeqOnly {
-    seq: u64,
 }
 
 fn rss_kb(pid: Option<u32>) -> Option<u64> {
@@ -625,17 +620,7 @@ pub async fn catchup(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
         .await?;
     loop {
         let h = conn.recv(&mut cur).await.context("catch-up read")?;
-        if h.status != 200 {
-            bail!(
-                "GET {path}?offset={offset}: HTTP {} {}",
-                h.status,
-                body_text(&cur)
-            );
-        }
-        let no = h
-            .next_offset
-            .clone()
-            .ok_or_else(|| anyhow!("GET {path}: no Stream-Next-Offset"))?;
+        let no = page_next_offset(&h, &cur, &path, &offset)?;
         if !h.up_to_date {
             if no == offset {
                 bail!("GET {path}?offset={offset}: not up to date, but the offset did not move");
@@ -651,22 +636,7 @@ pub async fn catchup(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
         pages += 1;
         bytes += cur.len() as u64;
         max_page = max_page.max(cur.len());
-        let items: Vec<&RawValue> = serde_json::from_slice(&cur)
-            .with_context(|| format!("page at offset {offset} is not a JSON array"))?;
-        if let (Some(first), Some(last)) = (items.first(), items.last()) {
-            let f: SeqOnly = serde_json::from_str(first.get())?;
-            let l: SeqOnly = serde_json::from_str(last.get())?;
-            if f.seq != count || l.seq != count + items.len() as u64 - 1 {
-                bail!(
-                    "page at offset {offset}: messages {}..={} where {}..={} were expected (lost, duplicated or reordered)",
-                    f.seq,
-                    l.seq,
-                    count,
-                    count + items.len() as u64 - 1
-                );
-            }
-        }
-        count += items.len() as u64;
+        count += check_page(&cur, &offset, count)?;
         progress.store(count, Ordering::Relaxed);
         bytes_read.store(bytes, Ordering::Relaxed);
         offset = no;

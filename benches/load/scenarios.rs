@@ -83,6 +83,47 @@ struct SeqOnly {
     seq: u64,
 }
 
+/// The `Stream-Next-Offset` of a catch-up page read at `offset` (an error unless it is a
+/// 200 with one).
+pub(crate) fn page_next_offset(
+    h: &crate::http::Head,
+    page: &[u8],
+    path: &str,
+    offset: &str,
+) -> Result<String> {
+    if h.status != 200 {
+        bail!(
+            "GET {path}?offset={offset}: HTTP {} {}",
+            h.status,
+            body_text(page)
+        );
+    }
+    h.next_offset
+        .clone()
+        .ok_or_else(|| anyhow!("GET {path}: no Stream-Next-Offset"))
+}
+
+/// Checks a catch-up page read at `offset` (a JSON array of messages whose `seq` must
+/// continue from `count`, none lost, duplicated or reordered); returns its length.
+pub(crate) fn check_page(page: &[u8], offset: &str, count: u64) -> Result<u64> {
+    let items: Vec<&RawValue> = serde_json::from_slice(page)
+        .with_context(|| format!("page at offset {offset} is not a JSON array"))?;
+    if let (Some(first), Some(last)) = (items.first(), items.last()) {
+        let f: SeqOnly = serde_json::from_str(first.get())?;
+        let l: SeqOnly = serde_json::from_str(last.get())?;
+        if f.seq != count || l.seq != count + items.len() as u64 - 1 {
+            bail!(
+                "page at offset {offset}: messages {}..={} where {}..={} were expected (lost, duplicated or reordered)",
+                f.seq,
+                l.seq,
+                count,
+                count + items.len() as u64 - 1
+            );
+        }
+    }
+    Ok(items.len() as u64)
+}
+
 /// Percent-encodes an offset for a query string (offsets are normally URL-safe).
 pub(crate) fn enc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
@@ -280,17 +321,7 @@ pub async fn catchup(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
         .await?;
     loop {
         let h = conn.recv(&mut cur).await.context("catch-up read")?;
-        if h.status != 200 {
-            bail!(
-                "GET {path}?offset={offset}: HTTP {} {}",
-                h.status,
-                body_text(&cur)
-            );
-        }
-        let no = h
-            .next_offset
-            .clone()
-            .ok_or_else(|| anyhow!("GET {path}: no Stream-Next-Offset"))?;
+        let no = page_next_offset(&h, &cur, &path, &offset)?;
         let another = h.up_to_date
             && passes + 1 < max_passes
             && (ctx.opts.read_passes > 0 || t_read.elapsed() < min_read)
@@ -316,22 +347,7 @@ pub async fn catchup(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
         }
         pages += 1;
         bytes += cur.len() as u64;
-        let items: Vec<&RawValue> = serde_json::from_slice(&cur)
-            .with_context(|| format!("page at offset {offset} is not a JSON array"))?;
-        if let (Some(first), Some(last)) = (items.first(), items.last()) {
-            let f: SeqOnly = serde_json::from_str(first.get())?;
-            let l: SeqOnly = serde_json::from_str(last.get())?;
-            if f.seq != count || l.seq != count + items.len() as u64 - 1 {
-                bail!(
-                    "page at offset {offset}: messages {}..={} where {}..={} were expected (lost, duplicated or reordered)",
-                    f.seq,
-                    l.seq,
-                    count,
-                    count + items.len() as u64 - 1
-                );
-            }
-        }
-        count += items.len() as u64;
+        count += check_page(&cur, &offset, count)?;
         offset = no;
         if h.up_to_date {
             if count != filled {
