@@ -63,19 +63,7 @@ async fn check_all_keys(c: &reqwest::Client, s: &Server) {
 
 /// The run objects of the stream in the local object store, by file name.
 fn run_files(root: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let streams = root.join("objects/streams");
-    for inc in std::fs::read_dir(&streams).into_iter().flatten().flatten() {
-        for f in std::fs::read_dir(inc.path().join("keyindex"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            out.push(f.path());
-        }
-    }
-    out.sort();
-    out
+    common::tier::object_files(root, "keyindex")
 }
 
 fn level_of(p: &Path) -> u32 {

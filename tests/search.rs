@@ -591,22 +591,7 @@ async fn filter_scan_limit_headers() {
 
 /// The summary objects of the stream in the local object store.
 fn summary_files(root: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for inc in std::fs::read_dir(root.join("objects/streams"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        for f in std::fs::read_dir(inc.path().join("summaries"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            out.push(f.path());
-        }
-    }
-    out.sort();
-    out
+    common::tier::object_files(root, "summaries")
 }
 
 /// Waits until every uploaded segment of `events` is indexed (summaries are written

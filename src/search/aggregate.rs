@@ -93,6 +93,19 @@ fn sorted_names(
     Ok(out)
 }
 
+impl AggregateRequest {
+    /// Whether a record's contribution counts for the request: its timestamp is in
+    /// `[from, to)` and the record (written at schema `version`) matches `q`.
+    pub fn admits(&self, s: &SearchConfig, version: u64, record: &Value, c: &Contribution) -> bool {
+        if c.timestamp_ms < self.from_ms || c.timestamp_ms >= self.to_ms {
+            return false;
+        }
+        self.q
+            .as_ref()
+            .is_none_or(|q| evaluate(q, &Document::new(s, version, record, None)).matched)
+    }
+}
+
 /// Parses an `_aggregate` body.
 pub fn parse_request(
     search: Option<&SearchConfig>,

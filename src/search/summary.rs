@@ -935,7 +935,6 @@ mod tests {
 
     use super::*;
     use crate::search::aggregate::parse_request;
-    use crate::search::eval::evaluate;
     use crate::search::query::compile_search;
 
     fn cfg() -> SearchConfig {
@@ -1056,18 +1055,10 @@ mod tests {
         let rollup = CompiledRollup::new(c, c.rollup(&req.rollup).unwrap()).unwrap();
         let mut b = Buckets::new(req);
         for (v, r) in segs.iter().flatten() {
-            let Some(x) = contribution(c, &rollup, *v, r) else {
-                continue;
-            };
-            if x.timestamp_ms < req.from_ms || x.timestamp_ms >= req.to_ms {
-                continue;
+            match contribution(c, &rollup, *v, r) {
+                Some(x) if req.admits(c, *v, r, &x) => b.add(&x),
+                _ => {}
             }
-            if let Some(q) = &req.q {
-                if !evaluate(q, &Document::new(c, *v, r, None)).matched {
-                    continue;
-                }
-            }
-            b.add(&x);
         }
         b.to_json()
     }
@@ -1088,18 +1079,10 @@ mod tests {
                 continue;
             }
             for (v, r) in seg {
-                let Some(x) = contribution(c, &rollup, *v, r) else {
-                    continue;
-                };
-                if x.timestamp_ms < req.from_ms || x.timestamp_ms >= req.to_ms {
-                    continue;
+                match contribution(c, &rollup, *v, r) {
+                    Some(x) if req.admits(c, *v, r, &x) => b.add(&x),
+                    _ => {}
                 }
-                if let Some(q) = &req.q {
-                    if !evaluate(q, &Document::new(c, *v, r, None)).matched {
-                        continue;
-                    }
-                }
-                b.add(&x);
             }
         }
         (b.to_json(), used)

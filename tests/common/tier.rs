@@ -113,3 +113,25 @@ pub fn wipe_node(root: &Path) {
         }
     }
 }
+
+/// The files in folder `folder` of every stream incarnation in the local object store under
+/// `root` (`keyindex`, `summaries`, …), sorted.
+#[allow(dead_code)] // not every test file looks at index objects
+pub fn object_files(root: &Path, folder: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for inc in std::fs::read_dir(root.join("objects/streams"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for f in std::fs::read_dir(inc.path().join(folder))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            out.push(f.path());
+        }
+    }
+    out.sort();
+    out
+}

@@ -154,6 +154,27 @@ impl KeyIndex {
 }
 
 impl crate::engine::Engine {
+    /// A stream's index runs and its segments (in order), from one read.
+    pub(crate) async fn runs_and_segments(
+        &self,
+        stream_id: i64,
+    ) -> Result<
+        (
+            Vec<crate::engine::db::key_index::RunRow>,
+            Vec<crate::engine::db::segments::SegmentRow>,
+        ),
+        crate::engine::EngineError,
+    > {
+        self.reader()
+            .run(move |c| {
+                Ok::<_, rusqlite::Error>((
+                    crate::engine::db::key_index::of_stream(c, stream_id)?,
+                    crate::engine::db::segments::of_stream(c, stream_id)?,
+                ))
+            })
+            .await
+    }
+
     /// The position ranges of the stream's own segments that its routing-key index rules
     /// out for `expr` under the search configuration `search_hash`: no record in them can
     /// match. Segments not indexed yet, indexed under another configuration, or whose run
@@ -171,15 +192,7 @@ impl crate::engine::Engine {
             return Ok(Vec::new());
         }
         let id = meta.id;
-        let (runs, segs) = self
-            .reader()
-            .run(move |c| {
-                Ok::<_, rusqlite::Error>((
-                    crate::engine::db::key_index::of_stream(c, id)?,
-                    crate::engine::db::segments::of_stream(c, id)?,
-                ))
-            })
-            .await?;
+        let (runs, segs) = self.runs_and_segments(id).await?;
         let mut out = Vec::new();
         let mut covered_to = 0u64;
         // Highest level first where runs overlap (a bootstrap may restore both).

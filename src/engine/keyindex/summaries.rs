@@ -74,19 +74,20 @@ impl Summaries {
         }
         let key = object_key(incarnation, seg);
         let loaded = match store.get(&key).await {
-            Ok(bytes) => match SegmentSummary::decode(&bytes) {
-                Ok(s) if s.segment == seg => Some(Arc::new(s)),
-                Ok(_) => {
-                    self.damaged(&key, "it names another segment");
-                    self.want(stream_id, incarnation, seg);
-                    return None;
+            Ok(bytes) => {
+                let decoded = SegmentSummary::decode(&bytes).map_err(|e| e.to_string());
+                match decoded {
+                    Ok(s) if s.segment == seg => Some(Arc::new(s)),
+                    other => {
+                        let error = other
+                            .err()
+                            .unwrap_or_else(|| "it names another segment".into());
+                        self.damaged(&key, &error);
+                        self.want(stream_id, incarnation, seg);
+                        return None;
+                    }
                 }
-                Err(e) => {
-                    self.damaged(&key, &e.to_string());
-                    self.want(stream_id, incarnation, seg);
-                    return None;
-                }
-            },
+            }
             Err(StoreError::NotFound(_)) => None,
             Err(e) => {
                 // Not remembered: the store may answer next time.
@@ -175,15 +176,7 @@ impl crate::engine::Engine {
         search_hash: u64,
     ) -> Result<Vec<SummarizedSegment>, crate::engine::EngineError> {
         let id = meta.id;
-        let (runs, segs) = self
-            .reader()
-            .run(move |c| {
-                Ok::<_, rusqlite::Error>((
-                    crate::engine::db::key_index::of_stream(c, id)?,
-                    crate::engine::db::segments::of_stream(c, id)?,
-                ))
-            })
-            .await?;
+        let (runs, segs) = self.runs_and_segments(id).await?;
         let tier = match self.tier() {
             Some(t) if search_hash != 0 => t,
             _ => {

@@ -20,7 +20,6 @@ use crate::search::aggregate::{
     contribution, parse_request, AggregateRequest, Buckets, CompiledRollup, Contribution,
 };
 use crate::search::config::SearchConfig;
-use crate::search::eval::{evaluate, Document};
 use crate::search::prefilter::Prefilter;
 use crate::search::summary::{SegmentSummary, SummaryBuilder};
 use crate::search::terms;
@@ -97,8 +96,12 @@ impl StreamService {
                 Step::Scan(ranges) if ranges.is_empty() => {}
                 Step::Scan(ranges) => {
                     let mut visit = |pos: u64, data: &Bytes| -> ServiceResult<Flow> {
-                        if let Some(c) = contribution_at(&cfg, &rollup, &settings, pos, data) {
-                            add_if_matching(&req, &cfg, &c.0, &c.1, c.2, &mut buckets);
+                        if let Some((record, c, version)) =
+                            contribution_at(&cfg, &rollup, &settings, pos, data)
+                        {
+                            if req.admits(&cfg, version, &record, &c) {
+                                buckets.add(&c);
+                            }
                         }
                         Ok(Flow::More)
                     };
@@ -110,8 +113,10 @@ impl StreamService {
                     let mut visit = |pos: u64, data: &Bytes| -> ServiceResult<Flow> {
                         let c = contribution_at(&cfg, &rollup, &settings, pos, data);
                         b.add_contribution(&req.rollup, c.as_ref().map(|c| &c.1));
-                        if let Some(c) = c {
-                            add_if_matching(&req, &cfg, &c.0, &c.1, c.2, &mut buckets);
+                        if let Some((record, c, version)) = &c {
+                            if req.admits(&cfg, *version, record, c) {
+                                buckets.add(c);
+                            }
                         }
                         Ok(Flow::More)
                     };
@@ -220,26 +225,6 @@ fn contribution_at(
     let version = u64::from(settings.registry.version_at(pos));
     let c = contribution(cfg, rollup, version, &record)?;
     Some((record, c, version))
-}
-
-/// Adds a contribution if it is in the request's window and its record matches the query.
-fn add_if_matching(
-    req: &AggregateRequest,
-    cfg: &SearchConfig,
-    record: &Value,
-    c: &Contribution,
-    version: u64,
-    buckets: &mut Buckets,
-) {
-    if c.timestamp_ms < req.from_ms || c.timestamp_ms >= req.to_ms {
-        return;
-    }
-    if let Some(q) = &req.q {
-        if !evaluate(q, &Document::new(cfg, version, record, None)).matched {
-            return;
-        }
-    }
-    buckets.add(c);
 }
 
 /// The parts of `ranges` (ascending, disjoint) within `[from, to)`.
