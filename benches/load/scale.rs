@@ -32,7 +32,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
 use crate::http::Conn;
-use crate::measure::{proc_cpu_secs, proc_mem_kb, proc_thread_cpu_secs, self_cpu_secs};
+use crate::measure::{proc_cpu_secs, proc_mem_kb, self_cpu_secs};
 use crate::measure::{Phase, Snapshot};
 use crate::report::Report;
 use crate::scenarios::{
@@ -135,42 +135,6 @@ impl Trace {
         if let Some(f) = &mut self.0 {
             let _ = writeln!(f, "{l}");
         }
-    }
-}
-
-/// Server CPU % of a core and the busiest threads over `secs` of silence.
-async fn idle_window(ctx: &Ctx, rep: &mut Report) {
-    let threads_a = ctx.pid().map(proc_thread_cpu_secs);
-    let a = Snapshot::take(ctx.pid());
-    tokio::time::sleep(ctx.duration()).await;
-    let b = Snapshot::take(ctx.pid());
-    let ph = Phase::between(a, b, 0);
-    if let Some(pct) = ph.server_cpu_pct() {
-        rep.add(
-            "idle_server_cpu_pct",
-            "server CPU % of a core (idle)",
-            pct,
-            Some("lower"),
-        );
-        rep.add("idle_window_s", "idle window, seconds", ph.secs, None);
-    }
-    if let (Some(pid), Some(before)) = (ctx.pid(), threads_a) {
-        let mut by_name = std::collections::BTreeMap::<String, f64>::new();
-        for (tid, name, secs) in proc_thread_cpu_secs(pid) {
-            let was = before
-                .iter()
-                .find(|(t, _, _)| *t == tid)
-                .map_or(0.0, |(_, _, s)| *s);
-            *by_name.entry(name).or_default() += secs - was;
-        }
-        let mut busy: Vec<(String, f64)> = by_name.into_iter().filter(|(_, s)| *s > 0.0).collect();
-        busy.sort_by(|x, y| y.1.total_cmp(&x.1));
-        let list: Vec<String> = busy
-            .iter()
-            .take(6)
-            .map(|(n, s)| format!("{n} {:.2}%", s * 100.0 / ph.secs.max(1e-9)))
-            .collect();
-        rep.note(format!("idle CPU by thread: {}", list.join(", ")));
     }
 }
 
@@ -402,7 +366,7 @@ pub async fn streams(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
             Some("lower"),
         );
     }
-    idle_window(&ctx, rep).await;
+    crate::scenarios::idle_window(&ctx, rep).await;
     if let Some(kb) = rss_kb(ctx.pid()) {
         rep.add(
             "rss_idle_end_mb",

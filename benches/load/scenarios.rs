@@ -823,6 +823,12 @@ pub async fn idle(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
     drop(conn);
 
     // Measure: nothing is sent.
+    idle_window(&ctx, rep).await;
+    Ok(())
+}
+
+/// Server CPU % of a core and the busiest threads over `--duration` of silence.
+pub(crate) async fn idle_window(ctx: &Ctx, rep: &mut Report) {
     let threads_a = ctx.pid().map(crate::measure::proc_thread_cpu_secs);
     let a = Snapshot::take(ctx.pid());
     tokio::time::sleep(ctx.duration()).await;
@@ -835,11 +841,11 @@ pub async fn idle(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
             pct,
             Some("lower"),
         );
+        rep.add("idle_window_s", "idle window, seconds", ph.secs, None);
     }
     if let (Some(pid), Some(before)) = (ctx.pid(), threads_a) {
-        let after = crate::measure::proc_thread_cpu_secs(pid);
         let mut by_name = std::collections::BTreeMap::<String, f64>::new();
-        for (tid, name, secs) in after {
+        for (tid, name, secs) in crate::measure::proc_thread_cpu_secs(pid) {
             let was = before
                 .iter()
                 .find(|(t, _, _)| *t == tid)
@@ -855,5 +861,4 @@ pub async fn idle(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
             .collect();
         rep.note(format!("idle CPU by thread: {}", list.join(", ")));
     }
-    Ok(())
 }
