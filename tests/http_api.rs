@@ -340,14 +340,27 @@ async fn every_response_carries_security_and_cors_headers() {
     let dir = tmp();
     let s = Server::start(dir.path(), &[]);
     let c = client();
-    for r in [
-        c.get(format!("{}/nope", s.url)).send().await.unwrap(),
-        c.get(s.stream_url("missing")).send().await.unwrap(),
-        c.request(reqwest::Method::OPTIONS, s.stream_url("x"))
+    let preflight = |url: String| {
+        c.request(reqwest::Method::OPTIONS, url)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "if-none-match")
             .send()
-            .await
-            .unwrap(),
-        c.get(format!("{}/health", s.url)).send().await.unwrap(),
+    };
+    for (is_preflight, r) in [
+        (
+            false,
+            c.get(format!("{}/nope", s.url)).send().await.unwrap(),
+        ),
+        (false, c.get(s.stream_url("missing")).send().await.unwrap()),
+        (true, preflight(s.stream_url("x")).await.unwrap()),
+        (
+            false,
+            c.get(format!("{}/health", s.url)).send().await.unwrap(),
+        ),
+        (
+            true,
+            preflight(format!("{}/v1/streams", s.url)).await.unwrap(),
+        ),
     ] {
         assert_eq!(
             header(&r, "x-content-type-options").as_deref(),
@@ -357,9 +370,20 @@ async fn every_response_carries_security_and_cors_headers() {
             header(&r, "access-control-allow-origin").as_deref(),
             Some("*")
         );
-        assert!(header(&r, "access-control-allow-headers")
+        assert!(header(&r, "access-control-expose-headers")
             .unwrap()
-            .contains("If-None-Match"));
+            .contains("Stream-Next-Offset"));
+        // What a browser reads from a preflight only, and so only preflights carry.
+        if is_preflight {
+            assert!(header(&r, "access-control-allow-headers")
+                .unwrap()
+                .contains("If-None-Match"));
+            assert!(header(&r, "access-control-allow-methods")
+                .unwrap()
+                .contains("POST"));
+        } else {
+            assert_eq!(header(&r, "access-control-allow-headers"), None);
+        }
     }
     // HTTP clients normalise dot segments, so send this one by hand.
     for path in [
