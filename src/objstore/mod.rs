@@ -96,7 +96,12 @@ impl Store {
             ObjectStoreConfig::Local { dir } => {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| StoreError::Local(dir.display().to_string(), e))?;
-                let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)?;
+                // Every object is fsynced with its directory before the put returns: the
+                // writer deletes a segment's entries from SQLite once its upload is
+                // recorded, so the object must survive a power loss, not only a crash of
+                // this process.
+                let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)?
+                    .with_fsync(true);
                 (Arc::new(fs), format!("local:{}", dir.display()))
             }
             ObjectStoreConfig::S3 {
