@@ -100,8 +100,8 @@ impl Store {
                 // writer deletes a segment's entries from SQLite once its upload is
                 // recorded, so the object must survive a power loss, not only a crash of
                 // this process.
-                let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)?
-                    .with_fsync(true);
+                let fs =
+                    object_store::local::LocalFileSystem::new_with_prefix(dir)?.with_fsync(true);
                 (Arc::new(fs), format!("local:{}", dir.display()))
             }
             ObjectStoreConfig::S3 {
