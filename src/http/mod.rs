@@ -150,15 +150,12 @@ async fn observe(
     let mut res = crate::telemetry::request_id::scope(id, handled.instrument(span.clone())).await;
     let h = res.headers_mut();
     // One growth of the map at most, instead of one per doubling.
-    h.reserve(
-        COMMON_HEADERS.len()
-            + 1
-            + if preflight {
-                PREFLIGHT_HEADERS.len()
-            } else {
-                0
-            },
-    );
+    let preflight_headers = if preflight {
+        PREFLIGHT_HEADERS.len()
+    } else {
+        0
+    };
+    h.reserve(COMMON_HEADERS.len() + 1 + preflight_headers);
     for (name, value) in COMMON_HEADERS {
         h.insert(name, value);
     }
