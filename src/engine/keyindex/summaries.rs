@@ -31,6 +31,19 @@ pub struct Wanted {
     pub seg: u64,
 }
 
+/// The summary of segment `seg` of a stream incarnation, as a reader asks for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Lookup<'a> {
+    pub stream_id: i64,
+    pub incarnation: &'a str,
+    pub seg: u64,
+    /// The search configuration the summary must have been built under.
+    pub search_hash: u64,
+    /// The segment was indexed under that configuration, so an absent or stale summary
+    /// is reported for rebuilding.
+    pub expected: bool,
+}
+
 /// Verified summaries in memory (and known absences), and the ones readers found wanting.
 pub struct Summaries {
     cache: ByteLru<Option<Arc<SegmentSummary>>>,
@@ -45,11 +58,11 @@ impl Summaries {
         }
     }
 
-    fn want(&self, stream_id: i64, incarnation: &str, seg: u64) {
+    fn want(&self, l: &Lookup<'_>) {
         let w = Wanted {
-            stream_id,
-            incarnation: incarnation.to_string(),
-            seg,
+            stream_id: l.stream_id,
+            incarnation: l.incarnation.to_string(),
+            seg: l.seg,
         };
         let mut all = self.wanted.lock().unwrap_or_else(|p| p.into_inner());
         if !all.contains(&w) {
@@ -57,33 +70,23 @@ impl Summaries {
         }
     }
 
-    /// The summary of segment `seg` under the search configuration `search_hash`, if there
-    /// is a usable one. `expected`: the segment was indexed under that configuration, so
-    /// an absent or stale summary is reported for rebuilding.
-    pub async fn get(
-        &self,
-        store: &Store,
-        stream_id: i64,
-        incarnation: &str,
-        seg: u64,
-        search_hash: u64,
-        expected: bool,
-    ) -> Option<Arc<SegmentSummary>> {
-        if let Some(found) = self.cached(stream_id, incarnation, seg, search_hash, expected) {
+    /// The summary `l` asks for, if there is a usable one.
+    pub async fn get(&self, store: &Store, l: &Lookup<'_>) -> Option<Arc<SegmentSummary>> {
+        if let Some(found) = self.cached(l) {
             return found;
         }
-        let key = object_key(incarnation, seg);
+        let key = object_key(l.incarnation, l.seg);
         let loaded = match store.get(&key).await {
             Ok(bytes) => {
                 let decoded = SegmentSummary::decode(&bytes).map_err(|e| e.to_string());
                 match decoded {
-                    Ok(s) if s.segment == seg => Some(Arc::new(s)),
+                    Ok(s) if s.segment == l.seg => Some(Arc::new(s)),
                     other => {
                         let error = other
                             .err()
                             .unwrap_or_else(|| "it names another segment".into());
                         self.damaged(&key, &error);
-                        self.want(stream_id, incarnation, seg);
+                        self.want(l);
                         return None;
                     }
                 }
@@ -98,36 +101,26 @@ impl Summaries {
         let size = loaded.as_ref().map_or(64, |s| s.memory_bytes() as u64);
         let found = Arc::new(loaded);
         self.cache.put(key, found.clone(), size);
-        self.usable(&found, stream_id, incarnation, seg, search_hash, expected)
+        self.usable(&found, l)
     }
 
-    /// What the cache knows of a summary, without fetching: `None` if it knows nothing.
-    pub fn cached(
-        &self,
-        stream_id: i64,
-        incarnation: &str,
-        seg: u64,
-        search_hash: u64,
-        expected: bool,
-    ) -> Option<Option<Arc<SegmentSummary>>> {
-        let found = self.cache.get(&object_key(incarnation, seg))?;
-        Some(self.usable(&found, stream_id, incarnation, seg, search_hash, expected))
+    /// What the cache knows of the summary `l` asks for, without fetching: `None` if it
+    /// knows nothing.
+    pub fn cached(&self, l: &Lookup<'_>) -> Option<Option<Arc<SegmentSummary>>> {
+        let found = self.cache.get(&object_key(l.incarnation, l.seg))?;
+        Some(self.usable(&found, l))
     }
 
     fn usable(
         &self,
         found: &Option<Arc<SegmentSummary>>,
-        stream_id: i64,
-        incarnation: &str,
-        seg: u64,
-        search_hash: u64,
-        expected: bool,
+        l: &Lookup<'_>,
     ) -> Option<Arc<SegmentSummary>> {
         match found {
-            Some(s) if s.search_hash == search_hash => Some(s.clone()),
+            Some(s) if s.search_hash == l.search_hash => Some(s.clone()),
             _ => {
-                if expected {
-                    self.want(stream_id, incarnation, seg);
+                if l.expected {
+                    self.want(l);
                 }
                 None
             }
@@ -204,20 +197,25 @@ impl crate::engine::Engine {
                 let expected = runs
                     .iter()
                     .any(|r| r.search_hash == search_hash && r.range.contains(s.index));
-                let index = s.index;
-                if let Some(known) =
-                    tier.summaries
-                        .cached(id, incarnation, index, search_hash, expected)
-                {
+                let lookup = Lookup {
+                    stream_id: id,
+                    incarnation,
+                    seg: s.index,
+                    search_hash,
+                    expected,
+                };
+                if let Some(known) = tier.summaries.cached(&lookup) {
                     got[i] = known;
                     continue;
                 }
+                // The task owns its copies of the store and of the incarnation's name.
                 let (tier, incarnation) = (tier.clone(), incarnation.to_string());
                 fetched.spawn(async move {
-                    let summary = tier
-                        .summaries
-                        .get(&tier.store, id, &incarnation, index, search_hash, expected)
-                        .await;
+                    let lookup = Lookup {
+                        incarnation: &incarnation,
+                        ..lookup
+                    };
+                    let summary = tier.summaries.get(&tier.store, &lookup).await;
                     (i, summary)
                 });
             }
