@@ -105,14 +105,7 @@ async fn malformed_offsets_and_names_are_rejected_with_json_errors() {
     }
     // Nothing escaped the data directory and the good stream is untouched.
     assert_eq!(common::read_text(&c, &url).await, "kept");
-    let listed: serde_json::Value = c
-        .get(format!("{}/v1/streams", s.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: serde_json::Value = common::get_json(&c, &format!("{}/v1/streams", s.url)).await;
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
 }
 

@@ -135,14 +135,8 @@ async fn keyed_reads_stay_exact_through_merges_restarts_damage_and_bootstrap() {
         metric(&c, &s, "ds_key_index_segments_skipped_total").await > 0.0,
         "keyed reads skip the segments the index rules out"
     );
-    let keys: serde_json::Value = c
-        .get(s.stream_url("k/_routing_keys?limit=100"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys: serde_json::Value =
+        common::get_json(&c, &s.stream_url("k/_routing_keys?limit=100")).await;
     assert_eq!(keys["keys"].as_array().unwrap().len(), expected().len());
 
     // A restart: the catalog is in SQLite, the runs in the object store.
@@ -185,14 +179,8 @@ async fn keyed_reads_stay_exact_through_merges_restarts_damage_and_bootstrap() {
         "the runs are restored: {st}"
     );
     check_all_keys(&c, &s).await;
-    let keys: serde_json::Value = c
-        .get(s.stream_url("k/_routing_keys?limit=100"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys: serde_json::Value =
+        common::get_json(&c, &s.stream_url("k/_routing_keys?limit=100")).await;
     assert_eq!(keys["keys"].as_array().unwrap().len(), expected().len());
 }
 
@@ -267,14 +255,7 @@ async fn searches_skip_segments_without_their_terms_and_stay_exact() {
     // Every uploaded segment indexed, and merged runs among them.
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let st: serde_json::Value = c
-            .get(s.stream_url("j/_index_status"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let st: serde_json::Value = common::get_json(&c, &s.stream_url("j/_index_status")).await;
         let uploaded = st["segments"]["uploaded_count"].as_u64().unwrap();
         let indexed = st["routing_key_index"]["indexed_segment_count"]
             .as_u64()

@@ -599,14 +599,8 @@ fn summary_files(root: &std::path::Path) -> Vec<std::path::PathBuf> {
 async fn wait_summarized(c: &Client, s: &Server, n: u64) -> u64 {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let st: Value = c
-            .get(format!("{}/_index_status", s.stream_url("events")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let st: Value =
+            common::get_json(c, &format!("{}/_index_status", s.stream_url("events"))).await;
         let uploaded = st["segments"]["uploaded_count"].as_u64().unwrap_or(0);
         let indexed = st["routing_key_index"]["indexed_segment_count"].as_u64();
         // Tiny segments hold 5 records; all but the last few are uploaded.

@@ -451,14 +451,7 @@ async fn a_new_generation_fences_the_old_token() {
     .await;
     assert_eq!((status, v), (200, json!({"ok": true, "next_wake": false})));
     // The wake events are in the wake stream, one per generation.
-    let events: Value = c
-        .get(s.stream_url("wakes"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events: Value = common::get_json(&c, &s.stream_url("wakes")).await;
     let gens: Vec<&Value> = events
         .as_array()
         .unwrap()
@@ -739,14 +732,7 @@ async fn links_follow_patterns_explicit_streams_and_deletions() {
         r#"{"n":1}"#,
     )
     .await;
-    let events: Value = c
-        .get(s.stream_url("self/wake"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events: Value = common::get_json(&c, &s.stream_url("self/wake")).await;
     assert_eq!(events.as_array().unwrap().len(), 1, "{events}");
     let v = get_sub(&c, &s, "self").await;
     let paths: Vec<&Value> = v["streams"]

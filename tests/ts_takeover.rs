@@ -145,14 +145,7 @@ async fn same_answers(url: &str, answers: &Value) {
     }
     if legacy {
         // The legacy touch configuration became the state-protocol profile.
-        let p: Value = c
-            .get(format!("{url}/v1/stream/prisma-wal/_profile"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let p: Value = common::get_json(&c, &format!("{url}/v1/stream/prisma-wal/_profile")).await;
         assert_eq!(p["profile"]["kind"], "state-protocol", "{p}");
         assert_eq!(p["profile"]["touch"]["enabled"], true, "{p}");
         assert_eq!(p["profile"]["touch"]["onMissingBefore"], "coarse", "{p}");

@@ -221,6 +221,12 @@ pub async fn read_text(c: &reqwest::Client, url: &str) -> String {
     r.text().await.expect("body")
 }
 
+/// The JSON body of a GET.
+pub async fn get_json(c: &reqwest::Client, url: &str) -> serde_json::Value {
+    let r = c.get(url).send().await.expect("GET");
+    r.json().await.expect("a JSON body")
+}
+
 /// The status of a request without a body.
 pub async fn status(
     c: &reqwest::Client,
