@@ -36,7 +36,8 @@ use crate::measure::{proc_cpu_secs, proc_mem_kb, self_cpu_secs};
 use crate::measure::{Phase, Snapshot};
 use crate::report::Report;
 use crate::scenarios::{
-    body_text, check_page, connect_n, enc, join_all, page_next_offset, scrape, Ctx, JSON,
+    body_text, check_page, connect_n, enc, join_all, page_next_offset, report_read, scrape, Ctx,
+    JSON,
 };
 
 /// Writes one JSON message of `size` bytes (or its minimum):
@@ -637,15 +638,7 @@ pub async fn catchup(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
         max_page as f64 / 1024.0,
         None,
     );
-    if read.secs > 0.0 {
-        rep.add(
-            "read_mb_per_s",
-            "read MB/s (response bodies)",
-            bytes as f64 / 1e6 / read.secs,
-            Some("higher"),
-        );
-    }
-    rep.phase("read_msgs", "msgs read", "msg read", &read);
+    report_read(rep, bytes, &read);
 
     let samples = samples.lock().unwrap().clone();
     for (t, p, m, b, kb) in &samples {

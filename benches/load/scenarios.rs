@@ -103,6 +103,19 @@ pub(crate) fn page_next_offset(
         .ok_or_else(|| anyhow!("GET {path}: no Stream-Next-Offset"))
 }
 
+/// Reports a verified catch-up read: `bytes` of response bodies over the `read` phase.
+pub(crate) fn report_read(rep: &mut Report, bytes: u64, read: &Phase) {
+    if read.secs > 0.0 {
+        rep.add(
+            "read_mb_per_s",
+            "read MB/s (response bodies)",
+            bytes as f64 / 1e6 / read.secs,
+            Some("higher"),
+        );
+    }
+    rep.phase("read_msgs", "msgs read", "msg read", read);
+}
+
 /// Checks a catch-up page read at `offset` (a JSON array of messages whose `seq` must
 /// continue from `count`, none lost, duplicated or reordered); returns its length.
 pub(crate) fn check_page(page: &[u8], offset: &str, count: u64) -> Result<u64> {
@@ -380,15 +393,7 @@ pub async fn catchup(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
         pages as f64 / passes.max(1) as f64,
         None,
     );
-    if read.secs > 0.0 {
-        rep.add(
-            "read_mb_per_s",
-            "read MB/s (response bodies)",
-            bytes as f64 / 1e6 / read.secs,
-            Some("higher"),
-        );
-    }
-    rep.phase("read_msgs", "msgs read", "msg read", &read);
+    report_read(rep, bytes, &read);
     rep.phase("fill_msgs", "msgs filled", "msg filled", &fill);
     Ok(())
 }
