@@ -6,6 +6,18 @@ use std::time::Instant;
 /// CPU seconds (user + system, all threads) the process has used, from
 /// `/proc/<pid>/stat` fields 14 and 15 (clock ticks).
 pub fn proc_cpu_secs(pid: u32) -> Option<f64> {
+    proc_cpu_split(pid).map(|c| c.user + c.system)
+}
+
+/// A process's CPU seconds, all threads, split into user space and the kernel.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuSplit {
+    pub user: f64,
+    pub system: f64,
+}
+
+/// [`CpuSplit`] from `/proc/<pid>/stat` fields 14 (utime) and 15 (stime).
+pub fn proc_cpu_split(pid: u32) -> Option<CpuSplit> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain spaces; fields after it are plain.
     let after = &stat[stat.rfind(')')? + 1..];
@@ -13,7 +25,10 @@ pub fn proc_cpu_secs(pid: u32) -> Option<f64> {
     // after[0] is field 3 (state): utime is field 14, stime field 15.
     let utime: u64 = f.get(11)?.parse().ok()?;
     let stime: u64 = f.get(12)?.parse().ok()?;
-    Some((utime + stime) as f64 / clk_tck())
+    Some(CpuSplit {
+        user: utime as f64 / clk_tck(),
+        system: stime as f64 / clk_tck(),
+    })
 }
 
 fn clk_tck() -> f64 {
@@ -26,9 +41,9 @@ fn clk_tck() -> f64 {
     }
 }
 
-/// CPU seconds of each thread of `pid`, by thread id, with the thread's name, from
+/// The CPU of each thread of `pid`: (thread id, thread name, CPU), from
 /// `/proc/<pid>/task/<tid>/{stat,comm}`.
-pub fn proc_thread_cpu_secs(pid: u32) -> Vec<(u32, String, f64)> {
+pub fn proc_thread_cpu(pid: u32) -> Vec<(u32, String, CpuSplit)> {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
     };
@@ -50,10 +65,39 @@ pub fn proc_thread_cpu_secs(pid: u32) -> Vec<(u32, String, f64)> {
         out.push((
             tid,
             name.trim().to_string(),
-            (ticks(11) + ticks(12)) as f64 / clk_tck(),
+            CpuSplit {
+                user: ticks(11) as f64 / clk_tck(),
+                system: ticks(12) as f64 / clk_tck(),
+            },
         ));
     }
     out
+}
+
+/// The CPU each thread name used between two [`proc_thread_cpu`] readings (threads of one
+/// name summed; a thread that started in between counts from zero, one that ended is
+/// missing), busiest first.
+pub fn thread_cpu_between(
+    before: &[(u32, String, CpuSplit)],
+    after: &[(u32, String, CpuSplit)],
+) -> Vec<(String, CpuSplit)> {
+    let mut by_name = std::collections::BTreeMap::<&str, CpuSplit>::new();
+    for (tid, name, now) in after {
+        let was = before
+            .iter()
+            .find(|(t, _, _)| t == tid)
+            .map_or(CpuSplit::default(), |(_, _, c)| *c);
+        let e = by_name.entry(name).or_default();
+        e.user += now.user - was.user;
+        e.system += now.system - was.system;
+    }
+    let mut busy: Vec<(String, CpuSplit)> = by_name
+        .into_iter()
+        .filter(|(_, c)| c.user + c.system > 0.0)
+        .map(|(n, c)| (n.to_string(), c))
+        .collect();
+    busy.sort_by(|x, y| (y.1.user + y.1.system).total_cmp(&(x.1.user + x.1.system)));
+    busy
 }
 
 /// (VmRSS, VmHWM) in KiB from `/proc/<pid>/status`. VmHWM is the peak resident set
@@ -83,10 +127,11 @@ pub fn self_cpu_secs() -> f64 {
 }
 
 /// A point in time with the CPU counters of both sides.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Snapshot {
     at: Instant,
-    server_cpu: Option<f64>,
+    server_cpu: Option<CpuSplit>,
+    server_threads: Vec<(u32, String, CpuSplit)>,
     client_cpu: f64,
 }
 
@@ -94,28 +139,39 @@ impl Snapshot {
     pub fn take(server_pid: Option<u32>) -> Snapshot {
         Snapshot {
             at: Instant::now(),
-            server_cpu: server_pid.and_then(proc_cpu_secs),
+            server_cpu: server_pid.and_then(proc_cpu_split),
+            server_threads: server_pid.map(proc_thread_cpu).unwrap_or_default(),
             client_cpu: self_cpu_secs(),
         }
     }
 }
 
 /// One measured phase: `ops` operations between two snapshots.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Phase {
     pub ops: u64,
     pub secs: f64,
     pub server_cpu_secs: Option<f64>,
+    /// The user-space part of `server_cpu_secs` (the rest is the kernel's, for the
+    /// server: system calls, TCP, `fsync`).
+    pub server_user_cpu_secs: Option<f64>,
+    /// The server's CPU by thread name, busiest first (see [`thread_cpu_between`]).
+    pub server_threads: Vec<(String, CpuSplit)>,
     pub client_cpu_secs: f64,
 }
 
 impl Phase {
     pub fn between(a: Snapshot, b: Snapshot, ops: u64) -> Phase {
         Phase {
+            server_threads: thread_cpu_between(&a.server_threads, &b.server_threads),
             ops,
             secs: b.at.duration_since(a.at).as_secs_f64(),
             server_cpu_secs: match (a.server_cpu, b.server_cpu) {
-                (Some(x), Some(y)) => Some(y - x),
+                (Some(x), Some(y)) => Some(y.user + y.system - x.user - x.system),
+                _ => None,
+            },
+            server_user_cpu_secs: match (a.server_cpu, b.server_cpu) {
+                (Some(x), Some(y)) => Some(y.user - x.user),
                 _ => None,
             },
             client_cpu_secs: b.client_cpu - a.client_cpu,
@@ -133,6 +189,12 @@ impl Phase {
     /// Server CPU microseconds per operation.
     pub fn server_us_per_op(&self) -> Option<f64> {
         let c = self.server_cpu_secs?;
+        (self.ops > 0).then(|| c * 1e6 / self.ops as f64)
+    }
+
+    /// The user-space part of [`Phase::server_us_per_op`].
+    pub fn server_user_us_per_op(&self) -> Option<f64> {
+        let c = self.server_user_cpu_secs?;
         (self.ops > 0).then(|| c * 1e6 / self.ops as f64)
     }
 

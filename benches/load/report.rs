@@ -73,6 +73,15 @@ impl Report {
                 Some("lower"),
             );
         }
+        if let Some(us) = ph.server_user_us_per_op() {
+            self.add(
+                &format!("{p}_server_user_cpu_us"),
+                &format!("server user-space CPU µs per {one}"),
+                us,
+                Some("lower"),
+            );
+        }
+        self.thread_note(what, one, ph);
         if let Some(c) = ph.server_cpu_secs.filter(|c| *c < 0.2) {
             self.note(format!(
                 "server CPU over the {what} phase was {:.0} ms; /proc counts 10 ms ticks, so its CPU figures are coarse",
@@ -93,6 +102,31 @@ impl Report {
             ph.client_cpu_pct(),
             None,
         );
+    }
+
+    /// A note with the server's CPU per operation by thread name, user space + kernel, for
+    /// the threads with at least 2 % of the phase's server CPU: which part of the server
+    /// (its HTTP side, its commit thread) the CPU per operation is spent in.
+    fn thread_note(&mut self, what: &str, one: &str, ph: &Phase) {
+        let total: f64 = ph
+            .server_threads
+            .iter()
+            .map(|(_, c)| c.user + c.system)
+            .sum();
+        if ph.ops == 0 || total <= 0.0 {
+            return;
+        }
+        let us = |secs: f64| secs * 1e6 / ph.ops as f64;
+        let parts: Vec<String> = ph
+            .server_threads
+            .iter()
+            .filter(|(_, c)| c.user + c.system >= total * 0.02)
+            .map(|(n, c)| format!("{n} {:.1} + {:.1}", us(c.user), us(c.system)))
+            .collect();
+        self.note(format!(
+            "server CPU µs per {one} by thread over the {what} phase, user space + kernel (10 ms ticks): {}",
+            parts.join(", ")
+        ));
     }
 
     /// p50/p99/max of `s` in ms, keys prefixed by `p`.

@@ -834,7 +834,6 @@ pub async fn idle(ctx: Arc<Ctx>, rep: &mut Report) -> Result<()> {
 
 /// Server CPU % of a core and the busiest threads over `--duration` of silence.
 pub(crate) async fn idle_window(ctx: &Ctx, rep: &mut Report) {
-    let threads_a = ctx.pid().map(crate::measure::proc_thread_cpu_secs);
     let a = Snapshot::take(ctx.pid());
     tokio::time::sleep(ctx.duration()).await;
     let b = Snapshot::take(ctx.pid());
@@ -848,22 +847,18 @@ pub(crate) async fn idle_window(ctx: &Ctx, rep: &mut Report) {
         );
         rep.add("idle_window_s", "idle window, seconds", ph.secs, None);
     }
-    if let (Some(pid), Some(before)) = (ctx.pid(), threads_a) {
-        let mut by_name = std::collections::BTreeMap::<String, f64>::new();
-        for (tid, name, secs) in crate::measure::proc_thread_cpu_secs(pid) {
-            let was = before
-                .iter()
-                .find(|(t, _, _)| *t == tid)
-                .map_or(0.0, |(_, _, s)| *s);
-            *by_name.entry(name).or_default() += secs - was;
-        }
-        let mut busy: Vec<(String, f64)> = by_name.into_iter().filter(|(_, s)| *s > 0.0).collect();
-        busy.sort_by(|x, y| y.1.total_cmp(&x.1));
-        let list: Vec<String> = busy
-            .iter()
-            .take(6)
-            .map(|(n, s)| format!("{n} {:.2}%", s * 100.0 / ph.secs.max(1e-9)))
-            .collect();
+    let list: Vec<String> = ph
+        .server_threads
+        .iter()
+        .take(6)
+        .map(|(n, c)| {
+            format!(
+                "{n} {:.2}%",
+                (c.user + c.system) * 100.0 / ph.secs.max(1e-9)
+            )
+        })
+        .collect();
+    if !list.is_empty() {
         rep.note(format!("idle CPU by thread: {}", list.join(", ")));
     }
 }

@@ -50,7 +50,7 @@
 //! profile and without waiters: the CPU an append costs anyway, so the difference is
 //! what touch (processing, wakes, re-issued waits) adds per change.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -60,7 +60,7 @@ use prisma_streams::touch::keys;
 use serde::Deserialize;
 
 use crate::http::Conn;
-use crate::measure::{proc_thread_cpu_secs, Phase, Samples, Snapshot};
+use crate::measure::{Phase, Samples, Snapshot};
 use crate::report::Report;
 use crate::scenarios::{body_text, connect_n, create, join_all, Ctx, JSON};
 
@@ -229,42 +229,6 @@ async fn waiter(
     }
 }
 
-/// Per-thread CPU seconds of the server, by thread id (with its name).
-fn thread_cpu(pid: Option<u32>) -> HashMap<u32, (String, f64)> {
-    pid.map(proc_thread_cpu_secs)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(tid, name, secs)| (tid, (name, secs)))
-        .collect()
-}
-
-/// A note with the server's CPU per change over the writer phase by thread name.
-fn thread_notes(
-    rep: &mut Report,
-    a: &HashMap<u32, (String, f64)>,
-    b: &HashMap<u32, (String, f64)>,
-    changes: u64,
-) {
-    if b.is_empty() || changes == 0 {
-        return;
-    }
-    let mut by_name: BTreeMap<String, f64> = BTreeMap::new();
-    for (tid, (name, secs)) in b {
-        let before = a.get(tid).map_or(0.0, |(_, s)| *s);
-        *by_name.entry(name.clone()).or_default() += secs - before;
-    }
-    let mut v: Vec<(String, f64)> = by_name.into_iter().filter(|(_, s)| *s > 0.0).collect();
-    v.sort_by(|x, y| y.1.total_cmp(&x.1));
-    let parts: Vec<String> = v
-        .iter()
-        .map(|(n, s)| format!("{n} {:.0}", s * 1e6 / changes as f64))
-        .collect();
-    rep.note(format!(
-        "server CPU µs per change by thread name (10 ms ticks): {}",
-        parts.join(", ")
-    ));
-}
-
 /// `touch` (`plain` false) and `touch-plain`: the same writer on a stream without the
 /// touch profile and without waiters, the baseline that the append itself costs.
 pub async fn touch(ctx: Arc<Ctx>, plain: bool, rep: &mut Report) -> Result<()> {
@@ -359,7 +323,6 @@ pub async fn touch(ctx: Arc<Ctx>, plain: bool, rep: &mut Report) -> Result<()> {
     // is due at j / R seconds and is sent by writer connection j mod WRITERS.
     let wconns = connect_n(&ctx.target, WRITERS).await?;
     let start = Snapshot::take(ctx.pid());
-    let threads_a = thread_cpu(ctx.pid());
     let t_start = Instant::now();
     let stop_at = t_start + ctx.duration() + Duration::from_secs(1);
     let mut writers = Vec::with_capacity(WRITERS);
@@ -419,14 +382,12 @@ pub async fn touch(ctx: Arc<Ctx>, plain: bool, rep: &mut Report) -> Result<()> {
         behind += b;
     }
     let end = Snapshot::take(ctx.pid());
-    let threads_b = thread_cpu(ctx.pid());
     let ph = Phase::between(start, end, sent);
     if plain {
         rep.add("changes", "changes appended (paced)", sent as f64, None);
         rep.add("rate", "target changes/s", rate, None);
         rep.latency("append", "append latency", &mut alat);
         rep.phase("changes", "changes", "change", &ph);
-        thread_notes(rep, &threads_a, &threads_b, sent);
         if behind > sent / 10 {
             rep.note(format!(
                 "{behind} of {sent} appends went out more than 10 ms after their due time (8 writer connections, {rate}/s in all)"
@@ -588,7 +549,6 @@ pub async fn touch(ctx: Arc<Ctx>, plain: bool, rep: &mut Report) -> Result<()> {
             m["waitTimeoutTotal"]
         ));
     }
-    thread_notes(rep, &threads_a, &threads_b, sent);
     if behind > sent / 10 {
         rep.note(format!(
             "{behind} of {sent} appends went out more than 10 ms after their due time (8 writer connections, {rate}/s in all)"
