@@ -121,7 +121,7 @@ impl Report {
             .server_threads
             .iter()
             .filter(|(_, c)| c.user + c.system >= total * 0.02)
-            .map(|(n, c)| format!("{n} {:.1} + {:.1}", us(c.user), us(c.system)))
+            .map(|(n, c)| format!("{n} {} + {}", fmt_num(us(c.user)), fmt_num(us(c.system))))
             .collect();
         self.note(format!(
             "server CPU µs per {one} by thread over the {what} phase, user space + kernel (10 ms ticks): {}",
