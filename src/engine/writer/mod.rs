@@ -9,6 +9,11 @@
 //! publishes the committed state to readers. There is no timer: an idle server commits a
 //! lone request at once, a busy one batches whatever arrived during the last commit.
 //!
+//! The answers of a batch go to the runtime in one hand-off ([`Replies`]): a task there
+//! sends each operation its result, so the runtime is woken from this thread once per
+//! batch rather than once per request (each such wake-up can write to the runtime's
+//! eventfd and preempt this thread on a shared core).
+//!
 //! Besides operations the thread owns two chores: compacting the ingest log (see
 //! `memtable.rs`) and applying TTL renewals. Renewals are not queued: reads record them in
 //! a shared map (one entry per stream, the latest time wins) and the writer applies the
@@ -275,6 +280,7 @@ pub fn spawn(
     let renewals = Arc::new(Renewals::default());
     let mut w = Writer {
         conn,
+        replies: Replies::start(),
         tiered,
         clock,
         notifier,
@@ -343,8 +349,49 @@ fn recover_ingest(conn: &mut Connection, memtable: &Memtable) -> Result<(), Engi
     Ok(())
 }
 
+/// Where the results of a committed batch go.
+enum Replies {
+    /// Sent from the writer thread (no runtime was running when the writer started).
+    Direct,
+    /// Handed to one task on the runtime, which sends them in order.
+    Task(tokio::sync::mpsc::UnboundedSender<Vec<Box<dyn Job>>>),
+}
+
+impl Replies {
+    /// On the runtime the writer starts from, if any.
+    fn start() -> Replies {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return Replies::Direct;
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<Box<dyn Job>>>();
+        rt.spawn(async move {
+            while let Some(jobs) = rx.recv().await {
+                for j in jobs {
+                    j.reply();
+                }
+            }
+        });
+        Replies::Task(tx)
+    }
+
+    fn send(&self, jobs: Vec<Box<dyn Job>>) {
+        match self {
+            Replies::Task(tx) => {
+                // The task ends only with the runtime; then nobody waits for an answer.
+                let _ = tx.send(jobs);
+            }
+            Replies::Direct => {
+                for j in jobs {
+                    j.reply();
+                }
+            }
+        }
+    }
+}
+
 struct Writer {
     conn: Connection,
+    replies: Replies,
     /// Full mode: removed incarnations leave objects to delete.
     tiered: bool,
     clock: SharedClock,
@@ -597,9 +644,7 @@ impl Writer {
                 }
                 // Writers first: with many readers woken, the acknowledgement would otherwise
                 // wait behind their deliveries.
-                for j in ran {
-                    j.reply();
-                }
+                self.replies.send(ran);
                 self.notifier.publish(fx.changes);
             }
             Err(e) => {

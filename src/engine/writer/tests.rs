@@ -78,6 +78,7 @@ fn writer(path: &Path) -> (Writer, Arc<Memtable>, Notifier) {
     let touched = watch_stream_rows(&conn);
     let w = Writer {
         conn,
+        replies: Replies::Direct,
         tiered: true,
         clock: crate::clock::ManualClock::new(1_000),
         notifier: notifier.clone(),
