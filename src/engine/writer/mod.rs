@@ -4,7 +4,8 @@
 //! over `DS_INGEST_MAX_QUEUE_REQS` a client request is refused with `Overloaded`, which the
 //! HTTP layer answers with 429; their payload bytes were reserved in the ingest budget
 //! (`budget.rs`) before they were even read. The thread blocks for the first
-//! operation, takes everything else already queued (up to the batch limits), runs it all in
+//! operation, yields the core once (so that requests still being read can queue), takes
+//! everything else already queued (up to the batch limits), runs it all in
 //! one `BEGIN IMMEDIATE` transaction, commits, and only then answers the operations and
 //! publishes the committed state to readers. There is no timer: an idle server commits a
 //! lone request at once, a busy one batches whatever arrived during the last commit.
@@ -431,6 +432,13 @@ impl Writer {
                     Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 },
             };
+            // Woken by the first request, this thread would otherwise commit it almost
+            // alone while the requests behind it are still being read on a core it shares
+            // with the runtime: let them queue first. A no-op when nothing else is ready
+            // to run (an idle server, or a core of its own), so it adds no latency there.
+            if matches!(first, Some(Msg::Job { .. })) {
+                std::thread::yield_now();
+            }
             let mut jobs = Vec::new();
             let mut bytes = 0;
             let mut next = first;
