@@ -350,3 +350,27 @@ fn held(memtable: &Memtable, id: i64) -> usize {
     memtable.lock().collect(id, 10, &mut c);
     c.entries.len()
 }
+
+#[test]
+fn without_a_runtime_answers_go_straight_from_the_writer() {
+    assert!(matches!(Replies::start(), Replies::Direct));
+}
+
+#[tokio::test]
+async fn on_a_runtime_a_committed_batch_is_answered_by_the_reply_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, _, _) = writer(&dir.path().join("db.sqlite"));
+    w.replies = Replies::start();
+    assert!(matches!(w.replies, Replies::Task(_)));
+    let (c, rc) = create("s");
+    let (a1, r1) = append("s", b"one".to_vec(), None);
+    let (a2, r2) = append("s", b"two".to_vec(), None);
+    w.commit_batch(vec![c, a1, a2], false);
+    assert!(matches!(rc.await.unwrap(), Ok(CreateOutcome::Created(_))));
+    assert_eq!(r1.await.unwrap().unwrap().next_pos, 1);
+    assert_eq!(r2.await.unwrap().unwrap().next_pos, 2);
+    // A refusal is answered the same way.
+    let (bad, rbad) = append("missing", b"x".to_vec(), None);
+    w.commit_batch(vec![bad], false);
+    assert!(matches!(rbad.await.unwrap(), Err(AppendError::NotFound)));
+}
