@@ -6,7 +6,7 @@ use std::time::Instant;
 /// CPU seconds (user + system, all threads) the process has used, from
 /// `/proc/<pid>/stat` fields 14 and 15 (clock ticks).
 pub fn proc_cpu_secs(pid: u32) -> Option<f64> {
-    proc_cpu_split(pid).map(|c| c.user + c.system)
+    proc_cpu_split(pid).map(|c| c.total())
 }
 
 /// A process's CPU seconds, all threads, split into user space and the kernel.
@@ -14,6 +14,20 @@ pub fn proc_cpu_secs(pid: u32) -> Option<f64> {
 pub struct CpuSplit {
     pub user: f64,
     pub system: f64,
+}
+
+impl CpuSplit {
+    pub fn total(&self) -> f64 {
+        self.user + self.system
+    }
+
+    /// What was used since the reading `earlier`.
+    pub fn since(&self, earlier: CpuSplit) -> CpuSplit {
+        CpuSplit {
+            user: self.user - earlier.user,
+            system: self.system - earlier.system,
+        }
+    }
 }
 
 /// [`CpuSplit`] from `/proc/<pid>/stat` fields 14 (utime) and 15 (stime).
@@ -87,16 +101,17 @@ pub fn thread_cpu_between(
             .iter()
             .find(|(t, _, _)| t == tid)
             .map_or(CpuSplit::default(), |(_, _, c)| *c);
+        let used = now.since(was);
         let e = by_name.entry(name).or_default();
-        e.user += now.user - was.user;
-        e.system += now.system - was.system;
+        e.user += used.user;
+        e.system += used.system;
     }
     let mut busy: Vec<(String, CpuSplit)> = by_name
         .into_iter()
-        .filter(|(_, c)| c.user + c.system > 0.0)
+        .filter(|(_, c)| c.total() > 0.0)
         .map(|(n, c)| (n.to_string(), c))
         .collect();
-    busy.sort_by(|x, y| (y.1.user + y.1.system).total_cmp(&(x.1.user + x.1.system)));
+    busy.sort_by(|x, y| y.1.total().total_cmp(&x.1.total()));
     busy
 }
 
@@ -162,18 +177,16 @@ pub struct Phase {
 
 impl Phase {
     pub fn between(a: Snapshot, b: Snapshot, ops: u64) -> Phase {
+        let server_cpu = match (a.server_cpu, b.server_cpu) {
+            (Some(x), Some(y)) => Some(y.since(x)),
+            _ => None,
+        };
         Phase {
             server_threads: thread_cpu_between(&a.server_threads, &b.server_threads),
             ops,
             secs: b.at.duration_since(a.at).as_secs_f64(),
-            server_cpu_secs: match (a.server_cpu, b.server_cpu) {
-                (Some(x), Some(y)) => Some(y.user + y.system - x.user - x.system),
-                _ => None,
-            },
-            server_user_cpu_secs: match (a.server_cpu, b.server_cpu) {
-                (Some(x), Some(y)) => Some(y.user - x.user),
-                _ => None,
-            },
+            server_cpu_secs: server_cpu.map(|c| c.total()),
+            server_user_cpu_secs: server_cpu.map(|c| c.user),
             client_cpu_secs: b.client_cpu - a.client_cpu,
         }
     }

@@ -108,11 +108,7 @@ impl Report {
     /// the threads with at least 2 % of the phase's server CPU: which part of the server
     /// (its HTTP side, its commit thread) the CPU per operation is spent in.
     fn thread_note(&mut self, what: &str, one: &str, ph: &Phase) {
-        let total: f64 = ph
-            .server_threads
-            .iter()
-            .map(|(_, c)| c.user + c.system)
-            .sum();
+        let total: f64 = ph.server_threads.iter().map(|(_, c)| c.total()).sum();
         if ph.ops == 0 || total <= 0.0 {
             return;
         }
@@ -120,7 +116,7 @@ impl Report {
         let parts: Vec<String> = ph
             .server_threads
             .iter()
-            .filter(|(_, c)| c.user + c.system >= total * 0.02)
+            .filter(|(_, c)| c.total() >= total * 0.02)
             .map(|(n, c)| format!("{n} {} + {}", fmt_num(us(c.user)), fmt_num(us(c.system))))
             .collect();
         self.note(format!(

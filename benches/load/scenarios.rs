@@ -851,12 +851,7 @@ pub(crate) async fn idle_window(ctx: &Ctx, rep: &mut Report) {
         .server_threads
         .iter()
         .take(6)
-        .map(|(n, c)| {
-            format!(
-                "{n} {:.2}%",
-                (c.user + c.system) * 100.0 / ph.secs.max(1e-9)
-            )
-        })
+        .map(|(n, c)| format!("{n} {:.2}%", c.total() * 100.0 / ph.secs.max(1e-9)))
         .collect();
     if !list.is_empty() {
         rep.note(format!("idle CPU by thread: {}", list.join(", ")));
