@@ -149,20 +149,15 @@ async fn observe(
     let request_id = HeaderValue::from_str(&id).ok();
     let mut res = crate::telemetry::request_id::scope(id, handled.instrument(span.clone())).await;
     let h = res.headers_mut();
-    // One growth of the map at most, instead of one per doubling.
     let preflight_headers = if preflight {
-        PREFLIGHT_HEADERS.len()
+        &PREFLIGHT_HEADERS[..]
     } else {
-        0
+        &[]
     };
-    h.reserve(COMMON_HEADERS.len() + 1 + preflight_headers);
-    for (name, value) in COMMON_HEADERS {
+    // One growth of the map at most, instead of one per doubling.
+    h.reserve(COMMON_HEADERS.len() + preflight_headers.len() + 1);
+    for (name, value) in COMMON_HEADERS.iter().chain(preflight_headers).cloned() {
         h.insert(name, value);
-    }
-    if preflight {
-        for (name, value) in PREFLIGHT_HEADERS {
-            h.insert(name, value);
-        }
     }
     if let Some(v) = request_id {
         h.insert(X_REQUEST_ID, v);
