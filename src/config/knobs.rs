@@ -149,7 +149,7 @@ knobs! {
     DS_UPLOAD_CHECK_MS: Literal("250"), Full,
         "Uploader tick.";
     DS_UPLOAD_CONCURRENCY: Literal("4"), Full,
-        "Segment uploads in flight.";
+        "Segment uploads in flight, and manifest publications.";
     DS_SEGMENT_CACHE_MAX_BYTES: Literal("268435456"), Full,
         "Uploaded segment files kept on local disk (least recently used evicted).";
     DS_SEGMENT_FOOTER_CACHE_ENTRIES: Literal("2048"), Full,

@@ -55,7 +55,7 @@ pub struct Tiering {
     pub segment_check_ms: u64,
     /// `DS_UPLOAD_CHECK_MS`: uploader tick.
     pub upload_check_ms: u64,
-    /// `DS_UPLOAD_CONCURRENCY`: segment uploads in flight.
+    /// `DS_UPLOAD_CONCURRENCY`: segment uploads (and manifest publications) in flight.
     pub upload_concurrency: usize,
     /// `DS_SEGMENT_CACHE_MAX_BYTES`: uploaded segment files kept on local disk.
     pub segment_cache_max_bytes: u64,

@@ -2,10 +2,12 @@
 //! deletes the objects of removed incarnations.
 //!
 //! Each round (every `DS_UPLOAD_CHECK_MS`):
-//! 1. upload segments not uploaded yet (`DS_UPLOAD_CONCURRENCY` at a time) and record each;
+//! 1. upload segments not uploaded yet (`DS_UPLOAD_CONCURRENCY` at a time), then record
+//!    them all in one writer operation;
 //! 2. for every stream whose manifest is out of date, publish a manifest covering the
-//!    contiguous uploaded prefix (conditional PUT), then record it, which moves
-//!    `uploaded_pos` and deletes the covered entries from SQLite;
+//!    contiguous uploaded prefix (conditional PUTs, `DS_UPLOAD_CONCURRENCY` at a time),
+//!    then record them all in one writer operation (one commit per round, not per
+//!    object), which moves each `uploaded_pos` and deletes the covered entries from SQLite;
 //! 3. delete the object folders queued by stream removals (manifest first, so a node
 //!    rebuilt meanwhile never resurrects a half-deleted stream), and the single objects
 //!    queued by the routing-key indexer (runs replaced by their parent).
@@ -110,20 +112,18 @@ async fn round(
         .buffer_unordered(tier.cfg.upload_concurrency)
         .collect()
         .await;
+    let mut uploaded = Vec::new();
     for (seg, r) in results {
         match r {
             Ok(etag) => {
                 met.uploads.inc();
                 met.upload_bytes.add(seg.size_bytes);
                 met.segments_waiting.add(-1);
-                engine
-                    .tier_cmd(TierCmd::Uploaded {
-                        stream_id: seg.stream_id,
-                        index: seg.index,
-                        etag,
-                    })
-                    .await?;
-                done += 1;
+                uploaded.push(TierCmd::Uploaded {
+                    stream_id: seg.stream_id,
+                    index: seg.index,
+                    etag,
+                });
             }
             Err(e) => {
                 met.upload_failures.inc();
@@ -132,25 +132,59 @@ async fn round(
             }
         }
     }
+    // One commit records them all.
+    done += engine.tier_cmds(uploaded).await?.len();
 
-    let dirty = engine
+    let due = engine
         .reader()
         .run_background(|c| db::streams::manifest_dirty(c, BATCH))
         .await?;
-    for m in dirty {
-        if backoff.blocked(m.id) {
-            continue;
-        }
-        let id = m.id;
-        match publish(engine, tier, m).await {
-            Ok(()) => {
-                met.manifests_published.inc();
-                backoff.ok(id);
-                done += 1;
+    let todo: Vec<StreamMeta> = due.into_iter().filter(|m| !backoff.blocked(m.id)).collect();
+    let puts: Vec<(i64, Result<Publication, EngineError>)> =
+        futures_util::stream::iter(todo.into_iter().map(|m| async move {
+            let id = m.id;
+            (id, publish(engine, tier, m).await)
+        }))
+        .buffer_unordered(tier.cfg.upload_concurrency)
+        .collect()
+        .await;
+    let mut ids = Vec::new();
+    let mut cmds = Vec::new();
+    let mut segment_keys = Vec::new();
+    for (id, r) in puts {
+        match r {
+            Ok(p) => {
+                ids.push(id);
+                cmds.push(p.cmd);
+                segment_keys.push(p.segment_keys);
             }
             Err(e) => {
                 met.manifest_failures.inc();
                 tracing::warn!(error = %e, stream = id, "manifest publish failed");
+                backoff.fail(id);
+            }
+        }
+    }
+    // The round's publications are recorded in one commit. If it fails, each manifest is
+    // published again later: its conditional PUT then finds our own newer object and
+    // adopts it (see `publish`).
+    match engine.tier_cmds(cmds).await {
+        Ok(applied) => {
+            for ((id, keys), applied) in ids.into_iter().zip(segment_keys).zip(applied) {
+                met.manifests_published.inc();
+                backoff.ok(id);
+                done += 1;
+                if applied {
+                    for k in &keys {
+                        tier.cache_insert(k);
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, streams = ids.len(), "recording published manifests failed");
+            for id in ids {
+                met.manifest_failures.inc();
                 backoff.fail(id);
             }
         }
@@ -180,8 +214,19 @@ async fn round(
     Ok(done)
 }
 
-/// Publishes the manifest of `m` for its contiguous uploaded prefix.
-async fn publish(engine: &Engine, tier: &Arc<Tier>, m: StreamMeta) -> Result<(), EngineError> {
+/// A manifest put in the object store, to be recorded by the writer.
+struct Publication {
+    cmd: TierCmd,
+    /// The cache keys of the segments it covers: cached once the record applied.
+    segment_keys: Vec<String>,
+}
+
+/// Puts the manifest of `m` for its contiguous uploaded prefix; the caller records it.
+async fn publish(
+    engine: &Engine,
+    tier: &Arc<Tier>,
+    m: StreamMeta,
+) -> Result<Publication, EngineError> {
     let id = m.id;
     let source = m.config.fork.map(|f| f.source_id);
     let (segs, source_inc, settings) = engine
@@ -240,22 +285,20 @@ async fn publish(engine: &Engine, tier: &Arc<Tier>, m: StreamMeta) -> Result<(),
         }
         Err(e) => return Err(store(e)),
     };
-    let applied = engine
-        .tier_cmd(TierCmd::Published {
+    Ok(Publication {
+        cmd: TierCmd::Published {
             stream_id: id,
             generation,
             etag,
             uploaded_pos: manifest.end_pos,
             base_generation: m.tier.manifest_generation,
             published: (manifest.closed, manifest.deleted, config_gen),
-        })
-        .await?;
-    if applied {
-        for s in &prefix {
-            tier.cache_insert(&Tier::key(&m.config.incarnation, s.index));
-        }
-    }
-    Ok(())
+        },
+        segment_keys: prefix
+            .iter()
+            .map(|s| Tier::key(&m.config.incarnation, s.index))
+            .collect(),
+    })
 }
 
 fn store(e: StoreError) -> EngineError {

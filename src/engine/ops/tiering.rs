@@ -44,6 +44,20 @@ impl Engine {
             .call(Submit::internal(), move |b| apply(b, cmd))
             .await
     }
+
+    /// Sends several at once: one writer operation, so one commit for all of them (the
+    /// uploader records a round's uploads and publications this way). Each result says
+    /// whether that command still applied; a storage error fails them all.
+    pub(crate) async fn tier_cmds(&self, cmds: Vec<TierCmd>) -> Result<Vec<bool>, EngineError> {
+        if cmds.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.writer()
+            .call(Submit::internal(), move |b| {
+                cmds.into_iter().map(|cmd| apply(b, cmd)).collect()
+            })
+            .await
+    }
 }
 
 fn apply(b: &mut Batch<'_>, cmd: TierCmd) -> Result<bool, EngineError> {
