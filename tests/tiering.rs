@@ -21,19 +21,70 @@ async fn page_etag(c: &reqwest::Client, url: &str, inm: Option<&str>) -> (String
     (header(&r, "etag").expect("ETag"), r.status().as_u16())
 }
 
-/// The incarnation token of the stream `name`, from its manifest.
-async fn incarnation(store: &prisma_streams::objstore::Store, name: &str) -> String {
+/// The manifest of the stream `name` in the object store.
+async fn manifest_of(
+    store: &prisma_streams::objstore::Store,
+    name: &str,
+) -> prisma_streams::engine::manifest::Manifest {
     use prisma_streams::engine::manifest::Manifest;
     use prisma_streams::objstore::keys;
     for key in store.list(keys::STREAMS_PREFIX).await.unwrap() {
         if keys::is_manifest(&key) {
             let m = Manifest::decode(&store.get(&key).await.unwrap()).unwrap();
             if m.name.as_deref() == Some(name) {
-                return m.incarnation;
+                return m;
             }
         }
     }
     panic!("no manifest for {name}");
+}
+
+/// The incarnation token of the stream `name`, from its manifest.
+async fn incarnation(store: &prisma_streams::objstore::Store, name: &str) -> String {
+    manifest_of(store, name).await.incarnation
+}
+
+/// A new stream's first manifest goes out with its first uploaded segment: the object
+/// store never gets a manifest of the stream still empty. (The segment interval is ten
+/// minutes here, so only the segment, cut at 5 entries, can bring the manifest.) An empty
+/// stream's first manifest comes once the stream is a segment interval old.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_streams_first_manifest_comes_with_its_first_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = client();
+    let long: Vec<(&str, &str)> = TINY
+        .iter()
+        .map(|&(k, v)| match k {
+            "DS_SEGMENT_MAX_INTERVAL_MS" => (k, "600000"),
+            _ => (k, v),
+        })
+        .collect();
+    let root = dir.path().join("long");
+    let s = Server::start_full(&root, "local", &long, &[]);
+    let u = s.stream_url("first");
+    common::put(&c, &u, "application/json", "[]").await;
+    for i in 0..5 {
+        let r = common::post(&c, &u, "application/json", format!(r#"{{"i":{i}}}"#)).await;
+        assert_eq!(r.status(), 204);
+    }
+    let store = store_for("local", &root);
+    wait_manifest(&store, "first", 5, false).await;
+    let m = manifest_of(&store, "first").await;
+    assert_eq!(
+        m.generation, 1,
+        "no manifest was published before the segment"
+    );
+    assert_eq!(m.segments.len(), 1);
+    drop(s);
+
+    // With the tests' short interval (50 ms), an empty stream's manifest comes on its own.
+    let root = dir.path().join("short");
+    let s = Server::start_full(&root, "local", TINY, &[]);
+    common::put(&c, &s.stream_url("empty"), "text/plain", "").await;
+    let store = store_for("local", &root);
+    wait_manifest(&store, "empty", 0, false).await;
+    let m = manifest_of(&store, "empty").await;
+    assert_eq!((m.generation, m.segments.len()), (1, 0));
 }
 
 async fn bootstrap_round_trip(kind: &str) {

@@ -109,6 +109,14 @@ impl StreamMeta {
         self.config.fork.map_or(0, |f| f.pos)
     }
 
+    /// Whether a manifest is still to be published for this stream (full mode: `tiered`):
+    /// a change not published yet, or none published at all. A new stream's first manifest
+    /// is not marked dirty (it waits for its first segment, ADR 0014) but is still to come.
+    pub fn manifest_pending(&self, tiered: bool) -> bool {
+        self.tier.manifest_dirty
+            || (tiered && !self.config.local_only && self.tier.manifest_generation == 0)
+    }
+
     /// Whether retention removed entries: everything below `trimmed_pos` is gone
     /// (inherited entries too, for a fork).
     pub fn is_trimmed(&self) -> bool {

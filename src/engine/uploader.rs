@@ -7,7 +7,13 @@
 //! 2. for every stream whose manifest is out of date, publish a manifest covering the
 //!    contiguous uploaded prefix (conditional PUTs, `DS_UPLOAD_CONCURRENCY` at a time),
 //!    then record them all in one writer operation (one commit per round, not per
-//!    object), which moves each `uploaded_pos` and deletes the covered entries from SQLite;
+//!    object), which moves each `uploaded_pos` and deletes the covered entries from SQLite.
+//!    A new stream is not out of date: its first manifest goes out with its first uploaded
+//!    segment, or, if it has none, once it is `DS_SEGMENT_MAX_INTERVAL_MS` old (twice that
+//!    if it has entries none of which has been uploaded). Until then the object store has
+//!    nothing of it, as it has nothing yet of any stream's entries younger than their
+//!    segment; one manifest per new stream is saved, and a burst of creates does not
+//!    become a burst of object writes competing with the appends that follow it;
 //! 3. delete the object folders queued by stream removals (manifest first, so a node
 //!    rebuilt meanwhile never resurrects a half-deleted stream), and the single objects
 //!    queued by the routing-key indexer (runs replaced by their parent).
@@ -135,9 +141,26 @@ async fn round(
     // One commit records them all.
     done += engine.tier_cmds(uploaded).await?.len();
 
+    // Out-of-date manifests, then first manifests that are due.
+    let interval = i64::try_from(tier.cfg.segment_max_interval_ms).unwrap_or(i64::MAX);
+    let now = engine.clock().now_ms();
+    let empty_before = now.saturating_sub(interval);
+    let any_before = empty_before.saturating_sub(interval);
     let due = engine
         .reader()
-        .run_background(|c| db::streams::manifest_dirty(c, BATCH))
+        .run_background(move |c| {
+            let mut due = db::streams::manifest_dirty(c, BATCH)?;
+            if due.len() < BATCH {
+                let first = db::streams::first_manifest_due(
+                    c,
+                    empty_before,
+                    any_before,
+                    BATCH - due.len(),
+                )?;
+                due.extend(first);
+            }
+            Ok::<_, rusqlite::Error>(due)
+        })
         .await?;
     let todo: Vec<StreamMeta> = due.into_iter().filter(|m| !backoff.blocked(m.id)).collect();
     let puts: Vec<(i64, Result<Publication, EngineError>)> =

@@ -1,4 +1,4 @@
-//! The background queries (segmenter, uploader, expiry sweeper, producer collection) on a
+//! The background queries (segmenter, uploader's two, expiry sweeper, producer collection) on a
 //! database with many idle streams: they must return exactly the rows that need work, and
 //! the work SQLite does for them must not depend on how many idle rows there are.
 //!
@@ -20,9 +20,13 @@ const DAY_MS: i64 = 86_400_000;
 const ROWS: u64 = 100;
 const BYTES: u64 = 1_000_000;
 const INTERVAL_MS: u64 = 60_000;
+/// A first manifest is due for an empty stream created at or before this, and for any
+/// created at or before [`ANY_BEFORE`].
+const EMPTY_BEFORE: i64 = NOW - INTERVAL_MS as i64;
+const ANY_BEFORE: i64 = NOW - 2 * INTERVAL_MS as i64;
 
 /// Rows `build` adds besides the idle streams (an upper bound).
-const ACTIVE_ROWS: i32 = 20;
+const ACTIVE_ROWS: i32 = 30;
 
 /// Producer state older than this (relative to `NOW`) is idle.
 const PRODUCER_IDLE_BEFORE: i64 = NOW - 7 * DAY_MS;
@@ -76,8 +80,9 @@ fn plan(c: &Connection, sql: &str, args: &[&dyn rusqlite::ToSql]) -> String {
 fn stream(c: &Connection, name: Option<&str>, f: &str) -> i64 {
     c.execute(
         "INSERT INTO streams (name, content_type, created_at_ms, last_access_ms, next_pos, \
-         incarnation, sealed_pos, uploaded_pos, last_cut_ms, pending_bytes, manifest_dirty) \
-         VALUES (?1, 'application/json', ?2, ?2, 5, lower(hex(randomblob(16))), 5, 5, ?2, 0, 0)",
+         incarnation, sealed_pos, uploaded_pos, last_cut_ms, pending_bytes, manifest_dirty, \
+         manifest_generation) \
+         VALUES (?1, 'application/json', ?2, ?2, 5, lower(hex(randomblob(16))), 5, 5, ?2, 0, 0, 3)",
         params![name, NOW - DAY_MS],
     )
     .unwrap();
@@ -97,6 +102,7 @@ fn producer(c: &Connection, stream_id: i64, producer: &str, updated_at_ms: i64) 
 struct Active {
     seal: Vec<i64>,
     dirty: Vec<i64>,
+    first_due: Vec<i64>,
     expired: Vec<i64>,
     idle_producers: Vec<(i64, String)>,
 }
@@ -139,7 +145,7 @@ fn build(dir: &std::path::Path, idle: usize) -> (Connection, Active) {
     stream(&c, Some("gone"), "next_pos = 300, deleted = 1");
     stream(&c, Some("__internal"), "next_pos = 300, local_only = 1");
 
-    let dirty = vec![
+    let mut dirty = vec![
         stream(&c, Some("new"), "manifest_dirty = 1"),
         stream(&c, None, "manifest_dirty = 1, deleted = 1"),
     ];
@@ -147,6 +153,34 @@ fn build(dir: &std::path::Path, idle: usize) -> (Connection, Active) {
         &c,
         Some("__internal2"),
         "manifest_dirty = 1, local_only = 1",
+    );
+
+    // Never published, in creation order: empty and old enough; with entries and twice
+    // as old; empty and exactly old enough.
+    let unpublished = |created: i64, next_pos: u64| {
+        format!(
+            "manifest_generation = 0, created_at_ms = {created}, next_pos = {next_pos}, \
+             sealed_pos = 0, uploaded_pos = 0, last_cut_ms = {NOW}"
+        )
+    };
+    let first_due = vec![
+        stream(&c, Some("first-with-entries"), &unpublished(ANY_BEFORE, 4)),
+        stream(&c, Some("first-old"), &unpublished(EMPTY_BEFORE - 1, 0)),
+        stream(&c, Some("first-exactly"), &unpublished(EMPTY_BEFORE, 0)),
+    ];
+    // Not yet: empty but 1 ms too young; with entries, waiting for its segment; dirty
+    // (the other query's); internal.
+    stream(&c, Some("first-young"), &unpublished(EMPTY_BEFORE + 1, 0));
+    stream(&c, Some("first-waiting"), &unpublished(ANY_BEFORE + 1, 4));
+    dirty.push(stream(
+        &c,
+        Some("first-dirty"),
+        &format!("{}, manifest_dirty = 1", unpublished(ANY_BEFORE, 0)),
+    ));
+    stream(
+        &c,
+        Some("__first-internal"),
+        &format!("{}, local_only = 1", unpublished(ANY_BEFORE, 0)),
     );
 
     // Soonest deadline first: 60 s ago, 1 ms ago, now.
@@ -187,6 +221,7 @@ fn build(dir: &std::path::Path, idle: usize) -> (Connection, Active) {
         Active {
             seal,
             dirty,
+            first_due,
             expired,
             idle_producers,
         },
@@ -197,10 +232,11 @@ fn ids(v: &[StreamMeta]) -> Vec<i64> {
     v.iter().map(|m| m.id).collect()
 }
 
-/// The four background queries on `c`: (result ids, work) each.
+/// The five background queries on `c`: (result ids, work) each.
 struct Observed {
     seal: (Vec<i64>, Work),
     dirty: (Vec<i64>, Work),
+    first_due: (Vec<i64>, Work),
     expired: (Vec<i64>, Work),
     producers: (Vec<(i64, String)>, Work),
 }
@@ -212,6 +248,9 @@ fn observe(c: &Connection) -> Observed {
     let dirty = measure(c, &streams::manifest_dirty_sql(), |c| {
         ids(&streams::manifest_dirty(c, 256).unwrap())
     });
+    let first_due = measure(c, &streams::first_manifest_due_sql(), |c| {
+        ids(&streams::first_manifest_due(c, EMPTY_BEFORE, ANY_BEFORE, 256).unwrap())
+    });
     let expired = measure(c, &streams::expired_sql(), |c| {
         ids(&streams::expired(c, NOW, 100).unwrap())
     });
@@ -221,6 +260,7 @@ fn observe(c: &Connection) -> Observed {
     Observed {
         seal,
         dirty,
+        first_due,
         expired,
         producers,
     }
@@ -233,6 +273,7 @@ fn background_queries_find_exactly_the_rows_that_need_work() {
     let o = observe(&c);
     assert_eq!(o.seal.0, active.seal);
     assert_eq!(o.dirty.0, active.dirty);
+    assert_eq!(o.first_due.0, active.first_due);
     assert_eq!(o.producers.0, active.idle_producers);
     assert_eq!(o.expired.0, active.expired);
     for m in streams::expired(&c, NOW, 100).unwrap() {
@@ -260,6 +301,15 @@ fn background_queries_find_exactly_the_rows_that_need_work() {
              ORDER BY id"
         )
     );
+    assert_eq!(
+        o.first_due.0,
+        scan(&format!(
+            "SELECT id FROM streams NOT INDEXED WHERE manifest_generation = 0 \
+             AND manifest_dirty = 0 AND local_only = 0 AND (created_at_ms <= {ANY_BEFORE} \
+             OR (created_at_ms <= {EMPTY_BEFORE} AND next_pos = uploaded_pos)) \
+             ORDER BY created_at_ms, id"
+        ))
+    );
     let with_expiry = scan(
         "SELECT id FROM streams NOT INDEXED WHERE name IS NOT NULL AND deleted = 0 \
          AND (ttl_seconds IS NOT NULL OR expires_at_ms IS NOT NULL) \
@@ -285,6 +335,8 @@ fn background_queries_do_the_same_work_for_3000_and_30000_idle_streams() {
     assert_eq!(b.seal.0, active_large.seal);
     assert_eq!(a.dirty.0, active_small.dirty);
     assert_eq!(b.dirty.0, active_large.dirty);
+    assert_eq!(a.first_due.0, active_small.first_due);
+    assert_eq!(b.first_due.0, active_large.first_due);
     assert_eq!(a.expired.0, active_small.expired);
     assert_eq!(b.expired.0, active_large.expired);
     assert_eq!(a.producers.0, active_small.idle_producers);
@@ -293,6 +345,7 @@ fn background_queries_do_the_same_work_for_3000_and_30000_idle_streams() {
     for (what, x, y) in [
         ("seal candidates", a.seal.1, b.seal.1),
         ("manifest dirty", a.dirty.1, b.dirty.1),
+        ("first manifest due", a.first_due.1, b.first_due.1),
         ("expired", a.expired.1, b.expired.1),
         ("idle producers", a.producers.1, b.producers.1),
     ] {
@@ -314,17 +367,19 @@ fn background_queries_do_the_same_work_for_3000_and_30000_idle_streams() {
     for (what, w) in [
         ("seal candidates", again.seal.1),
         ("manifest dirty", again.dirty.1),
+        ("first manifest due", again.first_due.1),
         ("expired", again.expired.1),
         ("idle producers", again.producers.1),
     ] {
         assert_eq!(w.reprepares, 0, "{what} is re-prepared on every run");
     }
 
-    // The plans name the indexes of migration 0005 and sort nothing.
+    // The plans name the indexes of migrations 0005 and 0013 and sort nothing.
     let args: [&dyn rusqlite::ToSql; 5] = [&1, &1, &1, &1, &1];
     for (sql, n, index) in [
         (streams::seal_candidates_sql(), 5, "streams_unsealed"),
         (streams::manifest_dirty_sql(), 1, "streams_manifest_dirty"),
+        (streams::first_manifest_due_sql(), 3, "streams_unpublished"),
         (streams::expired_sql(), 2, "streams_deadline"),
         (producers::IDLE_SQL.to_string(), 2, "producers_updated"),
     ] {

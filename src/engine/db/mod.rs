@@ -68,6 +68,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0012_subscriptions",
         include_str!("../../../migrations/0012_subscriptions.sql"),
     ),
+    (
+        "0013_first_manifest",
+        include_str!("../../../migrations/0013_first_manifest.sql"),
+    ),
 ];
 
 /// The schema version a fully migrated database has.

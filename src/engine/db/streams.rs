@@ -455,6 +455,35 @@ pub(super) fn manifest_dirty_sql() -> String {
     )
 }
 
+/// Streams never published and not dirty whose first manifest is due: empty (no entries
+/// of its own: for a stream never published, `uploaded_pos` is where they would start) and
+/// created at or before `empty_before_ms`, or created at or before `any_before_ms` (a
+/// stream with entries waits for its first uploaded segment, which marks it dirty; this is
+/// the fallback if none comes). Oldest first; reads only those rows (the
+/// `streams_unpublished` index).
+pub fn first_manifest_due(
+    conn: &Connection,
+    empty_before_ms: i64,
+    any_before_ms: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<StreamMeta>> {
+    let mut stmt = conn.prepare_cached(&first_manifest_due_sql())?;
+    let rows = stmt.query_map(
+        params![empty_before_ms, any_before_ms, limit as i64],
+        from_row,
+    )?;
+    rows.collect()
+}
+
+pub(super) fn first_manifest_due_sql() -> String {
+    format!(
+        "SELECT {SELECT} FROM streams \
+         WHERE manifest_generation = 0 AND manifest_dirty = 0 AND local_only = 0 \
+         AND created_at_ms <= ?1 AND (next_pos = uploaded_pos OR created_at_ms <= ?2) \
+         ORDER BY created_at_ms LIMIT ?3"
+    )
+}
+
 pub fn add_ref(conn: &Connection, id: i64, delta: i64) -> rusqlite::Result<i64> {
     conn.prepare_cached(
         "UPDATE streams SET ref_count = ref_count + ?2 WHERE id = ?1 RETURNING ref_count",

@@ -208,7 +208,9 @@ pub(crate) fn run(b: &mut Batch<'_>, cmd: CreateCmd) -> Result<CreateOutcome, Cr
             last_cut_ms: now,
             manifest_generation: 0,
             manifest_etag: None,
-            manifest_dirty: b.tiered && !cmd.local_only,
+            // Not dirty: the first manifest goes out with the first uploaded segment, or
+            // after the segment interval if none comes (see `uploader`).
+            manifest_dirty: false,
             trimmed_pos: start,
         },
         life: Lifecycle::default(),

@@ -24,6 +24,8 @@ pub struct Facts<'a> {
     pub settings: &'a StreamSettings,
     pub stats: &'a StreamStats,
     pub requests: &'a StreamRequests,
+    /// Full mode: streams have manifests in an object store.
+    pub tiered: bool,
 }
 
 fn iso(ms: Option<i64>) -> Value {
@@ -162,9 +164,11 @@ impl Facts<'_> {
                 "uploaded_count": s.uploaded_segment_count,
             },
             "manifest": {
-                // A change not yet published counts as the next generation, built but
-                // not uploaded (the original's meaning of the pair).
-                "generation": m.tier.manifest_generation + u64::from(m.tier.manifest_dirty),
+                // A manifest not yet published (a change, or a new stream's first)
+                // counts as the next generation, built but not uploaded (the original's
+                // meaning of the pair).
+                "generation": m.tier.manifest_generation
+                    + u64::from(m.manifest_pending(self.tiered)),
                 "uploaded_generation": m.tier.manifest_generation,
                 "last_uploaded_at": null,
                 "last_uploaded_etag": m.tier.manifest_etag,

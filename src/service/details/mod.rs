@@ -90,6 +90,7 @@ impl StreamService {
             settings: &settings,
             stats: &stats,
             requests: &requests,
+            tiered: self.engine.tier().is_some(),
         };
         let index_status = facts.index_status();
         let (etag, body) = match kind {
