@@ -1,6 +1,7 @@
-//! The background queries (segmenter, uploader's two, expiry sweeper, producer collection) on a
-//! database with many idle streams: they must return exactly the rows that need work, and
-//! the work SQLite does for them must not depend on how many idle rows there are.
+//! The background queries (segmenter, the uploader's two, expiry sweeper, producer
+//! collection) on a database with many idle streams: they must return exactly the rows
+//! that need work, and the work SQLite does for them must not depend on how many idle rows
+//! there are.
 //!
 //! "Work" is counted by SQLite itself per statement (`sqlite3_stmt_status`): virtual
 //! machine steps, full-scan steps, sorts and re-preparations. These counts are
