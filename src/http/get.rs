@@ -58,10 +58,11 @@ pub async fn handle(
                 }
                 _ => false,
             };
+            // Content type, offset, up-to-date, closed, ETag, cursor, cache policy.
             let mut res = if not_modified {
-                response(StatusCode::NOT_MODIFIED, Body::empty())
+                response(StatusCode::NOT_MODIFIED, Body::empty(), 7)
             } else {
-                response(StatusCode::OK, Body::from(p.body))
+                response(StatusCode::OK, Body::from(p.body), 7)
             };
             put_string(&mut res, header::CONTENT_TYPE, p.content_type);
             put_string(&mut res, hn::STREAM_NEXT_OFFSET, p.next_offset.encode());
@@ -103,7 +104,8 @@ pub async fn handle(
             closed,
             cursor,
         }) => {
-            let mut res = response(StatusCode::NO_CONTENT, Body::empty());
+            // Offset, up-to-date, closed, cursor, cache policy.
+            let mut res = response(StatusCode::NO_CONTENT, Body::empty(), 5);
             put_string(&mut res, hn::STREAM_NEXT_OFFSET, next_offset.encode());
             put(&mut res, hn::STREAM_UP_TO_DATE, TRUE);
             if closed {

@@ -71,8 +71,11 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state, observe))
 }
 
+/// How many [`COMMON_HEADERS`] there are (responses reserve room for them).
+const COMMON_HEADER_COUNT: usize = 4;
+
 /// The CORS and security headers every response carries, errors included.
-const COMMON_HEADERS: [(header::HeaderName, HeaderValue); 4] = [
+const COMMON_HEADERS: [(header::HeaderName, HeaderValue); COMMON_HEADER_COUNT] = [
     (
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),

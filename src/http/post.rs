@@ -33,7 +33,8 @@ pub async fn handle(svc: &StreamService, name: &str, req: Request<Body>) -> Resp
     } else {
         StatusCode::NO_CONTENT
     };
-    let mut res = response(status, Body::empty());
+    // The offset; a close or a producer's echo adds one or two (the map then grows once).
+    let mut res = response(status, Body::empty(), 1);
     put_string(&mut res, hn::STREAM_NEXT_OFFSET, out.next_offset.encode());
     if out.closed {
         put(
