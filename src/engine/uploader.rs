@@ -171,15 +171,14 @@ async fn round(
         .buffer_unordered(tier.cfg.upload_concurrency)
         .collect()
         .await;
-    let mut ids = Vec::new();
+    // What to record, and for each: the stream and its segments' cache keys.
     let mut cmds = Vec::new();
-    let mut segment_keys = Vec::new();
+    let mut put = Vec::new();
     for (id, r) in puts {
         match r {
             Ok(p) => {
-                ids.push(id);
                 cmds.push(p.cmd);
-                segment_keys.push(p.segment_keys);
+                put.push((id, p.segment_keys));
             }
             Err(e) => {
                 met.manifest_failures.inc();
@@ -193,7 +192,7 @@ async fn round(
     // adopts it (see `publish`).
     match engine.tier_cmds(cmds).await {
         Ok(applied) => {
-            for ((id, keys), applied) in ids.into_iter().zip(segment_keys).zip(applied) {
+            for ((id, keys), applied) in put.into_iter().zip(applied) {
                 met.manifests_published.inc();
                 backoff.ok(id);
                 done += 1;
@@ -205,8 +204,8 @@ async fn round(
             }
         }
         Err(e) => {
-            tracing::warn!(error = %e, streams = ids.len(), "recording published manifests failed");
-            for id in ids {
+            tracing::warn!(error = %e, streams = put.len(), "recording published manifests failed");
+            for (id, _) in put {
                 met.manifest_failures.inc();
                 backoff.fail(id);
             }
