@@ -163,6 +163,17 @@ pub fn by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<StreamMeta>>
         .optional()
 }
 
+/// The rows a `SELECT {SELECT} FROM streams …` query returns, through the statement cache.
+fn metas(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<Vec<StreamMeta>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params, from_row)?;
+    rows.collect()
+}
+
 /// Live streams (named, not soft-deleted, not expired at `now_ms`) in name order.
 pub fn list(
     conn: &Connection,
@@ -170,14 +181,13 @@ pub fn list(
     offset: usize,
     limit: usize,
 ) -> rusqlite::Result<Vec<StreamMeta>> {
-    let mut stmt = conn.prepare_cached(&format!(
+    let sql = format!(
         "SELECT {SELECT} FROM streams WHERE name IS NOT NULL AND deleted = 0 \
          AND (ttl_seconds IS NULL OR last_access_ms + ttl_seconds * 1000 > ?1) \
          AND (expires_at_ms IS NULL OR expires_at_ms > ?1) \
          ORDER BY name LIMIT ?2 OFFSET ?3"
-    ))?;
-    let rows = stmt.query_map(params![now_ms, limit as i64, offset as i64], from_row)?;
-    rows.collect()
+    );
+    metas(conn, &sql, params![now_ms, limit as i64, offset as i64])
 }
 
 /// The sweeper's candidates: named streams whose expiry deadline is at or before `now_ms`
@@ -185,9 +195,7 @@ pub fn list(
 /// index from its start, so it reads only expired rows however many streams have an
 /// expiry.
 pub fn expired(conn: &Connection, now_ms: i64, limit: usize) -> rusqlite::Result<Vec<StreamMeta>> {
-    let mut stmt = conn.prepare_cached(&expired_sql())?;
-    let rows = stmt.query_map(params![now_ms, limit as i64], from_row)?;
-    rows.collect()
+    metas(conn, &expired_sql(), params![now_ms, limit as i64])
 }
 
 /// The deadline expression of the `streams_deadline` index (migration 0005); a query
@@ -415,8 +423,9 @@ pub fn seal_candidates(
     now_ms: i64,
     limit: usize,
 ) -> rusqlite::Result<Vec<StreamMeta>> {
-    let mut stmt = conn.prepare_cached(&seal_candidates_sql())?;
-    let rows = stmt.query_map(
+    metas(
+        conn,
+        &seal_candidates_sql(),
         params![
             rows as i64,
             bytes as i64,
@@ -424,9 +433,7 @@ pub fn seal_candidates(
             now_ms,
             limit as i64
         ],
-        from_row,
-    )?;
-    rows.collect()
+    )
 }
 
 pub(super) fn seal_candidates_sql() -> String {
@@ -443,9 +450,7 @@ pub(super) fn seal_candidates_sql() -> String {
 /// Streams whose manifest needs publishing, in id order. Reads only those (the
 /// `streams_manifest_dirty` index).
 pub fn manifest_dirty(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<StreamMeta>> {
-    let mut stmt = conn.prepare_cached(&manifest_dirty_sql())?;
-    let rows = stmt.query_map([limit as i64], from_row)?;
-    rows.collect()
+    metas(conn, &manifest_dirty_sql(), [limit as i64])
 }
 
 pub(super) fn manifest_dirty_sql() -> String {
@@ -467,12 +472,11 @@ pub fn first_manifest_due(
     any_before_ms: i64,
     limit: usize,
 ) -> rusqlite::Result<Vec<StreamMeta>> {
-    let mut stmt = conn.prepare_cached(&first_manifest_due_sql())?;
-    let rows = stmt.query_map(
+    metas(
+        conn,
+        &first_manifest_due_sql(),
         params![empty_before_ms, any_before_ms, limit as i64],
-        from_row,
-    )?;
-    rows.collect()
+    )
 }
 
 pub(super) fn first_manifest_due_sql() -> String {
