@@ -71,8 +71,12 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state, observe))
 }
 
-/// How many [`COMMON_HEADERS`] there are (responses reserve room for them).
+/// How many [`COMMON_HEADERS`] there are.
 const COMMON_HEADER_COUNT: usize = 4;
+
+/// Headers `observe` adds to every response: the common ones and `x-request-id` (handlers
+/// reserve room for them, see `util::response`).
+const MIDDLEWARE_HEADERS: usize = COMMON_HEADER_COUNT + 1;
 
 /// The CORS and security headers every response carries, errors included.
 const COMMON_HEADERS: [(header::HeaderName, HeaderValue); COMMON_HEADER_COUNT] = [
@@ -158,7 +162,7 @@ async fn observe(
         &[]
     };
     // One growth of the map at most, instead of one per doubling.
-    h.reserve(COMMON_HEADERS.len() + preflight_headers.len() + 1);
+    h.reserve(MIDDLEWARE_HEADERS + preflight_headers.len());
     for (name, value) in COMMON_HEADERS.iter().chain(preflight_headers).cloned() {
         h.insert(name, value);
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::response::IntoResponse as _;
 use bytes::Bytes;
 
+use super::MIDDLEWARE_HEADERS;
 use crate::engine::IngestBudget;
 use crate::protocol::name::percent_decode;
 use crate::service::{ServiceError, ServiceResult};
@@ -34,10 +35,6 @@ pub mod hn {
     pub const PRODUCER_SEQ: HeaderName = HeaderName::from_static(names::PRODUCER_SEQ);
     pub const STREAM_KEY: HeaderName = HeaderName::from_static("stream-key");
 }
-
-/// Headers the middleware adds to every response (`observe`): the common ones and
-/// `x-request-id`.
-const MIDDLEWARE_HEADERS: usize = super::COMMON_HEADER_COUNT + 1;
 
 /// An empty-bodied or full response with `status`, its header map allocated once with
 /// room for `own` headers and the middleware's. Sized to the headers the answer usually
