@@ -84,7 +84,19 @@ async fn round(
     tier: &Arc<Tier>,
     backoff: &mut Backoff,
 ) -> Result<usize, EngineError> {
-    let mut done = 0;
+    let uploaded = upload_segments(engine, tier, backoff).await?;
+    let published = publish_manifests(engine, tier, backoff).await?;
+    collect_garbage(engine, tier).await?;
+    Ok(uploaded + published)
+}
+
+/// Uploads the segments not uploaded yet and records them in one commit; returns how
+/// many it uploaded.
+async fn upload_segments(
+    engine: &Engine,
+    tier: &Arc<Tier>,
+    backoff: &mut Backoff,
+) -> Result<usize, EngineError> {
     let pending = engine
         .reader()
         .run_background(|c| db::segments::not_uploaded(c, BATCH))
@@ -139,9 +151,17 @@ async fn round(
         }
     }
     // One commit records them all.
-    done += engine.tier_cmds(uploaded).await?.len();
+    Ok(engine.tier_cmds(uploaded).await?.len())
+}
 
-    // Out-of-date manifests, then first manifests that are due.
+/// Publishes the out-of-date manifests, then the first manifests that are due, and
+/// records them in one commit; returns how many it published.
+async fn publish_manifests(
+    engine: &Engine,
+    tier: &Arc<Tier>,
+    backoff: &mut Backoff,
+) -> Result<usize, EngineError> {
+    let met = metrics();
     let interval = i64::try_from(tier.cfg.segment_max_interval_ms).unwrap_or(i64::MAX);
     let now = engine.clock().now_ms();
     let empty_before = now.saturating_sub(interval);
@@ -192,16 +212,17 @@ async fn round(
     // adopts it (see `publish`).
     match engine.tier_cmds(cmds).await {
         Ok(applied) => {
+            let published = put.len();
             for ((id, keys), applied) in put.into_iter().zip(applied) {
                 met.manifests_published.inc();
                 backoff.ok(id);
-                done += 1;
                 if applied {
                     for k in &keys {
                         tier.cache_insert(k);
                     }
                 }
             }
+            Ok(published)
         }
         Err(e) => {
             tracing::warn!(error = %e, streams = put.len(), "recording published manifests failed");
@@ -209,9 +230,13 @@ async fn round(
                 met.manifest_failures.inc();
                 backoff.fail(id);
             }
+            Ok(0)
         }
     }
+}
 
+/// Deletes the objects queued by stream removals and the key indexer.
+async fn collect_garbage(engine: &Engine, tier: &Arc<Tier>) -> Result<(), EngineError> {
     let gc = engine
         .reader()
         .run_background(|c| db::object_gc::pending(c, BATCH))
@@ -233,7 +258,7 @@ async fn round(
             }
         }
     }
-    Ok(done)
+    Ok(())
 }
 
 /// A manifest put in the object store, to be recorded by the writer.
