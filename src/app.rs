@@ -18,7 +18,7 @@ use std::sync::Arc;
 use crate::engine::tier::Tier;
 use crate::engine::{bootstrap, Engine};
 use crate::health::{task, Health};
-use crate::http::{router, AppState};
+use crate::http::{app, AppState};
 use crate::lock::{DataDirLock, DataDirLockError};
 use crate::objstore::Store;
 use crate::service::StreamService;
@@ -310,7 +310,7 @@ impl BoundServer {
         let request_ids = crate::telemetry::request_id::RequestIds::new(
             engine.clock().random_in(0, u64::from(u32::MAX)),
         );
-        let app = router(AppState {
+        let app = app(AppState {
             service,
             db_path: config.db_path.clone(),
             started: crate::clock::monotonic(),
@@ -368,7 +368,7 @@ impl BoundServer {
 /// (`DS_HEADER_READ_TIMEOUT_MS`, `DS_MAX_HEADER_BYTES`: 408 / 431).
 async fn serve_connections(
     listener: TcpListener,
-    app: axum::Router,
+    app: crate::http::Observe,
     limits: crate::config::Limits,
     mut stop: watch::Receiver<bool>,
 ) {

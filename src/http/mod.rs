@@ -9,6 +9,7 @@ mod get;
 mod head;
 mod keys;
 mod list;
+mod observe;
 mod post;
 mod put;
 mod search;
@@ -19,16 +20,18 @@ mod util;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 use std::sync::Arc;
 
+pub use observe::Observe;
+
 use crate::protocol::route::Sub;
 use crate::service::details::DetailsKind;
 use crate::service::{ServiceError, StreamService};
-use crate::telemetry::metrics::{metrics, render_prometheus, Route, Sampled};
+use crate::telemetry::metrics::{render_prometheus, Sampled};
 use crate::telemetry::process;
 
 /// Shared state of the HTTP handlers.
@@ -46,134 +49,20 @@ pub struct AppState {
     pub server: crate::service::server_details::ServerSummary,
 }
 
-const ALLOW_METHODS: &str = "GET, POST, PUT, DELETE, HEAD, OPTIONS";
-const ALLOW_HEADERS: &str = "Content-Type, Authorization, If-None-Match, Stream-Seq, Stream-TTL, \
-     Stream-Expires-At, Stream-Closed, Stream-Forked-From, Stream-Fork-Offset, \
-     Stream-Fork-Sub-Offset, Producer-Id, Producer-Epoch, Producer-Seq, Stream-Key";
-const EXPOSE_HEADERS: &str =
-    "Stream-Next-Offset, Stream-Cursor, Stream-Up-To-Date, Stream-Closed, \
-     Stream-TTL, Stream-Expires-At, Producer-Epoch, Producer-Seq, Producer-Expected-Seq, \
-     Producer-Received-Seq, Stream-SSE-Data-Encoding, ETag, Content-Type, Content-Encoding, \
-     Location, Retry-After, Vary";
-
-/// The application router. The state is shared behind one `Arc`, so a request clones a
-/// pointer rather than the service and paths.
-pub fn router(state: AppState) -> Router {
+/// The application: the router inside [`Observe`], the one middleware. The state is
+/// shared behind one `Arc`, so a request clones a pointer rather than the service and
+/// paths.
+pub fn app(state: AppState) -> Observe {
     let state = Arc::new(state);
-    Router::new()
+    let router = Router::new()
         .route("/health", any(health))
         .route("/metrics", any(metrics_text))
         .route("/v1/streams", any(list))
         .route("/v1/server/_details", any(server_details))
         .route("/v1/stream/{*rest}", any(stream))
         .fallback(not_found)
-        .with_state(state.clone())
-        .layer(axum::middleware::from_fn_with_state(state, observe))
-}
-
-/// How many [`COMMON_HEADERS`] there are.
-const COMMON_HEADER_COUNT: usize = 4;
-
-/// Headers `observe` adds to every response: the common ones and `x-request-id` (handlers
-/// reserve room for them, see `util::response`).
-const MIDDLEWARE_HEADERS: usize = COMMON_HEADER_COUNT + 1;
-
-/// The CORS and security headers every response carries, errors included.
-const COMMON_HEADERS: [(header::HeaderName, HeaderValue); COMMON_HEADER_COUNT] = [
-    (
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    ),
-    (
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static(EXPOSE_HEADERS),
-    ),
-    (
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    ),
-    (
-        header::HeaderName::from_static("cross-origin-resource-policy"),
-        HeaderValue::from_static("cross-origin"),
-    ),
-];
-
-/// What an answer to a CORS preflight (`OPTIONS`) adds. Browsers read these two only from
-/// a preflight, so other responses do without them (about 330 bytes fewer each).
-const PREFLIGHT_HEADERS: [(header::HeaderName, HeaderValue); 2] = [
-    (
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static(ALLOW_METHODS),
-    ),
-    (
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static(ALLOW_HEADERS),
-    ),
-];
-
-const X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
-
-fn route_of(req: &Request) -> Route {
-    if !req.uri().path().starts_with("/v1/stream/") {
-        return Route::Other;
-    }
-    match *req.method() {
-        Method::PUT => Route::Create,
-        Method::POST => Route::Append,
-        Method::GET => Route::Read,
-        Method::HEAD => Route::Head,
-        Method::DELETE => Route::Delete,
-        _ => Route::Other,
-    }
-}
-
-/// The one middleware (a layer per concern would cost a boxed future and a service clone
-/// each, per request): a span per request (method, path, request id), the
-/// authentication check, the common headers and `x-request-id` on every response, the
-/// HTTP metrics, and an event with the status and duration.
-///
-/// The span and the event are at debug level, so at the default level they cost nothing
-/// (formatting the span's fields took 1.5–2 µs per request). What the default level logs
-/// about a request names the request's id itself (`service::error`).
-async fn observe(
-    State(st): State<Arc<AppState>>,
-    req: Request,
-    next: axum::middleware::Next,
-) -> Response {
-    use tracing::Instrument as _;
-    let route = route_of(&req);
-    let preflight = req.method() == Method::OPTIONS;
-    let id = st.request_ids.mint();
-    let span =
-        tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), id = %id);
-    let started = crate::clock::monotonic();
-    let handled = async {
-        match auth::refusal(&st, &req) {
-            Some(refused) => refused,
-            None => next.run(req).await,
-        }
-    };
-    let request_id = HeaderValue::from_str(&id).ok();
-    let mut res = crate::telemetry::request_id::scope(id, handled.instrument(span.clone())).await;
-    let h = res.headers_mut();
-    let preflight_headers = if preflight {
-        &PREFLIGHT_HEADERS[..]
-    } else {
-        &[]
-    };
-    // One growth of the map at most, instead of one per doubling.
-    h.reserve(MIDDLEWARE_HEADERS + preflight_headers.len());
-    for (name, value) in COMMON_HEADERS.iter().chain(preflight_headers).cloned() {
-        h.insert(name, value);
-    }
-    if let Some(v) = request_id {
-        h.insert(X_REQUEST_ID, v);
-    }
-    let status = res.status().as_u16();
-    metrics().http(route, status, started);
-    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    span.in_scope(|| tracing::debug!(status, duration_ms, "request done"));
-    res
+        .with_state(state.clone());
+    Observe::new(router, state)
 }
 
 /// Prometheus text exposition.

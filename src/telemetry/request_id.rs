@@ -30,9 +30,9 @@ impl RequestIds {
     }
 }
 
-/// Runs `f` (a request's handling) with `id` as the current request id.
-pub async fn scope<F: Future>(id: String, f: F) -> F::Output {
-    CURRENT.scope(id, f).await
+/// `f` (a request's handling), run with `id` as the current request id.
+pub fn scope<F: Future>(id: String, f: F) -> tokio::task::futures::TaskLocalFuture<String, F> {
+    CURRENT.scope(id, f)
 }
 
 /// The id of the request being handled, if any.
