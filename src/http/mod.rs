@@ -49,9 +49,9 @@ pub struct AppState {
     pub server: crate::service::server_details::ServerSummary,
 }
 
-/// The application: the router inside [`Observe`], the one middleware. The state is
-/// shared behind one `Arc`, so a request clones a pointer rather than the service and
-/// paths.
+/// The application: [`Observe`], the one middleware, around the stream routes
+/// ([`stream_routes`]) and the router for the others. The state is shared behind one
+/// `Arc`, so a request clones a pointer rather than the service and paths.
 pub fn app(state: AppState) -> Observe {
     let state = Arc::new(state);
     let router = Router::new()
@@ -59,7 +59,6 @@ pub fn app(state: AppState) -> Observe {
         .route("/metrics", any(metrics_text))
         .route("/v1/streams", any(list))
         .route("/v1/server/_details", any(server_details))
-        .route("/v1/stream/{*rest}", any(stream))
         .fallback(not_found)
         .with_state(state.clone());
     Observe::new(router, state)
@@ -135,8 +134,22 @@ async fn server_details(State(st): State<Arc<AppState>>, req: Request) -> Respon
     details::server(&st.service, &st.server, req)
 }
 
-/// Everything under `/v1/stream/`: dispatch on the method.
-async fn stream(State(st): State<Arc<AppState>>, req: Request<Body>) -> Response {
+/// The stream routes: every path under it is a stream name, a sub-resource or a control
+/// route, told apart by [`stream`] itself.
+const STREAM_PREFIX: &str = "/v1/stream/";
+
+/// A stream route's answer in the making.
+type Answering = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
+
+/// The stream routes, called by [`Observe`] directly rather than through the router: the
+/// router's matching, boxed service clone and handler wrapping cost about 0.8 µs of CPU
+/// per request there, and it had nothing to tell apart below the prefix.
+fn stream_routes(st: Arc<AppState>, req: Request<Body>) -> Answering {
+    Box::pin(stream(st, req))
+}
+
+/// Everything under `/v1/stream/`: dispatch on the sub-resource and the method.
+async fn stream(st: Arc<AppState>, req: Request<Body>) -> Response {
     if req.method() == Method::OPTIONS {
         return (
             StatusCode::NO_CONTENT,
@@ -148,7 +161,7 @@ async fn stream(State(st): State<Arc<AppState>>, req: Request<Body>) -> Response
     let raw = req
         .uri()
         .path()
-        .strip_prefix("/v1/stream/")
+        .strip_prefix(STREAM_PREFIX)
         .unwrap_or_default()
         .to_string();
     // The reserved control routes come before stream names.

@@ -1,13 +1,15 @@
-//! The one middleware, around the whole router: a span per request (method, path,
+//! The one middleware, in front of every route: a span per request (method, path,
 //! request id), the authentication check, the common headers and `x-request-id` on every
-//! response, the HTTP metrics, and an event with the status and duration.
+//! response, the HTTP metrics, and an event with the status and duration. It also sends
+//! the stream routes (`/v1/stream/…`) to their handler directly and the rest through the
+//! router.
 //!
 //! It is a hand-written tower service rather than `axum::middleware::from_fn`, and it
 //! wraps the router rather than being one of its layers. Its future is then a plain
-//! struct that hyper keeps in its per-connection slot: no boxed future, no clone of the
-//! inner service and no second `Next` box per request. `from_fn` cost about 2.5 µs of
-//! server CPU per append (docs/performance.md, "Fifth pass"); everything it did is done
-//! here the same way, in the same order.
+//! struct that hyper keeps in its per-connection slot: no boxed middleware future, no
+//! `Next` box and no clone of the inner service per request (about 0.5 µs of CPU per
+//! request; docs/performance.md, "Fifth pass"). Everything `from_fn` did is done here
+//! the same way, in the same order.
 //!
 //! The span and the event are at debug level, so at the default level they cost nothing
 //! (formatting the span's fields took 1.5–2 µs per request). What the default level logs
@@ -88,7 +90,7 @@ const X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-requ
 
 /// The metrics' route of a request.
 fn route_of(req: &Request) -> Route {
-    if !req.uri().path().starts_with("/v1/stream/") {
+    if !req.uri().path().starts_with(super::STREAM_PREFIX) {
         return Route::Other;
     }
     match *req.method() {
@@ -114,8 +116,17 @@ impl Observe {
     }
 }
 
-/// The router's answer, or the refusal of an unauthenticated request.
-type Handling = Either<Ready<Result<Response, Infallible>>, <Router as Service<Request>>::Future>;
+/// A request's answer in the making.
+type Handling = Either<
+    // The refusal of an unauthenticated request.
+    Ready<Result<Response, Infallible>>,
+    Either<
+        // The stream routes, called directly.
+        futures_util::future::Map<super::Answering, fn(Response) -> Result<Response, Infallible>>,
+        // Everything else, through the router.
+        <Router as Service<Request>>::Future,
+    >,
+>;
 
 impl<B> Service<axum::http::Request<B>> for Observe
 where
@@ -146,7 +157,12 @@ where
         let request_id = HeaderValue::from_str(&id).ok();
         let handling = match auth::refusal(&self.st, &req) {
             Some(refused) => Either::Left(std::future::ready(Ok(refused))),
-            None => Either::Right(self.router.call(req)),
+            None if req.uri().path().starts_with(super::STREAM_PREFIX) => {
+                use futures_util::FutureExt as _;
+                let handled = super::stream_routes(self.st.clone(), req);
+                Either::Right(Either::Left(handled.map(Ok as fn(_) -> _)))
+            }
+            None => Either::Right(Either::Right(self.router.call(req))),
         };
         Observed {
             handling: request_id::scope(id, handling.instrument(span.clone())),
