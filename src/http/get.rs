@@ -49,6 +49,11 @@ pub async fn handle(
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    // The head's path and header values are slices of hyper's read buffer: let go of them
+    // before the read, which may wait, so that hyper's read-ahead meanwhile finds the
+    // buffer unshared and reuses it instead of allocating another 8 KB (fan-out: about
+    // 0.8 µs of CPU per delivery).
+    drop(req);
     match svc.read(name, params).await {
         Err(e) => e.into_response(),
         Ok(ReadOutcome::Page(p)) => {
