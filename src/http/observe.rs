@@ -103,7 +103,7 @@ fn route_of(req: &Request) -> Route {
     }
 }
 
-/// The application as hyper serves it: the router, observed.
+/// The application as hyper serves it: the stream routes and the router, observed.
 #[derive(Clone)]
 pub struct Observe {
     router: Router,
