@@ -16,7 +16,7 @@
 //! about a request names the request's id itself (`service::error`).
 
 use std::convert::Infallible;
-use std::future::{Future, Ready};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -88,12 +88,12 @@ const PREFLIGHT_HEADERS: [(header::HeaderName, HeaderValue); 2] = [
 
 const X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
 
-/// The metrics' route of a request.
-fn route_of(req: &Request) -> Route {
-    if !req.uri().path().starts_with(super::STREAM_PREFIX) {
+/// The metrics' route of a request: its method, on a stream route.
+fn route_of(stream_route: bool, method: &Method) -> Route {
+    if !stream_route {
         return Route::Other;
     }
-    match *req.method() {
+    match *method {
         Method::PUT => Route::Create,
         Method::POST => Route::Append,
         Method::GET => Route::Read,
@@ -116,17 +116,8 @@ impl Observe {
     }
 }
 
-/// A request's answer in the making.
-type Handling = Either<
-    // The refusal of an unauthenticated request.
-    Ready<Result<Response, Infallible>>,
-    Either<
-        // The stream routes, called directly.
-        futures_util::future::Map<super::Answering, fn(Response) -> Result<Response, Infallible>>,
-        // Everything else, through the router.
-        <Router as Service<Request>>::Future,
-    >,
->;
+/// A request's answer in the making: a stream route's or a refusal, or the router's.
+type Handling = Either<super::Answering, <Router as Service<Request>>::Future>;
 
 impl<B> Service<axum::http::Request<B>> for Observe
 where
@@ -144,7 +135,8 @@ where
 
     fn call(&mut self, req: axum::http::Request<B>) -> Observed {
         let req = req.map(Body::new);
-        let route = route_of(&req);
+        let stream_route = req.uri().path().starts_with(super::STREAM_PREFIX);
+        let route = route_of(stream_route, req.method());
         let preflight = req.method() == Method::OPTIONS;
         let id = self.st.request_ids.mint();
         let span = tracing::debug_span!(
@@ -156,13 +148,9 @@ where
         let started = crate::clock::monotonic();
         let request_id = HeaderValue::from_str(&id).ok();
         let handling = match auth::refusal(&self.st, &req) {
-            Some(refused) => Either::Left(std::future::ready(Ok(refused))),
-            None if req.uri().path().starts_with(super::STREAM_PREFIX) => {
-                use futures_util::FutureExt as _;
-                let handled = super::stream_routes(self.st.clone(), req);
-                Either::Right(Either::Left(handled.map(Ok as fn(_) -> _)))
-            }
-            None => Either::Right(Either::Right(self.router.call(req))),
+            Some(refused) => Either::Left(Box::pin(std::future::ready(Ok(refused))) as _),
+            None if stream_route => Either::Left(super::stream_routes(self.st.clone(), req)),
+            None => Either::Right(self.router.call(req)),
         };
         Observed {
             handling: request_id::scope(id, handling.instrument(span.clone())),
