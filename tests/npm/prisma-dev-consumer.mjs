@@ -26,15 +26,24 @@ const opts = JSON.parse(process.argv[2]);
 // The table key of public.todos (golden vector in docs/live.md).
 const TODOS_TABLE_KEY = "feadeb84d447fd63";
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
+// `n` distinct free ports: every listener stays open until all are chosen, since a port
+// closed at once may be handed out again by the next listen(0) (@prisma/dev then refuses
+// a port requested twice).
+async function freePorts(n) {
+  const listeners = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const s = net.createServer();
+      listeners.push(s);
+      await new Promise((resolve, reject) => {
+        s.once("error", reject);
+        s.listen(0, "127.0.0.1", resolve);
+      });
+    }
+    return listeners.map((s) => s.address().port);
+  } finally {
+    await Promise.all(listeners.map((s) => new Promise((resolve) => s.close(() => resolve()))));
+  }
 }
 
 const call = async (url, init = {}) => {
@@ -52,13 +61,14 @@ const call = async (url, init = {}) => {
   return { status: r.status, contentType: r.headers.get("content-type"), body };
 };
 
+const [port, databasePort, shadowDatabasePort, streamsPort] = await freePorts(4);
 const server = await startPrismaDevServer({
   name: opts.name,
   persistenceMode: opts.stateless ? "stateless" : "stateful",
-  port: await freePort(),
-  databasePort: await freePort(),
-  shadowDatabasePort: await freePort(),
-  streamsPort: await freePort(),
+  port,
+  databasePort,
+  shadowDatabasePort,
+  streamsPort,
 });
 const streams = server.experimental.streams;
 const dataDir = path.dirname(streams.sqlitePath);
