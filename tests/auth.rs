@@ -1,9 +1,8 @@
 //! Optional bearer authentication: off by default, on with `DS_AUTH_TOKEN` or
 //! `DS_AUTH_TOKEN_FILE`; `/health` and CORS preflights stay open; a server refuses to
 //! listen beyond loopback without a token unless told `--allow-unauthenticated`.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test and benchmark code: real time, unwrap on failure
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

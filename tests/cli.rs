@@ -1,7 +1,6 @@
 //! The command-line contract: exit codes, one-line errors, readiness and shutdown.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test and benchmark code: real time, unwrap on failure
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 

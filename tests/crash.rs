@@ -13,10 +13,9 @@
 //!
 //! `CRASH_CYCLES` (default 50) sets the number of kills and `CRASH_SEED` the random seed
 //! (printed, so a failure can be replayed); a soak is `CRASH_CYCLES=1000 cargo test
-//! --release --test crash`.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test and benchmark code: real time, unwrap on failure
+//! --release --test integration crash::`.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

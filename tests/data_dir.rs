@@ -5,9 +5,8 @@
 //! running server's data stays intact. A bootstrap never loses what the old database
 //! holds: it refuses while entries are not uploaded, a failed listing changes nothing, and
 //! `--bootstrap-discard-local` keeps the old database as a backup.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test and benchmark code: real time, unwrap on failure
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Output;

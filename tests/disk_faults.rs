@@ -2,9 +2,8 @@
 //! mounted when the test runs as root; skipped with a message otherwise, a failure under
 //! `PRISMA_STREAMS_TEST_STRICT`) and a database locked by another process. The server answers with a clear 5xx, keeps serving reads,
 //! resumes when the fault goes away, and loses nothing it acknowledged.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test and benchmark code: real time, unwrap on failure
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

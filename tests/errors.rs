@@ -1,9 +1,8 @@
 //! Error responses: one stable machine code per cause (the status codes of the protocol),
 //! a request id in every response and error body, and no internal detail (paths, object
 //! keys, SQL) in a body even when storage fails.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test and benchmark code: real time, unwrap on failure
 
-mod common;
+use crate::common;
 
 use common::{client, header, post, put, Server};
 use reqwest::StatusCode;

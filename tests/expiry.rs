@@ -1,5 +1,4 @@
 //! TTL and expiry with an injected manual clock: no sleeps.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test and benchmark code: real time, unwrap on failure
 
 use std::sync::Arc;
 

@@ -1,19 +1,14 @@
 //! Supervision and the costs readers may not impose on writers: a background task that
 //! panics turns `/health` to 503 naming it (and the server keeps serving what it can),
 //! and reads of TTL streams, however many, never make appends fail with 429.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test and benchmark code: real time, unwrap on failure
 
-mod common;
-#[path = "common/faulty.rs"]
-mod faulty;
-#[path = "common/inproc.rs"]
-mod inproc;
+use crate::common;
 
 use std::time::Duration;
 
+use common::faulty::{Faulty, Policy};
+use common::inproc::{self, InProcess};
 use common::{client, post, put, Server};
-use faulty::{Faulty, Policy};
-use inproc::InProcess;
 use reqwest::StatusCode;
 
 async fn health(c: &reqwest::Client, base: &str) -> (StatusCode, serde_json::Value) {

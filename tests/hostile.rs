@@ -2,9 +2,8 @@
 //! and JSON error, nothing already acknowledged changes, and the server keeps serving.
 //! Slow clients and piles of live readers are cut off by limits instead of holding
 //! memory.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test and benchmark code: real time, unwrap on failure
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

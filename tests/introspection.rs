@@ -8,9 +8,8 @@
 //! (`DS_SEGMENT_MAX_INTERVAL_MS=0`); the manifest the uploader publishes after a write
 //! is waited for with [`settled`], so that snapshots compared for equality cannot change
 //! underneath. Nothing here measures time.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test code: real time, unwrap on failure
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,9 +1,8 @@
 //! Full mode's routing-key index over hundreds of tiny segments: keyed reads return every
 //! entry of their key once runs are built and merged (levels 1 and 2), after a restart,
 //! with a damaged run (never trusted, then rebuilt), and after `--bootstrap-from-r2`.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test and benchmark code: real time, unwrap on failure
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

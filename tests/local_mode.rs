@@ -1,7 +1,6 @@
 //! Local mode lifecycle: start, status, single instance per name, stop, reset, kill -9.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test and benchmark code: real time, unwrap on failure
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -3,21 +3,16 @@
 //! `ObjectStore` around the local file system). Appends are never affected, uploads get
 //! through by retrying, no manifest ever names a missing segment, reads either return the
 //! right bytes or a clear 503, and a node rebuilt from the objects has everything.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test and benchmark code: real time, unwrap on failure
 
-mod common;
-#[path = "common/faulty.rs"]
-mod faulty;
-#[path = "common/inproc.rs"]
-mod inproc;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use faulty::{Faulty, Policy};
-use inproc::{direct, objects, InProcess};
+use common::faulty::{Faulty, Policy};
+use common::inproc::{direct, objects, InProcess};
 use prisma_streams::engine::manifest::Manifest;
 use prisma_streams::objstore::{keys, Store};
 use reqwest::StatusCode;

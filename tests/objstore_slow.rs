@@ -2,13 +2,8 @@
 //! a whole segment fits in the base timeout still gets every segment (each request and
 //! each part of a multipart upload has time for its bytes), and a multipart upload that
 //! fails part-way is aborted and then redone from scratch.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test and benchmark code: real time, unwrap on failure
 
-mod common;
-#[path = "common/faulty.rs"]
-mod faulty;
-#[path = "common/inproc.rs"]
-mod inproc;
+use crate::common;
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -16,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use faulty::{Faulty, Policy};
-use inproc::{direct, objects, InProcess};
+use common::faulty::{Faulty, Policy};
+use common::inproc::{direct, objects, InProcess};
 use prisma_streams::config::RetryPolicy;
 use prisma_streams::objstore::Store;
 use rand::rngs::StdRng;

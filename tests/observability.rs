@@ -1,7 +1,6 @@
 //! `/metrics` and log files.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test and benchmark code: real time, unwrap on failure
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

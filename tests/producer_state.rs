@@ -1,9 +1,8 @@
 //! Idempotent-producer state is collected after `DS_PRODUCER_STATE_TTL_MS` without an
 //! accepted append: the producer is then unknown, so it must start again at sequence 0,
 //! and an old retry is no longer recognised as a duplicate.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test and benchmark code: real time, unwrap on failure
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

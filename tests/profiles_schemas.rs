@@ -3,9 +3,8 @@
 //! appends (a failing request stores nothing), lens promotion on `format=json` reads,
 //! routing keys from the registry's pointer, and `@prisma/dev`'s startup sequence
 //! replayed on the same data across a restart.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test code: real time, unwrap on failure
 
-mod common;
+use crate::common;
 
 use common::{client, header, post, put, Server};
 use serde_json::{json, Value};

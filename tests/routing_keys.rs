@@ -2,9 +2,8 @@
 //! and their key filters) and in local mode: `Stream-Key` on appends, reads by key
 //! (`/pk/{key}` and `key=`, the path winning) in catch-up, long-poll and SSE, `since=`,
 //! and `_routing_keys` paging.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test code: real time, unwrap on failure
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,9 +2,8 @@
 //! from local files, and uploads catch up afterwards without losing or duplicating
 //! anything. It pauses the shared S3 server, so it lives in its own test binary (cargo
 //! runs test binaries one after another).
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test and benchmark code: real time, unwrap on failure
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,9 +1,8 @@
 //! `filter=` on reads, `_search` and `_aggregate` over HTTP, in local mode and in full
 //! mode with tiny segments (matches in uploaded segments, in the SQLite tail, and after a
 //! restart).
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

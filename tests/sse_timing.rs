@@ -1,7 +1,6 @@
 //! SSE timing with tokio's paused clock (no sleeps): an idle session sends a heartbeat
 //! control event every `DS_LONG_POLL_TIMEOUT_MS`, ends after `DS_SSE_MAX_DURATION_MS`,
 //! and a commit wakes it at once with the new data.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test and benchmark code: real time, unwrap on failure
 
 use prisma_streams::clock::ManualClock;
 use prisma_streams::config::Limits;

@@ -3,9 +3,8 @@
 //! a new generation, the webhook target rules (nothing is connected to for a refused URL),
 //! links (patterns, explicit streams, deletions), the routes left open under
 //! `DS_AUTH_TOKEN`, and restarts with a pending webhook retry and with a held lease.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test code: real time, unwrap on failure
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -4,9 +4,8 @@
 //!
 //! The S3 variants run against a real S3-compatible server (moto) when started through
 //! `tests/s3/with-moto.sh` (as `tests/run-all.sh` does); they say so and return otherwise.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test and benchmark code: real time, unwrap on failure
 
-mod common;
+use crate::common;
 
 use common::tier::{read_all, s3_available, store_for, wait_manifest, wait_uploaded, TINY};
 use common::{client, header, Server};

@@ -4,9 +4,8 @@
 //! concurrent waiters, and a long wait that answers `touched:false` at its timeout.
 //! Keys are computed with the crate's own derivation (golden-vector tested in
 //! `src/touch/keys.rs`), as a client library would.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)] // test code: real time, unwrap on failure
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -6,9 +6,8 @@
 //! (tests/ts-db/scenario.mjs), which this server must answer the same after the takeover.
 //! Also: unreadable databases fail with `@prisma/dev`'s reset phrases, and the original's
 //! `proper-lockfile` lock is honoured and held.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

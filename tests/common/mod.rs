@@ -2,6 +2,8 @@
 //! directory and stops it when dropped.
 #![allow(dead_code)]
 
+pub mod faulty;
+pub mod inproc;
 pub mod tier;
 
 use std::io::{BufRead, BufReader};
