@@ -2,10 +2,9 @@
 //! `DS_AUTH_TOKEN_FILE`; `/health` and CORS preflights stay open; a server refuses to
 //! listen beyond loopback without a token unless told `--allow-unauthenticated`.
 
-use crate::common;
-
 use std::process::Command;
 
+use crate::common;
 use common::{client, Server, BIN};
 use reqwest::StatusCode;
 

@@ -1,9 +1,8 @@
 //! The command-line contract: exit codes, one-line errors, readiness and shutdown.
 
-use crate::common;
-
 use std::process::{Command, Stdio};
 
+use crate::common;
 use common::{Server, BIN};
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {

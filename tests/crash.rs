@@ -15,13 +15,12 @@
 //! (printed, so a failure can be replayed); a soak is `CRASH_CYCLES=1000 cargo test
 //! --release --test integration crash::`.
 
-use crate::common;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common;
 use common::{client, header, Server};
 use rand::{Rng as _, SeedableRng as _};
 use reqwest::StatusCode;

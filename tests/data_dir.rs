@@ -6,11 +6,10 @@
 //! holds: it refuses while entries are not uploaded, a failed listing changes nothing, and
 //! `--bootstrap-discard-local` keeps the old database as a backup.
 
-use crate::common;
-
 use std::path::Path;
 use std::process::Output;
 
+use crate::common;
 use common::tier::{store_for, wait_uploaded, TINY};
 use common::{client, run_full, Server};
 use prisma_streams::objstore::Store;

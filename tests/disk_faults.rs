@@ -3,12 +3,11 @@
 //! `PRISMA_STREAMS_TEST_STRICT`) and a database locked by another process. The server answers with a clear 5xx, keeps serving reads,
 //! resumes when the fault goes away, and loses nothing it acknowledged.
 
-use crate::common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::common;
 use common::{client, header, post, put, Server};
 use reqwest::StatusCode;
 

@@ -3,7 +3,6 @@
 //! keys, SQL) in a body even when storage fails.
 
 use crate::common;
-
 use common::{client, header, post, put, Server};
 use reqwest::StatusCode;
 

@@ -2,10 +2,9 @@
 //! panics turns `/health` to 503 naming it (and the server keeps serving what it can),
 //! and reads of TTL streams, however many, never make appends fail with 429.
 
-use crate::common;
-
 use std::time::Duration;
 
+use crate::common;
 use common::faulty::{Faulty, Policy};
 use common::inproc::{self, InProcess};
 use common::{client, post, put, Server};

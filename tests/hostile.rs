@@ -3,12 +3,11 @@
 //! Slow clients and piles of live readers are cut off by limits instead of holding
 //! memory.
 
-use crate::common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use crate::common;
 use common::{client, header, post, put, Server};
 use reqwest::StatusCode;
 

@@ -1,7 +1,6 @@
 //! Integration tests over real HTTP against the real binary on 127.0.0.1:0.
 
 use crate::common;
-
 use common::{client, header, post, put, read_text, status, Server};
 use reqwest::{Method, StatusCode};
 

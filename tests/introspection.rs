@@ -9,10 +9,9 @@
 //! is waited for with [`settled`], so that snapshots compared for equality cannot change
 //! underneath. Nothing here measures time.
 
-use crate::common;
-
 use std::time::Duration;
 
+use crate::common;
 use common::{client, header, post, put, Server};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;

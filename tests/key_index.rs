@@ -2,12 +2,11 @@
 //! entry of their key once runs are built and merged (levels 1 and 2), after a restart,
 //! with a damaged run (never trusted, then rebuilt), and after `--bootstrap-from-r2`.
 
-use crate::common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::common;
 use common::{client, Server};
 
 /// 300 segments of 5 entries; the indexer runs every 20 ms.

@@ -1,11 +1,10 @@
 //! Local mode lifecycle: start, status, single instance per name, stop, reset, kill -9.
 
-use crate::common;
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
+use crate::common;
 use common::{client, BIN};
 
 /// Runs a local subcommand to completion.

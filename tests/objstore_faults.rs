@@ -4,13 +4,12 @@
 //! through by retrying, no manifest ever names a missing segment, reads either return the
 //! right bytes or a clear 503, and a node rebuilt from the objects has everything.
 
-use crate::common;
-
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common;
 use common::faulty::{Faulty, Policy};
 use common::inproc::{direct, objects, InProcess};
 use prisma_streams::engine::manifest::Manifest;

@@ -3,13 +3,12 @@
 //! each part of a multipart upload has time for its bytes), and a multipart upload that
 //! fails part-way is aborted and then redone from scratch.
 
-use crate::common;
-
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common;
 use bytes::Bytes;
 use common::faulty::{Faulty, Policy};
 use common::inproc::{direct, objects, InProcess};

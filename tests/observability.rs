@@ -1,9 +1,8 @@
 //! `/metrics` and log files.
 
-use crate::common;
-
 use std::collections::HashMap;
 
+use crate::common;
 use common::{client, Server};
 
 /// Parses Prometheus text into `name{labels}` → value, checking the format as it goes.

@@ -2,11 +2,10 @@
 //! accepted append: the producer is then unknown, so it must start again at sequence 0,
 //! and an old retry is no longer recognised as a duplicate.
 
-use crate::common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common;
 use common::{client, header, Server};
 use prisma_streams::clock::ManualClock;
 use prisma_streams::config::Limits;

@@ -5,7 +5,6 @@
 //! replayed on the same data across a restart.
 
 use crate::common;
-
 use common::{client, header, post, put, Server};
 use serde_json::{json, Value};
 

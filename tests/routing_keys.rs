@@ -3,10 +3,9 @@
 //! (`/pk/{key}` and `key=`, the path winning) in catch-up, long-poll and SSE, `since=`,
 //! and `_routing_keys` paging.
 
-use crate::common;
-
 use std::time::Duration;
 
+use crate::common;
 use common::{client, header, put, Server};
 use reqwest::StatusCode;
 

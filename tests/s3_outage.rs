@@ -3,10 +3,9 @@
 //! anything. It pauses the shared S3 server, so it lives in its own test binary (cargo
 //! runs test binaries one after another).
 
-use crate::common;
-
 use std::time::Duration;
 
+use crate::common;
 use common::tier::{read_all, s3_available, store_for, wait_uploaded, TINY};
 use common::{client, Server};
 

@@ -2,10 +2,9 @@
 //! mode with tiny segments (matches in uploaded segments, in the SQLite tail, and after a
 //! restart).
 
-use crate::common;
-
 use std::collections::BTreeMap;
 
+use crate::common;
 use common::{client, header, put, Server};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};

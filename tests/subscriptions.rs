@@ -4,12 +4,11 @@
 //! links (patterns, explicit streams, deletions), the routes left open under
 //! `DS_AUTH_TOKEN`, and restarts with a pending webhook retry and with a held lease.
 
-use crate::common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common;
 use axum::body::Bytes;
 use axum::http::HeaderMap;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;

@@ -6,7 +6,6 @@
 //! `tests/s3/with-moto.sh` (as `tests/run-all.sh` does); they say so and return otherwise.
 
 use crate::common;
-
 use common::tier::{read_all, s3_available, store_for, wait_manifest, wait_uploaded, TINY};
 use common::{client, header, Server};
 

@@ -5,10 +5,9 @@
 //! Keys are computed with the crate's own derivation (golden-vector tested in
 //! `src/touch/keys.rs`), as a client library would.
 
-use crate::common;
-
 use std::time::{Duration, Instant};
 
+use crate::common;
 use common::{client, post, put, Server};
 use prisma_streams::touch::keys;
 use serde_json::{json, Value};

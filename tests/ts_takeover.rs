@@ -7,13 +7,12 @@
 //! Also: unreadable databases fail with `@prisma/dev`'s reset phrases, and the original's
 //! `proper-lockfile` lock is honoured and held.
 
-use crate::common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
+use crate::common;
 use base64::Engine as _;
 use common::{client, missing_dependency, Server, BIN};
 use serde_json::Value;

@@ -3,7 +3,6 @@
 //! answer (cut off by the server's per-attempt timeout) and slow answers. It can also
 //! throttle the bytes written (one bandwidth limit shared by all calls), fail a chosen part
 //! of a multipart upload, and counts multipart uploads, parts, completions and aborts.
-#![allow(dead_code)]
 
 use std::fmt;
 use std::ops::Range;

@@ -1,6 +1,5 @@
 //! A full-mode server run inside the test process, so that its object-store client can be
 //! any `ObjectStore` (tests wrap the local file system in `faulty.rs`).
-#![allow(dead_code)]
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,13 +1,12 @@
 //! Test harness: runs the real `prisma-streams` binary on 127.0.0.1:0 with its own data
 //! directory and stops it when dropped.
-#![allow(dead_code)]
 
 pub mod faulty;
 pub mod inproc;
 pub mod tier;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_prisma-streams");
@@ -25,7 +24,6 @@ pub fn missing_dependency(what: &str) {
 pub struct Server {
     pub child: Child,
     pub url: String,
-    pub root: PathBuf,
     pub ready: serde_json::Value,
     pub stdin: Option<ChildStdin>,
 }
@@ -43,7 +41,7 @@ impl Server {
     /// Starts a full-mode server with the given object store; `DURABLE_STREAMS_S3_*` from
     /// the test's environment are passed on.
     pub fn start_full(root: &Path, store: &str, env: &[(&str, &str)], extra: &[&str]) -> Server {
-        Self::spawn(full_command(root, store, env, extra), root)
+        Self::spawn(full_command(root, store, env, extra))
     }
 
     /// Starts a local-mode server (`local start`) named `test` under the data root `root`.
@@ -56,11 +54,11 @@ impl Server {
             .env("DS_LONG_POLL_TIMEOUT_MS", "500")
             .env("DS_LOG", "warn")
             .envs(env.iter().copied());
-        Self::spawn(cmd, root)
+        Self::spawn(cmd)
     }
 
     /// Spawns a server command and waits for its readiness line.
-    fn spawn(mut cmd: Command, root: &Path) -> Server {
+    fn spawn(mut cmd: Command) -> Server {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -81,7 +79,6 @@ impl Server {
         Server {
             child,
             url,
-            root: root.to_path_buf(),
             ready,
             stdin,
         }

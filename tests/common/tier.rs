@@ -100,7 +100,6 @@ pub async fn read_all(c: &reqwest::Client, url: &str) -> (Vec<u8>, String, bool)
 
 /// Loses a full-mode node: deletes everything under `root` but the local object store's
 /// `objects/` (which stays, as a bucket would), before a `--bootstrap-from-r2`.
-#[allow(dead_code)] // not every test file loses a node
 pub fn wipe_node(root: &Path) {
     for entry in std::fs::read_dir(root).unwrap().flatten() {
         if entry.file_name() != "objects" {
@@ -116,7 +115,6 @@ pub fn wipe_node(root: &Path) {
 
 /// The files in folder `folder` of every stream incarnation in the local object store under
 /// `root` (`keyindex`, `summaries`, …), sorted.
-#[allow(dead_code)] // not every test file looks at index objects
 pub fn object_files(root: &Path, folder: &str) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for inc in std::fs::read_dir(root.join("objects/streams"))
