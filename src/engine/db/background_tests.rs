@@ -91,6 +91,12 @@ fn stream(c: &Connection, name: Option<&str>, f: &str) -> i64 {
     if !f.is_empty() {
         c.execute(&format!("UPDATE streams SET {f} WHERE id = ?1"), [id])
             .unwrap();
+        // As the statements that write `next_pos` do (migration 0014).
+        c.execute(
+            "UPDATE streams SET unsealed = (next_pos > sealed_pos) WHERE id = ?1",
+            [id],
+        )
+        .unwrap();
     }
     id
 }
@@ -343,6 +349,9 @@ fn background_queries_do_the_same_work_for_3000_and_30000_idle_streams() {
     assert_eq!(a.producers.0, active_small.idle_producers);
     assert_eq!(b.producers.0, active_large.idle_producers);
 
+    // The seal candidates are sorted by pending bytes after the index found them (an index
+    // in that order would change with every append, see migration 0014): the sort is of
+    // the active rows only, as the equal work in both databases shows.
     for (what, x, y) in [
         ("seal candidates", a.seal.1, b.seal.1),
         ("manifest dirty", a.dirty.1, b.dirty.1),
@@ -350,6 +359,7 @@ fn background_queries_do_the_same_work_for_3000_and_30000_idle_streams() {
         ("expired", a.expired.1, b.expired.1),
         ("idle producers", a.producers.1, b.producers.1),
     ] {
+        let sorted = what == "seal candidates";
         assert_eq!(x, y, "{what}: work depends on the number of idle streams");
         // A scan, if any, is of a partial index holding only the rows that changed.
         assert!(
@@ -357,7 +367,8 @@ fn background_queries_do_the_same_work_for_3000_and_30000_idle_streams() {
             "{what} scans more than the active rows: {y:?}"
         );
         assert_eq!(
-            y.sorts, 0,
+            y.sorts,
+            i32::from(sorted),
             "{what} sorts instead of reading an index in order"
         );
     }
@@ -375,7 +386,8 @@ fn background_queries_do_the_same_work_for_3000_and_30000_idle_streams() {
         assert_eq!(w.reprepares, 0, "{what} is re-prepared on every run");
     }
 
-    // The plans name the indexes of migrations 0005 and 0013 and sort nothing.
+    // The plans name the indexes of migrations 0005, 0013 and 0014, and only the seal
+    // candidates are sorted.
     let args: [&dyn rusqlite::ToSql; 5] = [&1, &1, &1, &1, &1];
     for (sql, n, index) in [
         (streams::seal_candidates_sql(), 5, "streams_unsealed"),
@@ -384,9 +396,10 @@ fn background_queries_do_the_same_work_for_3000_and_30000_idle_streams() {
         (streams::expired_sql(), 2, "streams_deadline"),
         (producers::IDLE_SQL.to_string(), 2, "producers_updated"),
     ] {
+        let sorted = index == "streams_unsealed";
         let p = plan(&large, &sql, &args[..n]);
         assert!(p.contains(index), "{sql}\nplan: {p}");
-        assert!(!p.contains("TEMP B-TREE"), "{sql}\nplan: {p}");
+        assert_eq!(p.contains("TEMP B-TREE"), sorted, "{sql}\nplan: {p}");
         assert!(
             p.lines()
                 .all(|l| !l.starts_with("SCAN") || l.contains("INDEX")),

@@ -72,6 +72,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0013_first_manifest",
         include_str!("../../../migrations/0013_first_manifest.sql"),
     ),
+    (
+        "0014_unsealed_flag",
+        include_str!("../../../migrations/0014_unsealed_flag.sql"),
+    ),
 ];
 
 /// The schema version a fully migrated database has.
@@ -208,5 +212,84 @@ mod tests {
             .query_row("SELECT template_id FROM live_templates", [], |r| r.get(0))
             .unwrap();
         assert_eq!(stored, "ddd2330fdab379da");
+    }
+
+    /// The segmenter's flag (migration 0014) is `next_pos > sealed_pos` after the
+    /// migration's backfill, a new row, and every statement that writes either position.
+    #[test]
+    fn the_unsealed_flag_follows_the_tail_and_the_sealed_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite");
+        let row = |c: &Connection, name: &str, next: i64, sealed: i64| {
+            c.execute(
+                "INSERT INTO streams (name, content_type, created_at_ms, last_access_ms, \
+                 incarnation, next_pos, sealed_pos) VALUES (?1, 'text/plain', 0, 0, ?1, ?2, ?3)",
+                rusqlite::params![name, next, sealed],
+            )
+            .unwrap();
+            c.last_insert_rowid()
+        };
+        let (behind, level) = {
+            let c = Connection::open(&path).unwrap();
+            for (i, (_, sql)) in MIGRATIONS.iter().take(13).enumerate() {
+                c.execute_batch(sql).unwrap();
+                c.pragma_update(None, "user_version", i + 1).unwrap();
+            }
+            (row(&c, "behind", 7, 3), row(&c, "level", 4, 4))
+        };
+        let c = open_writer(&path).unwrap();
+        let flag = |id: i64| -> (bool, bool) {
+            c.query_row(
+                "SELECT unsealed = 1, next_pos > sealed_pos FROM streams WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+        };
+        assert_eq!(flag(behind), (true, true), "backfilled");
+        assert_eq!(flag(level), (false, false), "backfilled");
+
+        let fresh = row(&c, "fresh", 0, 0);
+        assert_eq!(flag(fresh), (false, false), "inserted empty");
+        let forked = row(&c, "forked", 9, 2);
+        assert_eq!(flag(forked), (true, true), "inserted with entries to seal");
+
+        // An append, a partial seal, a seal up to the tail, another append.
+        let mut m = streams::by_id(&c, fresh).unwrap().unwrap();
+        m.tail.next_pos = 3;
+        streams::advance_tail(&c, &m).unwrap();
+        assert_eq!(flag(fresh), (true, true), "appended");
+        streams::set_sealed(&c, fresh, 2, 10, 0).unwrap();
+        assert_eq!(flag(fresh), (true, true), "partly sealed");
+        streams::set_sealed(&c, fresh, 3, 10, 0).unwrap();
+        assert_eq!(flag(fresh), (false, false), "sealed up to the tail");
+        m.tail.next_pos = 4;
+        streams::advance_tail(&c, &m).unwrap();
+        assert_eq!(flag(fresh), (true, true), "appended after a seal");
+        m.tail.next_pos = 5;
+        streams::advance_tail(&c, &m).unwrap();
+        assert_eq!(flag(fresh), (true, true), "appended again");
+        streams::set_sealed(&c, fresh, 5, 10, 0).unwrap();
+        m.tail.closed = true;
+        streams::update_tail(&c, &m).unwrap();
+        assert_eq!(flag(fresh), (false, false), "closed with nothing to seal");
+        m.tail.next_pos = 6;
+        streams::update_tail(&c, &m).unwrap();
+        assert_eq!(flag(fresh), (true, true), "appended and closed");
+        let next: i64 = c
+            .query_row("SELECT next_pos FROM streams WHERE id = ?1", [fresh], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(next, 6, "every append above was written");
+        // Any other statement that moves the sealed position (bootstrap, import).
+        c.execute("UPDATE streams SET sealed_pos = next_pos", [])
+            .unwrap();
+        for id in [behind, level, fresh, forked] {
+            assert_eq!(flag(id), (false, false));
+        }
+        c.execute("UPDATE streams SET sealed_pos = 1 WHERE id = ?1", [forked])
+            .unwrap();
+        assert_eq!(flag(forked), (true, true), "sealed position moved back");
     }
 }

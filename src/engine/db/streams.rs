@@ -269,8 +269,43 @@ pub fn insert(conn: &Connection, m: &StreamMeta) -> rusqlite::Result<i64> {
     Ok(conn.last_insert_rowid())
 }
 
+/// Persists the tail after a plain append (no close), with the unsealed byte count.
+///
+/// While the stream already has entries to seal (its row says so: `unsealed = 1`), the
+/// statement sets no column an index of `streams` depends on (see migration 0014), so the
+/// commit rewrites the row's page and no index page; for a stream with a TTL, the deadline
+/// index still follows `last_access_ms`. Otherwise a second statement also raises the
+/// flag, once per sealing cycle.
+pub fn advance_tail(conn: &Connection, m: &StreamMeta) -> rusqlite::Result<()> {
+    let t = &m.tail;
+    let args = params![
+        m.id,
+        t.next_pos as i64,
+        t.stream_seq,
+        t.last_access_ms,
+        m.tier.pending_bytes as i64,
+        t.total_bytes as i64,
+    ];
+    let changed = conn
+        .prepare_cached(
+            "UPDATE streams SET next_pos = ?2, stream_seq = ?3, \
+             last_access_ms = max(last_access_ms, ?4), pending_bytes = ?5, total_bytes = ?6 \
+             WHERE id = ?1 AND unsealed = 1",
+        )?
+        .execute(args)?;
+    if changed == 0 {
+        conn.prepare_cached(
+            "UPDATE streams SET next_pos = ?2, stream_seq = ?3, \
+             last_access_ms = max(last_access_ms, ?4), pending_bytes = ?5, total_bytes = ?6, \
+             unsealed = (?2 > sealed_pos) WHERE id = ?1",
+        )?
+        .execute(args)?;
+    }
+    Ok(())
+}
+
 /// Persists the tail after an append or close, with the unsealed byte count and the
-/// manifest's dirty flag (which is only ever raised here).
+/// manifest's dirty flag (which is only ever raised here), and the segmenter's flag.
 pub fn update_tail(conn: &Connection, m: &StreamMeta) -> rusqlite::Result<()> {
     let t = &m.tail;
     let (pid, pep, pseq) = match &t.closed_by {
@@ -283,7 +318,7 @@ pub fn update_tail(conn: &Connection, m: &StreamMeta) -> rusqlite::Result<()> {
          closed_producer_id = ?4, closed_producer_epoch = ?5, closed_producer_seq = ?6, \
          stream_seq = ?7, last_access_ms = max(last_access_ms, ?8), \
          pending_bytes = ?9, manifest_dirty = max(manifest_dirty, ?10), \
-         total_bytes = ?11 WHERE id = ?1",
+         total_bytes = ?11, unsealed = (?2 > sealed_pos) WHERE id = ?1",
     )?
     .execute(params![
         m.id,
@@ -437,9 +472,12 @@ pub fn seal_candidates(
 }
 
 pub(super) fn seal_candidates_sql() -> String {
-    // The first three terms are the `streams_unsealed` index's WHERE, word for word.
+    // The first three terms are the `streams_unsealed` index's WHERE, word for word (its
+    // triggers keep `unsealed` equal to `next_pos > sealed_pos`). Only streams with
+    // entries to seal are read, and sorted here: an index in this order would change with
+    // every append.
     format!(
-        "SELECT {SELECT} FROM streams WHERE next_pos > sealed_pos AND deleted = 0 \
+        "SELECT {SELECT} FROM streams WHERE unsealed = 1 AND deleted = 0 \
          AND local_only = 0 \
          AND (next_pos - sealed_pos >= ?1 OR pending_bytes >= ?2 \
               OR (?3 > 0 AND ?4 - last_cut_ms >= ?3)) \

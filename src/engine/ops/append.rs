@@ -197,7 +197,11 @@ pub(crate) fn run(b: &mut Batch<'_>, cmd: AppendCmd) -> Result<AppendOutcome, Ap
             .map(|p| (p.id.clone(), p.epoch, p.seq));
     }
     m.tail.last_access_ms = m.tail.last_access_ms.max(now);
-    streams::update_tail(c, &m)?;
+    if cmd.close {
+        streams::update_tail(c, &m)?;
+    } else {
+        streams::advance_tail(c, &m)?;
+    }
     b.appended(m.id, m.name.as_deref(), first_pos, added);
     b.tail(m.id, m.name.as_deref(), m.tail.next_pos, m.tail.closed);
     let (next_pos, closed) = (m.tail.next_pos, m.tail.closed);
