@@ -472,10 +472,10 @@ pub fn seal_candidates(
 }
 
 pub(super) fn seal_candidates_sql() -> String {
-    // The first three terms are the `streams_unsealed` index's WHERE, word for word (its
-    // triggers keep `unsealed` equal to `next_pos > sealed_pos`). Only streams with
-    // entries to seal are read, and sorted here: an index in this order would change with
-    // every append.
+    // The first three terms are the `streams_unsealed` index's WHERE, word for word
+    // (`unsealed` is `next_pos > sealed_pos`; migration 0014 says who keeps it so). Only
+    // streams with entries to seal are read, and sorted here: an index in this order
+    // would change with every append.
     format!(
         "SELECT {SELECT} FROM streams WHERE unsealed = 1 AND deleted = 0 \
          AND local_only = 0 \
