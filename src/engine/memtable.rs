@@ -171,11 +171,28 @@ impl Memtable {
         self.lock().generation
     }
 
-    /// `(entries, bytes, age of the oldest entry)` held now.
-    pub fn size(&self) -> (usize, usize, Option<std::time::Duration>) {
+    /// What is held now.
+    pub fn size(&self) -> Size {
         let g = self.lock();
-        (g.entries, g.bytes, g.since.map(|s| s.elapsed()))
+        Size {
+            entries: g.entries,
+            bytes: g.bytes,
+            streams: g.tails.len(),
+            age: g.since.map(|s| s.elapsed()),
+        }
     }
+}
+
+/// How much the memtable holds (what the writer's compaction policy looks at).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Size {
+    pub entries: usize,
+    /// Payload bytes.
+    pub bytes: usize,
+    /// Streams with entries.
+    pub streams: usize,
+    /// Age of the oldest entry; `None` when empty.
+    pub age: Option<std::time::Duration>,
 }
 
 #[cfg(test)]
@@ -237,13 +254,13 @@ mod tests {
         assert_eq!(g.seek_time(1, 10, 6, Some(b"k2")), Some(12));
         assert_eq!(g.seek_time(1, 10, 8, None), None);
         drop(g);
-        assert_eq!(m.size().0, 4);
+        assert_eq!(m.size().entries, 4);
         m.retract(1, 11);
         assert_eq!(page(&m.lock(), 1, 10, 13, 100, None), ["a"]);
         m.retract(2, 0);
         assert_eq!(m.lock().base(2), None);
-        assert_eq!(m.size().0, 1);
+        assert_eq!(m.size().entries, 1);
         m.clear();
-        assert_eq!(m.size(), (0, 0, None));
+        assert_eq!(m.size(), Size::default());
     }
 }

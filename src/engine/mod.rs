@@ -217,7 +217,7 @@ impl Engine {
 
     /// Bytes held in the memtable (appends not yet compacted).
     pub(crate) fn memtable_bytes(&self) -> usize {
-        self.inner.memtable.size().1
+        self.inner.memtable.size().bytes
     }
 
     pub fn clock(&self) -> &SharedClock {

@@ -35,7 +35,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::db::{self, ingest, streams};
-use super::memtable::Memtable;
+use super::memtable::{self, Memtable};
 use super::meta_cache::MetaCache;
 use super::notifier::Notifier;
 use super::EngineError;
@@ -45,15 +45,37 @@ use crate::telemetry::metrics::metrics;
 pub(crate) use job::{Batch, WriteError};
 use job::{Call, Effects, Job};
 
-/// The memtable is compacted into `entries` once it holds this many entries or bytes, or
-/// its oldest entry is this old. Under heavy load the size limits decide. Fewer, larger
-/// compactions write fewer `entries` pages per entry when appends spread over many
-/// streams (each stream's last page is rewritten once per compaction): with an age limit
-/// of 200 ms, appends to 10,000 streams ran about 5 % slower, with a higher maximum
-/// latency (docs/performance.md, "Seventh pass").
+/// The memtable is compacted into `entries` once it holds this many entries or bytes...
 const COMPACT_MAX_ENTRIES: usize = 20_000;
 const COMPACT_MAX_BYTES: usize = 4 << 20;
-const COMPACT_AFTER: Duration = Duration::from_secs(1);
+/// ... or its oldest entry is this old and it holds at least [`COMPACT_DENSE`] entries
+/// per stream on average...
+const COMPACT_AFTER: Duration = Duration::from_millis(200);
+const COMPACT_DENSE: usize = 8;
+/// ... or, however sparse, its oldest entry is this old.
+///
+/// A compaction rewrites the last `entries` page of every stream it touches. With a few
+/// streams that is a few pages, and compacting often keeps each pause short. With
+/// appends spread over many streams a compaction every 200 ms wrote about a page per
+/// entry: appends to 10,000 streams ran about 5 % slower and their maximum latency was
+/// higher than with fewer, larger compactions, which for a few hot streams only made the
+/// pauses longer (docs/performance.md, "Seventh pass").
+const COMPACT_SPARSE_AFTER: Duration = Duration::from_secs(1);
+
+/// How long after the oldest entry arrived a memtable of this size is due for compaction
+/// (zero: now).
+fn compaction_due_in(s: &memtable::Size) -> Option<Duration> {
+    let age = s.age?;
+    if s.entries >= COMPACT_MAX_ENTRIES || s.bytes >= COMPACT_MAX_BYTES {
+        return Some(Duration::ZERO);
+    }
+    let after = if s.entries >= COMPACT_DENSE * s.streams {
+        COMPACT_AFTER
+    } else {
+        COMPACT_SPARSE_AFTER
+    };
+    Some(after.saturating_sub(age))
+}
 /// Pending TTL renewals are applied at least this often (and with any batch).
 pub const RENEW_EVERY: Duration = Duration::from_secs(1);
 
@@ -500,11 +522,8 @@ impl Writer {
     /// When the writer must wake up on its own: to compact, or to apply renewals.
     fn next_chore(&self) -> Option<Instant> {
         let now = crate::clock::monotonic();
-        let compact = self
-            .memtable
-            .size()
-            .2
-            .map(|age| now + COMPACT_AFTER.saturating_sub(age))
+        let compact = compaction_due_in(&self.memtable.size())
+            .map(|wait| now + wait)
             .map(|t| self.compact_retry_at.map_or(t, |r| t.max(r)));
         let renew = (!self.renewals.is_empty()).then(|| self.renewed_at + RENEW_EVERY);
         match (compact, renew) {
@@ -515,10 +534,7 @@ impl Writer {
 
     /// Compacts the ingest log into `entries` when the memtable is big or old enough.
     fn maybe_compact(&mut self) {
-        let (entries, bytes, age) = self.memtable.size();
-        let due = entries >= COMPACT_MAX_ENTRIES
-            || bytes >= COMPACT_MAX_BYTES
-            || age.is_some_and(|a| a >= COMPACT_AFTER);
+        let due = compaction_due_in(&self.memtable.size()) == Some(Duration::ZERO);
         if !due
             || self
                 .compact_retry_at

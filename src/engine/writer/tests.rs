@@ -374,3 +374,34 @@ async fn on_a_runtime_a_committed_batch_is_answered_by_the_reply_task() {
     w.commit_batch(vec![bad], false);
     assert!(matches!(rbad.await.unwrap(), Err(AppendError::NotFound)));
 }
+
+#[test]
+fn compaction_waits_longer_when_the_entries_spread_over_many_streams() {
+    let ms = |n| Some(Duration::from_millis(n));
+    let due = |entries: usize, streams: usize, age_ms: u64| {
+        compaction_due_in(&memtable::Size {
+            entries,
+            bytes: entries * 150,
+            streams,
+            age: ms(age_ms),
+        })
+    };
+    assert_eq!(compaction_due_in(&memtable::Size::default()), None, "empty");
+    // A few hot streams: due 200 ms after the oldest entry.
+    assert_eq!(due(6_000, 16, 50), ms(150));
+    assert_eq!(due(6_000, 16, 200), ms(0));
+    assert_eq!(due(40, 1, 250), ms(0));
+    // Fewer than 8 entries per stream: up to a second.
+    assert_eq!(due(5_000, 10_000, 200), ms(800));
+    assert_eq!(due(7, 1, 300), ms(700));
+    assert_eq!(due(5_000, 10_000, 1_000), ms(0));
+    // The size limits, whatever the age.
+    assert_eq!(due(20_000, 10_000, 10), ms(0));
+    let big = memtable::Size {
+        entries: 100,
+        bytes: 4 << 20,
+        streams: 100,
+        age: ms(0),
+    };
+    assert_eq!(compaction_due_in(&big), ms(0));
+}
