@@ -108,7 +108,8 @@ knobs! {
     DS_APPEND_MAX_BODY_BYTES: Literal("10485760"), Servers,
         "Largest PUT/POST body; larger bodies get 413 without being read.";
     DS_INGEST_MAX_QUEUE_REQS: Literal("50000"), Servers,
-        "Write requests waiting for the writer before new ones get 429.";
+        "Clients' write requests waiting for the writer before new ones get 429 (the \
+         server's own operations do not count).";
     DS_INGEST_MAX_QUEUE_BYTES: Literal("67108864"), Servers,
         "Payload bytes of write requests in the server at once (bodies being received, \
          queued for the writer, or being committed); a request that would go over gets 429. \

@@ -424,7 +424,7 @@ fn plain_series(m: &Metrics) -> Vec<(&'static str, &'static str, &'static str, f
         (
             "ds_ingest_queue_requests",
             "gauge",
-            "Write requests waiting for the writer.",
+            "Clients' write requests waiting for the writer.",
             m.ingest_queue_requests.get() as f64,
         ),
         (

@@ -57,13 +57,13 @@ const COMPACT_DENSE: usize = 8;
 /// A compaction rewrites the last `entries` page of every stream it touches. With a few
 /// streams that is a few pages, and compacting often keeps each pause short. With
 /// appends spread over many streams a compaction every 200 ms wrote about a page per
-/// entry: appends to 10,000 streams ran about 5 % slower and their maximum latency was
+/// entry: appends to 10,000 streams ran 5–7 % slower and their maximum latency was
 /// higher than with fewer, larger compactions, which for a few hot streams only made the
 /// pauses longer (docs/performance.md, "Seventh pass").
 const COMPACT_SPARSE_AFTER: Duration = Duration::from_secs(1);
 
-/// How long after the oldest entry arrived a memtable of this size is due for compaction
-/// (zero: now).
+/// How long from now until a memtable of this size is due for compaction (zero: due now;
+/// `None`: empty).
 fn compaction_due_in(s: &memtable::Size) -> Option<Duration> {
     let age = s.age?;
     if s.entries >= COMPACT_MAX_ENTRIES || s.bytes >= COMPACT_MAX_BYTES {
@@ -76,6 +76,7 @@ fn compaction_due_in(s: &memtable::Size) -> Option<Duration> {
     };
     Some(after.saturating_sub(age))
 }
+
 /// Pending TTL renewals are applied at least this often (and with any batch).
 pub const RENEW_EVERY: Duration = Duration::from_secs(1);
 
@@ -83,6 +84,10 @@ enum Msg {
     Job {
         job: Box<dyn Job>,
         bytes: usize,
+        /// A client request, counted against `DS_INGEST_MAX_QUEUE_REQS` (the server's own
+        /// work is not: each background task waits for its one operation, so it is
+        /// bounded anyway, and it must not make a client's request fail).
+        counted: bool,
     },
     /// Renewals are pending (sent when the map stops being empty).
     Wake,
@@ -108,7 +113,8 @@ impl Submit {
         }
     }
 
-    /// The server's own bookkeeping: never refused for load.
+    /// The server's own bookkeeping: never refused for load, and not counted against the
+    /// clients' queue limit.
     pub const fn internal() -> Submit {
         Submit {
             bytes: 0,
@@ -235,16 +241,22 @@ impl WriterHandle {
 
     fn enqueue(&self, job: Box<dyn Job>, how: Submit) -> Result<(), EngineError> {
         let bytes = how.bytes;
-        let reqs = self.queued_reqs.fetch_add(1, Ordering::AcqRel);
+        let counted = usize::from(!how.internal);
+        let reqs = self.queued_reqs.fetch_add(counted, Ordering::AcqRel);
         self.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
         if reqs >= self.max_reqs && !how.internal {
-            self.queued_reqs.fetch_sub(1, Ordering::AcqRel);
+            self.queued_reqs.fetch_sub(counted, Ordering::AcqRel);
             self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
             metrics().overloaded.inc();
             return Err(EngineError::Overloaded);
         }
-        self.tx.send(Msg::Job { job, bytes }).map_err(|_| {
-            self.queued_reqs.fetch_sub(1, Ordering::AcqRel);
+        let msg = Msg::Job {
+            job,
+            bytes,
+            counted: !how.internal,
+        };
+        self.tx.send(msg).map_err(|_| {
+            self.queued_reqs.fetch_sub(counted, Ordering::AcqRel);
             self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
             EngineError::ShuttingDown
         })
@@ -467,12 +479,18 @@ impl Writer {
             }
             let mut jobs = Vec::new();
             let mut bytes = 0;
+            let mut counted = 0;
             let mut next = first;
             loop {
                 match next {
-                    Some(Msg::Job { job, bytes: b }) => {
+                    Some(Msg::Job {
+                        job,
+                        bytes: b,
+                        counted: c,
+                    }) => {
                         jobs.push(job);
                         bytes += b;
+                        counted += usize::from(c);
                     }
                     Some(Msg::Wake) | None => {}
                     Some(Msg::Shutdown) => {
@@ -506,8 +524,8 @@ impl Writer {
             }
             let reqs = self
                 .queued_reqs
-                .fetch_sub(n, Ordering::AcqRel)
-                .saturating_sub(n);
+                .fetch_sub(counted, Ordering::AcqRel)
+                .saturating_sub(counted);
             let queued = self
                 .queued_bytes
                 .fetch_sub(bytes, Ordering::AcqRel)

@@ -43,6 +43,21 @@ fn queue_refuses_requests_over_the_count_limit_but_never_internal_work() {
 }
 
 #[test]
+fn the_servers_own_work_does_not_take_a_clients_place_in_the_queue() {
+    let (h, _rx) = handle(2);
+    for _ in 0..3 {
+        h.enqueue(job(()).0, Submit::internal()).unwrap();
+    }
+    assert_eq!(h.queued_reqs.load(Ordering::SeqCst), 0);
+    h.enqueue(job(()).0, Submit::request(0)).unwrap();
+    h.enqueue(job(()).0, Submit::request(0)).unwrap();
+    assert!(matches!(
+        h.enqueue(job(()).0, Submit::request(0)),
+        Err(EngineError::Overloaded)
+    ));
+}
+
+#[test]
 fn a_stopped_writer_reports_shutdown() {
     let (h, rx) = handle(10);
     drop(rx);
