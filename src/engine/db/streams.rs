@@ -286,19 +286,21 @@ pub fn advance_tail(conn: &Connection, m: &StreamMeta) -> rusqlite::Result<()> {
         m.tier.pending_bytes as i64,
         t.total_bytes as i64,
     ];
-    let changed = conn
-        .prepare_cached(
+    // The two statements set the same columns; only the second raises the flag.
+    macro_rules! set_tail {
+        () => {
             "UPDATE streams SET next_pos = ?2, stream_seq = ?3, \
-             last_access_ms = max(last_access_ms, ?4), pending_bytes = ?5, total_bytes = ?6 \
-             WHERE id = ?1 AND unsealed = 1",
-        )?
+             last_access_ms = max(last_access_ms, ?4), pending_bytes = ?5, total_bytes = ?6"
+        };
+    }
+    let changed = conn
+        .prepare_cached(concat!(set_tail!(), " WHERE id = ?1 AND unsealed = 1"))?
         .execute(args)?;
     if changed == 0 {
-        conn.prepare_cached(
-            "UPDATE streams SET next_pos = ?2, stream_seq = ?3, \
-             last_access_ms = max(last_access_ms, ?4), pending_bytes = ?5, total_bytes = ?6, \
-             unsealed = (?2 > sealed_pos) WHERE id = ?1",
-        )?
+        conn.prepare_cached(concat!(
+            set_tail!(),
+            ", unsealed = (?2 > sealed_pos) WHERE id = ?1"
+        ))?
         .execute(args)?;
     }
     Ok(())
