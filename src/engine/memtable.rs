@@ -5,19 +5,27 @@
 //! one B-tree, however many streams it touches (an insert into `entries`, clustered by
 //! stream, dirties one page per stream). The entries are also kept here, per stream, so
 //! readers find them without an index on `ingest`. The writer periodically *compacts*:
-//! in one transaction it copies `ingest` into `entries` (sorted by stream and position)
-//! and empties it, then clears this table. At start-up the writer compacts whatever a
-//! crash left in `ingest` (or, if it cannot write, loads it here).
+//! in one transaction it copies `ingest` into `entries` (sorted by stream and position),
+//! folds the entries into their streams' rows (tail position, byte counts, last append
+//! time), and empties it, then clears this table. At start-up the writer compacts
+//! whatever a crash left in `ingest` (or, if it cannot write, loads it here).
+//!
+//! A plain append does not write its stream's row: the row's tail is the *folded* one,
+//! and the entries held here past it are the rest ([`Tails::overlay`] adds them to a row
+//! read from SQLite). What the row says always covers exactly the positions below its
+//! `next_pos`: every statement that writes `next_pos` writes the byte counts that go
+//! with it, and compaction folds only the `ingest` rows at or above it.
 //!
 //! Consistency with SQLite snapshots: the writer adds a batch's entries just *before* its
-//! commit (and takes them back if the commit fails), and removes entries only after the
+//! commit (and takes them back if the commit fails), marks them committed just after it
+//! (only then does [`Tails::overlay`] count them), and removes entries only after the
 //! compaction that copied them committed, bumping the table's *generation*. A reader
 //! notes the generation, pins its SQLite snapshot, and only then locks this table for a
 //! moment: if the generation is unchanged, no compaction emptied the table since before
-//! the snapshot, so a committed position (below the snapshot's tail) at or above a
-//! stream's `base` is here, and one below it is in `entries` of the snapshot. Otherwise
-//! the reader starts over. The lock is never held across SQL, so a slow reader cannot
-//! delay the writer's next commit.
+//! the snapshot, so a committed position at or above a stream's `base` is here, and one
+//! below it is in `entries` of the snapshot (and in the snapshot's row). Otherwise the
+//! reader starts over. The lock is never held across SQL, so a slow reader cannot delay
+//! the writer's next commit.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -25,12 +33,15 @@ use std::time::Instant;
 
 use super::collect::Collect;
 use super::entry::Entry;
+use super::meta::StreamMeta;
 
 /// The recent entries of one stream incarnation: positions `base..base + data.len()`.
 #[derive(Debug)]
 struct Tail {
     base: u64,
     data: Vec<Entry>,
+    /// How many of `data` are committed (the rest belong to the commit under way).
+    committed: usize,
 }
 
 #[derive(Debug, Default)]
@@ -52,6 +63,16 @@ impl Tails {
     /// The first position of a stream that is held here, if any.
     pub fn base(&self, id: i64) -> Option<u64> {
         self.tails.get(&id).map(|t| t.base)
+    }
+
+    /// Adds to `meta`, read from its stream's row, the committed entries held here past
+    /// the row's tail: the tail moves to the last of them, their bytes join the row's
+    /// counts, and their append time is its last access if later. A row that compaction
+    /// already folded them into is left as it is.
+    pub fn overlay(&self, meta: &mut StreamMeta) {
+        if let Some(t) = self.tails.get(&meta.id) {
+            extend_tail(meta, t.base, &t.data[..t.committed]);
+        }
     }
 
     /// Offers the entries of stream `id` from `c.next_pos` (at least `base`) up to `to` to
@@ -103,6 +124,30 @@ impl Tails {
     }
 }
 
+/// Moves `meta`'s tail over `entries` (at positions `first_pos..`) past it: the tail to
+/// the last one, their bytes into the counts, their append time into the last access if
+/// later. Entries below the tail are already counted and are skipped.
+pub(super) fn extend_tail(meta: &mut StreamMeta, first_pos: u64, entries: &[Entry]) {
+    let end = first_pos + entries.len() as u64;
+    if entries.is_empty() || end <= meta.tail.next_pos {
+        return;
+    }
+    debug_assert!(
+        meta.tail.next_pos >= first_pos,
+        "a row's tail is folded up to the entries not in it, or past them"
+    );
+    let skip = meta.tail.next_pos.saturating_sub(first_pos) as usize;
+    let (mut bytes, mut last) = (0u64, meta.tail.last_access_ms);
+    for e in entries.get(skip..).unwrap_or_default() {
+        bytes += e.data.len() as u64;
+        last = last.max(e.ts_ms);
+    }
+    meta.tail.next_pos = end;
+    meta.tail.total_bytes += bytes;
+    meta.tier.pending_bytes += bytes;
+    meta.tail.last_access_ms = last;
+}
+
 /// Appends are refused (429) while the memtable holds more than this, which happens only
 /// when compaction keeps failing.
 pub const HARD_MAX_BYTES: usize = 64 << 20;
@@ -118,7 +163,9 @@ impl Memtable {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds committed entries of stream `id` starting at `first_pos`.
+    /// Adds entries of stream `id` starting at `first_pos`, whose commit is under way:
+    /// readers that know of them find them, [`Tails::overlay`] does not count them until
+    /// [`committed`](Self::committed).
     pub fn push(&self, id: i64, first_pos: u64, entries: Vec<Entry>) {
         if entries.is_empty() {
             return;
@@ -130,9 +177,54 @@ impl Memtable {
         let tail = g.tails.entry(id).or_insert_with(|| Tail {
             base: first_pos,
             data: Vec::new(),
+            committed: 0,
         });
         debug_assert_eq!(tail.base + tail.data.len() as u64, first_pos);
         tail.data.extend(entries);
+    }
+
+    /// The commit of everything pushed for these streams is done.
+    pub fn committed(&self, ids: impl IntoIterator<Item = i64>) {
+        let mut g = self.lock();
+        for id in ids {
+            if let Some(t) = g.tails.get_mut(&id) {
+                t.committed = t.data.len();
+            }
+        }
+    }
+
+    /// Adds to `meta`, read from its stream's row in a snapshot taken after this table's
+    /// generation was `generation`, the committed entries held here past the row's tail
+    /// (see [`Tails::overlay`]). False, with `meta` unchanged, if a compaction cleared the
+    /// table since: the row and this table may then both lack the entries it moved, and
+    /// the caller reads the row again.
+    pub fn overlay(&self, generation: u64, meta: &mut StreamMeta) -> bool {
+        let g = self.lock();
+        if g.generation != generation {
+            return false;
+        }
+        g.overlay(meta);
+        true
+    }
+
+    /// Stream rows read by `read` from SQLite, each with the committed entries held here
+    /// past its tail (see [`Tails::overlay`]); read again if a compaction cleared the table
+    /// meanwhile (see [`overlay`](Self::overlay)).
+    pub fn with_tails(
+        &self,
+        mut read: impl FnMut() -> rusqlite::Result<Vec<StreamMeta>>,
+    ) -> rusqlite::Result<Vec<StreamMeta>> {
+        loop {
+            let generation = self.generation();
+            let mut rows = read()?;
+            let g = self.lock();
+            if g.generation == generation {
+                for m in &mut rows {
+                    g.overlay(m);
+                }
+                return Ok(rows);
+            }
+        }
     }
 
     /// Takes back the entries of stream `id` from `first_pos` on (their commit failed).
@@ -146,6 +238,7 @@ impl Memtable {
             return;
         }
         let removed: Vec<Entry> = t.data.drain(keep..).collect();
+        t.committed = t.committed.min(t.data.len());
         if t.data.is_empty() {
             g.tails.remove(&id);
         }
@@ -262,5 +355,86 @@ mod tests {
         assert_eq!(m.size().entries, 1);
         m.clear();
         assert_eq!(m.size(), Size::default());
+    }
+
+    fn row(id: i64, next_pos: u64, bytes: u64, last_access_ms: i64) -> StreamMeta {
+        use crate::engine::meta::{Lifecycle, StreamConfig, Tail, TierState};
+        StreamMeta {
+            id,
+            name: Some(format!("s{id}")),
+            config: StreamConfig {
+                content_type: "text/plain".into(),
+                created_at_ms: 0,
+                expiry: crate::protocol::expiry::Expiry::None,
+                fork: None,
+                incarnation: format!("inc{id}"),
+                local_only: false,
+            },
+            tail: Tail {
+                next_pos,
+                closed: false,
+                closed_by: None,
+                stream_seq: None,
+                last_access_ms,
+                total_bytes: bytes,
+            },
+            tier: TierState {
+                pending_bytes: bytes,
+                ..TierState::default()
+            },
+            life: Lifecycle::default(),
+            keys_complete: true,
+            settings: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_row_gets_the_committed_entries_past_its_folded_tail() {
+        let m = Memtable::default();
+        m.push(1, 10, vec![e("a", None, 5), e("bb", None, 9)]);
+        let g0 = m.generation();
+        // Not committed yet: a row read now is what SQLite says.
+        let mut r = row(1, 10, 100, 7);
+        assert!(m.overlay(g0, &mut r));
+        assert_eq!((r.tail.next_pos, r.tail.total_bytes), (10, 100));
+        m.committed([1]);
+        m.push(1, 12, vec![e("ccc", None, 11)]);
+        // The first two are committed, the third is the commit under way.
+        let mut r = row(1, 10, 100, 7);
+        assert!(m.overlay(g0, &mut r));
+        assert_eq!(
+            (
+                r.tail.next_pos,
+                r.tail.total_bytes,
+                r.tier.pending_bytes,
+                r.tail.last_access_ms
+            ),
+            (12, 103, 103, 9)
+        );
+        m.committed([1]);
+        // A row that already covers some of them (a close wrote the tail) adds the rest.
+        let mut r = row(1, 11, 101, 20);
+        assert!(m.overlay(g0, &mut r));
+        assert_eq!(
+            (r.tail.next_pos, r.tail.total_bytes, r.tail.last_access_ms),
+            (13, 106, 20)
+        );
+        // A row folded past all of them, and another stream, are left alone.
+        let mut r = row(1, 13, 106, 0);
+        assert!(m.overlay(g0, &mut r));
+        assert_eq!((r.tail.next_pos, r.tail.total_bytes), (13, 106));
+        let mut r = row(2, 4, 8, 0);
+        assert!(m.overlay(g0, &mut r));
+        assert_eq!((r.tail.next_pos, r.tail.total_bytes), (4, 8));
+        // A failed commit takes its entries back; a compaction makes the reader start over.
+        m.push(1, 13, vec![e("dddd", None, 12)]);
+        m.retract(1, 13);
+        let mut r = row(1, 10, 100, 0);
+        assert!(m.overlay(g0, &mut r));
+        assert_eq!(r.tail.next_pos, 13);
+        m.clear();
+        let mut r = row(1, 10, 100, 0);
+        assert!(!m.overlay(g0, &mut r));
+        assert_eq!(r.tail.next_pos, 10);
     }
 }

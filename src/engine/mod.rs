@@ -245,10 +245,16 @@ impl Engine {
             None => {
                 let version = cache.version();
                 let owned = name.to_string();
+                let mem = self.inner.memtable.clone();
                 let loaded = self
                     .inner
                     .reader
-                    .run(move |c| db::streams::by_name(c, &owned))
+                    .run(move |c| {
+                        let rows = mem.with_tails(|| {
+                            Ok(db::streams::by_name(c, &owned)?.into_iter().collect())
+                        })?;
+                        Ok::<_, rusqlite::Error>(rows.into_iter().next())
+                    })
                     .await?;
                 if let Some(m) = &loaded {
                     cache.insert_if_unchanged(version, m.clone());
@@ -281,9 +287,10 @@ impl Engine {
     /// Live streams in name order.
     pub async fn list(&self, offset: usize, limit: usize) -> Result<Vec<StreamMeta>, EngineError> {
         let now = self.inner.clock.now_ms();
+        let mem = self.inner.memtable.clone();
         self.inner
             .reader
-            .run(move |c| db::streams::list(c, now, offset, limit))
+            .run(move |c| mem.with_tails(|| db::streams::list(c, now, offset, limit)))
             .await
     }
 

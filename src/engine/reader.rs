@@ -123,9 +123,12 @@ fn plan_once(
     let snapshot = conn.unchecked_transaction()?;
     let conn: &Connection = &snapshot;
     // Fresh rows for the whole chain: uploaded positions move while streams are live.
-    let Some(fresh) = db::streams::by_id(conn, meta.id)? else {
+    let Some(mut fresh) = db::streams::by_id(conn, meta.id)? else {
         return Ok(Some(Step::End));
     };
+    if !mem.overlay(generation, &mut fresh) {
+        return Ok(None);
+    }
     let mut bounded = fresh;
     bounded.tail.next_pos = meta.tail.next_pos.min(bounded.tail.next_pos);
     for (part, lo, hi) in chain(conn, &bounded)? {
@@ -204,9 +207,12 @@ pub fn seek_time(
         let generation = mem.generation();
         let snapshot = conn.unchecked_transaction()?;
         let conn: &Connection = &snapshot;
-        let Some(fresh) = db::streams::by_id(conn, meta.id)? else {
+        let Some(mut fresh) = db::streams::by_id(conn, meta.id)? else {
             return Ok(SeekStep::NotFound);
         };
+        if !mem.overlay(generation, &mut fresh) {
+            continue 'attempt;
+        }
         let mut bounded = fresh;
         bounded.tail.next_pos = meta.tail.next_pos.min(bounded.tail.next_pos);
         let mut from = from;

@@ -17,6 +17,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension as _};
 
+use super::memtable::Memtable;
 use super::{db, Engine, EngineError, StreamMeta};
 use crate::objstore::ledger::StreamRequests;
 
@@ -94,9 +95,23 @@ fn sqlite_file_bytes(c: &Connection) -> u64 {
     size(Path::new(path)) + size(Path::new(&format!("{path}-wal")))
 }
 
-fn read_stats(c: &Connection, meta: &StreamMeta) -> rusqlite::Result<(StreamMeta, StreamStats)> {
+/// `None` if a compaction emptied the memtable after `generation` (read again).
+fn read_stats(
+    c: &Connection,
+    mem: &Memtable,
+    generation: u64,
+    meta: &StreamMeta,
+) -> rusqlite::Result<Option<(StreamMeta, StreamStats)>> {
     let tx = c.unchecked_transaction()?;
-    let mut m = db::streams::by_id(&tx, meta.id)?.unwrap_or_else(|| meta.clone());
+    let mut m = match db::streams::by_id(&tx, meta.id)? {
+        Some(mut row) => {
+            if !mem.overlay(generation, &mut row) {
+                return Ok(None);
+            }
+            row
+        }
+        None => meta.clone(),
+    };
     // Renewals the writer has not applied yet (see `Engine::lookup`).
     m.tail.last_access_ms = m.tail.last_access_ms.max(meta.tail.last_access_ms);
     let (segs, uploaded, up_bytes, pending_bytes, last_upload): (i64, i64, i64, i64, Option<i64>) =
@@ -146,7 +161,7 @@ fn read_stats(c: &Connection, meta: &StreamMeta) -> rusqlite::Result<(StreamMeta
         key_index_runs: runs,
         key_index_bytes: run_bytes,
     };
-    Ok((m, stats))
+    Ok(Some((m, stats)))
 }
 
 impl Engine {
@@ -161,7 +176,15 @@ impl Engine {
         meta: &StreamMeta,
     ) -> Result<(StreamMeta, StreamStats), EngineError> {
         let m = meta.clone();
-        let (fresh, mut stats) = self.reader().run(move |c| read_stats(c, &m)).await?;
+        let mem = self.inner.memtable.clone();
+        let (fresh, mut stats) = self
+            .reader()
+            .run(move |c| loop {
+                if let Some(read) = read_stats(c, &mem, mem.generation(), &m)? {
+                    return Ok::<_, rusqlite::Error>(read);
+                }
+            })
+            .await?;
         if let Some(t) = self.tier() {
             let prefix = crate::objstore::keys::stream_prefix(&meta.config.incarnation);
             stats.segment_cache_bytes = t.cached_bytes(&prefix);

@@ -96,8 +96,15 @@ fn pending(db_path: &Path) -> Result<Option<String>, String> {
     };
     let shared = if version >= 3 { "local_only = 0" } else { "1" };
     let run = |sql: String| count(&conn, &sql).map_err(|e| e.to_string());
+    // A stream's row counts its entries up to the last compaction; the rest are in the
+    // ingest log (see `engine::memtable`).
+    let logged = if version >= 4 {
+        "OR id IN (SELECT stream_id FROM ingest)"
+    } else {
+        ""
+    };
     let behind = run(format!(
-        "SELECT count(*) FROM streams WHERE {shared} AND next_pos > {uploaded}"
+        "SELECT count(*) FROM streams WHERE {shared} AND (next_pos > {uploaded} {logged})"
     ))?;
     let (unpublished, removals) = if version >= 2 {
         (

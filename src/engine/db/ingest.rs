@@ -21,11 +21,12 @@ pub fn insert(
 }
 
 /// Moves every row into `entries`, in stream and position order, records their routing
-/// keys in `stream_keys`, and empties the table, in one transaction of its own. Rows of
-/// streams that no longer exist, or below a stream's retention point, are dropped.
-/// Returns the number of rows moved.
+/// keys in `stream_keys`, folds them into their streams' rows (see [`fold`]), and empties
+/// the table, in one transaction of its own. Rows of streams that no longer exist, or
+/// below a stream's retention point, are dropped. Returns the number of rows moved.
 pub fn compact(conn: &mut Connection) -> rusqlite::Result<usize> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    fold(&tx)?;
     let moved = tx
         .prepare_cached(
             "INSERT INTO entries (stream_id, pos, data, key, ts_ms) \
@@ -44,6 +45,28 @@ pub fn compact(conn: &mut Connection) -> rusqlite::Result<usize> {
     tx.prepare_cached("DELETE FROM ingest")?.execute([])?;
     tx.commit()?;
     Ok(moved)
+}
+
+/// Moves each stream row's tail past its rows in the table at or above it: `next_pos` to
+/// the last one's position + 1, their payload bytes into `total_bytes` and
+/// `pending_bytes`, their append time into `last_access_ms` when later, and the
+/// segmenter's `unsealed` flag with the tail. A plain append leaves its stream's row as it
+/// was (see `engine::memtable`); rows below `next_pos` were counted by whoever wrote it (a
+/// close, a create with a body, or a server before this fold existed). Folding again
+/// changes nothing, so any writer transaction may fold early: the rows then cover the
+/// entries, which compaction, the memtable and the writer's own view all skip.
+pub fn fold(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "UPDATE streams SET next_pos = f.next_pos, \
+         pending_bytes = pending_bytes + f.bytes, total_bytes = total_bytes + f.bytes, \
+         last_access_ms = max(last_access_ms, f.ts_ms), unsealed = (f.next_pos > sealed_pos) \
+         FROM (SELECT i.stream_id AS id, max(i.pos) + 1 AS next_pos, \
+                      sum(length(i.data)) AS bytes, max(coalesce(i.ts_ms, 0)) AS ts_ms \
+               FROM ingest i JOIN streams s ON s.id = i.stream_id \
+               WHERE i.pos >= s.next_pos GROUP BY i.stream_id) AS f \
+         WHERE streams.id = f.id",
+    )?
+    .execute([])
 }
 
 /// A run of consecutive positions of one stream: `(stream_id, first_pos, entries)`.
@@ -133,5 +156,45 @@ mod tests {
             .map(|&(s, k)| (s, k.as_bytes().to_vec()))
             .collect();
         assert_eq!(keys, want, "keys of removed streams are not recorded");
+    }
+
+    /// The fold moves each row's tail past its rows at or above it, once; rows below the
+    /// tail were counted by whoever wrote it.
+    #[test]
+    fn folding_counts_each_row_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = super::super::open_writer(&dir.path().join("t.sqlite")).unwrap();
+        // Stream 1 has its tail at 2 (a close wrote it); stream 2 at 0.
+        for (id, next, bytes) in [(1, 2, 7), (2, 0, 0)] {
+            c.execute(
+                "INSERT INTO streams (id, name, content_type, created_at_ms, last_access_ms, \
+                 incarnation, next_pos, total_bytes, pending_bytes) \
+                 VALUES (?1, ?2, 'text/plain', 0, 50, ?2, ?3, ?4, ?4)",
+                params![id, format!("s{id}"), next, bytes],
+            )
+            .unwrap();
+        }
+        for (s, p, data, ts) in [
+            (1, 1, "bbb", 40),
+            (1, 2, "cc", 60),
+            (2, 0, "d", 30),
+            (1, 3, "e", 45),
+        ] {
+            insert(&c, s, p, data.as_bytes(), None, ts).unwrap();
+        }
+        let tail = |id: i64| -> (i64, i64, i64, i64, bool) {
+            c.query_row(
+                "SELECT next_pos, total_bytes, pending_bytes, last_access_ms, unsealed = 1 \
+                 FROM streams WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .unwrap()
+        };
+        assert_eq!(fold(&c).unwrap(), 2);
+        assert_eq!(tail(1), (4, 10, 10, 60, true));
+        assert_eq!(tail(2), (1, 1, 1, 50, true));
+        assert_eq!(fold(&c).unwrap(), 0);
+        assert_eq!(tail(1), (4, 10, 10, 60, true));
     }
 }

@@ -254,22 +254,27 @@ mod tests {
         let forked = row(&c, "forked", 9, 2);
         assert_eq!(flag(forked), (true, true), "inserted with entries to seal");
 
-        // An append, a partial seal, a seal up to the tail, another append.
-        let mut m = streams::by_id(&c, fresh).unwrap().unwrap();
-        m.tail.next_pos = 3;
-        streams::advance_tail(&c, &m).unwrap();
+        // Appends (folded into the row by compaction), a partial seal, a seal up to the
+        // tail, more appends.
+        let append = |positions: std::ops::Range<u64>| {
+            let mut w = open_writer(&path).unwrap();
+            for pos in positions {
+                ingest::insert(&w, fresh, pos, b"x", None, 0).unwrap();
+            }
+            ingest::compact(&mut w).unwrap();
+        };
+        append(0..3);
         assert_eq!(flag(fresh), (true, true), "appended");
         streams::set_sealed(&c, fresh, 2, 10, 0).unwrap();
         assert_eq!(flag(fresh), (true, true), "partly sealed");
         streams::set_sealed(&c, fresh, 3, 10, 0).unwrap();
         assert_eq!(flag(fresh), (false, false), "sealed up to the tail");
-        m.tail.next_pos = 4;
-        streams::advance_tail(&c, &m).unwrap();
+        append(3..4);
         assert_eq!(flag(fresh), (true, true), "appended after a seal");
-        m.tail.next_pos = 5;
-        streams::advance_tail(&c, &m).unwrap();
+        append(4..5);
         assert_eq!(flag(fresh), (true, true), "appended again");
         streams::set_sealed(&c, fresh, 5, 10, 0).unwrap();
+        let mut m = streams::by_id(&c, fresh).unwrap().unwrap();
         m.tail.closed = true;
         streams::update_tail(&c, &m).unwrap();
         assert_eq!(flag(fresh), (false, false), "closed with nothing to seal");

@@ -269,40 +269,11 @@ pub fn insert(conn: &Connection, m: &StreamMeta) -> rusqlite::Result<i64> {
     Ok(conn.last_insert_rowid())
 }
 
-/// Persists the tail after a plain append (no close), with the unsealed byte count.
-///
-/// While the stream already has entries to seal (its row says so: `unsealed = 1`), the
-/// statement sets no column an index of `streams` depends on (see migration 0014), so the
-/// commit rewrites the row's page and no index page; for a stream with a TTL, the deadline
-/// index still follows `last_access_ms`. Otherwise a second statement also raises the
-/// flag, once per sealing cycle.
-pub fn advance_tail(conn: &Connection, m: &StreamMeta) -> rusqlite::Result<()> {
-    let t = &m.tail;
-    let args = params![
-        m.id,
-        t.next_pos as i64,
-        t.stream_seq,
-        t.last_access_ms,
-        m.tier.pending_bytes as i64,
-        t.total_bytes as i64,
-    ];
-    // The two statements set the same columns; only the second raises the flag.
-    macro_rules! set_tail {
-        () => {
-            "UPDATE streams SET next_pos = ?2, stream_seq = ?3, \
-             last_access_ms = max(last_access_ms, ?4), pending_bytes = ?5, total_bytes = ?6"
-        };
-    }
-    let changed = conn
-        .prepare_cached(concat!(set_tail!(), " WHERE id = ?1 AND unsealed = 1"))?
-        .execute(args)?;
-    if changed == 0 {
-        conn.prepare_cached(concat!(
-            set_tail!(),
-            ", unsealed = (?2 > sealed_pos) WHERE id = ?1"
-        ))?
-        .execute(args)?;
-    }
+/// Records the last `Stream-Seq` accepted (a plain append writes nothing else of its
+/// stream's row: compaction folds its entries into the tail, see `ingest::compact`).
+pub fn set_stream_seq(conn: &Connection, id: i64, seq: &[u8]) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE streams SET stream_seq = ?2 WHERE id = ?1")?
+        .execute(params![id, seq])?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use crate::engine::meta::StreamMeta;
 use crate::engine::writer::{Batch, Submit};
 use crate::engine::{Engine, EngineError, Entry, Reservation};
 use crate::protocol::content_type;
+use crate::protocol::expiry::Expiry;
 
 /// An append (POST) request, validated by the service. `entries` is already framed for
 /// the stream's content type (JSON messages split), empty for a close-only request.
@@ -156,6 +157,7 @@ pub(crate) fn run(b: &mut Batch<'_>, cmd: AppendCmd) -> Result<AppendOutcome, Ap
             Some(_) => {}
         }
     }
+    let seq_changed = cmd.stream_seq.is_some();
     if let Some(seq) = cmd.stream_seq {
         if let Some(last) = &m.tail.stream_seq {
             if seq.as_slice() <= last.as_slice() {
@@ -200,7 +202,16 @@ pub(crate) fn run(b: &mut Batch<'_>, cmd: AppendCmd) -> Result<AppendOutcome, Ap
     if cmd.close {
         streams::update_tail(c, &m)?;
     } else {
-        streams::advance_tail(c, &m)?;
+        // The tail, the byte counts and the last append time reach the row when
+        // compaction folds the entries into it (see `memtable`); until then the memtable
+        // adds them to the row. What no entry records is written now: the `Stream-Seq`,
+        // and for a sliding TTL the renewal (the expiry sweeper reads it from the row).
+        if let Some(seq) = m.tail.stream_seq.as_deref().filter(|_| seq_changed) {
+            streams::set_stream_seq(c, m.id, seq)?;
+        }
+        if matches!(m.config.expiry, Expiry::Ttl(_)) {
+            streams::touch(c, m.id, now)?;
+        }
     }
     b.appended(m.id, m.name.as_deref(), first_pos, added);
     b.tail(m.id, m.name.as_deref(), m.tail.next_pos, m.tail.closed);

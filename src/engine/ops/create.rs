@@ -85,7 +85,7 @@ impl Engine {
 pub(crate) fn run(b: &mut Batch<'_>, cmd: CreateCmd) -> Result<CreateOutcome, CreateError> {
     let c = b.conn();
     let now = b.now;
-    if let Some(existing) = streams::by_name(c, &cmd.name)? {
+    if let Some(existing) = b.stream_by_name(&cmd.name)? {
         if existing.life.deleted {
             return Err(CreateError::SoftDeleted);
         }
@@ -110,7 +110,7 @@ pub(crate) fn run(b: &mut Batch<'_>, cmd: CreateCmd) -> Result<CreateOutcome, Cr
             None,
         ),
         Some(f) => {
-            let src = match streams::by_name(c, &f.source)? {
+            let src = match b.stream_by_name(&f.source)? {
                 None => return Err(CreateError::SourceNotFound),
                 Some(s) if s.life.deleted => return Err(CreateError::SourceDeleted),
                 Some(s) if s.is_expired(now) => return Err(CreateError::SourceNotFound),

@@ -96,7 +96,7 @@ fn sweep(b: &mut Batch<'_>, limit: usize) -> Result<usize, EngineError> {
 /// never trimmed.
 fn retain(b: &mut Batch<'_>, name: &str, keep: u64) -> Result<u64, EngineError> {
     let c = b.conn();
-    let Some(m) = streams::by_name(c, name)? else {
+    let Some(m) = b.stream_by_name(name)? else {
         return Ok(0);
     };
     let target = m.tail.next_pos.saturating_sub(keep);

@@ -7,6 +7,7 @@
 //! nor are the internal streams, which keep their own entry count. Work is bounded per
 //! writer call: a sweep is many small calls, so appends never wait behind a large trim.
 
+use crate::engine::db::ingest;
 use crate::engine::db::retention::{self, Candidate, Row};
 use crate::engine::writer::{Batch, Submit};
 use crate::engine::{Engine, EngineError};
@@ -62,6 +63,9 @@ fn run(b: &mut Batch<'_>, policy: Policy, after: i64) -> Result<Pass, EngineErro
     // An age limit needs every stream's oldest entry; a byte limit alone only the
     // streams above it.
     let over_bytes = policy.max_bytes.filter(|_| policy.max_age_ms.is_none());
+    // The streams' rows count every entry appended so far (see `memtable`), so that the
+    // byte figures are exact and the tail is past every entry a trim may remove.
+    ingest::fold(c)?;
     let streams = retention::candidates(c, after, STREAMS_PER_CALL, over_bytes)?;
     let mut pass = Pass::default();
     let mut budget = ROWS_PER_CALL;

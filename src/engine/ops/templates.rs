@@ -23,7 +23,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::engine::db::streams;
 use crate::engine::db::templates::{self as db, NewTemplate, RetiredReason, TemplateRow};
 use crate::engine::writer::{Batch, Submit};
 use crate::engine::{Engine, EngineError};
@@ -292,7 +291,7 @@ fn activate(
     limiter: &ActivationLimiter,
 ) -> Result<Activation, TemplatesError> {
     let (c, now) = (b.conn(), b.now);
-    let m = match streams::by_name(c, name)? {
+    let m = match b.stream_by_name(name)? {
         Some(m) if !m.life.deleted && !m.is_expired(now) => m,
         _ => return Err(TemplatesError::NotFound),
     };

@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 use super::super::committed::StreamChange;
 use super::super::db::streams;
 use super::super::entry::Entry;
+use super::super::memtable::{self, Memtable};
 use super::super::meta::StreamMeta;
 use super::super::meta_cache::MetaCache;
 use super::super::EngineError;
@@ -42,12 +43,16 @@ pub(crate) struct Batch<'a> {
     conn: &'a Connection,
     touched: &'a Touched,
     cache: &'a MetaCache,
+    memtable: &'a Memtable,
     /// The batch's wall time (one value for every operation in it).
     pub now: i64,
     /// Full mode: streams have segments, manifests and objects.
     pub tiered: bool,
     clock: &'a SharedClock,
+    /// The running operation's effects.
     fx: Effects,
+    /// The effects of the batch's operations that ended before it.
+    done: Effects,
 }
 
 impl<'a> Batch<'a> {
@@ -55,6 +60,7 @@ impl<'a> Batch<'a> {
         conn: &'a Connection,
         touched: &'a Touched,
         cache: &'a MetaCache,
+        memtable: &'a Memtable,
         now: i64,
         tiered: bool,
         clock: &'a SharedClock,
@@ -63,10 +69,12 @@ impl<'a> Batch<'a> {
             conn,
             touched,
             cache,
+            memtable,
             now,
             tiered,
             clock,
             fx: Effects::default(),
+            done: Effects::default(),
         }
     }
 
@@ -75,15 +83,34 @@ impl<'a> Batch<'a> {
         self.conn
     }
 
-    /// The row of the stream named `name`, as this transaction sees it. From the metadata
-    /// cache when it holds the stream and no write of this batch touched its row: the
-    /// writer updates the cache after every commit, before anyone hears of it, and
-    /// readers cannot put back an older row (see `meta_cache`), so a cached row is the
-    /// committed one. Otherwise (and for a name the cache does not hold) from SQLite.
+    /// The stream named `name` as this transaction sees it, its tail included. From the
+    /// metadata cache when it holds the stream and no write of this batch touched its
+    /// row: the writer updates the cache after every commit, before anyone hears of it,
+    /// and readers cannot put back an older row (see `meta_cache`), so a cached stream is
+    /// the committed one. Otherwise (and for a name the cache does not hold) from SQLite,
+    /// with the appends not yet folded into the row (see `memtable`). Either way with the
+    /// appends of this batch's earlier operations, which no row shows yet.
     pub fn stream_by_name(&self, name: &str) -> rusqlite::Result<Option<StreamMeta>> {
-        match self.cache.get(name) {
-            Some(m) if !self.touched.contains(m.id) => Ok(Some(m)),
-            _ => streams::by_name(self.conn, name),
+        let mut m = match self.cache.get(name) {
+            Some(m) if !self.touched.contains(m.id) => m,
+            _ => match streams::by_name(self.conn, name)? {
+                Some(mut m) => {
+                    self.memtable.lock().overlay(&mut m);
+                    m
+                }
+                None => return Ok(None),
+            },
+        };
+        self.overlay_batch(&mut m);
+        Ok(Some(m))
+    }
+
+    /// Adds the entries this batch appended to `m` so far.
+    fn overlay_batch(&self, m: &mut StreamMeta) {
+        for fx in [&self.done, &self.fx] {
+            if let Some(c) = fx.changes.get(&m.id) {
+                memtable::extend_tail(m, c.first_pos, &c.entries);
+            }
         }
     }
 
@@ -137,9 +164,15 @@ impl<'a> Batch<'a> {
         self.fx.change(id, None, 0).gone = true;
     }
 
-    /// Takes the effects recorded since the last call.
-    pub(super) fn take_effects(&mut self) -> Effects {
-        std::mem::take(&mut self.fx)
+    /// Ends the running operation: its effects join the batch's.
+    pub(super) fn end_operation(&mut self) {
+        let fx = std::mem::take(&mut self.fx);
+        self.done.merge(fx);
+    }
+
+    /// The effects of every operation of the batch (after the last one ended).
+    pub(super) fn into_effects(self) -> Effects {
+        self.done
     }
 }
 

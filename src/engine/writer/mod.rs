@@ -382,6 +382,7 @@ fn recover_ingest(conn: &mut Connection, memtable: &Memtable) -> Result<(), Engi
             tracing::warn!(error = %e, "cannot compact the ingest log now; serving it from memory");
             for (id, first_pos, entries) in ingest::load_runs(conn)? {
                 memtable.push(id, first_pos, entries);
+                memtable.committed([id]);
             }
         }
     }
@@ -577,8 +578,9 @@ impl Writer {
         }
     }
 
-    /// Evicts the streams the committed batch wrote from the metadata cache, or puts the
-    /// exact rows operations recorded.
+    /// Evicts the streams whose rows the committed batch wrote from the metadata cache,
+    /// or puts the exact state operations recorded; puts that state too for streams whose
+    /// rows it did not write (a plain append writes none, see `memtable`).
     fn update_cache(&self, fx: &mut Effects) {
         let mut put = Vec::new();
         let mut evict = Vec::new();
@@ -588,6 +590,7 @@ impl Writer {
                 _ => evict.push(id),
             }
         }
+        put.extend(fx.fresh.drain().map(|(_, (m, _))| m));
         self.cache.apply(evict, put);
     }
 
@@ -624,13 +627,13 @@ impl Writer {
                 break;
             }
         }
-        let mut fx = Effects::default();
         let mut ran: Vec<Box<dyn Job>> = Vec::with_capacity(jobs.len());
-        {
+        let mut fx = {
             let mut b = Batch::new(
                 &tx,
                 &self.touched,
                 &self.cache,
+                &self.memtable,
                 now,
                 self.tiered,
                 &self.clock,
@@ -642,7 +645,7 @@ impl Writer {
                     continue;
                 }
                 poisoned = job.run(&mut b);
-                fx.merge(b.take_effects());
+                b.end_operation();
                 // After some errors (a full disk, an I/O error) SQLite has already rolled
                 // the whole transaction back; statements run now would each commit alone.
                 if poisoned.is_none() && tx.is_autocommit() {
@@ -652,7 +655,8 @@ impl Writer {
                 }
                 ran.push(job);
             }
-        }
+            b.into_effects()
+        };
         if let Some(err) = poisoned {
             tracing::error!(error = %err, "a write failed inside the batch; rolling it back");
             drop(tx);
@@ -663,8 +667,9 @@ impl Writer {
             return;
         }
         // Into the memtable before the commit: a reader whose snapshot includes the commit
-        // must find the entries (readers never look past their snapshot's tail, so
-        // entries of a commit that fails are never seen, and are taken back below).
+        // (a close or a create writes the tail into the row) must find the entries. They
+        // count towards a row's tail only once the commit is done (`committed` below), so
+        // no reader sees entries of a commit that fails; those are taken back.
         let pushed: Vec<(i64, u64)> = fx
             .changes
             .values()
@@ -676,6 +681,7 @@ impl Writer {
             .collect();
         match tx.commit() {
             Ok(()) => {
+                self.memtable.committed(pushed.iter().map(|&(id, _)| id));
                 if renew {
                     self.renewed_at = crate::clock::monotonic();
                 }

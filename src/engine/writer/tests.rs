@@ -154,14 +154,13 @@ fn append(
     (Box::new(Call::new(f, false, tx)), rx)
 }
 
+/// The stream's tail as readers see it: its row's, moved past what the memtable holds.
 fn next_pos(w: &Writer, name: &str) -> i64 {
-    w.conn
-        .query_row(
-            "SELECT next_pos FROM streams WHERE name = ?1",
-            [name],
-            |r| r.get(0),
-        )
+    let mut m = crate::engine::db::streams::by_name(&w.conn, name)
         .unwrap()
+        .unwrap();
+    w.memtable.lock().overlay(&mut m);
+    m.tail.next_pos as i64
 }
 
 #[test]
@@ -292,10 +291,11 @@ fn the_metadata_cache_gets_appended_rows_and_loses_every_other_written_row() {
     w.commit_batch(vec![x], false);
     let a = w.cache.get("a").unwrap();
     assert_eq!(a.tail.next_pos, 1);
-    assert_eq!(
-        Some(a),
-        crate::engine::db::streams::by_name(&w.conn, "a").unwrap()
-    );
+    let mut row = crate::engine::db::streams::by_name(&w.conn, "a")
+        .unwrap()
+        .unwrap();
+    w.memtable.lock().overlay(&mut row);
+    assert_eq!(a, row);
     // A write no operation recorded (here: a renewal) evicts the row.
     w.renewals.record(2, 9_999);
     w.commit_batch(vec![job(()).0], true);
@@ -349,6 +349,112 @@ fn an_append_sees_its_stream_as_the_batch_left_it_not_as_cached() {
     ));
     assert!(w.cache.get("s").is_none(), "the written row left the cache");
     assert_eq!(next_pos(&w, "s"), 1);
+}
+
+/// The row's tail, byte counts and last access, as SQLite has them.
+fn row_tail(w: &Writer, name: &str) -> (i64, i64, i64, i64) {
+    w.conn
+        .query_row(
+            "SELECT next_pos, total_bytes, pending_bytes, last_access_ms FROM streams \
+             WHERE name = ?1",
+            [name],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap()
+}
+
+/// A plain append writes its entries and not its stream's row; the memtable adds them to
+/// the row for whoever reads it, and compaction folds them into it.
+#[test]
+fn a_plain_append_reaches_its_streams_row_when_compaction_folds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, memtable, _) = writer(&dir.path().join("db.sqlite"));
+    let (c, _) = create("s");
+    w.commit_batch(vec![c], false);
+    // Two appends in one batch see each other; a third in the next batch.
+    let (x, mut rx) = append("s", b"xx".to_vec(), None);
+    let (y, mut ry) = append("s", b"yyy".to_vec(), None);
+    w.commit_batch(vec![x, y], false);
+    let (z, mut rz) = append("s", b"z".to_vec(), None);
+    w.commit_batch(vec![z], false);
+    let got: Vec<u64> = [rx.try_recv(), ry.try_recv(), rz.try_recv()]
+        .into_iter()
+        .map(|r| r.unwrap().unwrap().next_pos)
+        .collect();
+    assert_eq!(got, [1, 2, 3]);
+    assert_eq!(row_tail(&w, "s"), (0, 0, 0, 1_000), "the row is as created");
+    let cached = w.cache.get("s").unwrap();
+    let mut loaded = crate::engine::db::streams::by_name(&w.conn, "s")
+        .unwrap()
+        .unwrap();
+    memtable.lock().overlay(&mut loaded);
+    assert_eq!(
+        Some(&loaded),
+        Some(&cached),
+        "row + memtable = the cached stream"
+    );
+    assert_eq!(
+        (
+            loaded.tail.next_pos,
+            loaded.tail.total_bytes,
+            loaded.tier.pending_bytes,
+            loaded.tail.last_access_ms
+        ),
+        (3, 6, 6, 1_000)
+    );
+    // Compaction folds the entries into the row, once.
+    db::ingest::compact(&mut w.conn).unwrap();
+    memtable.clear();
+    assert_eq!(row_tail(&w, "s"), (3, 6, 6, 1_000));
+    assert_eq!(
+        db::ingest::fold(&w.conn).unwrap(),
+        0,
+        "nothing left to fold"
+    );
+    // A close writes the whole tail; compaction does not count its entries again.
+    let (x, _) = append("s", b"x".to_vec(), None);
+    w.commit_batch(vec![x], false);
+    let close = {
+        let (tx, _rx) = oneshot::channel();
+        let mut cmd = crate::engine::testing::append_cmd("s", "text/plain", vec![]);
+        cmd.entries = vec![bytes::Bytes::from_static(b"last")];
+        cmd.close = true;
+        let f = move |b: &mut Batch<'_>| crate::engine::ops::append::run(b, cmd);
+        Box::new(Call::new(f, false, tx))
+    };
+    w.commit_batch(vec![close], false);
+    assert_eq!(row_tail(&w, "s").0, 5);
+    db::ingest::compact(&mut w.conn).unwrap();
+    assert_eq!(row_tail(&w, "s"), (5, 11, 11, 1_000));
+}
+
+/// What a crash leaves in the ingest log is folded into the rows at start-up, as it
+/// would have been by the compaction the crash prevented.
+#[test]
+fn appends_a_crash_left_in_the_ingest_log_reach_their_rows_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    {
+        let (mut w, _, _) = writer(&path);
+        let (c, _) = create("s");
+        w.commit_batch(vec![c], false);
+        for data in [&b"ab"[..], b"c", b"def"] {
+            let (x, _) = append("s", data.to_vec(), None);
+            w.commit_batch(vec![x], false);
+        }
+        assert_eq!(row_tail(&w, "s").0, 0);
+    }
+    let mut conn = db::open_writer(&path).unwrap();
+    let memtable = Memtable::default();
+    recover_ingest(&mut conn, &memtable).unwrap();
+    assert_eq!(memtable.size().entries, 0);
+    let (w, _, _) = writer(&path);
+    assert_eq!(row_tail(&w, "s"), (3, 6, 6, 1_000));
+    let rows: i64 = w
+        .conn
+        .query_row("SELECT count(*) FROM entries", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 3);
 }
 
 /// Entries of stream `id` the memtable holds.
