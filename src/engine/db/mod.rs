@@ -76,6 +76,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0014_unsealed_flag",
         include_str!("../../../migrations/0014_unsealed_flag.sql"),
     ),
+    (
+        "0015_folded_tail",
+        include_str!("../../../migrations/0015_folded_tail.sql"),
+    ),
 ];
 
 /// The schema version a fully migrated database has.

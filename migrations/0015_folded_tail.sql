@@ -1,0 +1,7 @@
+-- A plain append no longer writes its stream's row: compaction folds the ingest log into
+-- the rows (tail, byte counts, last access, the segmenter's flag), counting only log rows
+-- at or above a row's `next_pos` (src/engine/db/ingest.rs, `fold`; docs/sqlite-schema.md,
+-- "Migration 0015"). No table changes. The version is what tells an older server, which
+-- would take a row's tail as complete and reuse positions still in the log, that this
+-- database is newer than it. A log left by an older server is folded correctly: its rows
+-- are all below their streams' tails, which counted them already.
