@@ -357,35 +357,13 @@ mod tests {
         assert_eq!(m.size(), Size::default());
     }
 
+    /// A stream's row with its tail at `next_pos`, `bytes` counted and last accessed then.
     fn row(id: i64, next_pos: u64, bytes: u64, last_access_ms: i64) -> StreamMeta {
-        use crate::engine::meta::{Lifecycle, StreamConfig, Tail, TierState};
-        StreamMeta {
-            id,
-            name: Some(format!("s{id}")),
-            config: StreamConfig {
-                content_type: "text/plain".into(),
-                created_at_ms: 0,
-                expiry: crate::protocol::expiry::Expiry::None,
-                fork: None,
-                incarnation: format!("inc{id}"),
-                local_only: false,
-            },
-            tail: Tail {
-                next_pos,
-                closed: false,
-                closed_by: None,
-                stream_seq: None,
-                last_access_ms,
-                total_bytes: bytes,
-            },
-            tier: TierState {
-                pending_bytes: bytes,
-                ..TierState::default()
-            },
-            life: Lifecycle::default(),
-            keys_complete: true,
-            settings: Default::default(),
-        }
+        let mut m = crate::engine::testing::stream_meta(id, &format!("s{id}"), next_pos);
+        m.tail.total_bytes = bytes;
+        m.tail.last_access_ms = last_access_ms;
+        m.tier.pending_bytes = bytes;
+        m
     }
 
     #[test]

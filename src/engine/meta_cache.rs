@@ -125,35 +125,7 @@ impl MetaCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::meta::{Lifecycle, StreamConfig, Tail, TierState};
-    use crate::protocol::expiry::Expiry;
-
-    fn meta(id: i64, name: &str, next_pos: u64) -> StreamMeta {
-        StreamMeta {
-            id,
-            name: Some(name.into()),
-            config: StreamConfig {
-                content_type: "text/plain".into(),
-                created_at_ms: 0,
-                expiry: Expiry::None,
-                fork: None,
-                incarnation: format!("inc{id}"),
-                local_only: false,
-            },
-            tail: Tail {
-                next_pos,
-                closed: false,
-                closed_by: None,
-                stream_seq: None,
-                last_access_ms: 0,
-                total_bytes: 0,
-            },
-            tier: TierState::default(),
-            life: Lifecycle::default(),
-            keys_complete: true,
-            settings: Default::default(),
-        }
-    }
+    use crate::engine::testing::stream_meta as meta;
 
     #[test]
     fn a_reader_cannot_put_back_a_row_older_than_the_last_commit() {

@@ -1,11 +1,12 @@
 //! Test support: an engine on a temporary database with a manual clock, and the create
-//! and append commands tests build again and again.
+//! and append commands and stream metadata tests build again and again.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{AppendCmd, CreateCmd, Engine, ForkSpec, Reservation};
+use super::meta::{Lifecycle, StreamConfig, Tail, TierState};
+use super::{AppendCmd, CreateCmd, Engine, ForkSpec, Reservation, StreamMeta};
 use crate::clock::ManualClock;
 use crate::config::Limits;
 use crate::health::Health;
@@ -60,5 +61,34 @@ pub(crate) fn append_cmd(name: &str, content_type: &str, entries: Vec<Bytes>) ->
         framing_error: None,
         hold: Reservation::default(),
         config_gen: None,
+    }
+}
+
+/// Metadata of an empty, open, text stream `name` (incarnation id `id`) with its tail at
+/// `next_pos`, as a row read from SQLite would give it.
+pub(crate) fn stream_meta(id: i64, name: &str, next_pos: u64) -> StreamMeta {
+    StreamMeta {
+        id,
+        name: Some(name.into()),
+        config: StreamConfig {
+            content_type: "text/plain".into(),
+            created_at_ms: 0,
+            expiry: crate::protocol::expiry::Expiry::None,
+            fork: None,
+            incarnation: format!("inc{id}"),
+            local_only: false,
+        },
+        tail: Tail {
+            next_pos,
+            closed: false,
+            closed_by: None,
+            stream_seq: None,
+            last_access_ms: 0,
+            total_bytes: 0,
+        },
+        tier: TierState::default(),
+        life: Lifecycle::default(),
+        keys_complete: true,
+        settings: Default::default(),
     }
 }
