@@ -1,6 +1,6 @@
 //! Disk and database faults: a data directory that runs out of space (a small tmpfs,
 //! mounted when the test runs as root; skipped with a message otherwise, a failure under
-//! `PRISMA_STREAMS_TEST_STRICT`) and a database locked by another process. The server answers with a clear 5xx, keeps serving reads,
+//! `PRISMA_STREAMS_TEST_STRICT`) and a database locked by another process. The server answers with a clear 5xx (plain appends to the append log go on while SQLite is locked), keeps serving reads,
 //! resumes when the fault goes away, and loses nothing it acknowledged.
 
 use std::path::{Path, PathBuf};
@@ -156,14 +156,18 @@ async fn a_locked_database_answers_503_and_recovers() {
     let tx = other
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .unwrap();
-    let append = tokio::spawn({
+    // A plain append needs no SQLite transaction: it is durable in the append log.
+    let r = post(&c, &url, "text/plain", "during;").await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    // Creating a stream does need one.
+    let create = tokio::spawn({
         let c = c.clone();
-        let url = url.clone();
-        async move { post(&c, &url, "text/plain", "during;").await }
+        let url = s.stream_url("created");
+        async move { put(&c, &url, "text/plain", "").await }
     });
     // Reads do not need the write lock.
-    assert_eq!(common::read_text(&c, &url).await, "before;");
-    let r = append.await.unwrap();
+    assert_eq!(common::read_text(&c, &url).await, "before;during;");
+    let r = create.await.unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(header(&r, "retry-after").as_deref(), Some("1"));
     let e: serde_json::Value = r.json().await.unwrap();
@@ -177,5 +181,7 @@ async fn a_locked_database_answers_503_and_recovers() {
 
     let r = post(&c, &url, "text/plain", "after;").await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    assert_eq!(common::read_text(&c, &url).await, "before;after;");
+    assert_eq!(common::read_text(&c, &url).await, "before;during;after;");
+    let r = put(&c, &s.stream_url("created"), "text/plain", "").await;
+    assert_eq!(r.status(), StatusCode::CREATED);
 }

@@ -566,6 +566,35 @@ mod tests {
         std::fs::read(&db_path).unwrap()
     }
 
+    /// Entries only in the append log (plain appends since the last compaction) are data
+    /// the object store lacks too.
+    #[tokio::test]
+    async fn entries_in_the_append_log_are_refused_as_not_uploaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let db_path = root.join("wal.sqlite");
+        node(root, 3);
+        let c = db::open_writer(&db_path).unwrap();
+        db::ingest::set_log_salt(&c, 42).unwrap();
+        drop(c);
+        let entry = crate::engine::Entry {
+            data: bytes::Bytes::from_static(b"x"),
+            key: None,
+            ts_ms: 0,
+        };
+        let mut log = crate::engine::applog::AppLog::open(&db_path, 42, 0).unwrap();
+        log.append(&[(1, 3, vec![entry.clone(), entry])]).unwrap();
+        let e = run(&db_path, root, &memory(), 10, false).await.unwrap_err();
+        assert!(matches!(e, BootstrapError::NotUploaded { .. }), "{e}");
+        assert!(e.to_string().contains("2 entries in the append log"), "{e}");
+
+        // Discarded: the log moves aside with the database it belongs to.
+        run(&db_path, root, &memory(), 10, true).await.unwrap();
+        let backup = local_db::backup_path(&db_path);
+        assert!(!crate::engine::applog::path_for(&db_path).exists());
+        assert!(crate::engine::applog::path_for(&backup).exists());
+    }
+
     #[tokio::test]
     async fn unuploaded_data_is_refused_untouched_unless_discarded_then_kept() {
         let dir = tempfile::tempdir().unwrap();

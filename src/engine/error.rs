@@ -10,9 +10,9 @@ pub enum EngineError {
     /// SQLite failed for a reason other than space or a lock.
     #[error("database error: {0}")]
     Database(Arc<rusqlite::Error>),
-    /// SQLite could not grow its files: the disk (or quota) is full.
+    /// SQLite or the append log could not grow its files: the disk (or quota) is full.
     #[error("disk full: {0}")]
-    DiskFull(Arc<rusqlite::Error>),
+    DiskFull(Arc<dyn std::error::Error + Send + Sync>),
     /// Another process holds a lock on the database longer than the busy timeout.
     #[error("database busy: {0}")]
     Busy(Arc<rusqlite::Error>),
@@ -46,7 +46,17 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// A local file operation's error: [`DiskFull`](Self::DiskFull) when the disk or
+    /// the quota is full, else [`Io`](Self::Io).
     pub fn io(what: impl Into<String>, e: std::io::Error) -> EngineError {
+        use std::io::ErrorKind;
+        if matches!(e.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded) {
+            let what = what.into();
+            return EngineError::DiskFull(Arc::new(std::io::Error::new(
+                e.kind(),
+                format!("{what}: {e}"),
+            )));
+        }
         EngineError::Io {
             what: what.into(),
             source: Arc::new(e),

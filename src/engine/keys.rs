@@ -140,9 +140,9 @@ impl Engine {
         self.writer()
             .call(Submit::internal(), move |b| {
                 for k in &keys {
-                    entries::add_key(b.conn(), id, k)?;
+                    entries::add_key(b.conn()?, id, k)?;
                 }
-                db::streams::set_keys_complete(b.conn(), id)?;
+                db::streams::set_keys_complete(b.conn()?, id)?;
                 Ok::<_, EngineError>(())
             })
             .await?;

@@ -75,6 +75,22 @@ impl Tails {
         }
     }
 
+    /// Payload bytes of the committed entries of stream `id` held here at positions
+    /// `[from, to)`, and the append time of the newest held at or above `from`.
+    pub fn span(&self, id: i64, from: u64, to: u64) -> (u64, Option<i64>) {
+        let Some(t) = self.tails.get(&id) else {
+            return (0, None);
+        };
+        let held = &t.data[..t.committed];
+        let at = |p: u64| (p.saturating_sub(t.base) as usize).min(held.len());
+        let bytes = held[at(from)..at(to).max(at(from))]
+            .iter()
+            .map(|e| e.data.len() as u64)
+            .sum();
+        let newest = held[at(from)..].last().map(|e| e.ts_ms);
+        (bytes, newest)
+    }
+
     /// Offers the entries of stream `id` from `c.next_pos` (at least `base`) up to `to` to
     /// the page being collected, until it is full.
     pub fn collect(&self, id: i64, to: u64, c: &mut Collect) {

@@ -10,6 +10,7 @@
 //! cases (a cached stream, the tail in the memtable, a woken reader) need no blocking
 //! read at all.
 
+mod applog;
 pub mod bootstrap;
 mod budget;
 pub mod collect;

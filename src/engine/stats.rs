@@ -55,31 +55,25 @@ fn u(v: i64) -> u64 {
     v.max(0) as u64
 }
 
-/// Payload bytes of the stream's rows at positions `[from, to)`.
+/// Payload bytes of the stream's compacted rows at positions `[from, to)` (the memtable
+/// holds the rest, see [`read_stats`]).
 fn payload_between(c: &Connection, id: i64, from: u64, to: u64) -> rusqlite::Result<u64> {
     if from >= to {
         return Ok(0);
     }
     let bytes: i64 = c
         .prepare_cached(
-            "SELECT (SELECT coalesce(sum(length(data)), 0) FROM entries \
-                     WHERE stream_id = ?1 AND pos >= ?2 AND pos < ?3) \
-                  + (SELECT coalesce(sum(length(data)), 0) FROM ingest \
-                     WHERE stream_id = ?1 AND pos >= ?2 AND pos < ?3)",
+            "SELECT coalesce(sum(length(data)), 0) FROM entries \
+             WHERE stream_id = ?1 AND pos >= ?2 AND pos < ?3",
         )?
         .query_row(params![id, from as i64, to as i64], |r| r.get(0))?;
     Ok(u(bytes))
 }
 
-/// The append time of the stream's newest row at or above `from`.
+/// The append time of the stream's newest compacted row at or above `from`.
 fn newest_entry_ms(c: &Connection, id: i64, from: u64) -> rusqlite::Result<Option<i64>> {
     c.prepare_cached(
-        "SELECT ts_ms FROM ( \
-             SELECT pos, ts_ms FROM ingest WHERE stream_id = ?1 AND pos >= ?2 \
-             UNION ALL \
-             SELECT * FROM (SELECT pos, ts_ms FROM entries WHERE stream_id = ?1 AND pos >= ?2 \
-                            ORDER BY pos DESC LIMIT 1) \
-         ) ORDER BY pos DESC LIMIT 1",
+        "SELECT ts_ms FROM entries WHERE stream_id = ?1 AND pos >= ?2 ORDER BY pos DESC LIMIT 1",
     )?
     .query_row(params![id, from as i64], |r| r.get::<_, Option<i64>>(0))
     .optional()
@@ -131,13 +125,24 @@ fn read_stats(
         .max(m.tier.uploaded_pos)
         .max(trimmed)
         .min(next);
+    // The entries not compacted yet are in the memtable (of the same generation, or read
+    // again), whether in `ingest` or in the append log.
+    let sealed_to = sealed.max(lower).min(next);
+    let (held_unsealed, held_sealed, held_newest) = {
+        let g = mem.lock();
+        if g.generation() != generation {
+            return Ok(None);
+        }
+        let (unsealed, newest) = g.span(m.id, lower, next);
+        (unsealed, g.span(m.id, lower, sealed_to).0, newest)
+    };
     let unsealed_bytes = if trimmed > sealed {
-        payload_between(&tx, m.id, lower, next)?
+        payload_between(&tx, m.id, lower, next)? + held_unsealed
     } else {
         m.tier.pending_bytes
     };
-    let sealed_in_sqlite = payload_between(&tx, m.id, lower, sealed.max(lower).min(next))?;
-    let last_entry_ms = newest_entry_ms(&tx, m.id, lower)?;
+    let sealed_in_sqlite = payload_between(&tx, m.id, lower, sealed_to)? + held_sealed;
+    let last_entry_ms = held_newest.or(newest_entry_ms(&tx, m.id, lower)?);
     let (covered, runs, run_bytes) = db::key_index::coverage(&tx, m.id)?;
     let has_keys = !m.keys_complete || db::entries::has_keys(&tx, m.id)?;
     drop(tx);

@@ -10,12 +10,13 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::super::db;
 
-/// SQLite's companion files of a database, besides the database itself.
-const SIDECARS: [&str; 3] = ["-wal", "-shm", "-journal"];
+/// The companion files of a database, besides the database itself: SQLite's and the
+/// append log (`engine::applog`).
+const SIDECARS: [&str; 4] = ["-wal", "-shm", "-journal", "-applog"];
 
 /// What the database at the node's path holds.
 #[derive(Debug, PartialEq, Eq)]
@@ -122,9 +123,30 @@ fn pending(db_path: &Path) -> Result<Option<String>, String> {
     } else {
         0
     };
+    // Since the append log (version 15, migration 0016: there is no 0009), the batches of
+    // plain appends since the last compaction are in the log file, under the salt the
+    // database records.
+    let in_log = if version >= 15 {
+        let salt: Option<i64> = conn
+            .query_row("SELECT salt FROM applog WHERE id = 1", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| e.to_string())?;
+        match salt {
+            Some(salt) => super::super::applog::read(db_path, salt as u64)
+                .map_err(|e| format!("cannot read the append log: {e}"))?
+                .runs
+                .iter()
+                .map(|r| r.2.len() as i64)
+                .sum(),
+            None => 0,
+        }
+    } else {
+        0
+    };
     let parts: Vec<String> = [
         (behind, "streams with entries not uploaded"),
         (ingest, "entries in the ingest log"),
+        (in_log, "entries in the append log"),
         (
             unpublished,
             "streams whose last change (create, close, delete) is not published",
@@ -227,7 +249,7 @@ pub(super) fn swap(db_path: &Path, new_db: &Path, root: &Path) -> Result<Swapped
                 .map_err(ctx("cannot copy the old database to", &backup))?;
             sync_file(&backup).map_err(ctx("cannot flush", &backup))?;
         }
-        for s in ["-wal", "-journal"] {
+        for s in ["-wal", "-journal", "-applog"] {
             let from = with_suffix(db_path, s);
             if from.exists() {
                 let to = with_suffix(&backup, s);

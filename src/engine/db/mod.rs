@@ -80,6 +80,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0015_folded_tail",
         include_str!("../../../migrations/0015_folded_tail.sql"),
     ),
+    (
+        "0016_append_log",
+        include_str!("../../../migrations/0016_append_log.sql"),
+    ),
 ];
 
 /// The schema version a fully migrated database has.
@@ -265,7 +269,7 @@ mod tests {
             for pos in positions {
                 ingest::insert(&w, fresh, pos, b"x", None, 0).unwrap();
             }
-            ingest::compact(&mut w).unwrap();
+            ingest::compact(&mut w, None).unwrap();
         };
         append(0..3);
         assert_eq!(flag(fresh), (true, true), "appended");

@@ -1,10 +1,13 @@
 //! Appending to a stream (POST): entries, a close, or both, with the idempotent-producer
 //! and `Stream-Seq` rules. Runs without a savepoint (the hot path): every refusal is
-//! decided before the first write.
+//! decided before the first write. A plain append (entries only, no producer, no
+//! `Stream-Seq`, no sliding TTL) writes nothing to SQLite itself: unless another
+//! operation of the batch began the transaction, its entries go to the append log (see
+//! `engine::applog`).
 
 use bytes::Bytes;
 
-use crate::engine::db::{ingest, producers, streams};
+use crate::engine::db::{producers, streams};
 use crate::engine::memtable;
 use crate::engine::meta::StreamMeta;
 use crate::engine::writer::{Batch, Submit};
@@ -94,7 +97,6 @@ impl Engine {
 /// Appends to a stream. Every protocol error is returned before the first write, so an
 /// error other than [`AppendError::Engine`] leaves the transaction untouched.
 pub(crate) fn run(b: &mut Batch<'_>, cmd: AppendCmd) -> Result<AppendOutcome, AppendError> {
-    let c = b.conn();
     let now = b.now;
     let mut m = match b.stream_by_name(&cmd.name)? {
         None => return Err(AppendError::NotFound),
@@ -137,7 +139,7 @@ pub(crate) fn run(b: &mut Batch<'_>, cmd: AppendCmd) -> Result<AppendOutcome, Ap
         return Err(AppendError::BadBody(msg));
     }
     if let Some(p) = &cmd.producer {
-        match producers::get(c, m.id, &p.id)? {
+        match producers::get(b.read(), m.id, &p.id)? {
             None if p.seq != 0 => return Err(AppendError::EpochSeq),
             None => {}
             Some((epoch, _)) if p.epoch < epoch => {
@@ -172,7 +174,7 @@ pub(crate) fn run(b: &mut Batch<'_>, cmd: AppendCmd) -> Result<AppendOutcome, Ap
     // Every check is done: from here on only SQL errors can fail the append, and the
     // writer then rolls back the whole batch (appends run without a savepoint).
     if let Some(p) = &cmd.producer {
-        producers::put(c, m.id, &p.id, p.epoch, p.seq, now)?;
+        producers::put(b.conn()?, m.id, &p.id, p.epoch, p.seq, now)?;
     }
     let written = cmd.entries.len();
     let first_pos = m.tail.next_pos;
@@ -180,7 +182,6 @@ pub(crate) fn run(b: &mut Batch<'_>, cmd: AppendCmd) -> Result<AppendOutcome, Ap
     let mut added = Vec::with_capacity(written);
     for data in cmd.entries {
         let key = keys.next().flatten();
-        ingest::insert(c, m.id, m.tail.next_pos, &data, key.as_deref(), now)?;
         m.tail.next_pos += 1;
         m.tier.pending_bytes += data.len() as u64;
         m.tail.total_bytes += data.len() as u64;
@@ -199,21 +200,21 @@ pub(crate) fn run(b: &mut Batch<'_>, cmd: AppendCmd) -> Result<AppendOutcome, Ap
             .map(|p| (p.id.clone(), p.epoch, p.seq));
     }
     m.tail.last_access_ms = m.tail.last_access_ms.max(now);
+    b.persist(m.id, m.name.as_deref(), first_pos, added)?;
     if cmd.close {
-        streams::update_tail(c, &m)?;
+        streams::update_tail(b.conn()?, &m)?;
     } else {
         // The tail, the byte counts and the last append time reach the row when
         // compaction folds the entries into it (see `memtable`); until then the memtable
         // adds them to the row. What no entry records is written now: the `Stream-Seq`,
         // and for a sliding TTL the renewal (the expiry sweeper reads it from the row).
         if let Some(seq) = m.tail.stream_seq.as_deref().filter(|_| seq_changed) {
-            streams::set_stream_seq(c, m.id, seq)?;
+            streams::set_stream_seq(b.conn()?, m.id, seq)?;
         }
         if matches!(m.config.expiry, Expiry::Ttl(_)) {
-            streams::touch(c, m.id, now)?;
+            streams::touch(b.conn()?, m.id, now)?;
         }
     }
-    b.appended(m.id, m.name.as_deref(), first_pos, added);
     b.tail(m.id, m.name.as_deref(), m.tail.next_pos, m.tail.closed);
     let (next_pos, closed) = (m.tail.next_pos, m.tail.closed);
     b.fresh(m);

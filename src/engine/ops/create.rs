@@ -83,7 +83,7 @@ impl Engine {
 }
 
 pub(crate) fn run(b: &mut Batch<'_>, cmd: CreateCmd) -> Result<CreateOutcome, CreateError> {
-    let c = b.conn();
+    let c = b.conn()?;
     let now = b.now;
     if let Some(existing) = b.stream_by_name(&cmd.name)? {
         if existing.life.deleted {

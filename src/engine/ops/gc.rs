@@ -28,7 +28,7 @@ impl Engine {
 fn collect(b: &mut Batch<'_>, idle_ms: u64, limit: usize) -> Result<usize, EngineError> {
     let idle_ms = i64::try_from(idle_ms).unwrap_or(i64::MAX);
     let before = b.now.saturating_sub(idle_ms);
-    let c = b.conn();
+    let c = b.conn()?;
     let idle = producers::idle(c, before, limit)?;
     for (stream_id, producer) in &idle {
         producers::delete(c, *stream_id, producer)?;

@@ -41,12 +41,12 @@ impl Engine {
 }
 
 fn same_incarnation(b: &Batch<'_>, stream_id: i64, incarnation: &str) -> rusqlite::Result<bool> {
-    Ok(streams::by_id(b.conn(), stream_id)?
+    Ok(streams::by_id(b.read(), stream_id)?
         .is_some_and(|m| m.config.incarnation == incarnation && !m.config.local_only))
 }
 
 fn apply(b: &mut Batch<'_>, cmd: KeyIndexCmd) -> Result<bool, EngineError> {
-    let c = b.conn();
+    let c = b.conn()?;
     match cmd {
         KeyIndexCmd::Add { incarnation, row } => {
             if !same_incarnation(b, row.stream_id, &incarnation)? {

@@ -33,7 +33,7 @@ impl Engine {
 }
 
 fn run(b: &mut Batch<'_>, name: &str, profile: Profile) -> Result<Profile, ProfileError> {
-    let c = b.conn();
+    let c = b.conn()?;
     let m = match b.stream_by_name(name)? {
         Some(m) if !m.life.deleted && !m.is_expired(b.now) => m,
         _ => return Err(ProfileError::NotFound),

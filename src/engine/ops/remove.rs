@@ -56,7 +56,7 @@ impl Engine {
 }
 
 fn delete(b: &mut Batch<'_>, name: &str) -> Result<(), DeleteError> {
-    let c = b.conn();
+    let c = b.conn()?;
     let m = match streams::by_name(c, name)? {
         None => return Err(DeleteError::NotFound),
         Some(m) if m.life.deleted => return Err(DeleteError::Gone),
@@ -80,7 +80,7 @@ fn delete(b: &mut Batch<'_>, name: &str) -> Result<(), DeleteError> {
 
 fn sweep(b: &mut Batch<'_>, limit: usize) -> Result<usize, EngineError> {
     let mut n = 0;
-    for m in streams::expired(b.conn(), b.now, limit)? {
+    for m in streams::expired(b.conn()?, b.now, limit)? {
         // The query selects exactly these; checked again in Rust, which saturates
         // where SQLite's arithmetic would turn into floating point.
         if !m.is_expired(b.now) {
@@ -95,7 +95,7 @@ fn sweep(b: &mut Batch<'_>, limit: usize) -> Result<usize, EngineError> {
 /// Trims an internal (SQLite-only) stream to its newest `keep` entries. Other streams are
 /// never trimmed.
 fn retain(b: &mut Batch<'_>, name: &str, keep: u64) -> Result<u64, EngineError> {
-    let c = b.conn();
+    let c = b.conn()?;
     let Some(m) = b.stream_by_name(name)? else {
         return Ok(0);
     };
@@ -111,9 +111,9 @@ fn retain(b: &mut Batch<'_>, name: &str, keep: u64) -> Result<u64, EngineError> 
 /// Takes an expired stream out of the namespace: removed, or detached if forks need it.
 pub(super) fn retire(b: &mut Batch<'_>, m: &StreamMeta) -> rusqlite::Result<()> {
     b.gone(m.id);
-    templates::delete_stream(b.conn(), m.id)?;
+    templates::delete_stream(b.conn()?, m.id)?;
     if m.life.ref_count > 0 {
-        streams::detach(b.conn(), m.id)
+        streams::detach(b.conn()?, m.id)
     } else {
         remove(b, m.id)
     }
@@ -121,7 +121,7 @@ pub(super) fn retire(b: &mut Batch<'_>, m: &StreamMeta) -> rusqlite::Result<()> 
 
 /// Hard-deletes an incarnation, then any deleted ancestor that no fork needs any more.
 fn remove(b: &mut Batch<'_>, id: i64) -> rusqlite::Result<()> {
-    let c = b.conn();
+    let c = b.conn()?;
     let mut next = Some(id);
     while let Some(id) = next.take() {
         let Some(m) = streams::by_id(c, id)? else {

@@ -56,7 +56,7 @@ impl Engine {
 
 /// One bounded pass over the streams with an id above `after`.
 fn run(b: &mut Batch<'_>, policy: Policy, after: i64) -> Result<Pass, EngineError> {
-    let c = b.conn();
+    let c = b.conn()?;
     let cutoff = policy
         .max_age_ms
         .map(|age| b.now.saturating_sub(i64::try_from(age).unwrap_or(i64::MAX)));
@@ -64,7 +64,9 @@ fn run(b: &mut Batch<'_>, policy: Policy, after: i64) -> Result<Pass, EngineErro
     // streams above it.
     let over_bytes = policy.max_bytes.filter(|_| policy.max_age_ms.is_none());
     // The streams' rows count every entry appended so far (see `memtable`), so that the
-    // byte figures are exact and the tail is past every entry a trim may remove.
+    // byte figures are exact and the tail is past every entry a trim may remove; the
+    // entries in the append log go to `ingest` first, where the trim finds them.
+    b.spill_log()?;
     ingest::fold(c)?;
     let streams = retention::candidates(c, after, STREAMS_PER_CALL, over_bytes)?;
     let mut pass = Pass::default();

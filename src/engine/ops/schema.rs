@@ -38,7 +38,7 @@ impl Engine {
 }
 
 fn run(b: &mut Batch<'_>, name: &str, body: &[u8]) -> Result<Registry, SchemaUpdateError> {
-    let c = b.conn();
+    let c = b.conn()?;
     let m = match b.stream_by_name(name)? {
         Some(m) if !m.life.deleted && !m.is_expired(b.now) => m,
         _ => return Err(SchemaUpdateError::NotFound),

@@ -39,7 +39,7 @@ impl Engine {
         }
         self.writer()
             .call(Submit::internal(), move |b| {
-                let c = b.conn();
+                let c = b.conn()?;
                 for w in &writes {
                     match w {
                         SubWrite::Put(s) => db::put(c, s)?,
@@ -65,7 +65,7 @@ impl Engine {
         }
         self.writer()
             .call(Submit::internal(), move |b| {
-                let c = b.conn();
+                let c = b.conn()?;
                 if let Some(k) = db::key(c, &name)? {
                     if let Ok(k) = <[u8; 32]>::try_from(k.as_slice()) {
                         return Ok(k);

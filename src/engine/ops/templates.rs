@@ -242,7 +242,7 @@ impl Engine {
             .call(Submit::internal(), move |b| {
                 let mut n = 0;
                 for (id, at) in seen {
-                    n += usize::from(db::set_last_seen(b.conn(), stream_id, id, at)?);
+                    n += usize::from(db::set_last_seen(b.conn()?, stream_id, id, at)?);
                 }
                 Ok::<_, EngineError>(n)
             })
@@ -260,7 +260,7 @@ impl Engine {
     ) -> Result<Vec<TemplateRow>, EngineError> {
         self.writer()
             .call(Submit::internal(), move |b| {
-                let c = b.conn();
+                let c = b.conn()?;
                 let mut out = Vec::new();
                 for row in db::expired(c, stream_id, b.now, limit)? {
                     if row.is_inactive(b.now)
@@ -290,7 +290,7 @@ fn activate(
     cfg: &TouchTemplatesConfig,
     limiter: &ActivationLimiter,
 ) -> Result<Activation, TemplatesError> {
-    let (c, now) = (b.conn(), b.now);
+    let (c, now) = (b.conn()?, b.now);
     let m = match b.stream_by_name(name)? {
         Some(m) if !m.life.deleted && !m.is_expired(now) => m,
         _ => return Err(TemplatesError::NotFound),

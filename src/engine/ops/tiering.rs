@@ -61,7 +61,7 @@ impl Engine {
 }
 
 fn apply(b: &mut Batch<'_>, cmd: TierCmd) -> Result<bool, EngineError> {
-    let c = b.conn();
+    let c = b.conn()?;
     match cmd {
         TierCmd::Sealed { seg, payload_bytes } => {
             let Some(m) = streams::by_id(c, seg.stream_id)? else {

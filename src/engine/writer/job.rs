@@ -15,6 +15,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::super::committed::StreamChange;
+use super::super::db::ingest::{self, Run};
 use super::super::db::streams;
 use super::super::entry::Entry;
 use super::super::memtable::{self, Memtable};
@@ -39,8 +40,22 @@ impl WriteError for EngineError {
 
 /// What an operation sees while it runs: the transaction, the batch's time, and where it
 /// records its effects.
+///
+/// The transaction begins with the first [`conn`](Batch::conn): a batch of plain appends
+/// never asks for it, and its entries go to the append log instead (see `engine::applog`).
 pub(crate) struct Batch<'a> {
     conn: &'a Connection,
+    /// `BEGIN IMMEDIATE` ran.
+    begun: bool,
+    /// Entries of this batch bound for the append log (none once the transaction began:
+    /// they then go to `ingest`).
+    to_log: Vec<Run>,
+    /// The append log's records of earlier batches, for [`spill_log`](Batch::spill_log).
+    logged: &'a [Run],
+    /// The new salt, once `spill_log` ran.
+    spilled: Option<u64>,
+    /// A storage error that fails the whole batch whatever the operation returns.
+    failed: Option<EngineError>,
     touched: &'a Touched,
     cache: &'a MetaCache,
     memtable: &'a Memtable,
@@ -56,8 +71,10 @@ pub(crate) struct Batch<'a> {
 }
 
 impl<'a> Batch<'a> {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         conn: &'a Connection,
+        logged: &'a [Run],
         touched: &'a Touched,
         cache: &'a MetaCache,
         memtable: &'a Memtable,
@@ -67,6 +84,11 @@ impl<'a> Batch<'a> {
     ) -> Self {
         Batch {
             conn,
+            begun: false,
+            to_log: Vec::new(),
+            logged,
+            spilled: None,
+            failed: None,
             touched,
             cache,
             memtable,
@@ -78,9 +100,83 @@ impl<'a> Batch<'a> {
         }
     }
 
-    /// The batch transaction.
-    pub fn conn(&self) -> &'a Connection {
+    /// The batch transaction, begun on the first call (with this batch's entries so far
+    /// moved from the append log's share into `ingest`).
+    pub fn conn(&mut self) -> rusqlite::Result<&'a Connection> {
+        if !self.begun {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            self.begun = true;
+            let runs = std::mem::take(&mut self.to_log);
+            if let Err(e) = ingest::insert_runs(self.conn, &runs) {
+                // Entries of operations that succeeded are in neither place now.
+                let copy = match &e {
+                    rusqlite::Error::SqliteFailure(f, m) => {
+                        rusqlite::Error::SqliteFailure(*f, m.clone())
+                    }
+                    other => rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
+                        Some(other.to_string()),
+                    ),
+                };
+                self.failed = Some(EngineError::from(copy));
+                return Err(e);
+            }
+        }
+        Ok(self.conn)
+    }
+
+    /// The connection for reads: inside the transaction if it began, else each statement
+    /// sees the last commit (this thread makes every commit).
+    pub fn read(&self) -> &'a Connection {
         self.conn
+    }
+
+    /// Whether the transaction began.
+    pub fn in_transaction(&self) -> bool {
+        self.begun
+    }
+
+    /// Makes entries of stream `id` at positions `first_pos..` durable with the batch —
+    /// in `ingest` if the transaction began, else in the append log — and records them
+    /// as [`appended`](Self::appended).
+    pub fn persist(
+        &mut self,
+        id: i64,
+        name: Option<&str>,
+        first_pos: u64,
+        entries: Vec<Entry>,
+    ) -> rusqlite::Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        if self.begun {
+            for (pos, e) in (first_pos..).zip(&entries) {
+                ingest::insert(self.conn, id, pos, &e.data, e.key.as_deref(), e.ts_ms)?;
+            }
+        } else {
+            self.to_log.push((id, first_pos, entries.clone()));
+        }
+        self.appended(id, name, first_pos, entries);
+        Ok(())
+    }
+
+    /// Copies the append log's records into `ingest` in this transaction and voids them
+    /// (a new salt, see `engine::applog`), so that SQLite holds every entry appended so
+    /// far. The writer starts the log over once the batch commits.
+    pub fn spill_log(&mut self) -> rusqlite::Result<()> {
+        let c = self.conn()?;
+        if self.spilled.is_none() {
+            ingest::insert_runs(c, self.logged)?;
+            let salt = self.clock.random_in(1, u64::MAX);
+            ingest::set_log_salt(c, salt)?;
+            self.spilled = Some(salt);
+        }
+        Ok(())
+    }
+
+    /// How many runs are bound for the log (to take back a failed operation's).
+    fn log_mark(&self) -> usize {
+        self.to_log.len()
     }
 
     /// The stream named `name` as this transaction sees it, its tail included. From the
@@ -170,10 +266,35 @@ impl<'a> Batch<'a> {
         self.done.merge(fx);
     }
 
-    /// The effects of every operation of the batch (after the last one ended).
-    pub(super) fn into_effects(self) -> Effects {
-        self.done
+    /// The storage error that fails the batch whatever its operations returned.
+    pub(super) fn failure(&self) -> Option<&EngineError> {
+        self.failed.as_ref()
     }
+
+    /// The effects of every operation of the batch (after the last one ended), and how it
+    /// must be made durable.
+    pub(super) fn finish(self) -> (Effects, Durable) {
+        let d = if self.begun {
+            Durable::Commit {
+                spilled: self.spilled,
+            }
+        } else if self.to_log.is_empty() {
+            Durable::Nothing
+        } else {
+            Durable::Log(self.to_log)
+        };
+        (self.done, d)
+    }
+}
+
+/// How a batch is made durable.
+pub(super) enum Durable {
+    /// It wrote nothing.
+    Nothing,
+    /// Its entries, as one record of the append log.
+    Log(Vec<Run>),
+    /// `COMMIT`; with the new salt of the append log if the batch spilled it.
+    Commit { spilled: Option<u64> },
 }
 
 /// Effects of the operations of a batch, applied after it commits.
@@ -271,6 +392,7 @@ where
 {
     fn run(&mut self, b: &mut Batch<'_>) -> Option<EngineError> {
         let f = self.f.take()?;
+        let mark = b.log_mark();
         let r = if self.savepoint {
             in_savepoint(b, f)
         } else {
@@ -280,6 +402,7 @@ where
             // A failed operation has no effects (its rows were rolled back, or it
             // returned before writing).
             b.fx = Effects::default();
+            b.to_log.truncate(mark);
         }
         let poison = match &r {
             Err(e) if !self.savepoint => e.engine().cloned(),
@@ -314,7 +437,7 @@ fn in_savepoint<T, E: WriteError>(
     b: &mut Batch<'_>,
     f: impl FnOnce(&mut Batch<'_>) -> Result<T, E>,
 ) -> Result<T, E> {
-    let conn = b.conn;
+    let conn = b.conn().map_err(|e| E::from(e.into()))?;
     conn.execute_batch("SAVEPOINT op")
         .map_err(|e| E::from(e.into()))?;
     let r = f(b);

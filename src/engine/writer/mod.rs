@@ -31,9 +31,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::applog::{self, AppLog};
 use super::db::{self, ingest, streams};
 use super::memtable::{self, Memtable};
 use super::meta_cache::MetaCache;
@@ -43,7 +44,7 @@ use crate::clock::SharedClock;
 use crate::config::Limits;
 use crate::telemetry::metrics::metrics;
 pub(crate) use job::{Batch, WriteError};
-use job::{Call, Effects, Job};
+use job::{Call, Durable, Effects, Job};
 
 /// The memtable is compacted into `entries` once it holds this many entries or bytes...
 const COMPACT_MAX_ENTRIES: usize = 20_000;
@@ -311,7 +312,7 @@ pub fn spawn(
         health,
     } = shared;
     let mut conn = db::open_writer(path)?;
-    recover_ingest(&mut conn, &memtable)?;
+    let (log, logged) = recover(&mut conn, path, &clock, &memtable)?;
     let touched = watch_stream_rows(&conn);
     let (tx, rx) = mpsc::channel();
     let queued_reqs = Arc::new(AtomicUsize::new(0));
@@ -319,6 +320,9 @@ pub fn spawn(
     let renewals = Arc::new(Renewals::default());
     let mut w = Writer {
         conn,
+        log,
+        logged,
+        log_error: None,
         replies: Replies::start(),
         tiered,
         clock,
@@ -369,24 +373,68 @@ fn watch_stream_rows(conn: &Connection) -> Arc<Touched> {
     touched
 }
 
-/// Whatever a crash left in the ingest log goes where readers look for it: into `entries`
-/// or, if that cannot be written now (a full disk), into the memtable, so the server still
-/// starts and serves it; the writer compacts later.
-fn recover_ingest(conn: &mut Connection, memtable: &Memtable) -> Result<(), EngineError> {
-    if ingest::is_empty(conn)? {
-        return Ok(());
-    }
-    match ingest::compact(conn) {
-        Ok(n) => tracing::info!(entries = n, "recovered appends from the ingest log"),
+/// Whatever a stop or a crash left in the append log and the ingest table goes where
+/// readers look for it: into `entries`, in one compaction that also voids the log's
+/// records (a new salt); or, if that cannot be written now (a full disk), into the
+/// memtable, so the server still starts and serves it, with the log kept as it is and
+/// written on after its records; the writer compacts later. Returns the log and the runs
+/// it still holds.
+fn recover(
+    conn: &mut Connection,
+    path: &Path,
+    clock: &SharedClock,
+    memtable: &Memtable,
+) -> Result<(AppLog, Vec<ingest::Run>), EngineError> {
+    let old_salt = ingest::log_salt(conn)?;
+    let log = match old_salt {
+        Some(salt) => {
+            applog::read(path, salt).map_err(|e| EngineError::io("read the append log", e))?
+        }
+        None => applog::Records::default(),
+    };
+    let open = |salt, offset| {
+        AppLog::open(path, salt, offset).map_err(|e| EngineError::io("open the append log", e))
+    };
+    let in_ingest = !ingest::is_empty(conn)?;
+    let salt = match old_salt {
+        // Nothing to recover: write from the log's beginning, under the same salt (no
+        // record of it follows a record that does not check out).
+        Some(salt) if log.runs.is_empty() && !in_ingest => return Ok((open(salt, 0)?, Vec::new())),
+        Some(salt) => salt,
+        None => {
+            let salt = clock.random_in(1, u64::MAX);
+            ingest::set_log_salt(conn, salt)?;
+            if !in_ingest {
+                return Ok((open(salt, 0)?, Vec::new()));
+            }
+            salt
+        }
+    };
+    let entries: usize = log.runs.iter().map(|r| r.2.len()).sum();
+    let new_salt = clock.random_in(1, u64::MAX);
+    let spill = ingest::Spill {
+        runs: &log.runs,
+        new_salt,
+    };
+    match ingest::compact(conn, Some(spill)) {
+        Ok(n) => {
+            tracing::info!(entries = n, from_log = entries, "recovered appends");
+            Ok((open(new_salt, 0)?, Vec::new()))
+        }
         Err(e) => {
-            tracing::warn!(error = %e, "cannot compact the ingest log now; serving it from memory");
-            for (id, first_pos, entries) in ingest::load_runs(conn)? {
+            tracing::warn!(error = %e, "cannot compact the recovered appends now; serving them from memory");
+            let mut runs = ingest::load_runs(conn)?;
+            runs.extend(log.runs.iter().cloned());
+            // Each position is in one of the two places: in order per stream, the runs
+            // are contiguous.
+            runs.sort_by_key(|r| (r.0, r.1));
+            for (id, first_pos, entries) in runs {
                 memtable.push(id, first_pos, entries);
                 memtable.committed([id]);
             }
+            Ok((open(salt, log.end)?, log.runs))
         }
     }
-    Ok(())
 }
 
 /// Where the results of a committed batch go.
@@ -431,6 +479,11 @@ impl Replies {
 
 struct Writer {
     conn: Connection,
+    /// The append log (see `applog`) and the runs it holds since its salt was drawn.
+    log: AppLog,
+    logged: Vec<ingest::Run>,
+    /// Why the last record of the log failed, until a compaction voided it.
+    log_error: Option<EngineError>,
     replies: Replies,
     /// Full mode: removed incarnations leave objects to delete.
     tiered: bool,
@@ -561,16 +614,32 @@ impl Writer {
         {
             return;
         }
+        self.compact();
+    }
+
+    /// Compacts now: the append log's records and the ingest log into `entries`.
+    fn compact(&mut self) {
         let started = crate::clock::monotonic();
-        match ingest::compact(&mut self.conn) {
+        let spill = self.log.dirty().then(|| ingest::Spill {
+            runs: &self.logged,
+            new_salt: self.clock.random_in(1, u64::MAX),
+        });
+        let new_salt = spill.as_ref().map(|s| s.new_salt);
+        match ingest::compact(&mut self.conn, spill) {
             Ok(n) => {
                 // Only now: until this commit, readers must find the entries here.
                 self.memtable.clear();
+                if let Some(salt) = new_salt {
+                    self.log.restart(salt);
+                    self.logged.clear();
+                    self.log_error = None;
+                }
                 self.compact_retry_at = None;
                 tracing::trace!(entries = n, elapsed = ?started.elapsed(), "compacted the ingest log");
             }
-            // The entries stay in `ingest` and in memory; retry a second later. (Appends
-            // are refused once the memtable is far over its size, see `Engine::append`.)
+            // The entries stay in `ingest`, the log and in memory; retry a second later.
+            // (Appends are refused once the memtable is far over its size, see
+            // `Engine::append`.)
             Err(e) => {
                 tracing::error!(error = %e, "ingest compaction failed");
                 self.compact_retry_at = Some(crate::clock::monotonic() + Duration::from_secs(1));
@@ -594,8 +663,20 @@ impl Writer {
         self.cache.apply(evict, put);
     }
 
-    /// Runs one batch (and the pending renewals if `renew`) in one transaction.
+    /// Runs one batch (and the pending renewals if `renew`): in one transaction, or, if
+    /// its operations wrote nothing to SQLite but entries, as one record of the append log.
     fn commit_batch(&mut self, jobs: Vec<Box<dyn Job>>, renew: bool) {
+        // A failed record of the log may still reach the disk: nothing commits until a
+        // compaction voided it (see `applog`).
+        if let Some(e) = self.log_error.clone() {
+            self.compact();
+            if self.log.failed() {
+                for j in jobs {
+                    j.fail(e.clone());
+                }
+                return;
+            }
+        }
         let now = self.clock.now_ms();
         let renewals = if renew {
             self.renewals.take()
@@ -603,34 +684,12 @@ impl Writer {
             HashMap::new()
         };
         self.touched.take();
-        let tx = match self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-        {
-            Ok(tx) => tx,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot begin write transaction");
-                let e = EngineError::from(e);
-                self.renewals.restore(renewals);
-                for j in jobs {
-                    j.fail(e.clone());
-                }
-                return;
-            }
-        };
-        let mut poisoned: Option<EngineError> = None;
-        // Renewals first, so that expiry checks in this batch see them.
-        for (&id, &at) in &renewals {
-            if let Err(e) = streams::touch(&tx, id, at) {
-                tracing::warn!(error = %e, "TTL renewal failed");
-                poisoned = Some(e.into());
-                break;
-            }
-        }
         let mut ran: Vec<Box<dyn Job>> = Vec::with_capacity(jobs.len());
-        let mut fx = {
+        let mut poisoned: Option<EngineError> = None;
+        let (mut fx, durable) = {
             let mut b = Batch::new(
-                &tx,
+                &self.conn,
+                &self.logged,
                 &self.touched,
                 &self.cache,
                 &self.memtable,
@@ -638,6 +697,24 @@ impl Writer {
                 self.tiered,
                 &self.clock,
             );
+            // Renewals first, so that the expiry checks of the batch see them.
+            if !renewals.is_empty() {
+                match b.conn() {
+                    Ok(c) => {
+                        for (&id, &at) in &renewals {
+                            if let Err(e) = streams::touch(c, id, at) {
+                                tracing::warn!(error = %e, "TTL renewal failed");
+                                poisoned = Some(e.into());
+                                break;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot begin write transaction");
+                        poisoned = Some(e.into());
+                    }
+                }
+            }
             for mut job in jobs {
                 if let Some(err) = &poisoned {
                     // The batch fails as a whole: run nothing more in it.
@@ -646,20 +723,23 @@ impl Writer {
                 }
                 poisoned = job.run(&mut b);
                 b.end_operation();
+                if poisoned.is_none() {
+                    poisoned = b.failure().cloned();
+                }
                 // After some errors (a full disk, an I/O error) SQLite has already rolled
                 // the whole transaction back; statements run now would each commit alone.
-                if poisoned.is_none() && tx.is_autocommit() {
+                if poisoned.is_none() && b.in_transaction() && self.conn.is_autocommit() {
                     poisoned = Some(job.engine_error().unwrap_or_else(|| {
                         EngineError::Internal("SQLite rolled the transaction back".into())
                     }));
                 }
                 ran.push(job);
             }
-            b.into_effects()
+            b.finish()
         };
         if let Some(err) = poisoned {
             tracing::error!(error = %err, "a write failed inside the batch; rolling it back");
-            drop(tx);
+            self.rollback();
             self.renewals.restore(renewals);
             for j in ran {
                 j.fail(err.clone());
@@ -679,7 +759,37 @@ impl Writer {
                 (c.id, c.first_pos)
             })
             .collect();
-        match tx.commit() {
+        let done = match durable {
+            Durable::Nothing => Ok(()),
+            Durable::Log(runs) => match self.log.append(&runs) {
+                Ok(()) => {
+                    self.logged.extend(runs);
+                    Ok(())
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot write the append log");
+                    let e = EngineError::io("write the append log", e);
+                    self.log_error = Some(e.clone());
+                    Err(e)
+                }
+            },
+            Durable::Commit { spilled } => match self.conn.execute_batch("COMMIT") {
+                Ok(()) => {
+                    if let Some(salt) = spilled {
+                        self.log.restart(salt);
+                        self.logged.clear();
+                        self.log_error = None;
+                    }
+                    Ok(())
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "commit failed; failing the whole batch");
+                    self.rollback();
+                    Err(e.into())
+                }
+            },
+        };
+        match done {
             Ok(()) => {
                 self.memtable.committed(pushed.iter().map(|&(id, _)| id));
                 if renew {
@@ -699,16 +809,25 @@ impl Writer {
                 self.replies.send(ran);
                 self.notifier.publish(fx.changes);
             }
-            Err(e) => {
-                tracing::error!(error = %e, "commit failed; failing the whole batch");
+            Err(err) => {
                 for (id, first_pos) in pushed.into_iter().rev() {
                     self.memtable.retract(id, first_pos);
                 }
+                // Rows the batch wrote are rolled back: the cache must not keep them.
+                self.touched.take();
                 self.renewals.restore(renewals);
-                let err = EngineError::from(e);
                 for j in ran {
                     j.fail(err.clone());
                 }
+            }
+        }
+    }
+
+    /// Ends the batch transaction without writing, if one is open.
+    fn rollback(&self) {
+        if !self.conn.is_autocommit() {
+            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
+                tracing::error!(error = %e, "cannot roll back the batch");
             }
         }
     }

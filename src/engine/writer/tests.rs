@@ -89,13 +89,18 @@ fn renewals_are_coalesced_and_wake_the_writer_once() {
 fn writer(path: &Path) -> (Writer, Arc<Memtable>, Notifier) {
     let memtable = Arc::new(Memtable::default());
     let notifier = Notifier::default();
-    let conn = db::open_writer(path).unwrap();
+    let mut conn = db::open_writer(path).unwrap();
+    let clock: crate::clock::SharedClock = crate::clock::ManualClock::new(1_000);
+    let (log, logged) = recover(&mut conn, path, &clock, &memtable).unwrap();
     let touched = watch_stream_rows(&conn);
     let w = Writer {
         conn,
+        log,
+        logged,
+        log_error: None,
         replies: Replies::Direct,
         tiered: true,
-        clock: crate::clock::ManualClock::new(1_000),
+        clock,
         notifier: notifier.clone(),
         memtable: memtable.clone(),
         cache: Arc::new(MetaCache::new(100)),
@@ -308,7 +313,7 @@ fn the_metadata_cache_gets_appended_rows_and_loses_every_other_written_row() {
     drop(other_rx);
     let touch = Box::new(Call::new(
         |b: &mut Batch<'_>| {
-            crate::engine::db::streams::touch(b.conn(), 1, 12_345)?;
+            crate::engine::db::streams::touch(b.conn()?, 1, 12_345)?;
             Ok::<(), EngineError>(())
         },
         true,
@@ -334,7 +339,7 @@ fn an_append_sees_its_stream_as_the_batch_left_it_not_as_cached() {
     // Closed by an earlier operation of the same batch, behind the cache's back.
     let close = Box::new(Call::new(
         |b: &mut Batch<'_>| {
-            b.conn()
+            b.conn()?
                 .execute("UPDATE streams SET closed = 1 WHERE id = 1", [])?;
             Ok::<(), EngineError>(())
         },
@@ -403,8 +408,8 @@ fn a_plain_append_reaches_its_streams_row_when_compaction_folds_it() {
         (3, 6, 6, 1_000)
     );
     // Compaction folds the entries into the row, once.
-    db::ingest::compact(&mut w.conn).unwrap();
-    memtable.clear();
+    w.compact();
+    assert_eq!(memtable.size().entries, 0);
     assert_eq!(row_tail(&w, "s"), (3, 6, 6, 1_000));
     assert_eq!(
         db::ingest::fold(&w.conn).unwrap(),
@@ -424,14 +429,15 @@ fn a_plain_append_reaches_its_streams_row_when_compaction_folds_it() {
     };
     w.commit_batch(vec![close], false);
     assert_eq!(row_tail(&w, "s").0, 5);
-    db::ingest::compact(&mut w.conn).unwrap();
+    w.compact();
     assert_eq!(row_tail(&w, "s"), (5, 11, 11, 1_000));
 }
 
-/// What a crash leaves in the ingest log is folded into the rows at start-up, as it
-/// would have been by the compaction the crash prevented.
+/// What a crash leaves in the append log is folded into the rows at start-up, as it
+/// would have been by the compaction the crash prevented; so is what a batch that began a
+/// transaction put into the ingest table.
 #[test]
-fn appends_a_crash_left_in_the_ingest_log_reach_their_rows_at_start_up() {
+fn appends_a_crash_left_in_the_logs_reach_their_rows_at_start_up() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db.sqlite");
     {
@@ -442,19 +448,35 @@ fn appends_a_crash_left_in_the_ingest_log_reach_their_rows_at_start_up() {
             let (x, _) = append("s", data.to_vec(), None);
             w.commit_batch(vec![x], false);
         }
+        assert!(ingest::is_empty(&w.conn).unwrap(), "plain appends: the log");
+        // With a producer the append writes a row: the transaction takes its entries.
+        let (x, _) = append("s", b"gh".to_vec(), Some(0));
+        w.commit_batch(vec![x], false);
+        assert!(!ingest::is_empty(&w.conn).unwrap());
         assert_eq!(row_tail(&w, "s").0, 0);
     }
     let mut conn = db::open_writer(&path).unwrap();
     let memtable = Memtable::default();
-    recover_ingest(&mut conn, &memtable).unwrap();
+    let clock: crate::clock::SharedClock = crate::clock::ManualClock::new(1_000);
+    recover(&mut conn, &path, &clock, &memtable).unwrap();
     assert_eq!(memtable.size().entries, 0);
+    drop(conn);
     let (w, _, _) = writer(&path);
-    assert_eq!(row_tail(&w, "s"), (3, 6, 6, 1_000));
-    let rows: i64 = w
+    assert_eq!(row_tail(&w, "s"), (4, 8, 8, 1_000));
+    let rows: Vec<(i64, Vec<u8>)> = w
         .conn
-        .query_row("SELECT count(*) FROM entries", [], |r| r.get(0))
+        .prepare("SELECT pos, data FROM entries ORDER BY pos")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(rows, 3);
+    let want: Vec<(i64, Vec<u8>)> = [&b"ab"[..], b"c", b"def", b"gh"]
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (i as i64, d.to_vec()))
+        .collect();
+    assert_eq!(rows, want, "each entry once, the log's replayed once");
 }
 
 /// Entries of stream `id` the memtable holds.
@@ -525,4 +547,125 @@ fn compaction_waits_longer_when_the_entries_spread_over_many_streams() {
         age: ms(0),
     };
     assert_eq!(compaction_due_in(&big), ms(0));
+}
+
+/// The salt the database records for the append log, and the entries its records hold.
+fn log_state(w: &Writer, path: &Path) -> (u64, Vec<Vec<u8>>) {
+    let salt = ingest::log_salt(&w.conn).unwrap().unwrap();
+    let runs = applog::read(path, salt).unwrap().runs;
+    let data = runs
+        .iter()
+        .flat_map(|r| r.2.iter().map(|e| e.data.to_vec()))
+        .collect();
+    (salt, data)
+}
+
+/// A batch of plain appends is one record of the append log and writes nothing to
+/// SQLite; a batch that begins a transaction takes its appends into `ingest`; compaction
+/// moves both into `entries` and voids the log's records.
+#[test]
+fn plain_appends_go_to_the_append_log_until_compaction_voids_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let (mut w, memtable, _) = writer(&path);
+    let (c, _) = create("s");
+    w.commit_batch(vec![c], false);
+    let (salt, records) = log_state(&w, &path);
+    assert!(records.is_empty());
+
+    let (a1, mut r1) = append("s", b"one".to_vec(), None);
+    let (a2, mut r2) = append("s", b"two".to_vec(), None);
+    w.commit_batch(vec![a1, a2], false);
+    assert_eq!(r1.try_recv().unwrap().unwrap().next_pos, 1);
+    assert_eq!(r2.try_recv().unwrap().unwrap().next_pos, 2);
+    assert!(ingest::is_empty(&w.conn).unwrap());
+    assert_eq!(
+        log_state(&w, &path),
+        (salt, vec![b"one".to_vec(), b"two".to_vec()])
+    );
+
+    // A plain append, then a create: the transaction takes the append's entries.
+    let (a3, mut r3) = append("s", b"three".to_vec(), None);
+    let (t, _) = create("t");
+    w.commit_batch(vec![a3, t], false);
+    assert_eq!(r3.try_recv().unwrap().unwrap().next_pos, 3);
+    assert!(!ingest::is_empty(&w.conn).unwrap());
+    assert_eq!(log_state(&w, &path).1.len(), 2, "the log is unchanged");
+    assert_eq!(held(&memtable, 1), 3);
+
+    w.compact();
+    let (new_salt, records) = log_state(&w, &path);
+    assert_ne!(new_salt, salt);
+    assert!(records.is_empty(), "no record of the new salt yet");
+    assert!(ingest::is_empty(&w.conn).unwrap());
+    let rows: Vec<Vec<u8>> = w
+        .conn
+        .prepare("SELECT data FROM entries WHERE stream_id = 1 ORDER BY pos")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
+    );
+    assert_eq!(row_tail(&w, "s"), (3, 11, 11, 1_000));
+
+    // The log is written from its beginning again.
+    let (a4, _) = append("s", b"four".to_vec(), None);
+    w.commit_batch(vec![a4], false);
+    assert_eq!(log_state(&w, &path), (new_salt, vec![b"four".to_vec()]));
+}
+
+/// A record that cannot be written fails its batch and leaves nothing behind; since it
+/// may still reach the disk, no batch commits until a compaction voided it, and the
+/// positions it would have taken go to the next append.
+#[test]
+fn a_failed_log_record_fails_its_batch_and_is_voided_before_the_next_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let (mut w, memtable, _) = writer(&path);
+    let (c, _) = create("s");
+    w.commit_batch(vec![c], false);
+    let (a, _) = append("s", b"kept".to_vec(), None);
+    w.commit_batch(vec![a], false);
+    let (salt, _) = log_state(&w, &path);
+
+    // A handle that cannot write.
+    let read_only = std::fs::File::open(applog::path_for(&path)).unwrap();
+    let good = w.log.swap_file(read_only);
+    let (bad, mut r_bad) = append("s", b"lost".to_vec(), None);
+    w.commit_batch(vec![bad], false);
+    assert!(matches!(
+        r_bad.try_recv().unwrap(),
+        Err(AppendError::Engine(EngineError::Io { .. }))
+    ));
+    assert_eq!(held(&memtable, 1), 1, "the failed entry is not held");
+    assert_eq!(next_pos(&w, "s"), 1);
+    assert_eq!(
+        ingest::log_salt(&w.conn).unwrap(),
+        Some(salt),
+        "not voided yet"
+    );
+
+    w.log.swap_file(good);
+    let (next, mut r_next) = append("s", b"next".to_vec(), None);
+    w.commit_batch(vec![next], false);
+    assert_eq!(r_next.try_recv().unwrap().unwrap().next_pos, 2);
+    let (new_salt, records) = log_state(&w, &path);
+    assert_ne!(
+        new_salt, salt,
+        "a compaction voided the failed record first"
+    );
+    assert_eq!(records, vec![b"next".to_vec()]);
+    let first: Vec<u8> = w
+        .conn
+        .query_row(
+            "SELECT data FROM entries WHERE stream_id = 1 AND pos = 0",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(first, b"kept");
 }
