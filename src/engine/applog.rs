@@ -59,8 +59,8 @@ pub struct AppLog {
     offset: u64,
     /// The file's length (written with zeros past the last record).
     len: u64,
-    /// A record failed since the salt was drawn: it may be on disk.
-    failed: bool,
+    /// Why a record failed since the salt was drawn (it may be on disk).
+    failed: Option<std::sync::Arc<io::Error>>,
     buf: Vec<u8>,
 }
 
@@ -80,19 +80,22 @@ impl AppLog {
             salt,
             offset,
             len,
-            failed: false,
+            failed: None,
             buf: Vec::new(),
         })
     }
 
     /// Whether the file may hold a record of the current salt (written or failed).
     pub fn dirty(&self) -> bool {
-        self.offset > 0 || self.failed
+        self.offset > 0 || self.failed.is_some()
     }
 
-    /// Whether a record failed since the salt was drawn (see the module documentation).
-    pub fn failed(&self) -> bool {
+    /// Why a record failed since the salt was drawn, if one did (see the module
+    /// documentation).
+    pub fn failure(&self) -> Option<io::Error> {
         self.failed
+            .as_ref()
+            .map(|e| io::Error::new(e.kind(), e.to_string()))
     }
 
     /// Writes `runs` as one record and syncs it. On error nothing is acknowledged, and the
@@ -100,8 +103,8 @@ impl AppLog {
     pub fn append(&mut self, runs: &[Run]) -> io::Result<()> {
         encode(self.salt, runs, &mut self.buf);
         let r = self.write_record();
-        if r.is_err() {
-            self.failed = true;
+        if let Err(e) = &r {
+            self.failed = Some(std::sync::Arc::new(io::Error::new(e.kind(), e.to_string())));
         }
         r
     }
@@ -143,7 +146,7 @@ impl AppLog {
     pub fn restart(&mut self, salt: u64) {
         self.salt = salt;
         self.offset = 0;
-        self.failed = false;
+        self.failed = None;
     }
 }
 

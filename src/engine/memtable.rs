@@ -1,20 +1,22 @@
 //! The in-memory tail of recent appends.
 //!
-//! An append is made durable by inserting its entries into the `ingest` table, whose
-//! rowid order is commit order: every commit writes to the same few pages at the end of
-//! one B-tree, however many streams it touches (an insert into `entries`, clustered by
+//! An append is made durable by one record of the append log (a batch of plain appends,
+//! see `applog`) or by inserting its entries into the `ingest` table (a batch with a
+//! SQLite transaction), whose rowid order is commit order: either way a commit writes to
+//! one place, however many streams it touches (an insert into `entries`, clustered by
 //! stream, dirties one page per stream). The entries are also kept here, per stream, so
-//! readers find them without an index on `ingest`. The writer periodically *compacts*:
-//! in one transaction it copies `ingest` into `entries` (sorted by stream and position),
-//! folds the entries into their streams' rows (tail position, byte counts, last append
-//! time), and empties it, then clears this table. At start-up the writer compacts
-//! whatever a crash left in `ingest` (or, if it cannot write, loads it here).
+//! readers find them without reading either. The writer periodically *compacts*: in one
+//! transaction it copies the log's records and `ingest` into `entries` (sorted by stream
+//! and position), folds the entries into their streams' rows (tail position, byte counts,
+//! last append time), empties `ingest` and voids the log's records, then clears this
+//! table. At start-up the writer compacts whatever a stop or a crash left in both (or, if
+//! it cannot write, loads it here).
 //!
 //! A plain append does not write its stream's row: the row's tail is the *folded* one,
 //! and the entries held here past it are the rest ([`Tails::overlay`] adds them to a row
 //! read from SQLite). What the row says always covers exactly the positions below its
 //! `next_pos`: every statement that writes `next_pos` writes the byte counts that go
-//! with it, and compaction folds only the `ingest` rows at or above it.
+//! with it, and compaction folds only the entries at or above it.
 //!
 //! Consistency with SQLite snapshots: the writer adds a batch's entries just *before* its
 //! commit (and takes them back if the commit fails), marks them committed just after it

@@ -3,9 +3,10 @@
 //!
 //! Concurrency model: every mutation is an operation (`ops/`, a closure run by
 //! `writer::Batch`) sent to one dedicated thread that owns the read-write connection. It
-//! drains whatever is queued into one transaction, commits, updates the metadata cache,
-//! answers each operation and publishes the committed state, so nothing is visible or
-//! acknowledged before it is durable. Blocking reads (SQLite, local files) run on the
+//! drains whatever is queued into one batch, makes it durable (a SQLite commit, or for a
+//! batch of plain appends one record of the append log, `applog.rs`), updates the metadata
+//! cache, answers each operation and publishes the committed state, so nothing is visible
+//! or acknowledged before it is durable. Blocking reads (SQLite, local files) run on the
 //! bounded read pool (`read_pool.rs`), never on an async worker; the request path's hot
 //! cases (a cached stream, the tail in the memtable, a woken reader) need no blocking
 //! read at all.

@@ -56,6 +56,8 @@ pub(crate) struct Batch<'a> {
     spilled: Option<u64>,
     /// A storage error that fails the whole batch whatever the operation returns.
     failed: Option<EngineError>,
+    /// Why `BEGIN` failed, if it did.
+    begin_error: Option<rusqlite::Error>,
     touched: &'a Touched,
     cache: &'a MetaCache,
     memtable: &'a Memtable,
@@ -89,6 +91,7 @@ impl<'a> Batch<'a> {
             logged,
             spilled: None,
             failed: None,
+            begin_error: None,
             touched,
             cache,
             memtable,
@@ -104,21 +107,21 @@ impl<'a> Batch<'a> {
     /// moved from the append log's share into `ingest`).
     pub fn conn(&mut self) -> rusqlite::Result<&'a Connection> {
         if !self.begun {
-            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            // Locked or failing: a later operation of the batch would wait as long and fail
+            // the same way, so it fails at once (operations that need no transaction, plain
+            // appends, still go to the append log).
+            if let Some(e) = &self.begin_error {
+                return Err(copy_error(e));
+            }
+            if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
+                self.begin_error = Some(copy_error(&e));
+                return Err(e);
+            }
             self.begun = true;
             let runs = std::mem::take(&mut self.to_log);
             if let Err(e) = ingest::insert_runs(self.conn, &runs) {
                 // Entries of operations that succeeded are in neither place now.
-                let copy = match &e {
-                    rusqlite::Error::SqliteFailure(f, m) => {
-                        rusqlite::Error::SqliteFailure(*f, m.clone())
-                    }
-                    other => rusqlite::Error::SqliteFailure(
-                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
-                        Some(other.to_string()),
-                    ),
-                };
-                self.failed = Some(EngineError::from(copy));
+                self.failed = Some(EngineError::from(copy_error(&e)));
                 return Err(e);
             }
         }
@@ -284,6 +287,18 @@ impl<'a> Batch<'a> {
             Durable::Log(self.to_log)
         };
         (self.done, d)
+    }
+}
+
+/// A copy of a SQLite error (the type is not `Clone`) with the same code, so that it maps
+/// to the same [`EngineError`].
+fn copy_error(e: &rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(f, m) => rusqlite::Error::SqliteFailure(*f, m.clone()),
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
+            Some(other.to_string()),
+        ),
     }
 }
 

@@ -5,21 +5,24 @@
 //! HTTP layer answers with 429; their payload bytes were reserved in the ingest budget
 //! (`budget.rs`) before they were even read. The thread blocks for the first
 //! operation, yields the core once (so that requests still being read can queue), takes
-//! everything else already queued (up to the batch limits), runs it all in
-//! one `BEGIN IMMEDIATE` transaction, commits, and only then answers the operations and
-//! publishes the committed state to readers. There is no timer: an idle server commits a
-//! lone request at once, a busy one batches whatever arrived during the last commit.
+//! everything else already queued (up to the batch limits), runs it all as one batch, makes
+//! it durable, and only then answers the operations and publishes the committed state to
+//! readers. A batch is durable by one `BEGIN IMMEDIATE` transaction, begun by the first
+//! operation that asks for it, or, if none did and it appended entries, by one record of
+//! the append log (`applog`). There is no timer: an idle server commits a lone request at
+//! once, a busy one batches whatever arrived during the last commit.
 //!
 //! The answers of a batch go to the runtime in one hand-off ([`Replies`]): a task there
 //! sends each operation its result, so the runtime is woken from this thread once per
 //! batch rather than once per request (each such wake-up can write to the runtime's
 //! eventfd and preempt this thread on a shared core).
 //!
-//! Besides operations the thread owns two chores: compacting the ingest log (see
-//! `memtable.rs`) and applying TTL renewals. Renewals are not queued: reads record them in
-//! a shared map (one entry per stream, the latest time wins) and the writer applies the
-//! whole map in the next batch, or on its own at most every [`RENEW_EVERY`], so a
-//! read-heavy load costs one small commit per second, never a slot in the ingest queue.
+//! Besides operations the thread owns two chores: compacting the append log and the
+//! ingest table (see `memtable.rs`) and applying TTL renewals. Renewals are not queued:
+//! reads record them in a shared map (one entry per stream, the latest time wins) and the
+//! writer applies the whole map in the next batch, or on its own at most every
+//! [`RENEW_EVERY`], so a read-heavy load costs one small commit per second, never a slot
+//! in the ingest queue.
 
 mod job;
 
@@ -322,7 +325,6 @@ pub fn spawn(
         conn,
         log,
         logged,
-        log_error: None,
         replies: Replies::start(),
         tiered,
         clock,
@@ -482,8 +484,6 @@ struct Writer {
     /// The append log (see `applog`) and the runs it holds since its salt was drawn.
     log: AppLog,
     logged: Vec<ingest::Run>,
-    /// Why the last record of the log failed, until a compaction voided it.
-    log_error: Option<EngineError>,
     replies: Replies,
     /// Full mode: removed incarnations leave objects to delete.
     tiered: bool,
@@ -588,6 +588,11 @@ impl Writer {
             m.ingest_queue_bytes.set(queued as i64);
             self.maybe_compact();
         }
+        // A clean stop leaves the database complete on its own: the append log's records
+        // and the `ingest` table compacted into `entries` and the rows.
+        if self.memtable.size().entries > 0 || self.log.dirty() {
+            self.compact();
+        }
         tracing::debug!("writer thread stopped");
     }
 
@@ -604,7 +609,7 @@ impl Writer {
         }
     }
 
-    /// Compacts the ingest log into `entries` when the memtable is big or old enough.
+    /// Compacts when the memtable is big or old enough (see [`compact`](Self::compact)).
     fn maybe_compact(&mut self) {
         let due = compaction_due_in(&self.memtable.size()) == Some(Duration::ZERO);
         if !due
@@ -617,7 +622,8 @@ impl Writer {
         self.compact();
     }
 
-    /// Compacts now: the append log's records and the ingest log into `entries`.
+    /// Compacts now: the append log's records and the `ingest` table into `entries`, and
+    /// voids the log's records (see `applog`).
     fn compact(&mut self) {
         let started = crate::clock::monotonic();
         let spill = self.log.dirty().then(|| ingest::Spill {
@@ -632,10 +638,9 @@ impl Writer {
                 if let Some(salt) = new_salt {
                     self.log.restart(salt);
                     self.logged.clear();
-                    self.log_error = None;
                 }
                 self.compact_retry_at = None;
-                tracing::trace!(entries = n, elapsed = ?started.elapsed(), "compacted the ingest log");
+                tracing::trace!(entries = n, elapsed = ?started.elapsed(), "compacted");
             }
             // The entries stay in `ingest`, the log and in memory; retry a second later.
             // (Appends are refused once the memtable is far over its size, see
@@ -668,9 +673,10 @@ impl Writer {
     fn commit_batch(&mut self, jobs: Vec<Box<dyn Job>>, renew: bool) {
         // A failed record of the log may still reach the disk: nothing commits until a
         // compaction voided it (see `applog`).
-        if let Some(e) = self.log_error.clone() {
+        if self.log.failure().is_some() {
             self.compact();
-            if self.log.failed() {
+            if let Some(e) = self.log.failure() {
+                let e = EngineError::io("write the append log", e);
                 for j in jobs {
                     j.fail(e.clone());
                 }
@@ -678,7 +684,7 @@ impl Writer {
             }
         }
         let now = self.clock.now_ms();
-        let renewals = if renew {
+        let mut renewals = if renew {
             self.renewals.take()
         } else {
             HashMap::new()
@@ -709,9 +715,11 @@ impl Writer {
                             }
                         }
                     }
+                    // Locked or failing: the renewals wait for a later batch, and the
+                    // plain appends of this one still go to the append log.
                     Err(e) => {
-                        tracing::error!(error = %e, "cannot begin write transaction");
-                        poisoned = Some(e.into());
+                        tracing::warn!(error = %e, "cannot begin write transaction; TTL renewals wait");
+                        self.renewals.restore(std::mem::take(&mut renewals));
                     }
                 }
             }
@@ -768,9 +776,7 @@ impl Writer {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot write the append log");
-                    let e = EngineError::io("write the append log", e);
-                    self.log_error = Some(e.clone());
-                    Err(e)
+                    Err(EngineError::io("write the append log", e))
                 }
             },
             Durable::Commit { spilled } => match self.conn.execute_batch("COMMIT") {
@@ -778,7 +784,6 @@ impl Writer {
                     if let Some(salt) = spilled {
                         self.log.restart(salt);
                         self.logged.clear();
-                        self.log_error = None;
                     }
                     Ok(())
                 }

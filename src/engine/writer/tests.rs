@@ -97,7 +97,6 @@ fn writer(path: &Path) -> (Writer, Arc<Memtable>, Notifier) {
         conn,
         log,
         logged,
-        log_error: None,
         replies: Replies::Direct,
         tiered: true,
         clock,
@@ -668,4 +667,32 @@ fn a_failed_log_record_fails_its_batch_and_is_voided_before_the_next_commit() {
         )
         .unwrap();
     assert_eq!(first, b"kept");
+}
+
+/// A clean stop compacts: the database holds every entry without the append log.
+#[test]
+fn a_clean_stop_leaves_the_append_logs_entries_in_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let (mut w, _, _) = writer(&path);
+    let (c, _) = create("s");
+    w.commit_batch(vec![c], false);
+    let (a, _) = append("s", b"last words".to_vec(), None);
+    w.commit_batch(vec![a], false);
+    let (salt, records) = log_state(&w, &path);
+    assert_eq!(records.len(), 1);
+    let (tx, rx) = mpsc::channel();
+    tx.send(Msg::Shutdown).unwrap();
+    w.run(rx);
+    let (new_salt, records) = log_state(&w, &path);
+    assert_ne!(new_salt, salt);
+    assert!(records.is_empty());
+    assert_eq!(row_tail(&w, "s").0, 1);
+    let data: Vec<u8> = w
+        .conn
+        .query_row("SELECT data FROM entries WHERE stream_id = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(data, b"last words");
 }
