@@ -14,6 +14,7 @@
 mod applog;
 pub mod bootstrap;
 mod budget;
+mod checkpointer;
 pub mod collect;
 pub mod committed;
 pub mod db;

@@ -38,6 +38,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::applog::{self, AppLog};
+use super::checkpointer::Checkpointer;
 use super::db::{self, ingest, streams};
 use super::memtable::{self, Memtable};
 use super::meta_cache::MetaCache;
@@ -316,6 +317,9 @@ pub fn spawn(
     } = shared;
     let mut conn = db::open_writer(path)?;
     let (log, logged) = recover(&mut conn, path, &clock, &memtable)?;
+    // Checkpoints run on their own thread (see `checkpointer`), not inside a commit.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    let checkpointer = Some(Checkpointer::start(path)?);
     let touched = watch_stream_rows(&conn);
     let (tx, rx) = mpsc::channel();
     let queued_reqs = Arc::new(AtomicUsize::new(0));
@@ -323,6 +327,7 @@ pub fn spawn(
     let renewals = Arc::new(Renewals::default());
     let mut w = Writer {
         conn,
+        checkpointer,
         log,
         logged,
         replies: Replies::start(),
@@ -481,6 +486,8 @@ impl Replies {
 
 struct Writer {
     conn: Connection,
+    /// Runs the WAL's checkpoints (`None`: SQLite's automatic ones, in tests).
+    checkpointer: Option<Checkpointer>,
     /// The append log (see `applog`) and the runs it holds since its salt was drawn.
     log: AppLog,
     logged: Vec<ingest::Run>,
@@ -633,6 +640,7 @@ impl Writer {
         let new_salt = spill.as_ref().map(|s| s.new_salt);
         match ingest::compact(&mut self.conn, spill) {
             Ok(n) => {
+                self.nudge_checkpoint();
                 // Only now: until this commit, readers must find the entries here.
                 self.memtable.clear();
                 if let Some(salt) = new_salt {
@@ -781,6 +789,7 @@ impl Writer {
             },
             Durable::Commit { spilled } => match self.conn.execute_batch("COMMIT") {
                 Ok(()) => {
+                    self.nudge_checkpoint();
                     if let Some(salt) = spilled {
                         self.log.restart(salt);
                         self.logged.clear();
@@ -825,6 +834,13 @@ impl Writer {
                     j.fail(err.clone());
                 }
             }
+        }
+    }
+
+    /// A commit grew the WAL.
+    fn nudge_checkpoint(&self) {
+        if let Some(c) = &self.checkpointer {
+            c.nudge();
         }
     }
 

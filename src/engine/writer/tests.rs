@@ -95,6 +95,7 @@ fn writer(path: &Path) -> (Writer, Arc<Memtable>, Notifier) {
     let touched = watch_stream_rows(&conn);
     let w = Writer {
         conn,
+        checkpointer: None,
         log,
         logged,
         replies: Replies::Direct,
