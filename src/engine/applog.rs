@@ -68,12 +68,20 @@ impl AppLog {
     /// Opens (or creates) the log of the database at `db` to write records of `salt` from
     /// `offset` on (0, or the end of the records [`read`] found).
     pub fn open(db: &Path, salt: u64, offset: u64) -> io::Result<AppLog> {
+        let path = path_for(db);
+        let existed = path.exists();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(path_for(db))?;
+            .open(&path)?;
+        if !existed {
+            // The new file's name must survive a power loss as its records will.
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                File::open(dir)?.sync_all()?;
+            }
+        }
         let len = file.metadata()?.len();
         Ok(AppLog {
             file,

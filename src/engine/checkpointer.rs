@@ -6,7 +6,8 @@
 //! (`applog`), nearly every commit that grows the WAL is a compaction, and a checkpoint
 //! after it added its copy and sync to the writer's longest pause.
 //!
-//! The writer turns automatic checkpoints off and nudges this thread after each commit.
+//! The writer turns automatic checkpoints off and nudges this thread after each commit
+//! that changed rows.
 //! The thread, with a connection of its own, runs a `PASSIVE` checkpoint: it copies the
 //! frames no reader still needs and never waits for the writer, which keeps committing
 //! meanwhile. Nudges are coalesced, and checkpoints are at least [`SPACING`] apart, about

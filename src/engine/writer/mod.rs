@@ -326,6 +326,7 @@ pub fn spawn(
     let queued_bytes = Arc::new(AtomicUsize::new(0));
     let renewals = Arc::new(Renewals::default());
     let mut w = Writer {
+        changes_seen: conn.total_changes(),
         conn,
         checkpointer,
         log,
@@ -488,6 +489,8 @@ struct Writer {
     conn: Connection,
     /// Runs the WAL's checkpoints (`None`: SQLite's automatic ones, in tests).
     checkpointer: Option<Checkpointer>,
+    /// `total_changes()` of the connection at the last nudge.
+    changes_seen: u64,
     /// The append log (see `applog`) and the runs it holds since its salt was drawn.
     log: AppLog,
     logged: Vec<ingest::Run>,
@@ -837,10 +840,16 @@ impl Writer {
         }
     }
 
-    /// A commit grew the WAL.
-    fn nudge_checkpoint(&self) {
+    /// After a commit: a checkpoint is due if it changed rows (an empty one, such as an
+    /// expiry sweep that found nothing, writes nothing to the WAL, and an idle server must
+    /// not write on its own).
+    fn nudge_checkpoint(&mut self) {
+        let changes = self.conn.total_changes();
         if let Some(c) = &self.checkpointer {
-            c.nudge();
+            if changes != self.changes_seen {
+                self.changes_seen = changes;
+                c.nudge();
+            }
         }
     }
 
