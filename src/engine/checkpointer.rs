@@ -7,11 +7,10 @@
 //! after it added its copy and sync to the writer's longest pause.
 //!
 //! The writer turns automatic checkpoints off and nudges this thread after each commit
-//! that changed rows.
-//! The thread, with a connection of its own, runs a `PASSIVE` checkpoint: it copies the
-//! frames no reader still needs and never waits for the writer, which keeps committing
-//! meanwhile. Nudges are coalesced, and checkpoints are at least [`SPACING`] apart, about
-//! as often as SQLite's own under a steady load.
+//! that changed rows. The thread, with a connection of its own, runs a `PASSIVE`
+//! checkpoint: it copies the frames no reader still needs and never waits for the writer,
+//! which keeps committing meanwhile. Nudges are coalesced, and checkpoints are at least
+//! [`SPACING`] apart, about as often as SQLite's own under a steady load.
 
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
