@@ -6,11 +6,12 @@
 //! (`applog`), nearly every commit that grows the WAL is a compaction, and a checkpoint
 //! after it added its copy and sync to the writer's longest pause.
 //!
-//! The writer turns automatic checkpoints off and nudges this thread after each commit
-//! that changed rows. The thread, with a connection of its own, runs a `PASSIVE`
-//! checkpoint: it copies the frames no reader still needs and never waits for the writer,
-//! which keeps committing meanwhile. Nudges are coalesced, and checkpoints are at least
-//! [`SPACING`] apart, about as often as SQLite's own under a steady load.
+//! The writer replaces automatic checkpoints with a WAL hook that records the WAL's size,
+//! and nudges this thread after a commit that left it at 1,000 pages or more (SQLite's own
+//! threshold). The thread, with a connection of its own, runs a `PASSIVE` checkpoint: it
+//! copies the frames no reader still needs and never waits for the writer, which keeps
+//! committing meanwhile. Nudges are coalesced, and checkpoints are at least [`SPACING`]
+//! apart.
 
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};

@@ -317,8 +317,9 @@ pub fn spawn(
     } = shared;
     let mut conn = db::open_writer(path)?;
     let (log, logged) = recover(&mut conn, path, &clock, &memtable)?;
-    // Checkpoints run on their own thread (see `checkpointer`), not inside a commit.
-    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    // Checkpoints run on their own thread (see `checkpointer`), not inside a commit: the
+    // hook replaces SQLite's automatic checkpoints and reports the WAL's size instead.
+    conn.wal_hook(Some(record_wal_pages));
     let checkpointer = Some(Checkpointer::start(path)?);
     let touched = watch_stream_rows(&conn);
     let (tx, rx) = mpsc::channel();
@@ -326,7 +327,6 @@ pub fn spawn(
     let queued_bytes = Arc::new(AtomicUsize::new(0));
     let renewals = Arc::new(Renewals::default());
     let mut w = Writer {
-        changes_seen: conn.total_changes(),
         conn,
         checkpointer,
         log,
@@ -364,6 +364,22 @@ pub fn spawn(
         renewals,
         thread: Mutex::new(Some(thread)),
     })
+}
+
+/// The WAL size at which the writer asks for a checkpoint (SQLite's default for its
+/// automatic ones).
+const CHECKPOINT_PAGES: i32 = 1000;
+
+thread_local! {
+    /// Pages in the WAL after this thread's last commit (see [`record_wal_pages`]).
+    static WAL_PAGES: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
+}
+
+/// SQLite's WAL hook on the write connection: called on the committing thread, the writer,
+/// after each commit with the number of pages the WAL holds.
+fn record_wal_pages(_: &rusqlite::hooks::Wal, pages: std::os::raw::c_int) -> rusqlite::Result<()> {
+    WAL_PAGES.set(pages);
+    Ok(())
 }
 
 /// Installs SQLite's update hook on the write connection: every row of `streams` written
@@ -489,8 +505,6 @@ struct Writer {
     conn: Connection,
     /// Runs the WAL's checkpoints (`None`: SQLite's automatic ones, in tests).
     checkpointer: Option<Checkpointer>,
-    /// `total_changes()` of the connection at the last nudge.
-    changes_seen: u64,
     /// The append log (see `applog`) and the runs it holds since its salt was drawn.
     log: AppLog,
     logged: Vec<ingest::Run>,
@@ -840,14 +854,11 @@ impl Writer {
         }
     }
 
-    /// After a commit: a checkpoint is due if it changed rows (an empty one, such as an
-    /// expiry sweep that found nothing, writes nothing to the WAL, and an idle server must
-    /// not write on its own).
-    fn nudge_checkpoint(&mut self) {
-        let changes = self.conn.total_changes();
+    /// After a commit: a checkpoint is due once the WAL holds [`CHECKPOINT_PAGES`], as
+    /// SQLite's automatic one would be.
+    fn nudge_checkpoint(&self) {
         if let Some(c) = &self.checkpointer {
-            if changes != self.changes_seen {
-                self.changes_seen = changes;
+            if WAL_PAGES.get() >= CHECKPOINT_PAGES {
                 c.nudge();
             }
         }

@@ -94,7 +94,6 @@ fn writer(path: &Path) -> (Writer, Arc<Memtable>, Notifier) {
     let (log, logged) = recover(&mut conn, path, &clock, &memtable).unwrap();
     let touched = watch_stream_rows(&conn);
     let w = Writer {
-        changes_seen: 0,
         conn,
         checkpointer: None,
         log,
