@@ -385,6 +385,29 @@ mod tests {
     }
 
     #[test]
+    fn a_span_counts_committed_entries_in_its_range() {
+        let m = Memtable::default();
+        m.push(
+            1,
+            10,
+            vec![e("a", None, 5), e("bb", None, 9), e("ccc", None, 7)],
+        );
+        assert_eq!(m.lock().span(1, 0, 100), (0, None), "nothing committed yet");
+        m.committed([1]);
+        m.push(1, 13, vec![e("dddd", None, 20)]);
+        let g = m.lock();
+        assert_eq!(
+            g.span(1, 0, 100),
+            (6, Some(7)),
+            "the commit under way is left out"
+        );
+        assert_eq!(g.span(1, 11, 12), (2, Some(7)));
+        assert_eq!(g.span(1, 12, 11), (0, Some(7)), "an empty range");
+        assert_eq!(g.span(1, 13, 20), (0, None));
+        assert_eq!(g.span(2, 0, 100), (0, None), "another stream");
+    }
+
+    #[test]
     fn a_row_gets_the_committed_entries_past_its_folded_tail() {
         let m = Memtable::default();
         m.push(1, 10, vec![e("a", None, 5), e("bb", None, 9)]);
