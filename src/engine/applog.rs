@@ -60,7 +60,7 @@ pub struct AppLog {
     /// The file's length (written with zeros past the last record).
     len: u64,
     /// Why a record failed since the salt was drawn (it may be on disk).
-    failed: Option<std::sync::Arc<io::Error>>,
+    failed: Option<io::Error>,
     buf: Vec<u8>,
 }
 
@@ -112,7 +112,7 @@ impl AppLog {
         encode(self.salt, runs, &mut self.buf);
         let r = self.write_record();
         if let Err(e) = &r {
-            self.failed = Some(std::sync::Arc::new(io::Error::new(e.kind(), e.to_string())));
+            self.failed = Some(io::Error::new(e.kind(), e.to_string()));
         }
         r
     }
