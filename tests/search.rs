@@ -592,17 +592,20 @@ fn summary_files(root: &std::path::Path) -> Vec<std::path::PathBuf> {
     common::tier::object_files(root, "summaries")
 }
 
-/// Waits until every uploaded segment of `events` is indexed (summaries are written
-/// before their segment's run); returns the number of uploaded segments.
+/// Waits until all `n` entries of `events` are in uploaded segments (tiny segments are
+/// also cut on age, so the last few are too) and every uploaded segment is indexed
+/// (summaries are written before their segment's run); returns the number of uploaded
+/// segments, which then no longer changes.
 async fn wait_summarized(c: &Client, s: &Server, n: u64) -> u64 {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let url = s.stream_url("events");
     loop {
-        let st: Value =
-            common::get_json(c, &format!("{}/_index_status", s.stream_url("events"))).await;
+        let st: Value = common::get_json(c, &format!("{url}/_index_status")).await;
+        let details: Value = common::get_json(c, &format!("{url}/_details")).await;
         let uploaded = st["segments"]["uploaded_count"].as_u64().unwrap_or(0);
         let indexed = st["routing_key_index"]["indexed_segment_count"].as_u64();
-        // Tiny segments hold 5 records; all but the last few are uploaded.
-        if uploaded * 5 + 5 >= n && indexed == Some(uploaded) {
+        let covered = details["stream"]["uploaded_through"] == json!((n - 1).to_string());
+        if covered && indexed == Some(uploaded) {
             return uploaded;
         }
         assert!(std::time::Instant::now() < deadline, "never indexed: {st}");
