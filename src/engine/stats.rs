@@ -142,7 +142,10 @@ fn read_stats(
         m.tier.pending_bytes
     };
     let sealed_in_sqlite = payload_between(&tx, m.id, lower, sealed_to)? + held_sealed;
-    let last_entry_ms = held_newest.or(newest_entry_ms(&tx, m.id, lower)?);
+    let last_entry_ms = match held_newest {
+        Some(ms) => Some(ms),
+        None => newest_entry_ms(&tx, m.id, lower)?,
+    };
     let (covered, runs, run_bytes) = db::key_index::coverage(&tx, m.id)?;
     let has_keys = !m.keys_complete || db::entries::has_keys(&tx, m.id)?;
     drop(tx);

@@ -22,12 +22,23 @@ pub fn insert(
     Ok(())
 }
 
+/// Inserts `entries` of stream `id` at positions `first_pos..`.
+pub fn insert_run(
+    conn: &Connection,
+    id: i64,
+    first_pos: u64,
+    entries: &[Entry],
+) -> rusqlite::Result<()> {
+    for (pos, e) in (first_pos..).zip(entries) {
+        insert(conn, id, pos, &e.data, e.key.as_deref(), e.ts_ms)?;
+    }
+    Ok(())
+}
+
 /// Inserts the entries of `runs`.
 pub fn insert_runs(conn: &Connection, runs: &[Run]) -> rusqlite::Result<()> {
     for (id, first_pos, entries) in runs {
-        for (pos, e) in (*first_pos..).zip(entries) {
-            insert(conn, *id, pos, &e.data, e.key.as_deref(), e.ts_ms)?;
-        }
+        insert_run(conn, *id, *first_pos, entries)?;
     }
     Ok(())
 }
@@ -236,11 +247,9 @@ pub fn is_empty(conn: &Connection) -> rusqlite::Result<bool> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn compaction_moves_rows_in_order_and_drops_what_no_one_can_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut c = super::super::open_writer(&dir.path().join("t.sqlite")).unwrap();
-        for (id, trimmed) in [(1, 0), (2, 2)] {
+    /// Stream rows `(id, trimmed_pos)`, named `s<id>`, otherwise empty.
+    fn streams(c: &Connection, rows: &[(i64, i64)]) {
+        for &(id, trimmed) in rows {
             c.execute(
                 "INSERT INTO streams (id, name, content_type, created_at_ms, last_access_ms, \
                  incarnation, trimmed_pos) VALUES (?1, ?2, 'text/plain', 0, 0, ?2, ?3)",
@@ -248,6 +257,13 @@ mod tests {
             )
             .unwrap();
         }
+    }
+
+    #[test]
+    fn compaction_moves_rows_in_order_and_drops_what_no_one_can_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = super::super::open_writer(&dir.path().join("t.sqlite")).unwrap();
+        streams(&c, &[(1, 0), (2, 2)]);
         // Interleaved as commits would write them; stream 3 no longer exists.
         for (s, p) in [(2, 1), (1, 0), (3, 0), (2, 2), (1, 1), (2, 3)] {
             let key = format!("k{}", p % 2);
@@ -297,14 +313,7 @@ mod tests {
     fn compaction_takes_the_append_logs_entries_with_the_tables_rows() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = super::super::open_writer(&dir.path().join("t.sqlite")).unwrap();
-        for (id, trimmed) in [(1, 0), (2, 1)] {
-            c.execute(
-                "INSERT INTO streams (id, name, content_type, created_at_ms, last_access_ms, \
-                 incarnation, trimmed_pos) VALUES (?1, ?2, 'text/plain', 0, 0, ?2, ?3)",
-                params![id, format!("s{id}"), trimmed],
-            )
-            .unwrap();
-        }
+        streams(&c, &[(1, 0), (2, 1)]);
         let e = |d: &str, key: Option<&str>, ts: i64| Entry {
             data: d.as_bytes().to_vec().into(),
             key: key.map(|k| k.as_bytes().to_vec().into()),

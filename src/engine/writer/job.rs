@@ -153,9 +153,7 @@ impl<'a> Batch<'a> {
             return Ok(());
         }
         if self.begun {
-            for (pos, e) in (first_pos..).zip(&entries) {
-                ingest::insert(self.conn, id, pos, &e.data, e.key.as_deref(), e.ts_ms)?;
-            }
+            ingest::insert_run(self.conn, id, first_pos, &entries)?;
         } else {
             self.to_log.push((id, first_pos, entries.clone()));
         }

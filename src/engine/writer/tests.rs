@@ -463,20 +463,11 @@ fn appends_a_crash_left_in_the_logs_reach_their_rows_at_start_up() {
     drop(conn);
     let (w, _, _) = writer(&path);
     assert_eq!(row_tail(&w, "s"), (4, 8, 8, 1_000));
-    let rows: Vec<(i64, Vec<u8>)> = w
-        .conn
-        .prepare("SELECT pos, data FROM entries ORDER BY pos")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let want: Vec<(i64, Vec<u8>)> = [&b"ab"[..], b"c", b"def", b"gh"]
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (i as i64, d.to_vec()))
-        .collect();
-    assert_eq!(rows, want, "each entry once, the log's replayed once");
+    assert_eq!(
+        compacted(&w),
+        positioned(&[b"ab", b"c", b"def", b"gh"]),
+        "each entry once, the log's replayed once"
+    );
 }
 
 /// Entries of stream `id` the memtable holds.
@@ -598,18 +589,7 @@ fn plain_appends_go_to_the_append_log_until_compaction_voids_it() {
     assert_ne!(new_salt, salt);
     assert!(records.is_empty(), "no record of the new salt yet");
     assert!(ingest::is_empty(&w.conn).unwrap());
-    let rows: Vec<Vec<u8>> = w
-        .conn
-        .prepare("SELECT data FROM entries WHERE stream_id = 1 ORDER BY pos")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(
-        rows,
-        vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
-    );
+    assert_eq!(compacted(&w), positioned(&[b"one", b"two", b"three"]));
     assert_eq!(row_tail(&w, "s"), (3, 11, 11, 1_000));
 
     // The log is written from its beginning again.
@@ -659,15 +639,7 @@ fn a_failed_log_record_fails_its_batch_and_is_voided_before_the_next_commit() {
         "a compaction voided the failed record first"
     );
     assert_eq!(records, vec![b"next".to_vec()]);
-    let first: Vec<u8> = w
-        .conn
-        .query_row(
-            "SELECT data FROM entries WHERE stream_id = 1 AND pos = 0",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(first, b"kept");
+    assert_eq!(compacted(&w), positioned(&[b"kept"]));
 }
 
 /// A clean stop compacts: the database holds every entry without the append log.
@@ -689,11 +661,21 @@ fn a_clean_stop_leaves_the_append_logs_entries_in_the_database() {
     assert_ne!(new_salt, salt);
     assert!(records.is_empty());
     assert_eq!(row_tail(&w, "s").0, 1);
-    let data: Vec<u8> = w
-        .conn
-        .query_row("SELECT data FROM entries WHERE stream_id = 1", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(data, b"last words");
+    assert_eq!(compacted(&w), positioned(&[b"last words"]));
+}
+
+/// `(pos, data)` of stream 1's rows in `entries`, in order.
+fn compacted(w: &Writer) -> Vec<(i64, Vec<u8>)> {
+    w.conn
+        .prepare("SELECT pos, data FROM entries WHERE stream_id = 1 ORDER BY pos")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// `data` at positions 0, 1, … .
+fn positioned(data: &[&[u8]]) -> Vec<(i64, Vec<u8>)> {
+    (0..).zip(data.iter().map(|d| d.to_vec())).collect()
 }
