@@ -26,7 +26,7 @@
 
 mod job;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -39,6 +39,7 @@ use tokio::sync::oneshot;
 
 use super::applog::{self, AppLog};
 use super::checkpointer::Checkpointer;
+use super::committed::StreamChange;
 use super::db::{self, ingest, streams};
 use super::memtable::{self, Memtable};
 use super::meta_cache::MetaCache;
@@ -331,10 +332,9 @@ pub fn spawn(
         checkpointer,
         log,
         logged,
-        replies: Replies::start(),
+        replies: Replies::start(notifier),
         tiered,
         clock,
-        notifier,
         memtable,
         cache,
         touched,
@@ -461,44 +461,56 @@ fn recover(
     }
 }
 
-/// Where the results of a committed batch go.
+/// Where a committed batch goes: its results to the requests, then its changes to the
+/// readers and feed consumers (the [`Notifier`]), in commit order.
+///
+/// On a runtime both happen in one task: the writer wakes the runtime once per batch, and
+/// the readers' and consumers' tasks are woken from inside it. Published from the writer
+/// thread instead, each batch woke the runtime twice; with both on one core, each wake-up
+/// was a switch between the threads (docs/performance.md, "Tenth pass").
 enum Replies {
     /// Sent from the writer thread (no runtime was running when the writer started).
-    Direct,
+    Direct(Notifier),
     /// Handed to one task on the runtime, which sends them in order.
-    Task(tokio::sync::mpsc::UnboundedSender<Vec<Box<dyn Job>>>),
+    Task(tokio::sync::mpsc::UnboundedSender<Done>),
 }
+
+/// A committed batch's jobs to answer and the changes to publish after them.
+type Done = (Vec<Box<dyn Job>>, BTreeMap<i64, StreamChange>);
 
 impl Replies {
     /// On the runtime the writer starts from, if any.
-    fn start() -> Replies {
+    fn start(notifier: Notifier) -> Replies {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return Replies::Direct;
+            return Replies::Direct(notifier);
         };
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<Box<dyn Job>>>();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
         rt.spawn(async move {
-            while let Some(jobs) = rx.recv().await {
-                for j in jobs {
-                    j.reply();
-                }
+            while let Some((jobs, changes)) = rx.recv().await {
+                answer(jobs, changes, &notifier);
             }
         });
         Replies::Task(tx)
     }
 
-    fn send(&self, jobs: Vec<Box<dyn Job>>) {
+    fn send(&self, jobs: Vec<Box<dyn Job>>, changes: BTreeMap<i64, StreamChange>) {
         match self {
             Replies::Task(tx) => {
                 // The task ends only with the runtime; then nobody waits for an answer.
-                let _ = tx.send(jobs);
+                let _ = tx.send((jobs, changes));
             }
-            Replies::Direct => {
-                for j in jobs {
-                    j.reply();
-                }
-            }
+            Replies::Direct(notifier) => answer(jobs, changes, notifier),
         }
     }
+}
+
+/// Writers first: with many readers woken, the acknowledgements would otherwise wait
+/// behind their deliveries.
+fn answer(jobs: Vec<Box<dyn Job>>, changes: BTreeMap<i64, StreamChange>, notifier: &Notifier) {
+    for j in jobs {
+        j.reply();
+    }
+    notifier.publish(changes);
 }
 
 struct Writer {
@@ -508,11 +520,11 @@ struct Writer {
     /// The append log (see `applog`) and the runs it holds since its salt was drawn.
     log: AppLog,
     logged: Vec<ingest::Run>,
+    /// Answers and announces each committed batch.
     replies: Replies,
     /// Full mode: removed incarnations leave objects to delete.
     tiered: bool,
     clock: SharedClock,
-    notifier: Notifier,
     /// Appends committed to `ingest` but not yet compacted into `entries`.
     memtable: Arc<Memtable>,
     /// Stream metadata for the request path, updated after every commit.
@@ -835,10 +847,7 @@ impl Writer {
                     m.append_entries.add(entries as u64);
                     m.append_bytes.add(bytes as u64);
                 }
-                // Writers first: with many readers woken, the acknowledgement would otherwise
-                // wait behind their deliveries.
-                self.replies.send(ran);
-                self.notifier.publish(fx.changes);
+                self.replies.send(ran, fx.changes);
             }
             Err(err) => {
                 for (id, first_pos) in pushed.into_iter().rev() {
