@@ -56,7 +56,7 @@ pub struct Collect {
     limits: ReadLimits,
     scan_left: usize,
     /// Entries taken, and their positions.
-    pub entries: Vec<Bytes>,
+    pub entries: Entries,
     pub positions: Vec<u64>,
     /// Payload bytes taken.
     pub bytes: usize,
@@ -67,8 +67,6 @@ pub struct Collect {
     /// The page stopped because the filter's scan limit was reached.
     pub filter_limit_reached: bool,
     full: bool,
-    /// Where [`Collect::offer_copy`] copies taken entries (each is split off it).
-    arena: BytesMut,
 }
 
 /// Bytes of arena allocated at a time (an entry larger than this gets its own).
@@ -82,20 +80,155 @@ enum Source<'a, F> {
     Borrowed(&'a [u8]),
 }
 
+/// A page's entries, in order. An entry offered as a shared buffer is kept as it is; one
+/// offered as borrowed bytes (a SQLite row, a decompressed block) is copied into the
+/// page's arena, chunks of [`ARENA_CHUNK`] bytes, and kept as a span of it. So a page of
+/// small entries costs a few allocations and no reference count per entry (a catch-up
+/// read splitting each entry off the arena as a `Bytes` spent a sixth of its time on
+/// that: docs/performance.md, "Tenth pass").
+#[derive(Clone, Default)]
+pub struct Entries {
+    /// Shared entries and full arena chunks, in the order they were started.
+    chunks: Vec<Bytes>,
+    /// The arena chunk being filled; its place in `chunks` (holding an empty buffer until
+    /// [`seal`](Self::seal)) is `open_at`.
+    open: BytesMut,
+    open_at: Option<usize>,
+    spans: Vec<Span>,
+}
+
+/// Where an entry's bytes are: `chunks[chunk][start..start + len]`.
+#[derive(Clone, Copy)]
+struct Span {
+    chunk: usize,
+    start: usize,
+    len: usize,
+}
+
+impl Entries {
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    fn chunk(&self, i: usize) -> &[u8] {
+        if self.open_at == Some(i) {
+            &self.open
+        } else {
+            &self.chunks[i]
+        }
+    }
+
+    /// The `i`th entry's bytes.
+    pub fn get(&self, i: usize) -> &[u8] {
+        let s = self.spans[i];
+        &self.chunk(s.chunk)[s.start..s.start + s.len]
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> + Clone + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// The `i`th entry as a shared buffer: a reference to its chunk once sealed (every
+    /// page a read returns is), a copy before.
+    pub fn bytes(&self, i: usize) -> Bytes {
+        let s = self.spans[i];
+        if self.open_at == Some(s.chunk) {
+            Bytes::copy_from_slice(&self.open[s.start..s.start + s.len])
+        } else {
+            self.chunks[s.chunk].slice(s.start..s.start + s.len)
+        }
+    }
+
+    /// The entries as shared buffers (one reference each), for consumers that keep them.
+    pub fn to_vec(&self) -> Vec<Bytes> {
+        (0..self.len()).map(|i| self.bytes(i)).collect()
+    }
+
+    fn push_shared(&mut self, b: Bytes) {
+        self.spans.push(Span {
+            chunk: self.chunks.len(),
+            start: 0,
+            len: b.len(),
+        });
+        self.chunks.push(b);
+    }
+
+    fn push_copy(&mut self, data: &[u8]) {
+        let chunk = match self.open_at {
+            Some(i) if self.open.capacity() - self.open.len() >= data.len() => i,
+            _ => {
+                self.seal();
+                self.open = BytesMut::with_capacity(ARENA_CHUNK.max(data.len()));
+                let i = self.chunks.len();
+                self.chunks.push(Bytes::new());
+                self.open_at = Some(i);
+                i
+            }
+        };
+        self.spans.push(Span {
+            chunk,
+            start: self.open.len(),
+            len: data.len(),
+        });
+        self.open.extend_from_slice(data);
+    }
+
+    /// Moves the arena chunk being filled into `chunks`, where it can be shared.
+    fn seal(&mut self) {
+        if let Some(i) = self.open_at.take() {
+            self.chunks[i] = std::mem::take(&mut self.open).freeze();
+        }
+    }
+}
+
+impl From<Vec<Bytes>> for Entries {
+    fn from(v: Vec<Bytes>) -> Entries {
+        let mut e = Entries::default();
+        for b in v {
+            e.push_shared(b);
+        }
+        e
+    }
+}
+
+impl PartialEq for Entries {
+    fn eq(&self, other: &Entries) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Entries {}
+
+impl std::fmt::Debug for Entries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.iter().map(Bytes::copy_from_slice))
+            .finish()
+    }
+}
+
 impl Collect {
     pub fn new(from: u64, limits: ReadLimits) -> Collect {
         Collect {
             limits,
             scan_left: SCAN_BUDGET,
-            entries: Vec::new(),
+            entries: Entries::default(),
             positions: Vec::new(),
             bytes: 0,
             next_pos: from,
             filter_scanned_bytes: 0,
             filter_limit_reached: false,
             full: false,
-            arena: BytesMut::new(),
         }
+    }
+
+    /// The page's entries, ready to be shared.
+    pub fn seal(&mut self) {
+        self.entries.seal();
     }
 
     /// No more entries fit (or the scan budget is spent).
@@ -182,18 +315,16 @@ impl Collect {
     }
 
     fn take(&mut self, pos: u64, shared: Option<Bytes>, borrowed: &[u8]) {
-        let entry = match shared {
-            Some(b) => b,
-            None => {
-                if self.arena.capacity() - self.arena.len() < borrowed.len() {
-                    self.arena = BytesMut::with_capacity(ARENA_CHUNK.max(borrowed.len()));
-                }
-                self.arena.extend_from_slice(borrowed);
-                self.arena.split().freeze()
+        match shared {
+            Some(b) => {
+                self.bytes += b.len();
+                self.entries.push_shared(b);
             }
-        };
-        self.bytes += entry.len();
-        self.entries.push(entry);
+            None => {
+                self.bytes += borrowed.len();
+                self.entries.push_copy(borrowed);
+            }
+        }
         self.positions.push(pos);
         self.next_pos = pos + 1;
     }
@@ -235,7 +366,7 @@ mod tests {
             !c.offer(5, None, || b("large")),
             "full after the first entry"
         );
-        assert_eq!(c.entries, vec![b("large")]);
+        assert_eq!(c.entries, Entries::from(vec![b("large")]));
         let mut c = Collect::new(0, limits(100, 2, None));
         assert!(c.offer(0, None, || b("a")));
         assert!(!c.offer(1, None, || b("b")));
@@ -252,20 +383,32 @@ mod tests {
             !c.offer_copy(3, Some(b"k"), b"ijkl"),
             "4 + 4 + 4 bytes > 10"
         );
-        assert_eq!(c.entries, vec![b("abcd"), b("efgh")]);
+        assert_eq!(c.entries, Entries::from(vec![b("abcd"), b("efgh")]));
         assert_eq!(
             (c.positions.clone(), c.next_pos, c.bytes),
             (vec![1, 2], 3, 8)
         );
         // One allocation: the second entry follows the first in memory.
-        assert_eq!(c.entries[1].as_ptr(), c.entries[0][4..].as_ptr());
+        assert_eq!(c.entries.get(1).as_ptr(), c.entries.get(0)[4..].as_ptr());
         let big = vec![7u8; ARENA_CHUNK + 1];
         let mut c = Collect::new(0, limits(usize::MAX, 10, None));
         c.offer_copy(0, None, b"small");
         c.offer_copy(1, None, &big);
         c.offer(2, None, || b("shared"));
-        assert_eq!(c.entries[1], big, "larger than a chunk: its own allocation");
-        assert_eq!(c.entries[2], b("shared"));
+        assert_eq!(
+            c.entries.get(1),
+            big,
+            "larger than a chunk: its own allocation"
+        );
+        assert_eq!(c.entries.get(2), b"shared");
+        c.seal();
+        let owned = c.entries.to_vec();
+        assert_eq!(owned[0], b("small"));
+        assert_eq!(
+            owned[1].as_ptr(),
+            c.entries.get(1).as_ptr(),
+            "sealed: shared, not copied"
+        );
     }
 
     #[test]
@@ -287,7 +430,7 @@ mod tests {
         let mut c = Collect::new(0, limits(100, 10, Some("")));
         c.offer(0, None, || b("none"));
         c.offer(1, Some(b""), || b("empty"));
-        assert_eq!(c.entries, vec![b("empty")]);
+        assert_eq!(c.entries, Entries::from(vec![b("empty")]));
     }
 
     #[test]

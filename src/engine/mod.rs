@@ -53,7 +53,7 @@ use crate::health::Health;
 use crate::protocol::expiry::Expiry;
 
 pub use budget::{IngestBudget, Reservation};
-pub use collect::{Collect, EntryFilter, ReadLimits};
+pub use collect::{Collect, Entries, EntryFilter, ReadLimits};
 pub use committed::{Commit, CommitFeed, Committed, EncodingKey, FeedEvent, StreamChange};
 pub use entry::Entry;
 pub use error::EngineError;

@@ -1,10 +1,9 @@
 //! The range read that stitches a fork's inherited prefix, its segments, `entries` and
 //! the memtable together (run on the read pool).
 
-use bytes::Bytes;
 use rusqlite::Connection;
 
-use super::collect::Collect;
+use super::collect::{Collect, Entries};
 use super::db;
 use super::db::segments::SegmentRow;
 use super::memtable::Memtable;
@@ -13,7 +12,7 @@ use super::{EngineError, StreamMeta};
 /// Entries read from one stream, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReadBatch {
-    pub entries: Vec<Bytes>,
+    pub entries: Entries,
     /// The position of each entry.
     pub positions: Vec<u64>,
     /// Position after the last entry scanned: after the last one returned, or further
@@ -28,7 +27,8 @@ pub struct ReadBatch {
 }
 
 impl From<Collect> for ReadBatch {
-    fn from(c: Collect) -> ReadBatch {
+    fn from(mut c: Collect) -> ReadBatch {
+        c.seal();
         ReadBatch {
             entries: c.entries,
             positions: c.positions,

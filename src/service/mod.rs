@@ -367,11 +367,8 @@ impl StreamService {
             filter: None,
         };
         let batch = self.engine.read(&src, pos, one).await?;
-        Ok(batch
-            .entries
-            .into_iter()
-            .next()
-            .map(|e| (src.id, e.to_vec())))
+        let first = batch.entries.iter().next().map(|e| (src.id, e.to_vec()));
+        Ok(first)
     }
 
     pub async fn append(

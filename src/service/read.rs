@@ -13,7 +13,8 @@ use tokio::time::Instant;
 
 use super::{bad, ServiceError, ServiceResult, StreamService};
 use crate::engine::{
-    Collect, Committed, EncodingKey, EntryFilter, ReadBatch, ReadLimits, StreamMeta, TailReceiver,
+    Collect, Committed, EncodingKey, Entries, EntryFilter, ReadBatch, ReadLimits, StreamMeta,
+    TailReceiver,
 };
 use crate::protocol::headers;
 use crate::protocol::offset::{Offset, OffsetParam};
@@ -114,10 +115,10 @@ impl View {
     }
 
     /// Frames entries (at `positions`) as a response body.
-    fn frame(&self, entries: &[Bytes], positions: &[u64]) -> ServiceResult<Bytes> {
+    fn frame(&self, entries: &Entries, positions: &[u64]) -> ServiceResult<Bytes> {
         match (self.format, &self.promote) {
             (Format::Raw, _) => Ok(concat(entries)),
-            (Format::Json, None) => Ok(json_array(entries.iter().map(|e| &e[..]))),
+            (Format::Json, None) => Ok(json_array(entries.iter())),
             (Format::Json, Some(promote)) => {
                 let promoted: Vec<Option<Vec<u8>>> = entries
                     .iter()
@@ -189,12 +190,12 @@ fn json_array<'a>(messages: impl Iterator<Item = &'a [u8]> + Clone) -> Bytes {
     Bytes::from(out)
 }
 
-fn concat(entries: &[Bytes]) -> Bytes {
+fn concat(entries: &Entries) -> Bytes {
     if entries.len() == 1 {
-        return entries[0].clone();
+        return entries.bytes(0);
     }
-    let mut out = Vec::with_capacity(entries.iter().map(Bytes::len).sum());
-    for e in entries {
+    let mut out = Vec::with_capacity(entries.iter().map(<[u8]>::len).sum());
+    for e in entries.iter() {
         out.extend_from_slice(e);
     }
     Bytes::from(out)
@@ -392,7 +393,7 @@ impl StreamService {
             Mode::CatchUp => {
                 if offset == OffsetParam::Now {
                     return Ok(ReadOutcome::Page(Page {
-                        body: view.frame(&[], &[])?,
+                        body: view.frame(&Entries::default(), &[])?,
                         content_type: meta.config.content_type.clone(),
                         next_offset: Offset::at(meta.tail.next_pos),
                         up_to_date: true,

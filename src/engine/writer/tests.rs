@@ -98,10 +98,9 @@ fn writer(path: &Path) -> (Writer, Arc<Memtable>, Notifier) {
         checkpointer: None,
         log,
         logged,
-        replies: Replies::Direct,
+        replies: Replies::Direct(notifier.clone()),
         tiered: true,
         clock,
-        notifier: notifier.clone(),
         memtable: memtable.clone(),
         cache: Arc::new(MetaCache::new(100)),
         touched,
@@ -487,15 +486,19 @@ fn held(memtable: &Memtable, id: i64) -> usize {
 
 #[test]
 fn without_a_runtime_answers_go_straight_from_the_writer() {
-    assert!(matches!(Replies::start(), Replies::Direct));
+    assert!(matches!(
+        Replies::start(Notifier::default()),
+        Replies::Direct(_)
+    ));
 }
 
 #[tokio::test]
-async fn on_a_runtime_a_committed_batch_is_answered_by_the_reply_task() {
+async fn on_a_runtime_a_committed_batch_is_answered_and_announced_by_the_reply_task() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut w, _, _) = writer(&dir.path().join("db.sqlite"));
-    w.replies = Replies::start();
+    let (mut w, _, notifier) = writer(&dir.path().join("db.sqlite"));
+    w.replies = Replies::start(notifier.clone());
     assert!(matches!(w.replies, Replies::Task(_)));
+    let mut feed = notifier.feed();
     let (c, rc) = create("s");
     let (a1, r1) = append("s", b"one".to_vec(), None);
     let (a2, r2) = append("s", b"two".to_vec(), None);
@@ -503,6 +506,13 @@ async fn on_a_runtime_a_committed_batch_is_answered_by_the_reply_task() {
     assert!(matches!(rc.await.unwrap(), Ok(CreateOutcome::Created(_))));
     assert_eq!(r1.await.unwrap().unwrap().next_pos, 1);
     assert_eq!(r2.await.unwrap().unwrap().next_pos, 2);
+    // The task announces the commit after answering it.
+    match feed.next().await {
+        crate::engine::committed::FeedEvent::Commit(c) => {
+            assert_eq!(c.streams[0].change.next_pos, 2);
+        }
+        other => panic!("{other:?}"),
+    }
     // A refusal is answered the same way.
     let (bad, rbad) = append("missing", b"x".to_vec(), None);
     w.commit_batch(vec![bad], false);

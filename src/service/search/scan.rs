@@ -220,7 +220,7 @@ impl<'a> Scan<'a> {
                 filter: self.prefilter.clone(),
             };
             let batch = self.svc.engine().read(&bounded, pos, limits).await?;
-            for (e, &p) in batch.entries.iter().zip(&batch.positions) {
+            for (e, &p) in batch.entries.to_vec().iter().zip(&batch.positions) {
                 if counting {
                     self.count(p, e.len());
                 }

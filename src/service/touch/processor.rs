@@ -24,7 +24,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::{LiveTemplate, StreamTouch};
@@ -138,7 +137,7 @@ impl Processor {
             .entries
             .iter()
             .enumerate()
-            .map(|(i, e)| (change.first_pos + i as u64, &e.data));
+            .map(|(i, e)| (change.first_pos + i as u64, &e.data[..]));
         self.batch(&st, items, change.next_pos, change.next_pos)
             .await;
     }
@@ -198,7 +197,7 @@ impl Processor {
     async fn batch<'a>(
         &mut self,
         st: &Arc<StreamTouch>,
-        items: impl Iterator<Item = (u64, &'a Bytes)>,
+        items: impl Iterator<Item = (u64, &'a [u8])>,
         end: u64,
         tail: u64,
     ) {
