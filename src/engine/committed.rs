@@ -1,4 +1,4 @@
-//! The committed state the writer publishes after every commit.
+//! The committed state published after every commit (by the task that answers the batch).
 //!
 //! For each stream a commit changed, a [`StreamChange`]: the new tail, the closed flag,
 //! whether the stream is gone, and the bytes of the entries the commit appended. It is

@@ -12,10 +12,11 @@
 //! the append log (`applog`). There is no timer: an idle server commits a lone request at
 //! once, a busy one batches whatever arrived during the last commit.
 //!
-//! The answers of a batch go to the runtime in one hand-off ([`Replies`]): a task there
-//! sends each operation its result, so the runtime is woken from this thread once per
-//! batch rather than once per request (each such wake-up can write to the runtime's
-//! eventfd and preempt this thread on a shared core).
+//! A committed batch goes to the runtime in one hand-off ([`Replies`]): a task there sends
+//! each operation its result and then publishes the batch's changes, so the runtime is
+//! woken from this thread once per batch rather than once per request or twice per batch
+//! (each such wake-up can write to the runtime's eventfd and preempt this thread on a
+//! shared core).
 //!
 //! Besides operations the thread owns two chores: compacting the append log and the
 //! ingest table (see `memtable.rs`) and applying TTL renewals. Renewals are not queued:
