@@ -53,8 +53,8 @@ impl StreamChange {
 #[derive(Debug)]
 pub struct Committed {
     pub change: StreamChange,
-    /// `(key, bytes)`: encodings made by the first reader that needed each.
-    encoded: Mutex<Vec<(EncodingKey, Bytes)>>,
+    /// Encodings made by the first reader that needed each.
+    encoded: Mutex<Vec<(EncodingKey, Encoded)>>,
 }
 
 /// What an encoding is of: the reader's kind of response and the position it starts at.
@@ -63,6 +63,15 @@ pub struct Committed {
 pub struct EncodingKey {
     pub kind: u8,
     pub from: u64,
+}
+
+/// A reader's page of a change: its body (`None`: no entry passed the reader's filters),
+/// the position it scanned through, and the payload bytes it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    pub body: Option<Bytes>,
+    pub next: u64,
+    pub bytes: usize,
 }
 
 impl Committed {
@@ -74,18 +83,22 @@ impl Committed {
     }
 
     /// The encoding `key` of this change, made once by `make` and then shared by every
-    /// reader that asks for the same key.
-    pub fn encoded(&self, key: EncodingKey, make: impl FnOnce() -> Bytes) -> Bytes {
+    /// reader that asks for the same key (a failed `make` is not kept).
+    pub fn encoded<E>(
+        &self,
+        key: EncodingKey,
+        make: impl FnOnce() -> Result<Encoded, E>,
+    ) -> Result<Encoded, E> {
         let mut cache = self.encoded.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, b)) = cache.iter().find(|(k, _)| *k == key) {
-            return b.clone();
+        if let Some((_, e)) = cache.iter().find(|(k, _)| *k == key) {
+            return Ok(e.clone());
         }
-        let b = make();
+        let e = make()?;
         // Bounded: a handful of kinds, and readers wait at a few positions at most.
         if cache.len() < 8 {
-            cache.push((key, b.clone()));
+            cache.push((key, e.clone()));
         }
-        b
+        Ok(e)
     }
 }
 
@@ -165,19 +178,26 @@ mod tests {
     #[test]
     fn encodings_are_made_once_per_key() {
         let c = Committed::new(change(0, 2));
+        let page = |b: &'static [u8]| Encoded {
+            body: Some(Bytes::from_static(b)),
+            next: 2,
+            bytes: b.len(),
+        };
         let mut made = 0;
         let key = EncodingKey { kind: 1, from: 0 };
         for _ in 0..3 {
-            let b = c.encoded(key, || {
+            let e = c.encoded(key, || {
                 made += 1;
-                Bytes::from_static(b"page")
+                Ok::<_, ()>(page(b"page"))
             });
-            assert_eq!(b, Bytes::from_static(b"page"));
+            assert_eq!(e, Ok(page(b"page")));
         }
         assert_eq!(made, 1);
-        let other = c.encoded(EncodingKey { kind: 2, from: 0 }, || {
-            Bytes::from_static(b"x")
-        });
-        assert_eq!(other, Bytes::from_static(b"x"));
+        let other = c.encoded(EncodingKey { kind: 2, from: 0 }, || Ok::<_, ()>(page(b"x")));
+        assert_eq!(other, Ok(page(b"x")));
+        // A failure is the caller's, and the next reader makes the encoding again.
+        let key = EncodingKey { kind: 3, from: 0 };
+        assert_eq!(c.encoded(key, || Err("no")), Err("no"));
+        assert_eq!(c.encoded(key, || Ok::<_, &str>(page(b"y"))), Ok(page(b"y")));
     }
 }

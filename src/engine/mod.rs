@@ -54,7 +54,7 @@ use crate::protocol::expiry::Expiry;
 
 pub use budget::{IngestBudget, Reservation};
 pub use collect::{Collect, Entries, EntryFilter, ReadLimits};
-pub use committed::{Commit, CommitFeed, Committed, EncodingKey, FeedEvent, StreamChange};
+pub use committed::{Commit, CommitFeed, Committed, Encoded, EncodingKey, FeedEvent, StreamChange};
 pub use entry::Entry;
 pub use error::EngineError;
 pub use keys::KeyPage;

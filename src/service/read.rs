@@ -13,8 +13,8 @@ use tokio::time::Instant;
 
 use super::{bad, ServiceError, ServiceResult, StreamService};
 use crate::engine::{
-    Collect, Committed, EncodingKey, Entries, EntryFilter, ReadBatch, ReadLimits, StreamMeta,
-    TailReceiver,
+    Collect, Committed, Encoded, EncodingKey, Entries, EntryFilter, ReadBatch, ReadLimits,
+    StreamMeta, TailReceiver,
 };
 use crate::protocol::headers;
 use crate::protocol::offset::{Offset, OffsetParam};
@@ -468,56 +468,43 @@ impl StreamService {
         pos: u64,
         c: &Committed,
         sse: Option<bool>,
-    ) -> ServiceResult<Option<CommitPage>> {
+    ) -> ServiceResult<Option<Encoded>> {
         let entries = c.change.entries_from(pos);
         if entries.is_empty() {
             return Ok(None);
         }
-        let mut col = Collect::new(pos, view.limits(self));
-        for (i, e) in entries.iter().enumerate() {
-            if !col.offer(pos + i as u64, e.key.as_deref(), || e.data.clone()) {
-                break;
+        let make = || -> ServiceResult<Encoded> {
+            let mut col = Collect::new(pos, view.limits(self));
+            for (i, e) in entries.iter().enumerate() {
+                if !col.offer(pos + i as u64, e.key.as_deref(), || e.data.clone()) {
+                    break;
+                }
             }
-        }
-        let (next, bytes) = (col.next_pos, col.bytes);
-        if col.entries.is_empty() {
-            return Ok(Some(CommitPage {
-                body: None,
-                next,
-                bytes,
-            }));
-        }
-        let make = || -> ServiceResult<Bytes> {
-            let body = view.frame(&col.entries, &col.positions)?;
-            Ok(match sse {
-                Some(text) => sse_data_event(&body, text),
-                None => body,
+            let body = if col.entries.is_empty() {
+                None
+            } else {
+                let body = view.frame(&col.entries, &col.positions)?;
+                Some(match sse {
+                    Some(text) => sse_data_event(&body, text),
+                    None => body,
+                })
+            };
+            Ok(Encoded {
+                body,
+                next: col.next_pos,
+                bytes: col.bytes,
             })
         };
-        let body = if view.shareable() {
-            let key = EncodingKey {
-                kind: view.encoding(sse.is_some()),
-                from: pos,
-            };
-            let mut failed = None;
-            let b = c.encoded(key, || {
-                make().unwrap_or_else(|e| {
-                    failed = Some(e);
-                    Bytes::new()
-                })
-            });
-            if let Some(e) = failed {
-                return Err(e);
-            }
-            b
-        } else {
-            make()?
+        if !view.shareable() {
+            return make().map(Some);
+        }
+        // The whole page, not only its body, is the same for every reader at `pos`: the
+        // first one collects it, the others take it as it is.
+        let key = EncodingKey {
+            kind: view.encoding(sse.is_some()),
+            from: pos,
         };
-        Ok(Some(CommitPage {
-            body: Some(body),
-            next,
-            bytes,
-        }))
+        c.encoded(key, make).map(Some)
     }
 
     /// Applies a commit's published state to `meta` (same incarnation by construction);
@@ -613,14 +600,6 @@ impl StreamService {
             woken_by = Some(c);
         }
     }
-}
-
-/// What a commit's entries give a reader: a body if any entry passed its filter, and the
-/// position scanned through.
-struct CommitPage {
-    body: Option<Bytes>,
-    next: u64,
-    bytes: usize,
 }
 
 /// A live SSE read: yields framed event bytes until the stream closes, the connection's
