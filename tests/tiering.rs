@@ -255,10 +255,13 @@ async fn deleted_and_expired_streams_are_reclaimed_everywhere() {
     let gone = s.stream_url("to-delete");
     let brief = s.stream_url("brief");
     common::put(&c, &gone, "text/plain", "").await;
+    // Long enough for its segments and manifest to reach the store first on a loaded
+    // machine: with 1 s, running beside other tests on two busy cores, it expired before
+    // the upload every time.
     let r = c
         .put(&brief)
         .header("content-type", "text/plain")
-        .header("stream-ttl", "1")
+        .header("stream-ttl", "5")
         .send()
         .await
         .unwrap();
@@ -267,15 +270,15 @@ async fn deleted_and_expired_streams_are_reclaimed_everywhere() {
         common::post(&c, &gone, "text/plain", format!("{i};")).await;
         common::post(&c, &brief, "text/plain", format!("{i};")).await;
     }
-    wait_uploaded(&store, "to-delete", 20).await;
     wait_uploaded(&store, "brief", 20).await;
+    wait_uploaded(&store, "to-delete", 20).await;
     let p1 = incarnation_prefix(&store, "to-delete").await;
     let p2 = incarnation_prefix(&store, "brief").await;
     assert!(dir.path().join("segments").join(&p1).exists());
 
     assert_eq!(c.delete(&gone).send().await.unwrap().status(), 204);
     wait_gone(&store, dir.path(), &p1).await;
-    // The TTL stream expires one second after its last use; the sweeper reclaims it.
+    // The TTL stream expires five seconds after its last use; the sweeper reclaims it.
     wait_gone(&store, dir.path(), &p2).await;
     assert_eq!(c.head(&brief).send().await.unwrap().status(), 404);
     let db = rusqlite::Connection::open(dir.path().join("wal.sqlite")).unwrap();
