@@ -185,6 +185,7 @@ impl Entries {
     }
 }
 
+#[cfg(test)]
 impl From<Vec<Bytes>> for Entries {
     fn from(v: Vec<Bytes>) -> Entries {
         let mut e = Entries::default();

@@ -506,7 +506,7 @@ async fn on_a_runtime_a_committed_batch_is_answered_and_announced_by_the_reply_t
     assert!(matches!(rc.await.unwrap(), Ok(CreateOutcome::Created(_))));
     assert_eq!(r1.await.unwrap().unwrap().next_pos, 1);
     assert_eq!(r2.await.unwrap().unwrap().next_pos, 2);
-    // The task announces the commit after answering it.
+    // The same task announces the commit.
     match feed.next().await {
         crate::engine::committed::FeedEvent::Commit(c) => {
             assert_eq!(c.streams[0].change.next_pos, 2);

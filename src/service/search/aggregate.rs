@@ -95,7 +95,7 @@ impl StreamService {
                 }
                 Step::Scan(ranges) if ranges.is_empty() => {}
                 Step::Scan(ranges) => {
-                    let mut visit = |pos: u64, data: &Bytes| -> ServiceResult<Flow> {
+                    let mut visit = |pos: u64, data: &[u8]| -> ServiceResult<Flow> {
                         if let Some((record, c, version)) =
                             contribution_at(&cfg, &rollup, &settings, pos, data)
                         {
@@ -110,7 +110,7 @@ impl StreamService {
                 Step::Build(chunk) => {
                     // Scanned whole (no query), summarised on the way.
                     let mut b = SummaryBuilder::for_rollup(&cfg, &req.rollup, chunk, hash);
-                    let mut visit = |pos: u64, data: &Bytes| -> ServiceResult<Flow> {
+                    let mut visit = |pos: u64, data: &[u8]| -> ServiceResult<Flow> {
                         let c = contribution_at(&cfg, &rollup, &settings, pos, data);
                         b.add_contribution(&req.rollup, c.as_ref().map(|c| &c.1));
                         if let Some((record, c, version)) = &c {

@@ -144,7 +144,7 @@ impl StreamService {
         scan.set_prefilter(Prefilter::of(&req.q, &cfg));
         let mut failure: Option<ServiceError> = None;
         {
-            let mut visit = |pos: u64, data: &Bytes| -> ServiceResult<Flow> {
+            let mut visit = |pos: u64, data: &[u8]| -> ServiceResult<Flow> {
                 let Ok(record) = serde_json::from_slice::<Value>(data) else {
                     return Ok(Flow::More);
                 };

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::super::{ServiceResult, StreamService};
-use crate::engine::{EntryFilter, ReadLimits, StreamMeta};
+use crate::engine::{Entries, EntryFilter, ReadLimits, StreamMeta};
 use crate::search::prefilter::Prefilter;
 use crate::search::query::Query;
 use crate::search::terms::{self, TermExpr};
@@ -197,14 +197,14 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// Reads `[from, to)` page by page, calling `visit` with each entry in order until it
-    /// stops, the range ends or the deadline passes.
+    /// Reads `[from, to)` page by page, calling `visit` with each entry (its page and its
+    /// index there) in order until it stops, the range ends or the deadline passes.
     async fn read_range(
         &mut self,
         from: u64,
         to: u64,
         counting: bool,
-        visit: &mut (dyn FnMut(u64, &Bytes) -> ServiceResult<Flow> + Send),
+        visit: &mut (dyn FnMut(u64, &Entries, usize) -> ServiceResult<Flow> + Send),
     ) -> ServiceResult<Flow> {
         let mut bounded = self.meta.clone();
         bounded.tail.next_pos = to.min(self.meta.tail.next_pos);
@@ -220,11 +220,11 @@ impl<'a> Scan<'a> {
                 filter: self.prefilter.clone(),
             };
             let batch = self.svc.engine().read(&bounded, pos, limits).await?;
-            for (e, &p) in batch.entries.to_vec().iter().zip(&batch.positions) {
+            for (i, &p) in batch.positions.iter().enumerate() {
                 if counting {
-                    self.count(p, e.len());
+                    self.count(p, batch.entries.get(i).len());
                 }
-                if visit(p, e)? == Flow::Stop || self.expired() {
+                if visit(p, &batch.entries, i)? == Flow::Stop || self.expired() {
                     return Ok(Flow::Stop);
                 }
             }
@@ -240,10 +240,11 @@ impl<'a> Scan<'a> {
     pub async fn forward(
         &mut self,
         ranges: Vec<Range<u64>>,
-        visit: &mut (dyn FnMut(u64, &Bytes) -> ServiceResult<Flow> + Send),
+        visit: &mut (dyn FnMut(u64, &[u8]) -> ServiceResult<Flow> + Send),
     ) -> ServiceResult<()> {
+        let mut each = |p: u64, page: &Entries, i: usize| visit(p, page.get(i));
         for r in ranges {
-            if self.read_range(r.start, r.end, true, visit).await? == Flow::Stop {
+            if self.read_range(r.start, r.end, true, &mut each).await? == Flow::Stop {
                 break;
             }
         }
@@ -255,7 +256,7 @@ impl<'a> Scan<'a> {
     pub async fn backward(
         &mut self,
         ranges: Vec<Range<u64>>,
-        visit: &mut (dyn FnMut(u64, &Bytes) -> ServiceResult<Flow> + Send),
+        visit: &mut (dyn FnMut(u64, &[u8]) -> ServiceResult<Flow> + Send),
     ) -> ServiceResult<()> {
         // The window adapts to what passes the prefilter: it grows while chunks come back
         // small (few candidates: fewer, larger reads, each block decompressed once) and
@@ -266,8 +267,9 @@ impl<'a> Scan<'a> {
             while hi > r.start {
                 let lo = hi.saturating_sub(window).max(r.start);
                 let mut chunk: Vec<(u64, Bytes)> = Vec::new();
-                let mut collect = |p: u64, e: &Bytes| {
-                    chunk.push((p, e.clone()));
+                // A reference to the page's buffer each, not a copy.
+                let mut collect = |p: u64, page: &Entries, i: usize| {
+                    chunk.push((p, page.bytes(i)));
                     Ok(Flow::More)
                 };
                 // Counted when visited, not when read.
