@@ -4,6 +4,7 @@
 //! `lock`, `clock`, `health`, `telemetry` and the pure `lens`, `schema`, `profiles`, `touch`,
 //! `subscriptions` and `search` modules are leaves any layer may use.
 
+pub mod alloc;
 pub mod app;
 pub mod cli;
 pub mod clock;

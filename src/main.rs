@@ -14,6 +14,9 @@ use prisma_streams::config::{Config, Env};
 use prisma_streams::local::{self, LocalError};
 use prisma_streams::{app, telemetry};
 
+#[global_allocator]
+static GLOBAL: prisma_streams::alloc::Hybrid = prisma_streams::alloc::Hybrid;
+
 fn main() -> ExitCode {
     let cli = Cli::parse(); // usage errors exit with code 2, --help/--version with 0
     let env = Env::from_process();
