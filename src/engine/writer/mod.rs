@@ -55,18 +55,22 @@ use job::{Call, Durable, Effects, Job};
 /// The memtable is compacted into `entries` once it holds this many entries or bytes...
 const COMPACT_MAX_ENTRIES: usize = 20_000;
 const COMPACT_MAX_BYTES: usize = 4 << 20;
-/// ... or its oldest entry is this old and it holds at least [`COMPACT_DENSE`] entries
-/// per stream on average...
+/// ... or its oldest entry is this old and it holds at least [`COMPACT_DENSE_MIN`] entries,
+/// [`COMPACT_DENSE`] or more per stream on average...
 const COMPACT_AFTER: Duration = Duration::from_millis(200);
 const COMPACT_DENSE: usize = 8;
-/// ... or, however sparse, its oldest entry is this old.
+const COMPACT_DENSE_MIN: usize = 1_000;
+/// ... or, however small or sparse, its oldest entry is this old.
 ///
 /// A compaction rewrites the last `entries` page of every stream it touches. With a few
 /// streams that is a few pages, and compacting often keeps each pause short. With
 /// appends spread over many streams a compaction every 200 ms wrote about a page per
 /// entry: appends to 10,000 streams ran 5–7 % slower and their maximum latency was
 /// higher than with fewer, larger compactions, which for a few hot streams only made the
-/// pauses longer (docs/performance.md, "Seventh pass").
+/// pauses longer (docs/performance.md, "Seventh pass"). A small memtable's compaction
+/// is short anyway, and most of its cost is the transaction's own: at 200 appends/s
+/// compacting every 200 ms cost about 16 µs of the writer's time per append
+/// ("Eleventh pass").
 const COMPACT_SPARSE_AFTER: Duration = Duration::from_secs(1);
 
 /// How long from now until a memtable of this size is due for compaction (zero: due now;
@@ -76,7 +80,7 @@ fn compaction_due_in(s: &memtable::Size) -> Option<Duration> {
     if s.entries >= COMPACT_MAX_ENTRIES || s.bytes >= COMPACT_MAX_BYTES {
         return Some(Duration::ZERO);
     }
-    let after = if s.entries >= COMPACT_DENSE * s.streams {
+    let after = if s.entries >= COMPACT_DENSE_MIN.max(COMPACT_DENSE * s.streams) {
         COMPACT_AFTER
     } else {
         COMPACT_SPARSE_AFTER
