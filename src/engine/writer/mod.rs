@@ -55,12 +55,16 @@ use job::{Call, Durable, Effects, Job};
 /// The memtable is compacted into `entries` once it holds this many entries or bytes...
 const COMPACT_MAX_ENTRIES: usize = 20_000;
 const COMPACT_MAX_BYTES: usize = 4 << 20;
-/// ... or its oldest entry is this old and it holds at least [`COMPACT_DENSE_MIN`] entries,
-/// [`COMPACT_DENSE`] or more per stream on average...
+/// ... or its oldest entry is this old and it holds at least [`COMPACT_DENSE_MIN`] entries
+/// or [`COMPACT_DENSE_MIN_BYTES`], [`COMPACT_DENSE`] or more entries per stream on
+/// average...
 const COMPACT_AFTER: Duration = Duration::from_millis(200);
 const COMPACT_DENSE: usize = 8;
 const COMPACT_DENSE_MIN: usize = 1_000;
-/// ... or, however small or sparse, its oldest entry is this old.
+const COMPACT_DENSE_MIN_BYTES: usize = 256 << 10;
+/// ... or, however small or sparse, its oldest entry is this old. (The bytes count too:
+/// compacting needs about as much free disk as the memtable holds, and a small disk
+/// must not fill up with a second of large entries that it then cannot compact.)
 ///
 /// A compaction rewrites the last `entries` page of every stream it touches. With a few
 /// streams that is a few pages, and compacting often keeps each pause short. With
@@ -80,7 +84,8 @@ fn compaction_due_in(s: &memtable::Size) -> Option<Duration> {
     if s.entries >= COMPACT_MAX_ENTRIES || s.bytes >= COMPACT_MAX_BYTES {
         return Some(Duration::ZERO);
     }
-    let after = if s.entries >= COMPACT_DENSE_MIN.max(COMPACT_DENSE * s.streams) {
+    let big = s.entries >= COMPACT_DENSE_MIN || s.bytes >= COMPACT_DENSE_MIN_BYTES;
+    let after = if big && s.entries >= COMPACT_DENSE * s.streams {
         COMPACT_AFTER
     } else {
         COMPACT_SPARSE_AFTER

@@ -520,7 +520,7 @@ async fn on_a_runtime_a_committed_batch_is_answered_and_announced_by_the_reply_t
 }
 
 #[test]
-fn compaction_waits_longer_when_the_entries_are_few_or_spread_over_many_streams() {
+fn compaction_waits_longer_when_the_memtable_is_small_or_spread_over_many_streams() {
     let ms = |n| Some(Duration::from_millis(n));
     let due = |entries: usize, streams: usize, age_ms: u64| {
         compaction_due_in(&memtable::Size {
@@ -538,6 +538,16 @@ fn compaction_waits_longer_when_the_entries_are_few_or_spread_over_many_streams(
     // Fewer than 1,000 entries, or fewer than 8 per stream: up to a second.
     assert_eq!(due(40, 1, 250), ms(750));
     assert_eq!(due(999, 1, 1_000), ms(0));
+    // Large entries count by their bytes: 32 entries of 8 KiB are due after 200 ms.
+    let large = |age_ms| {
+        compaction_due_in(&memtable::Size {
+            entries: 32,
+            bytes: 32 << 13,
+            streams: 1,
+            age: ms(age_ms),
+        })
+    };
+    assert_eq!(large(50), ms(150));
     assert_eq!(due(5_000, 10_000, 200), ms(800));
     assert_eq!(due(7, 1, 300), ms(700));
     assert_eq!(due(5_000, 10_000, 1_000), ms(0));
