@@ -28,7 +28,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use mimalloc::MiMalloc;
 
 /// Blocks up to this size go to mimalloc.
-pub const SMALL_MAX: usize = 2 * 1024;
+const SMALL_MAX: usize = 2 * 1024;
 
 /// See the module documentation.
 pub struct Hybrid;

@@ -143,11 +143,6 @@ impl Entries {
         }
     }
 
-    /// The entries as shared buffers (one reference each), for consumers that keep them.
-    pub fn to_vec(&self) -> Vec<Bytes> {
-        (0..self.len()).map(|i| self.bytes(i)).collect()
-    }
-
     fn push_shared(&mut self, b: Bytes) {
         self.spans.push(Span {
             chunk: self.chunks.len(),
@@ -228,7 +223,7 @@ impl Collect {
     }
 
     /// The page's entries, ready to be shared.
-    pub fn seal(&mut self) {
+    pub(super) fn seal(&mut self) {
         self.entries.seal();
     }
 
@@ -403,10 +398,9 @@ mod tests {
         );
         assert_eq!(c.entries.get(2), b"shared");
         c.seal();
-        let owned = c.entries.to_vec();
-        assert_eq!(owned[0], b("small"));
+        assert_eq!(c.entries.bytes(0), b("small"));
         assert_eq!(
-            owned[1].as_ptr(),
+            c.entries.bytes(1).as_ptr(),
             c.entries.get(1).as_ptr(),
             "sealed: shared, not copied"
         );

@@ -61,10 +61,10 @@ const COMPACT_MAX_BYTES: usize = 4 << 20;
 const COMPACT_AFTER: Duration = Duration::from_millis(200);
 const COMPACT_DENSE: usize = 8;
 const COMPACT_DENSE_MIN: usize = 1_000;
+/// Bytes count too: compacting needs about as much free disk as the memtable holds, and a
+/// small disk must not fill up with a second of large entries that it then cannot compact.
 const COMPACT_DENSE_MIN_BYTES: usize = 256 << 10;
-/// ... or, however small or sparse, its oldest entry is this old. (The bytes count too:
-/// compacting needs about as much free disk as the memtable holds, and a small disk
-/// must not fill up with a second of large entries that it then cannot compact.)
+/// ... or, however small or sparse, its oldest entry is this old.
 ///
 /// A compaction rewrites the last `entries` page of every stream it touches. With a few
 /// streams that is a few pages, and compacting often keeps each pause short. With
