@@ -3,7 +3,8 @@
 # side-by-side markdown table with ratios against ours (full mode).
 #
 #   benches/compare.sh [--quick] [--servers a,b] [--scenarios x,y] [--messages N]
-#                      [--duration S] [--out DIR] [--no-pin] [--bin PATH] [--load PATH]
+#                      [--duration S] [--rounds N] [--out DIR] [--no-pin] [--bin PATH]
+#                      [--load PATH]
 #
 # Servers: ours-full ours-local node-mem node-file electric-wal (default: all).
 # Scenarios: append-own append-shared catchup latency fanout many (default: all; `ping`
@@ -14,7 +15,10 @@
 # target/bench-results/compare-<time>/ (results.jsonl, table.md, logs/). --bin runs that
 # prisma-streams binary as ours-full/ours-local instead of building target/release's;
 # --load runs that load generator instead of building it (it links the library, so a
-# source change would rebuild it on every run).
+# source change would rebuild it on every run). Scenarios run one after another, each
+# against every server in turn, so the runs a ratio compares are minutes apart at most.
+# --rounds N repeats that N times, the servers' order reversed every other round; each
+# cell is then the median of its N runs, with the range of its per-round ratios.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -31,11 +35,12 @@ DUR=""
 OUT=""
 BIN=""
 LOADBIN=""
+ROUNDS=1
 NODE_PEER_VERSION="0.3.7"
 ELECTRIC_VERSION="0.1.5"
 PEERS="$ROOT/target/bench-peers"
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -48,12 +53,16 @@ while [ $# -gt 0 ]; do
     --no-pin) PIN=0 ;;
     --bin) BIN="$2"; shift ;;
     --load) LOADBIN="$2"; shift ;;
+    --rounds) ROUNDS="$2"; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "compare.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
   esac
   shift
 done
 
+case "$ROUNDS" in
+  ''|*[!0-9]*|0*) echo "compare.sh: --rounds needs a whole number of at least 1, not '$ROUNDS'" >&2; exit 2 ;;
+esac
 for s in $SERVERS; do
   case " $ALL_SERVERS " in *" $s "*) ;; *) echo "compare.sh: unknown server $s" >&2; exit 2 ;; esac
 done
@@ -73,9 +82,9 @@ STOP_WAIT_TENTHS=100
 json_str() { # a JSON string literal of $1 (one line)
   printf '"%s"' "$(printf '%s' "$1" | tr '\n\t\r' '   ' | sed 's/\\/\\\\/g; s/"/\\"/g')"
 }
-fail_line() { # label scenario error
-  printf '{"label":%s,"scenario":%s,"ok":false,"error":%s,"metrics":[]}\n' \
-    "$(json_str "$1")" "$(json_str "$2")" "$(json_str "$3")" >> "$RESULTS"
+fail_line() { # label scenario error [round]
+  printf '{%s"label":%s,"scenario":%s,"ok":false,"error":%s,"metrics":[]}\n' \
+    "${4:+\"round\":$4,}" "$(json_str "$1")" "$(json_str "$2")" "$(json_str "$3")" >> "$RESULTS"
 }
 
 # --- build ------------------------------------------------------------------------------
@@ -211,47 +220,57 @@ scenario_flags() {
   [ -n "$BIN" ] && echo "ours: $BIN (--bin)"
   echo "mode: $([ "$QUICK" = 1 ] && echo quick || echo full), duration ${DUR}s per timed phase, catch-up ${MESSAGES} messages, many ${STREAMS} streams, 150-byte JSON messages"
   echo "load: append-* 16 closed-loop writers; latency 1 long-poll reader, fanout 100, writer paced at 200 appends/s; many 16 connections"
+  echo "order: scenario by scenario, each against every server in turn; $ROUNDS round(s)$([ "$ROUNDS" -gt 1 ] && echo ", the servers' order reversed every other round; a cell is the median of its runs, (ratio of the medians; lowest–highest ratio within a round)")"
   echo "pinning: server ${SERVER_CPU:-none}, client ${CLIENT_CPU:-none}"
   echo "load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg) (anything well above 0 means the machine was shared)"
 } | tee "$OUT/header.txt" >&2
 
 # --- run --------------------------------------------------------------------------------
 T0=$(date +%s)
+RUNNABLE=""
 for server in $SERVERS; do
   if [ -n "${BROKEN[$server]:-}" ]; then
     log "$server: ${BROKEN[$server]}"
     fail_line "$server" "*" "${BROKEN[$server]}"
-    continue
+  else
+    RUNNABLE="$RUNNABLE $server"
   fi
-  n=0
+done
+reversed() { local out="" s; for s in $1; do out="$s $out"; done; echo "$out"; }
+n=0
+for round in $(seq 1 "$ROUNDS"); do
+  order="$RUNNABLE"
+  [ $((round % 2)) = 0 ] && order="$(reversed "$RUNNABLE")"
   for sc in $SCENARIOS; do
-    n=$((n + 1))
-    if ! start_server "$server" "$n"; then
-      log "$SRV_ERR"
-      fail_line "$server" "$sc" "$SRV_ERR"
-      continue
-    fi
-    log "$server $sc (pid $SRV_PID, $SRV_URL)"
-    out="$WORK/load.out"
-    # shellcheck disable=SC2046
-    timeout $((LONG * 3 + 120)) $CLIENT_CPU "$LOAD" "$sc" --url "$SRV_URL" --server-pid "$SRV_PID" \
-      --label "$server" --json $(scenario_flags "$sc") > "$out" 2>> "$OUT/logs/load.log"
-    rc=$?
-    if grep -q '^{' "$out"; then
-      grep '^{' "$out" >> "$RESULTS"
-    else
-      fail_line "$server" "$sc" "load generator exited with code $rc: $(tail -1 "$OUT/logs/load.log")"
-    fi
-    if ! kill -0 "$SRV_PID" 2>/dev/null; then
-      log "$server exited during $sc"
-      wait "$SRV_PID" 2>/dev/null
-      case "$(tail -1 "$RESULTS")" in
-        *'"ok":false'*) ;;
-        *) fail_line "$server" "$sc" "server process exited during the scenario" ;;
-      esac
-    fi
-    stop_pid "$SRV_PID"
-    rm -rf "$WORK/$server-$n"
+    for server in $order; do
+      n=$((n + 1))
+      if ! start_server "$server" "$n"; then
+        log "$SRV_ERR"
+        fail_line "$server" "$sc" "$SRV_ERR" "$round"
+        continue
+      fi
+      log "round $round/$ROUNDS: $server $sc (pid $SRV_PID, $SRV_URL)"
+      out="$WORK/load.out"
+      # shellcheck disable=SC2046
+      timeout $((LONG * 3 + 120)) $CLIENT_CPU "$LOAD" "$sc" --url "$SRV_URL" --server-pid "$SRV_PID" \
+        --label "$server" --json $(scenario_flags "$sc") > "$out" 2>> "$OUT/logs/load.log"
+      rc=$?
+      if grep -q '^{' "$out"; then
+        grep '^{' "$out" | sed "s/^{/{\"round\":$round,/" >> "$RESULTS"
+      else
+        fail_line "$server" "$sc" "load generator exited with code $rc: $(tail -1 "$OUT/logs/load.log")" "$round"
+      fi
+      if ! kill -0 "$SRV_PID" 2>/dev/null; then
+        log "$server exited during $sc"
+        wait "$SRV_PID" 2>/dev/null
+        case "$(tail -1 "$RESULTS")" in
+          *'"ok":false'*) ;;
+          *) fail_line "$server" "$sc" "server process exited during the scenario" "$round" ;;
+        esac
+      fi
+      stop_pid "$SRV_PID"
+      rm -rf "$WORK/$server-$n"
+    done
   done
 done
 log "runs took $(( $(date +%s) - T0 )) s"

@@ -29,6 +29,9 @@ pub struct Report {
     pub metrics: Vec<Metric>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Which round of `compare.sh --rounds` the run belongs to (set by the script).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round: Option<u32>,
 }
 
 impl Report {
@@ -217,8 +220,37 @@ pub fn fmt_num(v: f64) -> String {
     }
 }
 
+/// The median of `v` (the mean of the middle two for an even count); `None` if empty.
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// " (round N)" for a run of a round, else nothing.
+fn round_of(r: &Report) -> String {
+    r.round.map(|n| format!(" (round {n})")).unwrap_or_default()
+}
+
+/// The value of metric `key` in a successful run.
+fn metric(r: &Report, key: &str) -> Option<f64> {
+    r.metrics.iter().find(|m| m.key == key).map(|m| m.value)
+}
+
 /// A markdown table: one row per (scenario, metric), one column per server label, every
 /// cell after the baseline's with its ratio to the baseline.
+///
+/// With several runs of a (server, scenario) pair (the rounds of `compare.sh --rounds`),
+/// a cell is the median of its successful runs and its ratio the ratio of the medians;
+/// the range of the ratios within each round (runs with the same `round`, which ran next
+/// to each other) follows, so the spread of a noisy machine shows in the table.
 pub fn table(lines: &[Report], baseline: Option<&str>) -> String {
     let mut labels: Vec<String> = Vec::new();
     let mut scenarios: Vec<String> = Vec::new();
@@ -239,21 +271,56 @@ pub fn table(lines: &[Report], baseline: Option<&str>) -> String {
         let b = labels.remove(i);
         labels.insert(0, b);
     }
-    // (label, scenario) → report; "*" marks a server that never ran.
-    let mut by: BTreeMap<(String, String), &Report> = BTreeMap::new();
+    // (label, scenario) → its runs; "*" marks a server that never ran.
+    let mut by: BTreeMap<(String, String), Vec<&Report>> = BTreeMap::new();
     for r in lines {
-        by.insert((r.label.clone(), r.scenario.clone()), r);
+        by.entry((r.label.clone(), r.scenario.clone()))
+            .or_default()
+            .push(r);
     }
+    let runs = |label: &str, scenario: &str| -> &[&Report] {
+        by.get(&(label.to_string(), scenario.to_string()))
+            .map_or(&[], Vec::as_slice)
+    };
+    // The median of a metric over a pair's successful runs.
+    let value = |label: &str, scenario: &str, key: &str| -> Option<f64> {
+        let ok = runs(label, scenario).iter().filter(|r| r.ok);
+        median(ok.filter_map(|r| metric(r, key)).collect())
+    };
+    // Why a pair has no successful run, if it has none.
     let cell_failure = |label: &str, scenario: &str| -> Option<String> {
-        let r = by
-            .get(&(label.to_string(), scenario.to_string()))
-            .or_else(|| by.get(&(label.to_string(), "*".to_string())))?;
-        if r.ok {
+        let mut all = runs(label, scenario).to_vec();
+        if all.is_empty() {
+            all = runs(label, "*").to_vec();
+        }
+        if all.is_empty() || all.iter().any(|r| r.ok) {
             return None;
         }
-        let e = r.error.clone().unwrap_or_else(|| "failed".into());
+        let e = all[0].error.clone().unwrap_or_else(|| "failed".into());
         let e: String = e.chars().take(70).collect();
         Some(format!("**failed**: {}", e.replace('|', "/")))
+    };
+    // The lowest and highest ratio to the baseline among the rounds both ran.
+    let round_ratios = |label: &str, scenario: &str, key: &str| -> Option<(f64, f64)> {
+        let base: BTreeMap<u32, f64> = runs(&baseline, scenario)
+            .iter()
+            .filter(|r| r.ok)
+            .filter_map(|r| Some((r.round?, metric(r, key)?)))
+            .collect();
+        let ratios: Vec<f64> = runs(label, scenario)
+            .iter()
+            .filter(|r| r.ok)
+            .filter_map(|r| {
+                let b = *base.get(&r.round?)?;
+                (b != 0.0).then(|| metric(r, key).map(|v| v / b))?
+            })
+            .collect();
+        if ratios.len() < 2 {
+            return None;
+        }
+        let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        Some((lo, hi))
     };
 
     let mut out = String::new();
@@ -268,46 +335,48 @@ pub fn table(lines: &[Report], baseline: Option<&str>) -> String {
     }
     out.push('\n');
     for sc in &scenarios {
-        // Metric order: first appearance over all servers.
-        let mut keys: Vec<(String, String)> = Vec::new();
+        // Metric order: first appearance over all servers and runs.
+        let mut keys: Vec<(String, String, bool)> = Vec::new();
         for l in &labels {
-            if let Some(r) = by.get(&(l.clone(), sc.clone())) {
+            for r in runs(l, sc) {
                 for m in &r.metrics {
-                    if !keys.iter().any(|(k, _)| *k == m.key) {
-                        keys.push((m.key.clone(), m.label.clone()));
+                    if !keys.iter().any(|(k, _, _)| *k == m.key) {
+                        keys.push((m.key.clone(), m.label.clone(), m.better.is_some()));
                     }
                 }
             }
         }
         if keys.is_empty() {
-            keys.push(("-".into(), "-".into()));
+            keys.push(("-".into(), "-".into(), false));
         }
-        for (i, (key, mlabel)) in keys.iter().enumerate() {
+        for (i, (key, mlabel, rated)) in keys.iter().enumerate() {
             let _ = write!(
                 out,
                 "| {} | {} |",
                 if i == 0 { sc.as_str() } else { "" },
                 mlabel
             );
-            let base = by
-                .get(&(baseline.clone(), sc.clone()))
-                .and_then(|r| r.metrics.iter().find(|m| m.key == *key))
-                .map(|m| m.value);
+            let base = value(&baseline, sc, key);
             for l in &labels {
-                let r = by.get(&(l.clone(), sc.clone()));
-                let m = r.and_then(|r| r.metrics.iter().find(|m| m.key == *key));
-                let cell = match (m, cell_failure(l, sc)) {
+                let failure = cell_failure(l, sc);
+                let cell = match (value(l, sc, key), failure) {
                     (None, Some(f)) if i == 0 => f,
                     (None, _) => "—".to_string(),
-                    (Some(m), f) => {
-                        let mut c = fmt_num(m.value);
-                        if *l != baseline && m.better.is_some() {
+                    (Some(v), _) => {
+                        let mut c = fmt_num(v);
+                        if *l != baseline && *rated {
                             if let Some(b) = base.filter(|b| *b != 0.0) {
-                                let _ = write!(c, " ({:.2}×)", m.value / b);
+                                let _ = write!(c, " ({:.2}×", v / b);
+                                if let Some((lo, hi)) = round_ratios(l, sc, key) {
+                                    let _ = write!(c, "; {lo:.2}–{hi:.2}");
+                                }
+                                c.push(')');
                             }
                         }
-                        if f.is_some() && i == 0 {
-                            c.push_str(" (run failed)");
+                        let all = runs(l, sc);
+                        let ok = all.iter().filter(|r| r.ok).count();
+                        if i == 0 && ok < all.len() {
+                            let _ = write!(c, " ({ok} of {} runs ok)", all.len());
                         }
                         c
                     }
@@ -318,25 +387,30 @@ pub fn table(lines: &[Report], baseline: Option<&str>) -> String {
         }
     }
     // Failures in full, so nothing is silently dropped.
-    let failed: Vec<&&Report> = by.values().filter(|r| !r.ok).collect();
+    let failed: Vec<&&Report> = by.values().flatten().filter(|r| !r.ok).collect();
     if !failed.is_empty() {
         out.push_str("\nFailures:\n\n");
         for r in failed {
             let _ = writeln!(
                 out,
-                "- {} / {}: {}",
+                "- {} / {}{}: {}",
                 r.label,
                 r.scenario,
+                round_of(r),
                 r.error.as_deref().unwrap_or("failed")
             );
         }
     }
-    let notes: Vec<&&Report> = by.values().filter(|r| !r.notes.is_empty()).collect();
+    let notes: Vec<&&Report> = by
+        .values()
+        .flatten()
+        .filter(|r| !r.notes.is_empty())
+        .collect();
     if !notes.is_empty() {
         out.push_str("\nNotes:\n\n");
         for r in notes {
             for n in &r.notes {
-                let _ = writeln!(out, "- {} / {}: {}", r.label, r.scenario, n);
+                let _ = writeln!(out, "- {} / {}{}: {}", r.label, r.scenario, round_of(r), n);
             }
         }
     }
