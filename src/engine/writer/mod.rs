@@ -514,13 +514,25 @@ impl Replies {
     }
 }
 
-/// Writers first: with many readers woken, the acknowledgements would otherwise wait
-/// behind their deliveries.
-fn answer(jobs: Vec<Box<dyn Job>>, changes: BTreeMap<i64, StreamChange>, notifier: &Notifier) {
+/// Answers a committed batch and announces it, so that the runtime runs the woken tasks
+/// in this order: the writers', the readers', then the feed consumers'.
+///
+/// Writers come first because with many readers the acknowledgements would otherwise wait
+/// behind their deliveries (ADR 0006). Tokio polls the task woken last before the others
+/// (its LIFO slot) and the rest in the order they were woken. So the last writer is
+/// answered after the announcement, which makes it the first to run, and not a feed
+/// consumer: one woken last ran before a lone append's acknowledgement and its reader's
+/// delivery, and delayed both by about 10 µs (docs/performance.md, "Twelfth pass").
+/// Without the LIFO slot, only that last writer would follow the others.
+fn answer(mut jobs: Vec<Box<dyn Job>>, changes: BTreeMap<i64, StreamChange>, notifier: &Notifier) {
+    let last = jobs.pop();
     for j in jobs {
         j.reply();
     }
     notifier.publish(changes);
+    if let Some(j) = last {
+        j.reply();
+    }
 }
 
 struct Writer {
