@@ -255,18 +255,20 @@ for round in $(seq 1 "$ROUNDS"); do
       timeout $((LONG * 3 + 120)) $CLIENT_CPU "$LOAD" "$sc" --url "$SRV_URL" --server-pid "$SRV_PID" \
         --label "$server" --json $(scenario_flags "$sc") > "$out" 2>> "$OUT/logs/load.log"
       rc=$?
-      if grep -q '^{' "$out"; then
-        grep '^{' "$out" | sed "s/^{/{\"round\":$round,/" >> "$RESULTS"
-      else
-        fail_line "$server" "$sc" "load generator exited with code $rc: $(tail -1 "$OUT/logs/load.log")" "$round"
-      fi
+      # One line per run, so that a cell's "k of N runs ok" counts runs: a server that
+      # died during the scenario fails the run, whatever the load generator measured.
+      alive=1
       if ! kill -0 "$SRV_PID" 2>/dev/null; then
+        alive=0
         log "$server exited during $sc"
         wait "$SRV_PID" 2>/dev/null
-        case "$(tail -1 "$RESULTS")" in
-          *'"ok":false'*) ;;
-          *) fail_line "$server" "$sc" "server process exited during the scenario" "$round" ;;
-        esac
+      fi
+      if grep -q '^{' "$out" && { [ "$alive" = 1 ] || grep -q '"ok":false' "$out"; }; then
+        grep '^{' "$out" | sed "s/^{/{\"round\":$round,/" >> "$RESULTS"
+      elif [ "$alive" = 0 ]; then
+        fail_line "$server" "$sc" "server process exited during the scenario" "$round"
+      else
+        fail_line "$server" "$sc" "load generator exited with code $rc: $(tail -1 "$OUT/logs/load.log")" "$round"
       fi
       stop_pid "$SRV_PID"
       rm -rf "$WORK/$server-$n"

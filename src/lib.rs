@@ -2,7 +2,8 @@
 //!
 //! Layers (data flows one way): `http` → `service` → `engine`. `protocol`, `config`,
 //! `lock`, `clock`, `health`, `telemetry` and the pure `lens`, `schema`, `profiles`, `touch`,
-//! `subscriptions` and `search` modules are leaves any layer may use.
+//! `subscriptions` and `search` modules are leaves any layer may use. `alloc` is the
+//! binary's global allocator, installed by `main.rs` alone.
 
 pub mod alloc;
 pub mod app;

@@ -312,7 +312,8 @@ pub fn table(lines: &[Report], baseline: Option<&str>) -> String {
             .filter(|r| r.ok)
             .filter_map(|r| {
                 let b = *base.get(&r.round?)?;
-                (b != 0.0).then(|| metric(r, key).map(|v| v / b))?
+                let v = metric(r, key)?;
+                (b != 0.0).then_some(v / b)
             })
             .collect();
         if ratios.len() < 2 {
