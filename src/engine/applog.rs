@@ -19,8 +19,13 @@
 //! (a torn write: never acknowledged), copies their entries into `ingest` and draws a
 //! new salt in one transaction, and compacts.
 //!
-//! The file only grows, in steps written with zeros, so that an `fdatasync` after an
-//! append inside it flushes only data.
+//! The file grows in steps written with zeros, so that an `fdatasync` after an append
+//! inside it flushes no new size. The zeros go one page per `pwrite`: the page cache
+//! would otherwise hold the step as one large folio, and every later record written into
+//! it would walk the folio's block buffers, hundreds of them (a lone 200-byte record took
+//! 24 µs instead of 12 µs on ext4). For the same reason the file starts empty again when
+//! it is opened with nothing to keep: its pages may be cached as large folios, by an
+//! older build's steps or by the start-up read.
 //!
 //! Failure: if a record cannot be written or synced, its batch fails; the record may
 //! still reach the disk, so until a compaction has voided it (a new salt), the writer
@@ -40,6 +45,9 @@ const HEADER: usize = 16;
 /// The file grows by at least this much at a time (and doubles up to [`MAX_STEP`]).
 const MIN_STEP: u64 = 1 << 20;
 const MAX_STEP: u64 = 16 << 20;
+/// The zeros of a step are written this much at a time (a page; see the module
+/// documentation).
+const ZERO_WRITE: usize = 4096;
 /// A key length that means "no routing key" (an empty key is `Some` and empty).
 const NO_KEY: u32 = u32::MAX;
 
@@ -66,7 +74,8 @@ pub struct AppLog {
 
 impl AppLog {
     /// Opens (or creates) the log of the database at `db` to write records of `salt` from
-    /// `offset` on (0, or the end of the records [`read`] found).
+    /// `offset` on (0, or the end of the records [`read`] found). At 0 nothing in the file
+    /// is kept: it is emptied (see the module documentation).
     pub fn open(db: &Path, salt: u64, offset: u64) -> io::Result<AppLog> {
         let path = path_for(db);
         let existed = path.exists();
@@ -81,6 +90,9 @@ impl AppLog {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 File::open(dir)?.sync_all()?;
             }
+        }
+        if offset == 0 {
+            file.set_len(0)?;
         }
         let len = file.metadata()?.len();
         Ok(AppLog {
@@ -132,10 +144,10 @@ impl AppLog {
     fn grow(&mut self, end: u64) -> io::Result<()> {
         let step = self.len.clamp(MIN_STEP, MAX_STEP);
         let new_len = end.div_ceil(step) * step;
-        let zeros = vec![0u8; MIN_STEP as usize];
+        let zeros = [0u8; ZERO_WRITE];
         let mut at = self.len;
         while at < new_len {
-            let n = (new_len - at).min(MIN_STEP) as usize;
+            let n = (new_len - at).min(ZERO_WRITE as u64) as usize;
             self.file.write_all_at(&zeros[..n], at)?;
             at += n as u64;
         }
@@ -342,6 +354,30 @@ mod tests {
         // The old, longer record's rest follows the new one in the file: not read.
         assert_eq!(read(&db, 2).unwrap().runs, short);
         assert!(read(&db, 1).unwrap().runs.is_empty());
+    }
+
+    #[test]
+    fn reopened_after_its_records_it_keeps_them_and_with_nothing_to_keep_it_is_emptied() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("d.sqlite");
+        let first: Vec<Run> = vec![(1, 0, vec![entry("a", None, 1)])];
+        let second: Vec<Run> = vec![(1, 1, vec![entry("b", Some("k"), 2)])];
+        AppLog::open(&db, 4, 0).unwrap().append(&first).unwrap();
+        let end = read(&db, 4).unwrap().end;
+        assert!(end > 0);
+
+        AppLog::open(&db, 4, end).unwrap().append(&second).unwrap();
+        let both: Vec<Run> = first.iter().chain(&second).cloned().collect();
+        assert_eq!(
+            read(&db, 4).unwrap().runs,
+            both,
+            "the kept records and the next one"
+        );
+
+        let log = AppLog::open(&db, 5, 0).unwrap();
+        assert!(!log.dirty());
+        assert_eq!(std::fs::metadata(path_for(&db)).unwrap().len(), 0);
+        assert!(read(&db, 4).unwrap().runs.is_empty());
     }
 
     #[test]
