@@ -83,7 +83,7 @@ impl AppLog {
             .read(true)
             .write(true)
             .create(true)
-            .truncate(false)
+            .truncate(offset == 0)
             .open(&path)?;
         if !existed {
             // The new file's name must survive a power loss as its records will.
@@ -91,10 +91,11 @@ impl AppLog {
                 File::open(dir)?.sync_all()?;
             }
         }
-        if offset == 0 {
-            file.set_len(0)?;
-        }
-        let len = file.metadata()?.len();
+        let len = if offset == 0 {
+            0
+        } else {
+            file.metadata()?.len()
+        };
         Ok(AppLog {
             file,
             salt,
